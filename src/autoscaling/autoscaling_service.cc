@@ -1,0 +1,913 @@
+#include "autoscaling/autoscaling_service.h"
+
+#include <algorithm>
+#include <set>
+
+#include "autoscaling/groups.h"
+#include "common/ids.h"
+#include "common/time_util.h"
+#include "ec2/instances.h"
+
+namespace autopipe {
+namespace {
+
+// ---- validation helpers -------------------------------------------------------------------------------------
+
+Status ConstraintError(const std::string& field, const std::string& value, const std::string& constraint) {
+  return Status::Validation("1 validation error detected: Value '" + value + "' at '" + field +
+                            "' failed to satisfy constraint: " + constraint);
+}
+
+// Field names in validation messages are lower-camel, as AWS prints them.
+std::string LowerCamel(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+Result<std::string> RequiredName(const Params& p, const std::string& name, size_t max_len = 255) {
+  auto v = p.Str(name);
+  if (!v) {
+    return Status::Validation("1 validation error detected: Value null at '" + LowerCamel(name) +
+                              "' failed to satisfy constraint: Member must not be null");
+  }
+  if (v->empty() || v->size() > max_len) {
+    return ConstraintError(LowerCamel(name), *v,
+                           "Member must have length less than or equal to " + std::to_string(max_len) +
+                               " and greater than or equal to 1");
+  }
+  return *v;
+}
+
+Result<std::optional<int>> NonNegativeInt(const Params& p, const std::string& name) {
+  auto v = p.Int(name);
+  if (!v.ok()) return v.status();
+  if (!*v) return std::optional<int>();
+  if (**v < 0 || **v > 100000) {
+    return ConstraintError(LowerCamel(name), std::to_string(**v), "Member must have value greater than or equal to 0");
+  }
+  return std::optional<int>(static_cast<int>(**v));
+}
+
+Status GroupNotFound(const std::string& name) {
+  return Status::Validation("AutoScalingGroup name not found - AutoScalingGroup " + name + " not found");
+}
+
+Status LaunchConfigurationNotFound(const std::string& name) {
+  return Status::Validation("Launch configuration name not found - Launch configuration " + name + " not found");
+}
+
+Status CheckSizes(int min, int max, int desired) {
+  if (min > max) {
+    return Status::Validation("Max bound, " + std::to_string(max) + ", must be greater than or equal to min bound, " +
+                              std::to_string(min));
+  }
+  if (desired < min || desired > max) {
+    return Status::Validation("Desired capacity:" + std::to_string(desired) +
+                              " must be between the specified min size:" + std::to_string(min) +
+                              " and max size:" + std::to_string(max));
+  }
+  return Status::Ok();
+}
+
+bool IsBase64(const std::string& s) {
+  if (s.size() % 4 != 0) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' ||
+              (c == '=' && i >= s.size() - 2);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// ---- pagination ---------------------------------------------------------------------------------------------
+
+struct Page {
+  size_t offset = 0;
+  size_t limit = 0;
+};
+
+Result<Page> ReadPage(const Params& p, size_t default_limit, size_t max_limit) {
+  Page page{0, default_limit};
+  auto max_records = p.Int("MaxRecords");
+  if (!max_records.ok()) return max_records.status();
+  if (*max_records) {
+    if (**max_records < 1 || static_cast<size_t>(**max_records) > max_limit) {
+      return ConstraintError("maxRecords", std::to_string(**max_records),
+                             "Member must have value less than or equal to " + std::to_string(max_limit));
+    }
+    page.limit = static_cast<size_t>(**max_records);
+  }
+  if (auto token = p.Str("NextToken")) {
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(token->c_str(), &end, 10);
+    if (token->empty() || *end != '\0' || token->size() > 12) {
+      return Status(400, "InvalidNextToken", "The token '" + *token + "' is invalid.");
+    }
+    page.offset = static_cast<size_t>(v);
+  }
+  return page;
+}
+
+// Cuts `all` to the page and adds NextToken when more remain.
+void Paginate(Json& result, const char* list_name, Json all, const Page& page) {
+  Json out = Json::array();
+  for (size_t i = page.offset; i < all.size() && out.size() < page.limit; ++i) out.push_back(std::move(all[i]));
+  result[list_name] = std::move(out);
+  if (page.offset + page.limit < all.size()) result["NextToken"] = std::to_string(page.offset + page.limit);
+}
+
+// ---- rendering ------------------------------------------------------------------------------------------------
+
+Json TagXml(const std::string& group, const Json& t) {
+  return {{"ResourceId", group}, {"ResourceType", "auto-scaling-group"}, {"Key", t["Key"]}, {"Value", t["Value"]},
+          {"PropagateAtLaunch", t["PropagateAtLaunch"]}};
+}
+
+Json GroupXml(const Json& g) {
+  Json instances = Json::array();
+  for (const auto& [id, m] : g["Instances"].items()) {
+    instances.push_back({{"InstanceId", id},
+                         {"InstanceType", m["InstanceType"]},
+                         {"AvailabilityZone", m["AvailabilityZone"]},
+                         {"LifecycleState", m["LifecycleState"]},
+                         {"HealthStatus", m["HealthStatus"]},
+                         {"LaunchConfigurationName", m["LaunchConfigurationName"]},
+                         {"ProtectedFromScaleIn", m["ProtectedFromScaleIn"]}});
+  }
+  Json tags = Json::array();
+  for (const auto& t : g["Tags"]) tags.push_back(TagXml(g["AutoScalingGroupName"], t));
+  Json out = {
+      {"AutoScalingGroupName", g["AutoScalingGroupName"]},
+      {"AutoScalingGroupARN", g["AutoScalingGroupARN"]},
+      {"LaunchConfigurationName", g["LaunchConfigurationName"]},
+      {"MinSize", g["MinSize"]},
+      {"MaxSize", g["MaxSize"]},
+      {"DesiredCapacity", g["DesiredCapacity"]},
+      {"DefaultCooldown", g["DefaultCooldown"]},
+      {"AvailabilityZones", g["AvailabilityZones"]},
+      {"LoadBalancerNames", g["LoadBalancerNames"]},
+      {"TargetGroupARNs", Json::array()},
+      {"HealthCheckType", g["HealthCheckType"]},
+      {"HealthCheckGracePeriod", g["HealthCheckGracePeriod"]},
+      {"Instances", instances},
+      {"CreatedTime", IsoTimeMillis(g["CreatedTime"].get<int64_t>())},
+      {"SuspendedProcesses", g["SuspendedProcesses"]},
+      {"VPCZoneIdentifier", ""},
+      {"EnabledMetrics", Json::array()},
+      {"Status", g["Deleting"].get<bool>() ? Json("Delete in progress") : Json()},
+      {"Tags", tags},
+      {"TerminationPolicies", g["TerminationPolicies"]},
+      {"NewInstancesProtectedFromScaleIn", g["NewInstancesProtectedFromScaleIn"]},
+      {"ServiceLinkedRoleARN", "arn:aws:iam::" + std::string(kAccountId) +
+                                   ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"},
+      {"CapacityRebalance", false},
+      {"TrafficSources", Json::array()},
+  };
+  return out;
+}
+
+Json ActivityXml(const Json& a) {
+  return {{"ActivityId", a["ActivityId"]},
+          {"AutoScalingGroupName", a["AutoScalingGroupName"]},
+          {"Description", a["Description"]},
+          {"Cause", a["Cause"]},
+          {"StartTime", IsoTimeMillis(a["StartTime"].get<int64_t>())},
+          {"EndTime", a["EndTime"].is_null() ? Json() : Json(IsoTimeMillis(a["EndTime"].get<int64_t>()))},
+          {"StatusCode", a["StatusCode"]},
+          {"StatusMessage", a["StatusMessage"].get<std::string>().empty() ? Json() : a["StatusMessage"]},
+          {"Progress", a["Progress"]},
+          {"Details", a["Details"]},
+          {"AutoScalingGroupARN", a["AutoScalingGroupARN"]}};
+}
+
+Json LaunchConfigurationXml(const Json& lc) {
+  return {{"LaunchConfigurationName", lc["LaunchConfigurationName"]},
+          {"LaunchConfigurationARN", lc["LaunchConfigurationARN"]},
+          {"ImageId", lc["ImageId"]},
+          {"KeyName", lc["KeyName"]},
+          {"SecurityGroups", lc["SecurityGroups"]},
+          {"ClassicLinkVPCSecurityGroups", Json::array()},
+          {"UserData", lc["UserData"]},
+          {"InstanceType", lc["InstanceType"]},
+          {"KernelId", ""},
+          {"RamdiskId", ""},
+          {"BlockDeviceMappings", Json::array()},
+          {"InstanceMonitoring", {{"Enabled", lc["InstanceMonitoring"]}}},
+          {"CreatedTime", IsoTimeMillis(lc["CreatedTime"].get<int64_t>())},
+          {"EbsOptimized", false}};
+}
+
+// ---- the service ----------------------------------------------------------------------------------------------
+
+class AutoScalingService {
+ public:
+  explicit AutoScalingService(RegionContext* ctx) : ctx_(ctx) {}
+
+  Result<Json> CreateLaunchConfiguration(const Params& p);
+  Result<Json> DescribeLaunchConfigurations(const Params& p);
+  Result<Json> DeleteLaunchConfiguration(const Params& p);
+  Result<Json> CreateAutoScalingGroup(const Params& p);
+  Result<Json> UpdateAutoScalingGroup(const Params& p);
+  Result<Json> DeleteAutoScalingGroup(const Params& p);
+  Result<Json> DescribeAutoScalingGroups(const Params& p);
+  Result<Json> DescribeAutoScalingInstances(const Params& p);
+  Result<Json> SetDesiredCapacity(const Params& p);
+  Result<Json> SetInstanceHealth(const Params& p);
+  Result<Json> TerminateInstanceInAutoScalingGroup(const Params& p);
+  Result<Json> DescribeScalingActivities(const Params& p);
+  Result<Json> SuspendProcesses(const Params& p) { return SetProcesses(p, true); }
+  Result<Json> ResumeProcesses(const Params& p) { return SetProcesses(p, false); }
+  Result<Json> CreateOrUpdateTags(const Params& p);
+  Result<Json> DeleteTags(const Params& p);
+  Result<Json> DescribeTags(const Params& p);
+  Result<Json> DescribeScalingProcessTypes(const Params& p);
+
+ private:
+  Result<Json> SetProcesses(const Params& p, bool suspend);
+  Result<Json> LoadGroup(const std::string& name, bool allow_deleting = false);
+  Result<Json> ReadTags(const Params& p, const std::string& default_group, bool need_values);
+  Status Save(std::vector<StoreWrite> writes) {
+    AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
+    if (ctx_->wake) ctx_->wake();
+    return Status::Ok();
+  }
+
+  RegionContext* ctx_;
+};
+
+Result<Json> AutoScalingService::LoadGroup(const std::string& name, bool allow_deleting) {
+  auto g = ctx_->store->Get(kind::kAutoScalingGroup, name);
+  if (!g) return GroupNotFound(name);
+  if (!allow_deleting && (*g)["Deleting"].get<bool>()) {
+    return Status(400, "ScalingActivityInProgress", "AutoScalingGroup " + name + " is pending delete.");
+  }
+  return *g;
+}
+
+Result<Json> AutoScalingService::CreateLaunchConfiguration(const Params& p) {
+  auto name = RequiredName(p, "LaunchConfigurationName");
+  if (!name.ok()) return name.status();
+  if (p.Has("InstanceId")) {
+    return Status::Validation("Creating a launch configuration from an instance is not supported; give ImageId "
+                              "and InstanceType");
+  }
+  auto image_id = p.Str("ImageId");
+  if (!image_id) return Status::Validation("ImageId must be specified when creating a launch configuration");
+  auto type = p.Str("InstanceType");
+  if (!type) return Status::Validation("InstanceType must be specified when creating a launch configuration");
+  if (!ctx_->catalog->FindImage(*image_id)) {
+    return Status::Validation("The image id '[" + *image_id + "]' does not exist");
+  }
+  if (!ctx_->catalog->FindInstanceType(*type)) return Status::Validation("Invalid instance type: " + *type);
+  std::string user_data = p.Str("UserData").value_or("");
+  if (user_data.size() > 21847) {
+    return ConstraintError("userData", "...", "Member must have length less than or equal to 21847");
+  }
+  if (!IsBase64(user_data)) return Status::Validation("Invalid BASE64 encoding of user data.");
+  auto monitoring = p.Bool("InstanceMonitoring.Enabled");
+  if (!monitoring.ok()) return monitoring.status();
+
+  std::lock_guard lock(*ctx_->mu);
+  if (ctx_->store->Get(kind::kLaunchConfiguration, *name)) {
+    return Status(400, "AlreadyExists", "Launch Configuration by this name already exists - A launch configuration "
+                                        "already exists with the name " + *name);
+  }
+  Json lc = {{"LaunchConfigurationName", *name},
+             {"LaunchConfigurationARN", ctx_->Arn("autoscaling", "launchConfiguration:" + NewUuid() +
+                                                                     ":launchConfigurationName/" + *name)},
+             {"ImageId", *image_id},
+             {"InstanceType", *type},
+             {"KeyName", p.Str("KeyName").value_or("")},
+             {"SecurityGroups", p.List("SecurityGroups")},
+             {"UserData", user_data},
+             {"InstanceMonitoring", monitoring->value_or(true)},
+             {"CreatedTime", ctx_->clock->NowMillis()}};
+  AP_RETURN_IF_ERROR(Save({{kind::kLaunchConfiguration, *name, lc}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::DescribeLaunchConfigurations(const Params& p) {
+  auto page = ReadPage(p, 50, 100);
+  if (!page.ok()) return page.status();
+  auto names = p.List("LaunchConfigurationNames");
+  std::lock_guard lock(*ctx_->mu);
+  Json all = Json::array();
+  for (const auto& lc : ctx_->store->List(kind::kLaunchConfiguration)) {
+    if (!names.empty() && std::find(names.begin(), names.end(), lc["LaunchConfigurationName"]) == names.end()) continue;
+    all.push_back(LaunchConfigurationXml(lc));
+  }
+  Json result = Json::object();
+  Paginate(result, "LaunchConfigurations", std::move(all), *page);
+  return result;
+}
+
+Result<Json> AutoScalingService::DeleteLaunchConfiguration(const Params& p) {
+  auto name = RequiredName(p, "LaunchConfigurationName");
+  if (!name.ok()) return name.status();
+  std::lock_guard lock(*ctx_->mu);
+  if (!ctx_->store->Get(kind::kLaunchConfiguration, *name)) return LaunchConfigurationNotFound(*name);
+  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+    if (g["LaunchConfigurationName"] == *name) {
+      return Status(400, "ResourceInUse", "Cannot delete launch configuration " + *name +
+                                              " because it is attached to AutoScalingGroup " +
+                                              g["AutoScalingGroupName"].get<std::string>());
+    }
+  }
+  AP_RETURN_IF_ERROR(Save({{kind::kLaunchConfiguration, *name, std::nullopt}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::ReadTags(const Params& p, const std::string& default_group, bool need_values) {
+  Json tags = Json::array();
+  for (const auto& t : p.StructList("Tags")) {
+    auto key = t.find("Key");
+    if (key == t.end() || key->second.empty() || key->second.size() > 128) {
+      return Status::Validation("1 validation error detected: Value at 'tags.member.key' failed to satisfy "
+                                "constraint: Member must have length between 1 and 128");
+    }
+    if (key->second.rfind("aws:", 0) == 0) {
+      return Status::Validation("Tag keys starting with 'aws:' are reserved for internal use");
+    }
+    auto rid = t.find("ResourceId");
+    std::string group = rid != t.end() ? rid->second : default_group;
+    if (group.empty()) return Status::Validation("ResourceId must be specified for each tag");
+    auto rtype = t.find("ResourceType");
+    if (rtype != t.end() && rtype->second != "auto-scaling-group") {
+      return Status::Validation("Invalid resource type: " + rtype->second);
+    }
+    auto value = t.find("Value");
+    if (value != t.end() && value->second.size() > 256) {
+      return Status::Validation("Tag value exceeds the maximum length of 256 characters");
+    }
+    auto prop = t.find("PropagateAtLaunch");
+    bool propagate = prop != t.end() && (prop->second == "true" || prop->second == "True");
+    tags.push_back({{"ResourceId", group},
+                    {"Key", key->second},
+                    {"Value", value != t.end() ? value->second : ""},
+                    {"PropagateAtLaunch", propagate}});
+  }
+  (void)need_values;
+  return tags;
+}
+
+// Merges tags into a group (replacing same keys). Fails past 50 tags.
+Status MergeTags(Json& group, const Json& tags) {
+  for (const auto& t : tags) {
+    if (t["ResourceId"] != group["AutoScalingGroupName"]) continue;
+    bool replaced = false;
+    for (auto& existing : group["Tags"]) {
+      if (existing["Key"] == t["Key"]) {
+        existing = {{"Key", t["Key"]}, {"Value", t["Value"]}, {"PropagateAtLaunch", t["PropagateAtLaunch"]}};
+        replaced = true;
+      }
+    }
+    if (!replaced) {
+      group["Tags"].push_back({{"Key", t["Key"]}, {"Value", t["Value"]}, {"PropagateAtLaunch", t["PropagateAtLaunch"]}});
+    }
+  }
+  if (group["Tags"].size() > 50) {
+    return Status(400, "LimitExceeded", "The quota of 50 tags per Auto Scaling group has been exceeded");
+  }
+  std::sort(group["Tags"].begin(), group["Tags"].end(), [](const Json& a, const Json& b) { return a["Key"] < b["Key"]; });
+  return Status::Ok();
+}
+
+Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  if (p.Has("LaunchTemplate.LaunchTemplateId") || p.Has("LaunchTemplate.LaunchTemplateName") ||
+      p.Has("MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification.LaunchTemplateId") || p.Has("InstanceId")) {
+    return Status::Validation("Only launch configurations are supported by this region so far; give "
+                              "LaunchConfigurationName");
+  }
+  auto lc_name = p.Str("LaunchConfigurationName");
+  if (!lc_name) {
+    return Status::Validation("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, "
+                              "InstanceId or MixedInstancesPolicy parameter.");
+  }
+  auto min = NonNegativeInt(p, "MinSize");
+  if (!min.ok()) return min.status();
+  auto max = NonNegativeInt(p, "MaxSize");
+  if (!max.ok()) return max.status();
+  if (!*min) return RequiredName(p, "MinSize").status();
+  if (!*max) return RequiredName(p, "MaxSize").status();
+  auto desired = NonNegativeInt(p, "DesiredCapacity");
+  if (!desired.ok()) return desired.status();
+  int want = desired->value_or(**min);
+  AP_RETURN_IF_ERROR(CheckSizes(**min, **max, want));
+  auto cooldown = NonNegativeInt(p, "DefaultCooldown");
+  if (!cooldown.ok()) return cooldown.status();
+  auto grace = NonNegativeInt(p, "HealthCheckGracePeriod");
+  if (!grace.ok()) return grace.status();
+  std::string health_type = p.Str("HealthCheckType").value_or("EC2");
+  if (health_type != "EC2" && health_type != "ELB") {
+    return Status::Validation("Invalid health check type: " + health_type + ". Valid values are EC2 and ELB.");
+  }
+  auto protect = p.Bool("NewInstancesProtectedFromScaleIn");
+  if (!protect.ok()) return protect.status();
+
+  auto zones = p.List("AvailabilityZones");
+  if (p.Has("VPCZoneIdentifier") && !p.Str("VPCZoneIdentifier")->empty()) {
+    return Status::Validation("The subnet ID '" + *p.Str("VPCZoneIdentifier") +
+                              "' does not exist; this region places instances by AvailabilityZones");
+  }
+  if (zones.empty()) return Status::Validation("At least one Availability Zone or VPC Subnet is required.");
+  std::vector<std::string> unique_zones;
+  for (const auto& z : zones) {
+    if (!ctx_->catalog->IsAvailabilityZone(z)) {
+      return Status::Validation("The availability zone " + z + " is not legally formatted or is not in the region " +
+                                ctx_->catalog->region());
+    }
+    if (std::find(unique_zones.begin(), unique_zones.end(), z) == unique_zones.end()) unique_zones.push_back(z);
+  }
+  auto lbs = p.List("LoadBalancerNames");
+  if (!lbs.empty()) {
+    return Status::Validation("Provided Load Balancers may not be valid. Please ensure they exist and try again.");
+  }
+  auto tg = p.List("TargetGroupARNs");
+  if (!tg.empty()) return Status::Validation("Provided Target Groups may not be valid.");
+  std::vector<std::string> policies = p.List("TerminationPolicies");
+  const std::set<std::string> kPolicies = {"Default", "OldestInstance", "NewestInstance", "OldestLaunchConfiguration",
+                                           "OldestLaunchTemplate", "ClosestToNextInstanceHour", "AllocationStrategy"};
+  for (const auto& pol : policies) {
+    if (!kPolicies.count(pol)) return Status::Validation("Unsupported termination policy: " + pol);
+  }
+  if (policies.empty()) policies = {"Default"};
+  auto tags = ReadTags(p, *name, true);
+  if (!tags.ok()) return tags.status();
+
+  std::lock_guard lock(*ctx_->mu);
+  if (ctx_->store->Get(kind::kAutoScalingGroup, *name)) {
+    return Status(400, "AlreadyExists",
+                  "AutoScalingGroup by this name already exists - A group with the name " + *name + " already exists");
+  }
+  if (!ctx_->store->Get(kind::kLaunchConfiguration, *lc_name)) return LaunchConfigurationNotFound(*lc_name);
+  const int64_t now = ctx_->clock->NowMillis();
+  Json group = {
+      {"AutoScalingGroupName", *name},
+      {"AutoScalingGroupARN",
+       ctx_->Arn("autoscaling", "autoScalingGroup:" + NewUuid() + ":autoScalingGroupName/" + *name)},
+      {"LaunchConfigurationName", *lc_name},
+      {"MinSize", **min},
+      {"MaxSize", **max},
+      {"DesiredCapacity", want},
+      {"DefaultCooldown", cooldown->value_or(300)},
+      {"AvailabilityZones", unique_zones},
+      {"LoadBalancerNames", Json::array()},
+      {"HealthCheckType", health_type},
+      {"HealthCheckGracePeriod", grace->value_or(0)},
+      {"CreatedTime", now},
+      {"SuspendedProcesses", Json::array()},
+      {"TerminationPolicies", policies},
+      {"NewInstancesProtectedFromScaleIn", protect->value_or(false)},
+      {"Tags", Json::array()},
+      {"Instances", Json::object()},
+      {"Deleting", false},
+      {"CapacityCause", CauseAt(now) + "a user request created an AutoScalingGroup changing the desired capacity "
+                                       "from 0 to " + std::to_string(want) + "."},
+      {"LaunchFailures", 0},
+      {"LaunchBackoffUntil", 0},
+  };
+  AP_RETURN_IF_ERROR(MergeTags(group, *tags));
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, group}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::UpdateAutoScalingGroup(const Params& p) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  auto min = NonNegativeInt(p, "MinSize");
+  if (!min.ok()) return min.status();
+  auto max = NonNegativeInt(p, "MaxSize");
+  if (!max.ok()) return max.status();
+  auto desired = NonNegativeInt(p, "DesiredCapacity");
+  if (!desired.ok()) return desired.status();
+  auto cooldown = NonNegativeInt(p, "DefaultCooldown");
+  if (!cooldown.ok()) return cooldown.status();
+  auto grace = NonNegativeInt(p, "HealthCheckGracePeriod");
+  if (!grace.ok()) return grace.status();
+  auto protect = p.Bool("NewInstancesProtectedFromScaleIn");
+  if (!protect.ok()) return protect.status();
+  auto health_type = p.Str("HealthCheckType");
+  if (health_type && *health_type != "EC2" && *health_type != "ELB") {
+    return Status::Validation("Invalid health check type: " + *health_type + ". Valid values are EC2 and ELB.");
+  }
+  auto zones = p.List("AvailabilityZones");
+  for (const auto& z : zones) {
+    if (!ctx_->catalog->IsAvailabilityZone(z)) {
+      return Status::Validation("The availability zone " + z + " is not legally formatted or is not in the region " +
+                                ctx_->catalog->region());
+    }
+  }
+
+  std::lock_guard lock(*ctx_->mu);
+  auto found = LoadGroup(*name);
+  if (!found.ok()) return found.status();
+  Json g = *found;
+  if (auto lc = p.Str("LaunchConfigurationName")) {
+    if (!ctx_->store->Get(kind::kLaunchConfiguration, *lc)) return LaunchConfigurationNotFound(*lc);
+    g["LaunchConfigurationName"] = *lc;
+  }
+  const int old_desired = g["DesiredCapacity"];
+  int new_min = min->value_or(g["MinSize"].get<int>());
+  int new_max = max->value_or(g["MaxSize"].get<int>());
+  int new_desired = desired->value_or(std::clamp(old_desired, std::min(new_min, new_max), new_max));
+  AP_RETURN_IF_ERROR(CheckSizes(new_min, new_max, new_desired));
+  g["MinSize"] = new_min;
+  g["MaxSize"] = new_max;
+  g["DesiredCapacity"] = new_desired;
+  if (*cooldown) g["DefaultCooldown"] = **cooldown;
+  if (*grace) g["HealthCheckGracePeriod"] = **grace;
+  if (*protect) g["NewInstancesProtectedFromScaleIn"] = **protect;
+  if (health_type) g["HealthCheckType"] = *health_type;
+  if (!zones.empty()) {
+    std::vector<std::string> unique;
+    for (const auto& z : zones)
+      if (std::find(unique.begin(), unique.end(), z) == unique.end()) unique.push_back(z);
+    g["AvailabilityZones"] = unique;
+  }
+  auto policies = p.List("TerminationPolicies");
+  if (!policies.empty()) g["TerminationPolicies"] = policies;
+  if (new_desired != old_desired) {
+    g["CapacityCause"] = CauseAt(ctx_->clock->NowMillis()) + "a user request update of AutoScalingGroup constraints " +
+                         "to min: " + std::to_string(new_min) + ", max: " + std::to_string(new_max) +
+                         ", desired: " + std::to_string(new_desired) + " changing the desired capacity from " +
+                         std::to_string(old_desired) + " to " + std::to_string(new_desired) + ".";
+  }
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::DeleteAutoScalingGroup(const Params& p) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  auto force = p.Bool("ForceDelete");
+  if (!force.ok()) return force.status();
+  std::lock_guard lock(*ctx_->mu);
+  auto found = LoadGroup(*name, /*allow_deleting=*/true);
+  if (!found.ok()) return found.status();
+  Json g = *found;
+  if (g["Instances"].empty()) {
+    AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, std::nullopt}}));
+    return Json();
+  }
+  if (!force->value_or(false)) {
+    for (const auto& [id, m] : g["Instances"].items()) {
+      if (m["LifecycleState"] != lifecycle::kTerminating) {
+        return Status(400, "ResourceInUse", "You cannot delete an AutoScalingGroup while there are instances or "
+                                            "pending Spot instance request(s) still in the group.");
+      }
+    }
+    return Status(400, "ScalingActivityInProgress",
+                  "You cannot delete an AutoScalingGroup while there are scaling activities in progress for that "
+                  "group.");
+  }
+  g["Deleting"] = true;
+  g["MinSize"] = 0;
+  g["DesiredCapacity"] = 0;
+  g["CapacityCause"] = CauseAt(ctx_->clock->NowMillis()) + "a user request deleted the AutoScalingGroup.";
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
+  auto page = ReadPage(p, 50, 100);
+  if (!page.ok()) return page.status();
+  auto names = p.List("AutoScalingGroupNames");
+  struct TagFilter {
+    std::string name;
+    std::vector<std::string> values;
+  };
+  std::vector<TagFilter> filters;
+  for (const auto& f : p.StructList("Filters")) {
+    TagFilter tf;
+    tf.name = f.count("Name") ? f.at("Name") : "";
+    for (const auto& [k, v] : f)
+      if (k.rfind("Values.", 0) == 0) tf.values.push_back(v);
+    if (tf.name != "tag-key" && tf.name != "tag-value" && tf.name.rfind("tag:", 0) != 0) {
+      return Status::Validation("Filter name '" + tf.name + "' is not valid; use tag-key, tag-value or tag:<key>");
+    }
+    filters.push_back(std::move(tf));
+  }
+  auto matches = [&](const Json& g) {
+    for (const auto& f : filters) {
+      bool any = false;
+      for (const auto& t : g["Tags"]) {
+        for (const auto& v : f.values) {
+          if (f.name == "tag-key") any |= t["Key"] == v;
+          else if (f.name == "tag-value") any |= t["Value"] == v;
+          else any |= t["Key"] == f.name.substr(4) && t["Value"] == v;
+        }
+      }
+      if (!any) return false;
+    }
+    return true;
+  };
+  std::lock_guard lock(*ctx_->mu);
+  Json all = Json::array();
+  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+    if (!names.empty() && std::find(names.begin(), names.end(), g["AutoScalingGroupName"]) == names.end()) continue;
+    if (!matches(g)) continue;
+    all.push_back(GroupXml(g));
+  }
+  Json result = Json::object();
+  Paginate(result, "AutoScalingGroups", std::move(all), *page);
+  return result;
+}
+
+Result<Json> AutoScalingService::DescribeAutoScalingInstances(const Params& p) {
+  auto page = ReadPage(p, 50, 50);
+  if (!page.ok()) return page.status();
+  auto ids = p.List("InstanceIds");
+  std::lock_guard lock(*ctx_->mu);
+  Json all = Json::array();
+  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+    for (const auto& [id, m] : g["Instances"].items()) {
+      if (!ids.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
+      std::string health = m["HealthStatus"] == "Healthy" ? "HEALTHY" : "UNHEALTHY";
+      all.push_back({{"InstanceId", id},
+                     {"InstanceType", m["InstanceType"]},
+                     {"AutoScalingGroupName", g["AutoScalingGroupName"]},
+                     {"AvailabilityZone", m["AvailabilityZone"]},
+                     {"LifecycleState", m["LifecycleState"]},
+                     {"HealthStatus", health},
+                     {"LaunchConfigurationName", m["LaunchConfigurationName"]},
+                     {"ProtectedFromScaleIn", m["ProtectedFromScaleIn"]}});
+    }
+  }
+  Json result = Json::object();
+  Paginate(result, "AutoScalingInstances", std::move(all), *page);
+  return result;
+}
+
+Result<Json> AutoScalingService::SetDesiredCapacity(const Params& p) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  auto desired = NonNegativeInt(p, "DesiredCapacity");
+  if (!desired.ok()) return desired.status();
+  if (!*desired) return RequiredName(p, "DesiredCapacity").status();
+  auto honor = p.Bool("HonorCooldown");
+  if (!honor.ok()) return honor.status();
+  std::lock_guard lock(*ctx_->mu);
+  auto found = LoadGroup(*name);
+  if (!found.ok()) return found.status();
+  Json g = *found;
+  const int want = **desired, old = g["DesiredCapacity"];
+  if (want > g["MaxSize"].get<int>()) {
+    return Status::Validation("New SetDesiredCapacity value " + std::to_string(want) + " is above max value " +
+                              std::to_string(g["MaxSize"].get<int>()) + " for the AutoScalingGroup.");
+  }
+  if (want < g["MinSize"].get<int>()) {
+    return Status::Validation("New SetDesiredCapacity value " + std::to_string(want) + " is below min value " +
+                              std::to_string(g["MinSize"].get<int>()) + " for the AutoScalingGroup.");
+  }
+  if (want == old) return Json();
+  g["DesiredCapacity"] = want;
+  g["CapacityCause"] = CauseAt(ctx_->clock->NowMillis()) + "a user request explicitly set group desired capacity "
+                       "changing the desired capacity from " + std::to_string(old) + " to " + std::to_string(want) + ".";
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::SetInstanceHealth(const Params& p) {
+  auto id = RequiredName(p, "InstanceId", 19);
+  if (!id.ok()) return id.status();
+  auto status = RequiredName(p, "HealthStatus", 32);
+  if (!status.ok()) return status.status();
+  if (*status != "Healthy" && *status != "Unhealthy") {
+    return Status::Validation("Valid health status values are Healthy and Unhealthy");
+  }
+  auto respect = p.Bool("ShouldRespectGracePeriod");
+  if (!respect.ok()) return respect.status();
+  std::lock_guard lock(*ctx_->mu);
+  auto g = FindGroupOfInstance(*ctx_, *id);
+  if (!g) return Status::Validation("Instance Id not found - No managed instance found for instance ID: " + *id);
+  Json& m = (*g)["Instances"][*id];
+  const int64_t now = ctx_->clock->NowMillis();
+  const int64_t grace_ms = (*g)["HealthCheckGracePeriod"].get<int64_t>() * 1000;
+  if (*status == "Unhealthy" && respect->value_or(true) && now - m["LaunchedAt"].get<int64_t>() < grace_ms) {
+    return Json();  // inside the grace period the report is ignored, as AWS does
+  }
+  m["HealthStatus"] = *status;
+  m["HealthCause"] = "a user health-check";
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, (*g)["AutoScalingGroupName"], *g}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::TerminateInstanceInAutoScalingGroup(const Params& p) {
+  auto id = RequiredName(p, "InstanceId", 19);
+  if (!id.ok()) return id.status();
+  auto decrement = p.Bool("ShouldDecrementDesiredCapacity");
+  if (!decrement.ok()) return decrement.status();
+  if (!*decrement) return RequiredName(p, "ShouldDecrementDesiredCapacity").status();
+  std::lock_guard lock(*ctx_->mu);
+  auto g = FindGroupOfInstance(*ctx_, *id);
+  if (!g) return Status::Validation("Instance Id not found - No managed instance found for instance ID: " + *id);
+  Json& group = *g;
+  Json& m = group["Instances"][*id];
+  if (m["LifecycleState"] == lifecycle::kTerminating) {
+    auto act = ctx_->store->Get(kind::kActivity, m["ActivityId"]);
+    if (act) return Json{{"Activity", ActivityXml(*act)}};
+  }
+  const int64_t now = ctx_->clock->NowMillis();
+  const int desired = group["DesiredCapacity"];
+  std::string cause = CauseAt(now) + "instance " + *id + " was taken out of service in response to a user request";
+  if (**decrement) {
+    if (desired - 1 < group["MinSize"].get<int>()) {
+      return Status::Validation("Currently, desiredCapacity is " + std::to_string(desired) + " and minSize is " +
+                                std::to_string(group["MinSize"].get<int>()) +
+                                ". Terminating instance without replacement will violate group's min size "
+                                "constraint. Either set shouldDecrementDesiredCapacity flag to false or lower "
+                                "group's min size constraint.");
+    }
+    group["DesiredCapacity"] = desired - 1;
+    cause += ", shrinking the capacity from " + std::to_string(desired) + " to " + std::to_string(desired - 1);
+  }
+  cause += ".";
+  std::vector<StoreWrite> writes = FinishActivity(*ctx_, m.value("ActivityId", ""), "Cancelled");
+  Json activity = NewActivity(*ctx_, group, "Terminating EC2 instance: " + *id, cause, m["AvailabilityZone"]);
+  m["LifecycleState"] = lifecycle::kTerminating;
+  m["ActivityId"] = activity["ActivityId"];
+  writes.push_back({kind::kActivity, activity["ActivityId"], activity});
+  if (auto inst = ctx_->store->Get(kind::kInstance, *id)) {
+    auto t = RequestTermination(*ctx_, *inst, "Auto Scaling");
+    writes.insert(writes.end(), t.begin(), t.end());
+  }
+  writes.push_back({kind::kAutoScalingGroup, group["AutoScalingGroupName"], group});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"Activity", ActivityXml(activity)}};
+}
+
+Result<Json> AutoScalingService::DescribeScalingActivities(const Params& p) {
+  auto page = ReadPage(p, 100, 100);
+  if (!page.ok()) return page.status();
+  auto ids = p.List("ActivityIds");
+  auto group = p.Str("AutoScalingGroupName");
+  std::lock_guard lock(*ctx_->mu);
+  auto activities = ctx_->store->List(kind::kActivity);
+  std::stable_sort(activities.begin(), activities.end(), [](const Json& a, const Json& b) {
+    return a["StartTime"].get<int64_t>() > b["StartTime"].get<int64_t>();
+  });
+  Json all = Json::array();
+  for (const auto& a : activities) {
+    if (group && a["AutoScalingGroupName"] != *group) continue;
+    if (!ids.empty() && std::find(ids.begin(), ids.end(), a["ActivityId"]) == ids.end()) continue;
+    all.push_back(ActivityXml(a));
+  }
+  Json result = Json::object();
+  Paginate(result, "Activities", std::move(all), *page);
+  return result;
+}
+
+Result<Json> AutoScalingService::SetProcesses(const Params& p, bool suspend) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  auto processes = p.List("ScalingProcesses");
+  const auto& known = ScalingProcessNames();
+  for (const auto& proc : processes) {
+    if (std::find(known.begin(), known.end(), proc) == known.end()) {
+      return Status::Validation("Process " + proc + " is not a valid scaling process. Valid processes: Launch, "
+                                "Terminate, HealthCheck, ReplaceUnhealthy, AZRebalance, AlarmNotification, "
+                                "ScheduledActions, AddToLoadBalancer, InstanceRefresh");
+    }
+  }
+  if (processes.empty()) processes = known;
+  std::lock_guard lock(*ctx_->mu);
+  auto found = LoadGroup(*name);
+  if (!found.ok()) return found.status();
+  Json g = *found;
+  Json kept = Json::array();
+  for (const auto& s : g["SuspendedProcesses"]) {
+    if (std::find(processes.begin(), processes.end(), s["ProcessName"]) == processes.end()) kept.push_back(s);
+  }
+  if (suspend) {
+    for (const auto& proc : processes) {
+      kept.push_back({{"ProcessName", proc},
+                      {"SuspensionReason", "User suspended at " + IsoTimeSeconds(ctx_->clock->NowMillis())}});
+    }
+  }
+  g["SuspendedProcesses"] = kept;
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  return Json();
+}
+
+Result<Json> AutoScalingService::CreateOrUpdateTags(const Params& p) {
+  auto tags = ReadTags(p, "", true);
+  if (!tags.ok()) return tags.status();
+  if (tags->empty()) return RequiredName(p, "Tags").status();
+  std::lock_guard lock(*ctx_->mu);
+  std::map<std::string, Json> groups;
+  for (const auto& t : *tags) {
+    std::string name = t["ResourceId"];
+    if (groups.count(name)) continue;
+    auto g = ctx_->store->Get(kind::kAutoScalingGroup, name);
+    if (!g) return GroupNotFound(name);
+    groups[name] = *g;
+  }
+  std::vector<StoreWrite> writes;
+  for (auto& [name, g] : groups) {
+    AP_RETURN_IF_ERROR(MergeTags(g, *tags));
+    writes.push_back({kind::kAutoScalingGroup, name, g});
+  }
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json();
+}
+
+Result<Json> AutoScalingService::DeleteTags(const Params& p) {
+  auto tags = ReadTags(p, "", false);
+  if (!tags.ok()) return tags.status();
+  std::lock_guard lock(*ctx_->mu);
+  std::map<std::string, Json> groups;
+  for (const auto& t : *tags) {
+    std::string name = t["ResourceId"];
+    if (!groups.count(name)) {
+      auto g = ctx_->store->Get(kind::kAutoScalingGroup, name);
+      if (!g) return GroupNotFound(name);
+      groups[name] = *g;
+    }
+    Json& g = groups[name];
+    Json kept = Json::array();
+    for (const auto& existing : g["Tags"]) {
+      if (existing["Key"] != t["Key"]) kept.push_back(existing);
+    }
+    g["Tags"] = kept;
+  }
+  std::vector<StoreWrite> writes;
+  for (auto& [name, g] : groups) writes.push_back({kind::kAutoScalingGroup, name, g});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json();
+}
+
+Result<Json> AutoScalingService::DescribeTags(const Params& p) {
+  auto page = ReadPage(p, 50, 100);
+  if (!page.ok()) return page.status();
+  std::map<std::string, std::vector<std::string>> filters;
+  for (const auto& f : p.StructList("Filters")) {
+    std::string name = f.count("Name") ? f.at("Name") : "";
+    if (name != "auto-scaling-group" && name != "key" && name != "value" && name != "propagate-at-launch") {
+      return Status::Validation("Filter name '" + name + "' is not valid");
+    }
+    for (const auto& [k, v] : f)
+      if (k.rfind("Values.", 0) == 0) filters[name].push_back(v);
+  }
+  auto pass = [&](const std::string& filter, const std::string& value) {
+    auto it = filters.find(filter);
+    return it == filters.end() || std::find(it->second.begin(), it->second.end(), value) != it->second.end();
+  };
+  std::lock_guard lock(*ctx_->mu);
+  Json all = Json::array();
+  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+    for (const auto& t : g["Tags"]) {
+      if (!pass("auto-scaling-group", g["AutoScalingGroupName"]) || !pass("key", t["Key"]) ||
+          !pass("value", t["Value"]) || !pass("propagate-at-launch", t["PropagateAtLaunch"].get<bool>() ? "true" : "false"))
+        continue;
+      all.push_back(TagXml(g["AutoScalingGroupName"], t));
+    }
+  }
+  Json result = Json::object();
+  Paginate(result, "Tags", std::move(all), *page);
+  return result;
+}
+
+Result<Json> AutoScalingService::DescribeScalingProcessTypes(const Params& p) {
+  Json processes = Json::array();
+  for (const auto& n : ScalingProcessNames()) processes.push_back({{"ProcessName", n}});
+  return Json{{"Processes", processes}};
+}
+
+}  // namespace
+
+ServiceInfo AutoScalingServiceInfo() {
+  return {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
+}
+
+std::map<std::string, Handler> AutoScalingHandlers(RegionContext* ctx) {
+  auto svc = std::make_shared<AutoScalingService>(ctx);
+  using Method = Result<Json> (AutoScalingService::*)(const Params&);
+  auto bind = [svc](Method m) {
+    return [svc, m](const ApiRequest& r) { return ((*svc).*m)(Params(r.params, r.protocol)); };
+  };
+  return {
+      {"CreateLaunchConfiguration", bind(&AutoScalingService::CreateLaunchConfiguration)},
+      {"DescribeLaunchConfigurations", bind(&AutoScalingService::DescribeLaunchConfigurations)},
+      {"DeleteLaunchConfiguration", bind(&AutoScalingService::DeleteLaunchConfiguration)},
+      {"CreateAutoScalingGroup", bind(&AutoScalingService::CreateAutoScalingGroup)},
+      {"UpdateAutoScalingGroup", bind(&AutoScalingService::UpdateAutoScalingGroup)},
+      {"DeleteAutoScalingGroup", bind(&AutoScalingService::DeleteAutoScalingGroup)},
+      {"DescribeAutoScalingGroups", bind(&AutoScalingService::DescribeAutoScalingGroups)},
+      {"DescribeAutoScalingInstances", bind(&AutoScalingService::DescribeAutoScalingInstances)},
+      {"SetDesiredCapacity", bind(&AutoScalingService::SetDesiredCapacity)},
+      {"SetInstanceHealth", bind(&AutoScalingService::SetInstanceHealth)},
+      {"TerminateInstanceInAutoScalingGroup", bind(&AutoScalingService::TerminateInstanceInAutoScalingGroup)},
+      {"DescribeScalingActivities", bind(&AutoScalingService::DescribeScalingActivities)},
+      {"SuspendProcesses", bind(&AutoScalingService::SuspendProcesses)},
+      {"ResumeProcesses", bind(&AutoScalingService::ResumeProcesses)},
+      {"CreateOrUpdateTags", bind(&AutoScalingService::CreateOrUpdateTags)},
+      {"DeleteTags", bind(&AutoScalingService::DeleteTags)},
+      {"DescribeTags", bind(&AutoScalingService::DescribeTags)},
+      {"DescribeScalingProcessTypes", bind(&AutoScalingService::DescribeScalingProcessTypes)},
+  };
+}
+
+}  // namespace autopipe

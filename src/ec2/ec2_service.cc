@@ -1,0 +1,283 @@
+#include "ec2/ec2_service.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/time_util.h"
+#include "ec2/instances.h"
+
+namespace autopipe {
+namespace {
+
+Status Ec2Error(const std::string& code, const std::string& message) { return Status(400, code, message); }
+
+struct Filter {
+  std::string name;
+  std::vector<std::string> values;
+};
+
+std::vector<Filter> ReadFilters(const Params& p) {
+  std::vector<Filter> out;
+  for (const auto& f : p.StructList("Filter")) {
+    Filter filter;
+    auto name = f.find("Name");
+    if (name != f.end()) filter.name = name->second;
+    for (const auto& [k, v] : f) {
+      if (k.rfind("Value.", 0) == 0) filter.values.push_back(v);
+    }
+    out.push_back(std::move(filter));
+  }
+  return out;
+}
+
+bool AnyMatch(const std::vector<std::string>& patterns, const std::string& value) {
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return WildcardMatch(p, value); });
+}
+
+// nullopt: the filter name is not supported.
+std::optional<bool> InstanceMatches(const Json& inst, const Filter& f) {
+  auto field = [&](const char* name) { return inst[name].get<std::string>(); };
+  if (f.name == "instance-id") return AnyMatch(f.values, field("InstanceId"));
+  if (f.name == "instance-state-name") return AnyMatch(f.values, field("State"));
+  if (f.name == "instance-state-code")
+    return AnyMatch(f.values, std::to_string(InstanceStateCode(field("State"))));
+  if (f.name == "availability-zone") return AnyMatch(f.values, field("AvailabilityZone"));
+  if (f.name == "image-id") return AnyMatch(f.values, field("ImageId"));
+  if (f.name == "instance-type") return AnyMatch(f.values, field("InstanceType"));
+  if (f.name == "private-ip-address") return AnyMatch(f.values, field("PrivateIpAddress"));
+  if (f.name == "tag-key") {
+    for (auto it = inst["Tags"].begin(); it != inst["Tags"].end(); ++it)
+      if (AnyMatch(f.values, it.key())) return true;
+    return false;
+  }
+  if (f.name.rfind("tag:", 0) == 0) {
+    std::string key = f.name.substr(4);
+    if (!inst["Tags"].contains(key)) return false;
+    return AnyMatch(f.values, inst["Tags"][key].get<std::string>());
+  }
+  return std::nullopt;
+}
+
+Json TagSet(const Json& tags) {
+  Json out = Json::array();
+  for (auto it = tags.begin(); it != tags.end(); ++it) out.push_back({{"key", it.key()}, {"value", it.value()}});
+  return out;
+}
+
+Json InstanceXml(const RegionContext& ctx, const Json& inst) {
+  const std::string state = inst["State"];
+  const std::string ip = inst["PrivateIpAddress"];
+  Json groups = Json::array();
+  for (const auto& g : inst["SecurityGroups"]) groups.push_back({{"groupId", g}, {"groupName", g}});
+  Json out = {
+      {"instanceId", inst["InstanceId"]},
+      {"imageId", inst["ImageId"]},
+      {"instanceState", {{"code", InstanceStateCode(state)}, {"name", state}}},
+      {"privateDnsName", state == instance_state::kTerminated ? "" : "ip-" + ip + ".autopipe.internal"},
+      {"dnsName", ""},
+      {"reason", inst["StateTransitionReason"]},
+      {"keyName", inst["KeyName"].get<std::string>().empty() ? Json() : inst["KeyName"]},
+      {"amiLaunchIndex", 0},
+      {"instanceType", inst["InstanceType"]},
+      {"launchTime", IsoTimeMillis(inst["LaunchTime"].get<int64_t>())},
+      {"placement", {{"availabilityZone", inst["AvailabilityZone"]}, {"groupName", ""}, {"tenancy", "default"}}},
+      {"monitoring", {{"state", "disabled"}}},
+      {"privateIpAddress", state == instance_state::kTerminated ? Json() : Json(ip)},
+      {"groupSet", groups},
+      {"architecture", "x86_64"},
+      {"rootDeviceType", "ebs"},
+      {"rootDeviceName", "/dev/xvda"},
+      {"virtualizationType", "hvm"},
+      {"hypervisor", "xen"},
+      {"ebsOptimized", false},
+      {"enaSupport", true},
+  };
+  if (inst["StateReason"].is_object()) {
+    out["stateReason"] = {{"code", inst["StateReason"]["Code"]}, {"message", inst["StateReason"]["Message"]}};
+  }
+  if (!inst["Tags"].empty()) out["tagSet"] = TagSet(inst["Tags"]);
+  return out;
+}
+
+Json StateChange(const std::string& id, const std::string& before, const std::string& after) {
+  return {{"instanceId", id},
+          {"currentState", {{"code", InstanceStateCode(after)}, {"name", after}}},
+          {"previousState", {{"code", InstanceStateCode(before)}, {"name", before}}}};
+}
+
+Result<Json> DescribeImages(RegionContext* ctx, const ApiRequest& req) {
+  Params p(req.params, req.protocol);
+  auto ids = p.List("ImageId");
+  for (const auto& id : ids) {
+    if (id.rfind("ami-", 0) != 0) return Ec2Error("InvalidAMIID.Malformed", "Invalid id: \"" + id + "\"");
+    if (!ctx->catalog->FindImage(id)) {
+      return Ec2Error("InvalidAMIID.NotFound", "The image id '[" + id + "]' does not exist");
+    }
+  }
+  auto filters = ReadFilters(p);
+  Json images = Json::array();
+  for (const auto& img : ctx->catalog->images()) {
+    if (!ids.empty() && std::find(ids.begin(), ids.end(), img.image_id) == ids.end()) continue;
+    bool keep = true;
+    for (const auto& f : filters) {
+      if (f.name == "image-id") keep &= AnyMatch(f.values, img.image_id);
+      else if (f.name == "name") keep &= AnyMatch(f.values, img.name);
+      else if (f.name == "state") keep &= AnyMatch(f.values, "available");
+    }
+    if (!keep) continue;
+    images.push_back({{"imageId", img.image_id},
+                      {"imageLocation", std::string(kAccountId) + "/" + img.name},
+                      {"imageState", "available"},
+                      {"imageOwnerId", kAccountId},
+                      {"creationDate", "2026-11-01T00:00:00.000Z"},
+                      {"isPublic", true},
+                      {"architecture", "x86_64"},
+                      {"imageType", "machine"},
+                      {"name", img.name},
+                      {"description", img.description},
+                      {"rootDeviceType", "ebs"},
+                      {"rootDeviceName", "/dev/xvda"},
+                      {"virtualizationType", "hvm"},
+                      {"hypervisor", "xen"},
+                      {"enaSupport", true}});
+  }
+  return Json{{"imagesSet", images}};
+}
+
+Result<Json> DescribeInstances(RegionContext* ctx, const ApiRequest& req) {
+  Params p(req.params, req.protocol);
+  auto ids = p.List("InstanceId");
+  auto filters = ReadFilters(p);
+  for (const auto& f : filters) {
+    Json probe = {{"InstanceId", ""}, {"State", ""}, {"AvailabilityZone", ""}, {"ImageId", ""},
+                  {"InstanceType", ""}, {"PrivateIpAddress", ""}, {"Tags", Json::object()}};
+    if (!InstanceMatches(probe, f)) {
+      return Ec2Error("InvalidParameterValue", "The filter '" + f.name + "' is invalid");
+    }
+  }
+  std::lock_guard lock(*ctx->mu);
+  for (const auto& id : ids) {
+    if (!ctx->store->Get(kind::kInstance, id)) {
+      return Ec2Error("InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
+    }
+  }
+  Json reservations = Json::array();
+  for (const auto& inst : ctx->store->List(kind::kInstance)) {
+    if (!ids.empty() && std::find(ids.begin(), ids.end(), inst["InstanceId"]) == ids.end()) continue;
+    bool keep = std::all_of(filters.begin(), filters.end(), [&](const Filter& f) { return *InstanceMatches(inst, f); });
+    if (!keep) continue;
+    reservations.push_back({{"reservationId", "r-" + inst["InstanceId"].get<std::string>().substr(2)},
+                            {"ownerId", kAccountId},
+                            {"groupSet", Json::array()},
+                            {"instancesSet", Json::array({InstanceXml(*ctx, inst)})}});
+  }
+  return Json{{"reservationSet", reservations}};
+}
+
+Result<Json> TerminateInstances(RegionContext* ctx, const ApiRequest& req) {
+  Params p(req.params, req.protocol);
+  auto ids = p.List("InstanceId");
+  if (ids.empty()) return Status::MissingParameter("The request must contain the parameter InstanceId");
+  std::lock_guard lock(*ctx->mu);
+  std::vector<Json> found;
+  for (const auto& id : ids) {
+    auto inst = ctx->store->Get(kind::kInstance, id);
+    if (!inst) return Ec2Error("InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
+    found.push_back(*inst);
+  }
+  std::vector<StoreWrite> writes;
+  Json changes = Json::array();
+  for (const auto& inst : found) {
+    std::string before = inst["State"];
+    auto w = RequestTermination(*ctx, inst, "User initiated");
+    writes.insert(writes.end(), w.begin(), w.end());
+    std::string after = before == instance_state::kTerminated ? before : instance_state::kShuttingDown;
+    changes.push_back(StateChange(inst["InstanceId"], before, after));
+  }
+  AP_RETURN_IF_ERROR(ctx->store->Commit(writes));
+  if (ctx->wake) ctx->wake();
+  return Json{{"instancesSet", changes}};
+}
+
+Result<Json> DescribeAvailabilityZones(RegionContext* ctx, const ApiRequest& req) {
+  Params p(req.params, req.protocol);
+  auto names = p.List("ZoneName");
+  for (const auto& n : names) {
+    if (!ctx->catalog->IsAvailabilityZone(n)) {
+      return Ec2Error("InvalidParameterValue", "The zone '" + n + "' does not exist.");
+    }
+  }
+  Json zones = Json::array();
+  for (const auto& az : ctx->catalog->availability_zones()) {
+    if (!names.empty() && std::find(names.begin(), names.end(), az) == names.end()) continue;
+    zones.push_back({{"zoneName", az},
+                     {"zoneState", "available"},
+                     {"regionName", ctx->catalog->region()},
+                     {"messageSet", Json::array()},
+                     {"zoneId", ctx->catalog->ZoneId(az)},
+                     {"zoneType", "availability-zone"},
+                     {"optInStatus", "opt-in-not-required"},
+                     {"groupName", ctx->catalog->region()},
+                     {"networkBorderGroup", ctx->catalog->region()}});
+  }
+  return Json{{"availabilityZoneInfo", zones}};
+}
+
+Result<Json> DescribeRegions(RegionContext* ctx, const ApiRequest& req) {
+  Params p(req.params, req.protocol);
+  auto names = p.List("RegionName");
+  const auto& known = Catalog::KnownRegions();
+  for (const auto& n : names) {
+    if (std::find(known.begin(), known.end(), n) == known.end()) {
+      return Ec2Error("InvalidParameterValue", "Invalid region: " + n);
+    }
+  }
+  Json regions = Json::array();
+  for (const auto& r : known) {
+    if (!names.empty() && std::find(names.begin(), names.end(), r) == names.end()) continue;
+    regions.push_back({{"regionName", r}, {"regionEndpoint", "ec2." + r + ".amazonaws.com"},
+                       {"optInStatus", "opt-in-not-required"}});
+  }
+  return Json{{"regionInfo", regions}};
+}
+
+}  // namespace
+
+bool WildcardMatch(const std::string& pattern, const std::string& value) {
+  size_t p = 0, v = 0, star = std::string::npos, mark = 0;
+  while (v < value.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == value[v])) {
+      ++p;
+      ++v;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = v;
+    } else if (star != std::string::npos) {
+      p = star + 1;
+      v = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+ServiceInfo Ec2ServiceInfo() {
+  return {"ec2", "2016-11-15", "http://ec2.amazonaws.com/doc/2016-11-15/", WireProtocol::kEc2};
+}
+
+std::map<std::string, Handler> Ec2Handlers(RegionContext* ctx) {
+  auto bind = [ctx](Result<Json> (*fn)(RegionContext*, const ApiRequest&)) {
+    return [ctx, fn](const ApiRequest& r) { return fn(ctx, r); };
+  };
+  return {
+      {"DescribeImages", bind(DescribeImages)},
+      {"DescribeInstances", bind(DescribeInstances)},
+      {"TerminateInstances", bind(TerminateInstances)},
+      {"DescribeAvailabilityZones", bind(DescribeAvailabilityZones)},
+      {"DescribeRegions", bind(DescribeRegions)},
+  };
+}
+
+}  // namespace autopipe

@@ -1,0 +1,148 @@
+#include "ec2/instance_controller.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/log.h"
+#include "ec2/instances.h"
+
+namespace autopipe {
+namespace {
+
+namespace fs = std::filesystem;
+
+ProcessId ProcessOf(const Json& inst) {
+  return ProcessId{inst["Pid"].get<pid_t>(), inst["PidStartTime"].get<uint64_t>()};
+}
+
+void SetState(Json& inst, const char* state, int64_t now) {
+  inst["State"] = state;
+  inst["StateChangedAt"] = now;
+}
+
+// Base64 decoding of UserData; nullopt when it is not valid base64.
+std::optional<std::string> DecodeBase64(const std::string& in) {
+  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (char c : in) {
+    if (c == '=' || c == '\n' || c == '\r') continue;
+    size_t pos = kAlphabet.find(c);
+    if (pos == std::string::npos) return std::nullopt;
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> InstanceController::Keys() {
+  std::vector<std::string> keys;
+  for (const auto& inst : ctx_->store->List(kind::kInstance)) keys.push_back(inst["InstanceId"]);
+  return keys;
+}
+
+Status InstanceController::Start(Json& inst) {
+  const std::string id = inst["InstanceId"];
+  const Image* image = ctx_->catalog->FindImage(inst["ImageId"]);
+  const InstanceType* type = ctx_->catalog->FindInstanceType(inst["InstanceType"]);
+  fs::path dir = fs::path(ctx_->data_dir) / "instances" / id;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Internal("cannot create " + dir.string() + ": " + ec.message());
+
+  std::string user_data_path;
+  auto user_data = DecodeBase64(inst["UserData"].get<std::string>());
+  if (user_data && !user_data->empty()) {
+    user_data_path = (dir / "user-data").string();
+    std::ofstream(user_data_path, std::ios::trunc | std::ios::binary) << *user_data;
+    chmod(user_data_path.c_str(), 0600);  // UserData may carry secrets
+  }
+
+  LaunchSpec spec;
+  spec.argv = {ctx_->self_exe, "instance-init", "--service", image ? image->service : "",
+               "--user-data", user_data_path, "--work-dir", dir.string()};
+  spec.env = {
+      {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+      {"HOME", dir.string()},
+      {"LANG", "C.UTF-8"},
+      {"AUTOPIPE_INSTANCE_ID", id},
+      {"AUTOPIPE_PRIVATE_IP", inst["PrivateIpAddress"]},
+      {"AUTOPIPE_AVAILABILITY_ZONE", inst["AvailabilityZone"]},
+      {"AUTOPIPE_REGION", ctx_->catalog->region()},
+      {"AUTOPIPE_INSTANCE_TYPE", inst["InstanceType"]},
+      {"AUTOPIPE_VCPUS", std::to_string(type ? type->vcpus : 1)},
+  };
+  spec.working_dir = dir.string();
+  spec.log_path = (dir / "console.log").string();
+  auto pid = ctx_->launcher->Launch(spec);
+  if (!pid.ok()) return pid.status();
+  inst["Pid"] = pid->pid;
+  inst["PidStartTime"] = pid->start_time;
+  spdlog::info("instance={} started pid={} ip={} az={}", id, pid->pid, inst["PrivateIpAddress"].get<std::string>(),
+               inst["AvailabilityZone"].get<std::string>());
+  return Status::Ok();
+}
+
+Status InstanceController::Reconcile(const std::string& id) {
+  auto found = ctx_->store->Get(kind::kInstance, id);
+  if (!found) return Status::Ok();
+  Json inst = *found;
+  const Json before = inst;
+  const int64_t now = ctx_->clock->NowMillis();
+  const std::string state = inst["State"];
+  const bool want_running = inst["DesiredState"] == instance_state::kRunning;
+  const bool has_process = inst["Pid"].get<pid_t>() > 0;
+
+  if (state == instance_state::kTerminated) {
+    if (now - inst["StateChangedAt"].get<int64_t>() > kForgetTerminatedAfterMillis) {
+      std::error_code ec;
+      fs::remove_all(fs::path(ctx_->data_dir) / "instances" / id, ec);
+      return ctx_->store->Delete(kind::kInstance, id);
+    }
+    return Status::Ok();
+  }
+
+  if (!want_running) {
+    if (state != instance_state::kShuttingDown) {
+      SetState(inst, instance_state::kShuttingDown, now);
+      if (has_process) ctx_->launcher->SignalGroup(ProcessOf(inst), /*force=*/false);
+    } else if (!has_process || !ctx_->launcher->GroupAlive(ProcessOf(inst))) {
+      SetState(inst, instance_state::kTerminated, now);
+      inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
+                             {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};
+      spdlog::info("instance={} terminated", id);
+    } else if (now - inst["StateChangedAt"].get<int64_t>() > kKillAfterMillis) {
+      ctx_->launcher->SignalGroup(ProcessOf(inst), /*force=*/true);
+    }
+  } else if (state == instance_state::kPending && !has_process) {
+    Status st = Start(inst);
+    if (!st.ok()) {
+      SetState(inst, instance_state::kTerminated, now);
+      inst["StateReason"] = {{"Code", "Server.InternalError"},
+                             {"Message", "Server.InternalError: Internal error on launch"}};
+      spdlog::error("instance={} launch failed: {}", id, st.ToString());
+    } else {
+      SetState(inst, instance_state::kRunning, now);
+    }
+  } else if (state == instance_state::kRunning && !ctx_->launcher->IsAlive(ProcessOf(inst))) {
+    SetState(inst, instance_state::kStopped, now);
+    inst["StateReason"] = {{"Code", "Client.InstanceInitiatedShutdown"},
+                           {"Message", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}};
+    inst["StateTransitionReason"] = "Instance initiated shutdown";
+    ctx_->launcher->SignalGroup(ProcessOf(inst), /*force=*/true);
+    spdlog::info("instance={} process exited; instance stopped", id);
+  }
+
+  if (inst == before) return Status::Ok();
+  return ctx_->store->Put(kind::kInstance, id, inst);
+}
+
+}  // namespace autopipe

@@ -1,0 +1,102 @@
+#include "ec2/instances.h"
+
+#include <set>
+
+#include "common/ids.h"
+
+namespace autopipe {
+namespace {
+
+// Each AZ owns a /18 of the region's /16: AZ index a uses third octets 64a+1 .. 64a+63, fourth octets 1..254.
+constexpr int kPerAz = 63 * 254;
+
+std::string AddressFor(const std::string& block, int az_index, int n) {
+  int third = 64 * az_index + 1 + n / 254;
+  int fourth = 1 + n % 254;
+  return block + "." + std::to_string(third) + "." + std::to_string(fourth);
+}
+
+}  // namespace
+
+int InstanceStateCode(const std::string& s) {
+  if (s == instance_state::kPending) return 0;
+  if (s == instance_state::kRunning) return 16;
+  if (s == instance_state::kShuttingDown) return 32;
+  if (s == instance_state::kTerminated) return 48;
+  if (s == "stopping") return 64;
+  return 80;
+}
+
+bool IsLiveState(const std::string& s) { return s == instance_state::kPending || s == instance_state::kRunning; }
+
+Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch, std::vector<StoreWrite>* writes) {
+  int az_index = ctx.catalog->AzIndex(launch.availability_zone);
+  if (az_index < 0) return Status::Internal("unknown availability zone " + launch.availability_zone);
+
+  std::set<std::string> in_use;
+  for (const auto& inst : ctx.store->List(kind::kInstance)) {
+    if (inst["State"] != instance_state::kTerminated) in_use.insert(inst["PrivateIpAddress"].get<std::string>());
+  }
+  std::string counter_id = "ip-counter-" + launch.availability_zone;
+  Json counter = ctx.store->Get(kind::kMeta, counter_id).value_or(Json{{"Next", 0}});
+  // Launches not yet committed (earlier in the caller's batch) count too.
+  for (const auto& w : *writes) {
+    if (!w.doc) continue;
+    if (w.kind == kind::kInstance) in_use.insert((*w.doc)["PrivateIpAddress"].get<std::string>());
+    if (w.kind == kind::kMeta && w.id == counter_id) counter = *w.doc;
+  }
+  // Addresses are handed out round-robin, so a just-freed one is not reused while its old process may linger.
+  int next = counter["Next"].get<int>();
+  std::string ip;
+  for (int i = 0; i < kPerAz; ++i) {
+    int n = (next + i) % kPerAz;
+    std::string candidate = AddressFor(ctx.catalog->address_block(), az_index, n);
+    if (!in_use.count(candidate)) {
+      ip = candidate;
+      counter["Next"] = (n + 1) % kPerAz;
+      break;
+    }
+  }
+  if (ip.empty()) {
+    return Status(500, "InsufficientInstanceCapacity",
+                  "There is no free address left in " + launch.availability_zone, false);
+  }
+
+  Json tags = Json::object();
+  for (const auto& [k, v] : launch.tags) tags[k] = v;
+  const int64_t now = ctx.clock->NowMillis();
+  Json inst = {
+      {"InstanceId", NewInstanceId()},
+      {"ImageId", launch.image_id},
+      {"InstanceType", launch.instance_type},
+      {"AvailabilityZone", launch.availability_zone},
+      {"PrivateIpAddress", ip},
+      {"State", instance_state::kPending},
+      {"DesiredState", instance_state::kRunning},
+      {"StateReason", nullptr},
+      {"StateTransitionReason", ""},
+      {"LaunchTime", now},
+      {"StateChangedAt", now},
+      {"Tags", tags},
+      {"UserData", launch.user_data},
+      {"KeyName", launch.key_name},
+      {"SecurityGroups", launch.security_groups},
+      {"LaunchConfigurationName", launch.launch_configuration_name},
+      {"AutoScalingGroupName", launch.auto_scaling_group_name},
+      {"Pid", 0},
+      {"PidStartTime", 0},
+  };
+  writes->push_back({kind::kMeta, counter_id, counter});
+  writes->push_back({kind::kInstance, inst["InstanceId"].get<std::string>(), inst});
+  return inst;
+}
+
+std::vector<StoreWrite> RequestTermination(const RegionContext& ctx, Json inst, const std::string& reason) {
+  if (inst["DesiredState"] == instance_state::kTerminated) return {};
+  inst["DesiredState"] = instance_state::kTerminated;
+  inst["StateTransitionReason"] = reason;
+  std::string id = inst["InstanceId"];
+  return {{kind::kInstance, id, std::move(inst)}};
+}
+
+}  // namespace autopipe

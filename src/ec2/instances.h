@@ -1,0 +1,49 @@
+// EC2 instances as documents in the store, and the one way to create them.
+//
+// An instance document holds what EC2 shows (InstanceId, ImageId, InstanceType, AvailabilityZone,
+// PrivateIpAddress, State, StateReason, LaunchTime, Tags, UserData) plus what the instance controller needs:
+// DesiredState ("running" or "terminated") and the (Pid, PidStartTime) of the instance's init process.
+// Handlers and the Auto Scaling controller only ever change DesiredState; the instance controller moves State.
+//
+// Thread-safety: call with RegionContext::mu held.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "region/context.h"
+
+namespace autopipe {
+
+namespace instance_state {
+inline constexpr char kPending[] = "pending";
+inline constexpr char kRunning[] = "running";
+inline constexpr char kShuttingDown[] = "shutting-down";
+inline constexpr char kTerminated[] = "terminated";
+inline constexpr char kStopped[] = "stopped";
+}  // namespace instance_state
+
+int InstanceStateCode(const std::string& state);  // 0 pending, 16 running, 32 shutting-down, 48, 64, 80
+
+struct InstanceLaunch {
+  std::string image_id;
+  std::string instance_type;
+  std::string availability_zone;
+  std::string user_data;  // base64, as sent by the client
+  std::string key_name;
+  std::vector<std::string> security_groups;
+  std::vector<std::pair<std::string, std::string>> tags;
+  std::string launch_configuration_name;
+  std::string auto_scaling_group_name;
+};
+
+// Builds a new pending instance with its own private IP, appending the store writes (the instance and the
+// address counter) to `writes`. The caller commits them together with its own changes.
+Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch, std::vector<StoreWrite>* writes);
+
+// Requests termination (idempotent). Returns the writes to commit, empty when nothing changes.
+std::vector<StoreWrite> RequestTermination(const RegionContext& ctx, Json instance, const std::string& reason);
+
+bool IsLiveState(const std::string& state);  // pending or running
+
+}  // namespace autopipe

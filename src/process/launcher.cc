@@ -1,0 +1,382 @@
+#include "process/launcher.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace autopipe {
+
+namespace {
+
+constexpr std::chrono::milliseconds kReapInterval(50);
+
+// The fields of /proc/<pid>/stat this file needs.
+struct ProcStat {
+  char state = '?';
+  pid_t pgrp = 0;
+  uint64_t start_time = 0;
+};
+
+bool IsGoneState(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
+// Parses /proc/<pid>/stat, zombies included. comm (field 2) may hold spaces and parentheses, so the fixed
+// fields are read after the last ')'.
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[4096];
+  ssize_t n;
+  do {
+    n = read(fd, buf, sizeof(buf) - 1);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  const char* p = strrchr(buf, ')');
+  if (p == nullptr) return std::nullopt;
+  ++p;
+  // Tokens after ')': index 0 is field 3 (state), so field N is token N - 3.
+  ProcStat st;
+  int token = 0;
+  while (*p != '\0' && token <= 19) {
+    while (*p == ' ') ++p;
+    if (*p == '\0') break;
+    const char* begin = p;
+    while (*p != ' ' && *p != '\0' && *p != '\n') ++p;
+    if (token == 0) {
+      st.state = *begin;
+    } else if (token == 2) {
+      st.pgrp = static_cast<pid_t>(strtol(begin, nullptr, 10));
+    } else if (token == 19) {
+      st.start_time = strtoull(begin, nullptr, 10);
+      return st;
+    }
+    ++token;
+    if (*p == '\n') break;
+  }
+  return std::nullopt;
+}
+
+// Everything the child needs, prepared before fork so the child never allocates.
+struct ChildPlan {
+  std::vector<std::string> argv_storage;
+  std::vector<std::string> env_storage;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::string working_dir;
+  std::string log_path;
+  int max_fd = 0;  // for the close loop when close_range is unavailable
+};
+
+ChildPlan MakePlan(const LaunchSpec& spec) {
+  ChildPlan plan;
+  plan.argv_storage = spec.argv;
+  for (const auto& [key, value] : spec.env) plan.env_storage.push_back(key + "=" + value);
+  for (auto& s : plan.argv_storage) plan.argv.push_back(s.data());
+  plan.argv.push_back(nullptr);
+  for (auto& s : plan.env_storage) plan.envp.push_back(s.data());
+  plan.envp.push_back(nullptr);
+  plan.working_dir = spec.working_dir;
+  plan.log_path = spec.log_path;
+  rlimit rl{};
+  plan.max_fd = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1048576) {
+    plan.max_fd = static_cast<int>(rl.rlim_cur);
+  }
+  return plan;
+}
+
+// What the child writes to the error pipe when it cannot exec.
+struct ChildError {
+  int stage;
+  int error;
+};
+
+enum ChildStage : int { kStageDevNull = 1, kStageLog, kStageDup, kStageChdir, kStageExec };
+
+const char* StageName(int stage) {
+  switch (stage) {
+    case kStageDevNull: return "open /dev/null";
+    case kStageLog: return "open log file";
+    case kStageDup: return "redirect stdio";
+    case kStageChdir: return "chdir to working dir";
+    case kStageExec: return "exec";
+    default: return "start child";
+  }
+}
+
+// ---- Child side: async-signal-safe calls only from here to execve. ----
+
+[[noreturn]] void ChildFail(int err_fd, int stage) {
+  ChildError e{stage, errno};
+  ssize_t ignored = write(err_fd, &e, sizeof(e));
+  (void)ignored;
+  _exit(127);
+}
+
+// Moves fd to a number >= 3 so the dup2 calls onto 0, 1 and 2 cannot clobber it.
+int MoveAbove2(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+void CloseRange(unsigned first, unsigned last, int max_fd) {
+  if (first > last) return;
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, first, last, 0) == 0) return;
+#endif
+  unsigned end = last < static_cast<unsigned>(max_fd) ? last : static_cast<unsigned>(max_fd);
+  for (unsigned fd = first; fd <= end; ++fd) close(static_cast<int>(fd));
+}
+
+void ResetSignals() {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    sigaction(sig, &dfl, nullptr);  // fails harmlessly for signals reserved by libc
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+[[noreturn]] void RunChild(const ChildPlan& plan, int err_fd) {
+  setsid();
+  err_fd = MoveAbove2(err_fd);
+  if (err_fd < 0) _exit(127);
+
+  int null_fd = MoveAbove2(open("/dev/null", O_RDWR));
+  if (null_fd < 0) ChildFail(err_fd, kStageDevNull);
+  int log_fd = null_fd;
+  if (!plan.log_path.empty()) {
+    log_fd = MoveAbove2(open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600));
+    if (log_fd < 0) ChildFail(err_fd, kStageLog);
+  }
+  if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) ChildFail(err_fd, kStageDup);
+
+  if (!plan.working_dir.empty() && chdir(plan.working_dir.c_str()) != 0) ChildFail(err_fd, kStageChdir);
+
+  // err_fd is close-on-exec: it stays open only until execve succeeds.
+  CloseRange(3, static_cast<unsigned>(err_fd) - 1, plan.max_fd);
+  CloseRange(static_cast<unsigned>(err_fd) + 1, ~0U, plan.max_fd);
+
+  ResetSignals();
+  execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+  ChildFail(err_fd, kStageExec);
+}
+
+// ---- Parent side. ----
+
+// Reads the child's exec report: nullopt when the pipe closed without one (exec succeeded).
+std::optional<ChildError> ReadChildError(int fd) {
+  ChildError e{};
+  size_t got = 0;
+  auto* bytes = reinterpret_cast<char*>(&e);
+  while (got < sizeof(e)) {
+    ssize_t n = read(fd, bytes + got, sizeof(e) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got < sizeof(e)) return std::nullopt;
+  return e;
+}
+
+void WaitBlocking(pid_t pid) {
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace
+
+std::optional<uint64_t> ProcessStartTime(pid_t pid) {
+  auto st = ReadProcStat(pid);
+  if (!st || IsGoneState(st->state)) return std::nullopt;
+  return st->start_time;
+}
+
+namespace {
+
+// The reaper: waits on exactly the pids this launcher started, never on other children of the server.
+class Reaper {
+ public:
+  Reaper() : thread_([this] { Loop(); }) {}
+  ~Reaper() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void Add(pid_t pid) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pids_.insert(pid);
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (pids_.empty()) {
+        cv_.wait(lock, [this] { return stop_ || !pids_.empty(); });
+        continue;
+      }
+      ReapOnce();
+      cv_.wait_for(lock, kReapInterval, [this] { return stop_; });
+    }
+    ReapOnce();
+  }
+
+  // Called with mu_ held; waitpid with WNOHANG never blocks.
+  void ReapOnce() {
+    for (auto it = pids_.begin(); it != pids_.end();) {
+      pid_t r = waitpid(*it, nullptr, WNOHANG);
+      if (r == *it || (r < 0 && errno == ECHILD)) {
+        it = pids_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<pid_t> pids_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// One reaper for the whole process, shared by every LocalProcessLauncher and stopped with the last of them. The
+// header keeps the launcher a plain interface, so its state lives here.
+std::mutex g_reaper_mu;
+Reaper* g_reaper = nullptr;
+int g_reaper_users = 0;
+
+void AddToReaper(pid_t pid) {
+  std::lock_guard<std::mutex> lock(g_reaper_mu);
+  if (g_reaper != nullptr) g_reaper->Add(pid);
+}
+
+}  // namespace
+
+LocalProcessLauncher::LocalProcessLauncher() {
+  std::lock_guard<std::mutex> lock(g_reaper_mu);
+  if (g_reaper_users++ == 0) g_reaper = new Reaper();
+}
+
+LocalProcessLauncher::~LocalProcessLauncher() {
+  Reaper* to_stop = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_reaper_mu);
+    if (--g_reaper_users == 0) std::swap(to_stop, g_reaper);
+  }
+  delete to_stop;  // joins the thread outside the lock
+}
+
+Result<ProcessId> LocalProcessLauncher::Launch(const LaunchSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) return Status::Validation("launch: empty argv");
+  if (!spec.working_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(spec.working_dir, ec);
+    if (ec) return Status::Internal("launch: cannot create " + spec.working_dir + ": " + ec.message());
+  }
+  ChildPlan plan = MakePlan(spec);
+
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::Internal(std::string("launch: pipe: ") + strerror(errno));
+
+  // All signals stay blocked across fork so no handler of ours runs in the child before it resets them.
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    RunChild(plan, pipe_fds[1]);
+  }
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  close(pipe_fds[1]);
+  if (pid < 0) {
+    close(pipe_fds[0]);
+    return Status::Internal(std::string("launch: fork: ") + strerror(fork_errno));
+  }
+
+  std::optional<ChildError> err = ReadChildError(pipe_fds[0]);
+  close(pipe_fds[0]);
+  if (err) {
+    WaitBlocking(pid);
+    return Status::Internal("launch " + spec.argv[0] + ": " + StageName(err->stage) + ": " +
+                            strerror(err->error));
+  }
+
+  // Read before handing the pid to the reaper: an unreaped child (even a zombie) still has its stat file.
+  std::optional<ProcStat> st = ReadProcStat(pid);
+  AddToReaper(pid);
+  if (!st) return Status::Internal("launch " + spec.argv[0] + ": cannot read start time");
+  return ProcessId{pid, st->start_time};
+}
+
+bool LocalProcessLauncher::IsAlive(const ProcessId& id) {
+  std::optional<uint64_t> start = ProcessStartTime(id.pid);
+  return start && *start == id.start_time;
+}
+
+void LocalProcessLauncher::SignalGroup(const ProcessId& id, bool force) {
+  // kill(0) or kill(-1) would hit our own group or every process.
+  if (id.pid <= 1) return;
+  // A live process under this pid with another start time means the pid, and so the group id, was reused.
+  std::optional<ProcStat> st = ReadProcStat(id.pid);
+  if (st && st->start_time != id.start_time) return;
+  kill(-id.pid, force ? SIGKILL : SIGTERM);
+}
+
+bool LocalProcessLauncher::GroupAlive(const ProcessId& id) {
+  if (id.pid <= 1) return false;
+  std::optional<ProcStat> leader = ReadProcStat(id.pid);
+  // Linux does not reuse a pid while a group still carries it, so a different leader means the group is gone.
+  if (leader && leader->start_time != id.start_time) return false;
+  if (leader && leader->pgrp == id.pid && !IsGoneState(leader->state)) return true;
+
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return false;
+  bool alive = false;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+    std::optional<ProcStat> st = ReadProcStat(static_cast<pid_t>(pid));
+    if (st && st->pgrp == id.pid && !IsGoneState(st->state)) {
+      alive = true;
+      break;
+    }
+  }
+  closedir(dir);
+  return alive;
+}
+
+}  // namespace autopipe

@@ -1,0 +1,63 @@
+// Process launcher: starts data-plane processes (instances, later LB nodes and engines) in their own sessions so
+// they outlive the server, and observes processes it may not have started (after a server restart).
+//
+// A process is identified by (pid, start_time) where start_time is field 22 of /proc/<pid>/stat (clock ticks
+// since boot): a pid alone can be reused, the pair cannot. A zombie counts as not alive.
+//
+// Thread-safety: all methods are safe to call concurrently.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace autopipe {
+
+struct ProcessId {
+  pid_t pid = 0;
+  uint64_t start_time = 0;  // /proc/<pid>/stat field 22
+  bool operator==(const ProcessId&) const = default;
+};
+
+struct LaunchSpec {
+  std::vector<std::string> argv;               // argv[0] is the executable path
+  std::map<std::string, std::string> env;      // the complete environment of the new process
+  std::string working_dir;                     // created if missing
+  std::string log_path;                        // stdout+stderr appended here (created 0600 if missing)
+};
+
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  // fork + setsid + exec; stdin is /dev/null; no descriptor of the caller leaks into the child.
+  virtual Result<ProcessId> Launch(const LaunchSpec& spec) = 0;
+  // True while the process exists, is not a zombie and still has the recorded start time.
+  virtual bool IsAlive(const ProcessId& id) = 0;
+  // SIGTERM (or SIGKILL when `force`) to the whole process group the process leads. Safe to call for a dead
+  // process (then only remaining group members get the signal).
+  virtual void SignalGroup(const ProcessId& id, bool force) = 0;
+  // True while any process in the group led by id.pid still exists (not counting zombies).
+  virtual bool GroupAlive(const ProcessId& id) = 0;
+};
+
+// The real launcher for this machine. Reaps its own children in the background so they never linger as zombies.
+class LocalProcessLauncher : public ProcessLauncher {
+ public:
+  LocalProcessLauncher();
+  ~LocalProcessLauncher() override;
+  Result<ProcessId> Launch(const LaunchSpec& spec) override;
+  bool IsAlive(const ProcessId& id) override;
+  void SignalGroup(const ProcessId& id, bool force) override;
+  bool GroupAlive(const ProcessId& id) override;
+};
+
+// Reads /proc/<pid>/stat field 22; nullopt when the process is gone or a zombie.
+std::optional<uint64_t> ProcessStartTime(pid_t pid);
+
+}  // namespace autopipe

@@ -1,0 +1,263 @@
+#include "process/launcher.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace autopipe {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+// Polls `pred` every 20 ms for at most `limit`.
+bool WaitFor(const std::function<bool()>& pred, milliseconds limit = milliseconds(5000)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (int i = 0; i < 10000; ++i) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return pred();
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class LauncherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/launcher_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+
+  void TearDown() override {
+    // End only what this test started, by pid.
+    for (const ProcessId& id : started_) launcher_.SignalGroup(id, /*force=*/true);
+    for (const ProcessId& id : started_) WaitFor([&] { return !launcher_.GroupAlive(id); });
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  LaunchSpec Shell(const std::string& script) {
+    LaunchSpec spec;
+    spec.argv = {"/bin/sh", "-c", script};
+    spec.env = {{"PATH", "/usr/bin:/bin"}};
+    spec.working_dir = (dir_ / "work").string();
+    spec.log_path = (dir_ / "console.log").string();
+    return spec;
+  }
+
+  ProcessId Start(const LaunchSpec& spec) {
+    Result<ProcessId> r = launcher_.Launch(spec);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return ProcessId{};
+    started_.push_back(*r);
+    return *r;
+  }
+
+  std::string Log() { return ReadFile(dir_ / "console.log"); }
+
+  LocalProcessLauncher launcher_;
+  fs::path dir_;
+  std::vector<ProcessId> started_;
+};
+
+TEST(ProcessStartTimeTest, SelfHasStartTime) {
+  EXPECT_TRUE(ProcessStartTime(getpid()).has_value());
+  EXPECT_FALSE(ProcessStartTime(-5).has_value());
+}
+
+TEST_F(LauncherTest, LaunchedProcessIsAliveUntilKilled) {
+  ProcessId id = Start(Shell("sleep 30"));
+  ASSERT_GT(id.pid, 0);
+  EXPECT_TRUE(launcher_.IsAlive(id));
+  EXPECT_EQ(ProcessStartTime(id.pid), id.start_time);
+  EXPECT_EQ(getpgid(id.pid), id.pid) << "the child leads its own group";
+  EXPECT_EQ(getsid(id.pid), id.pid) << "the child leads its own session";
+
+  ASSERT_EQ(kill(id.pid, SIGKILL), 0);
+  EXPECT_TRUE(WaitFor([&] { return !launcher_.IsAlive(id); }));
+}
+
+TEST_F(LauncherTest, ExitedChildIsReaped) {
+  ProcessId id = Start(Shell("exit 0"));
+  ASSERT_GT(id.pid, 0);
+  // Reaped means /proc/<pid> disappears entirely rather than staying a zombie.
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists("/proc/" + std::to_string(id.pid)); }));
+  EXPECT_FALSE(launcher_.IsAlive(id));
+}
+
+TEST_F(LauncherTest, WrongStartTimeIsNotAlive) {
+  ProcessId id = Start(Shell("sleep 30"));
+  ASSERT_GT(id.pid, 0);
+  ProcessId fake{id.pid, id.start_time + 1};
+  EXPECT_FALSE(launcher_.IsAlive(fake));
+  EXPECT_FALSE(launcher_.GroupAlive(fake));
+  launcher_.SignalGroup(fake, /*force=*/true);  // must not touch the real process
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_TRUE(launcher_.IsAlive(id));
+}
+
+TEST_F(LauncherTest, SignalGroupReachesGrandchildren) {
+  // The shell starts a background grandchild, records its pid, then waits.
+  ProcessId id = Start(Shell("sleep 30 & echo $! > grandchild.pid; wait"));
+  ASSERT_GT(id.pid, 0);
+  fs::path pid_file = dir_ / "work" / "grandchild.pid";
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(pid_file).empty(); }));
+  pid_t grandchild = std::atoi(ReadFile(pid_file).c_str());
+  ASSERT_GT(grandchild, 0);
+  EXPECT_EQ(getpgid(grandchild), id.pid);
+  EXPECT_TRUE(launcher_.GroupAlive(id));
+
+  launcher_.SignalGroup(id, /*force=*/false);
+  EXPECT_TRUE(WaitFor([&] { return !launcher_.GroupAlive(id); }));
+  EXPECT_FALSE(launcher_.IsAlive(id));
+  EXPECT_FALSE(ProcessStartTime(grandchild).has_value());
+}
+
+TEST_F(LauncherTest, GroupOutlivesItsLeader) {
+  ProcessId id = Start(Shell("sleep 30 & echo $! > grandchild.pid"));
+  ASSERT_GT(id.pid, 0);
+  fs::path pid_file = dir_ / "work" / "grandchild.pid";
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(pid_file).empty(); }));
+  EXPECT_TRUE(WaitFor([&] { return !launcher_.IsAlive(id); }));
+  EXPECT_TRUE(launcher_.GroupAlive(id)) << "the orphaned sleep is still in the group";
+
+  launcher_.SignalGroup(id, /*force=*/true);  // the leader is dead; the rest of the group still gets it
+  EXPECT_TRUE(WaitFor([&] { return !launcher_.GroupAlive(id); }));
+}
+
+TEST_F(LauncherTest, MissingExecutableIsAnError) {
+  LaunchSpec spec = Shell("");
+  spec.argv = {(dir_ / "no-such-binary").string()};
+  Result<ProcessId> r = launcher_.Launch(spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("No such file"), std::string::npos) << r.status().message();
+}
+
+TEST_F(LauncherTest, BadWorkingDirIsAnError) {
+  LaunchSpec spec = Shell("true");
+  spec.working_dir = "/proc/self/not-a-dir";
+  EXPECT_FALSE(launcher_.Launch(spec).ok());
+}
+
+TEST_F(LauncherTest, EnvironmentAndLogReachTheChild) {
+  LaunchSpec spec = Shell("echo foo=$FOO; echo err >&2; pwd; echo home=$HOME; read x; echo read=$?");
+  spec.env["FOO"] = "bar baz";
+  ProcessId first = Start(spec);
+  ASSERT_GT(first.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("read=") != std::string::npos; }));
+  std::string log = Log();
+  EXPECT_NE(log.find("foo=bar baz\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("err\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(fs::canonical(dir_ / "work").string() + "\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("home=\n"), std::string::npos) << "only the given environment: " << log;
+  EXPECT_NE(log.find("read=1"), std::string::npos) << "stdin is /dev/null (EOF): " << log;
+  EXPECT_EQ(fs::status(dir_ / "console.log").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+
+  // A second launch appends rather than truncates.
+  ProcessId second = Start(Shell("echo second"));
+  ASSERT_GT(second.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("second\n") != std::string::npos; }));
+  EXPECT_NE(Log().find("foo=bar baz\n"), std::string::npos);
+}
+
+TEST_F(LauncherTest, NoDescriptorLeaksIntoTheChild) {
+  int leaky = open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+  ASSERT_GE(leaky, 3);
+  int high = fcntl(leaky, F_DUPFD, 200);
+  ASSERT_GE(high, 200);
+  ProcessId id = Start(Shell("ls /proc/self/fd; echo done"));
+  close(leaky);
+  close(high);
+  ASSERT_GT(id.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("done\n") != std::string::npos; }));
+  // ls itself opens one descriptor (3) to read the directory.
+  EXPECT_EQ(Log(), "0\n1\n2\n3\ndone\n");
+}
+
+TEST_F(LauncherTest, IgnoredSignalsAreResetInTheChild) {
+  struct sigaction ign {}, old {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(SIGTERM, &ign, &old), 0);
+  sigset_t block, saved;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &block, &saved);
+
+  ProcessId id = Start(Shell("grep -E '^Sig(Ign|Blk)' /proc/self/status; echo done"));
+
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  sigaction(SIGTERM, &old, nullptr);
+  ASSERT_GT(id.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("done\n") != std::string::npos; }));
+  EXPECT_NE(Log().find("SigBlk:\t0000000000000000\n"), std::string::npos) << Log();
+  // SIGTERM is bit 15 (0x4000); grep itself ignores nothing else that matters here.
+  std::string log = Log();
+  size_t pos = log.find("SigIgn:\t");
+  ASSERT_NE(pos, std::string::npos);
+  uint64_t ignored = std::strtoull(log.c_str() + pos + 8, nullptr, 16);
+  EXPECT_EQ(ignored & (1ULL << (SIGTERM - 1)), 0u) << log;
+}
+
+// Runs without the fixture so this launcher is the only one and its destruction really stops the reaper.
+TEST(LauncherLifetimeTest, DestructionStopsCleanlyWithLiveChildren) {
+  auto launcher = std::make_unique<LocalProcessLauncher>();
+  LaunchSpec spec;
+  spec.argv = {"/bin/sleep", "30"};
+  Result<ProcessId> r = launcher->Launch(spec);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const auto before = std::chrono::steady_clock::now();
+  launcher.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, milliseconds(1000));
+  EXPECT_TRUE(ProcessStartTime(r->pid).has_value()) << "children outlive the launcher";
+
+  // Nobody reaps it now: end it and reap it here.
+  ASSERT_EQ(kill(r->pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(r->pid, &status, 0), r->pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+
+  // A new launcher starts a new reaper.
+  LocalProcessLauncher again;
+  spec.argv = {"/bin/true"};
+  Result<ProcessId> t = again.Launch(spec);
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists("/proc/" + std::to_string(t->pid)); }));
+}
+
+TEST_F(LauncherTest, ConcurrentLaunches) {
+  std::vector<std::thread> threads;
+  std::vector<Result<ProcessId>> results(8, Status::Internal("not run"));
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] { results[i] = launcher_.Launch(Shell("sleep 30")); });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    started_.push_back(*r);
+    EXPECT_TRUE(launcher_.IsAlive(*r));
+  }
+}
+
+}  // namespace
+}  // namespace autopipe

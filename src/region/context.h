@@ -1,0 +1,35 @@
+// RegionContext: what every service handler and controller of one region shares.
+//
+// Thread-safety: the pointers are set once at start-up. `mu` serialises every read-modify-write of region
+// state: API handlers and controller passes hold it for their whole (short, non-blocking) run, so each sees a
+// consistent snapshot and nothing is half-changed. Nothing that can block for long (process start-up waits,
+// network I/O) is done while holding it.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "common/clock.h"
+#include "ec2/catalog.h"
+#include "process/launcher.h"
+#include "store/store.h"
+
+namespace autopipe {
+
+struct RegionContext {
+  const Catalog* catalog = nullptr;
+  Store* store = nullptr;
+  const Clock* clock = nullptr;
+  ProcessLauncher* launcher = nullptr;
+  std::string data_dir;
+  std::string self_exe;          // the autopipe binary, for instance-init
+  std::mutex* mu = nullptr;
+  std::function<void()> wake;    // asks the controllers for a pass now (after a handler changed desired state)
+
+  std::string Arn(const std::string& service, const std::string& resource) const {
+    return "arn:aws:" + service + ":" + catalog->region() + ":" + kAccountId + ":" + resource;
+  }
+};
+
+}  // namespace autopipe

@@ -1,0 +1,369 @@
+#include "region/region.h"
+
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "api/api_server.h"
+#include "autoscaling/autoscaling_service.h"
+#include "autoscaling/group_controller.h"
+#include "autoscaling/groups.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "ec2/ec2_service.h"
+#include "ec2/instance_controller.h"
+#include "ec2/instances.h"
+#include "region/controller.h"
+
+namespace autopipe {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr auto kControllerPeriod = std::chrono::milliseconds(100);
+
+// Writes a file readable by the owner only, atomically (write to a temp file, then rename).
+Status WritePrivateFile(const fs::path& path, const std::string& content, mode_t mode = 0600) {
+  fs::path tmp = path.string() + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Status::Internal("cannot write " + tmp.string());
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ok = ok && ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return Status::Internal("cannot write " + path.string());
+  return Status::Ok();
+}
+
+// access key id -> secret, from the AWS shared-credentials file.
+std::map<std::string, std::string> ReadCredentials(const fs::path& path) {
+  std::map<std::string, std::string> keys;
+  std::ifstream in(path);
+  std::string line, key_id;
+  auto value_of = [](const std::string& l) {
+    size_t eq = l.find('=');
+    std::string v = eq == std::string::npos ? "" : l.substr(eq + 1);
+    v.erase(0, v.find_first_not_of(" \t"));
+    v.erase(v.find_last_not_of(" \t\r") + 1);
+    return v;
+  };
+  while (std::getline(in, line)) {
+    if (line.rfind("[", 0) == 0) key_id.clear();
+    if (line.rfind("aws_access_key_id", 0) == 0) key_id = value_of(line);
+    if (line.rfind("aws_secret_access_key", 0) == 0 && !key_id.empty()) keys[key_id] = value_of(line);
+  }
+  return keys;
+}
+
+Status EnsureCredentials(const fs::path& dir, const std::string& region) {
+  fs::path creds = dir / "credentials";
+  if (!fs::exists(creds)) {
+    std::string body = "[default]\naws_access_key_id = " + NewAccessKeyId() +
+                       "\naws_secret_access_key = " + NewSecretAccessKey() + "\n";
+    AP_RETURN_IF_ERROR(WritePrivateFile(creds, body));
+  }
+  ::chmod(creds.c_str(), 0600);
+  return WritePrivateFile(dir / "config", "[default]\nregion = " + region + "\noutput = json\n", 0644);
+}
+
+std::string SelfExe() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? "autopipe" : p.string();
+}
+
+struct PidFile {
+  pid_t pid = 0;
+  uint64_t start_time = 0;
+};
+
+std::optional<PidFile> ReadPidFile(const fs::path& path) {
+  std::ifstream in(path);
+  PidFile f;
+  if (!(in >> f.pid >> f.start_time)) return std::nullopt;
+  return f;
+}
+
+class RegionImpl : public Region {
+ public:
+  ~RegionImpl() override {
+    Stop();
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+
+  Status Init(const RegionOptions& opts) {
+    dir_ = fs::absolute(opts.data_dir);
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) return Status::Internal("cannot create data dir " + dir_.string() + ": " + ec.message());
+    ::chmod(dir_.c_str(), 0700);
+    lock_fd_ = ::open((dir_ / "server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      return Status(409, "RegionBusy", "another autopipe server is running on " + dir_.string());
+    }
+    AP_RETURN_IF_ERROR(EnsureCredentials(dir_, opts.region));
+    secrets_ = ReadCredentials(dir_ / "credentials");
+
+    auto store = OpenSqliteStore((dir_ / "state.db").string());
+    if (!store.ok()) return store.status();
+    store_ = std::move(*store);
+
+    catalog_ = std::make_unique<Catalog>(
+        opts.region, opts.address_block.empty() ? Catalog::DefaultAddressBlock(opts.region) : opts.address_block);
+    launcher_ = std::make_unique<LocalProcessLauncher>();
+    ctx_.catalog = catalog_.get();
+    ctx_.store = store_.get();
+    ctx_.clock = &clock_;
+    ctx_.launcher = launcher_.get();
+    ctx_.data_dir = dir_.string();
+    ctx_.self_exe = SelfExe();
+    ctx_.mu = &mu_;
+    runner_ = std::make_unique<ControllerRunner>(&ctx_, kControllerPeriod);
+    runner_->Add(std::make_unique<GroupController>(&ctx_));
+    runner_->Add(std::make_unique<InstanceController>(&ctx_));
+    ctx_.wake = [this] { runner_->Wake(); };
+
+    auto secrets = secrets_;
+    router_ = std::make_unique<ApiRouter>(
+        opts.region,
+        [secrets](const std::string& key) -> std::optional<std::string> {
+          auto it = secrets.find(key);
+          if (it == secrets.end()) return std::nullopt;
+          return it->second;
+        },
+        &clock_);
+    router_->AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx_));
+    router_->AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
+
+    size_t colon = opts.listen.rfind(':');
+    if (colon == std::string::npos) return Status::InvalidParameterValue("--listen must be HOST:PORT");
+    std::string host = opts.listen.substr(0, colon);
+    int port = std::atoi(opts.listen.c_str() + colon + 1);
+    api_ = std::make_unique<ApiServer>(router_.get());
+    auto bound = api_->Bind(host, port);
+    if (!bound.ok()) return bound.status();
+    endpoint_ = "http://" + host + ":" + std::to_string(*bound);
+
+    runner_->RunPass();  // re-adopt or replace what was running before the API answers
+    runner_->Start();
+    api_->Start();
+    auto self_start = ProcessStartTime(::getpid()).value_or(0);
+    AP_RETURN_IF_ERROR(WritePrivateFile(dir_ / "server.pid",
+                                        std::to_string(::getpid()) + " " + std::to_string(self_start) + "\n", 0644));
+    AP_RETURN_IF_ERROR(WritePrivateFile(dir_ / "endpoint", endpoint_ + "\n", 0644));
+    spdlog::info("region={} endpoint={} data_dir={} address_block={}", opts.region, endpoint_, dir_.string(),
+                 catalog_->address_block());
+    return Status::Ok();
+  }
+
+  void Stop() override {
+    if (api_) api_->Stop();
+    if (runner_) runner_->Stop();
+    std::error_code ec;
+    if (!endpoint_.empty()) fs::remove(dir_ / "endpoint", ec);
+  }
+
+  const std::string& endpoint() const override { return endpoint_; }
+  const ApiRouter& router() const override { return *router_; }
+
+  int InServiceCount(const std::string& name) const override {
+    std::lock_guard lock(mu_);
+    auto g = store_->Get(kind::kAutoScalingGroup, name);
+    if (!g) return 0;
+    int n = 0;
+    for (const auto& [id, m] : (*g)["Instances"].items()) n += m["LifecycleState"] == lifecycle::kInService;
+    return n;
+  }
+
+  std::string DescribeInstancesText() const override {
+    std::lock_guard lock(mu_);
+    std::ostringstream out;
+    for (const auto& inst : store_->List(kind::kInstance)) {
+      if (!IsLiveState(inst["State"])) continue;
+      out << "  " << inst["InstanceId"].get<std::string>() << "  " << inst["AvailabilityZone"].get<std::string>()
+          << "  " << inst["State"].get<std::string>() << "  http://" << inst["PrivateIpAddress"].get<std::string>()
+          << "/\n";
+    }
+    return out.str();
+  }
+
+ private:
+  fs::path dir_;
+  int lock_fd_ = -1;
+  std::map<std::string, std::string> secrets_;
+  SystemClock clock_;
+  mutable std::mutex mu_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<LocalProcessLauncher> launcher_;
+  RegionContext ctx_;
+  std::unique_ptr<ControllerRunner> runner_;
+  std::unique_ptr<ApiRouter> router_;
+  std::unique_ptr<ApiServer> api_;
+  std::string endpoint_;
+};
+
+// Blocks SIGINT/SIGTERM in every thread created after this call and returns the set for sigwait.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+void SetUpLogging(const RegionOptions& opts) {
+  std::error_code ec;
+  fs::create_directories(opts.data_dir, ec);
+  InitLogging(opts.log_to_stderr ? "" : (fs::path(opts.data_dir) / "server.log").string(), opts.log_level);
+}
+
+bool WaitGone(const std::function<bool()>& alive, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (alive()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// Stops every instance process recorded in the store (SIGTERM, then SIGKILL after 5 s).
+void StopRegionProcesses(Store& store, ProcessLauncher& launcher) {
+  std::vector<ProcessId> procs;
+  for (const auto& inst : store.List(kind::kInstance)) {
+    if (inst["Pid"].get<pid_t>() > 0 && inst["State"] != instance_state::kTerminated) {
+      procs.push_back({inst["Pid"].get<pid_t>(), inst["PidStartTime"].get<uint64_t>()});
+    }
+  }
+  auto any_alive = [&] {
+    for (const auto& p : procs)
+      if (launcher.GroupAlive(p)) return true;
+    return false;
+  };
+  for (const auto& p : procs) launcher.SignalGroup(p, false);
+  if (!WaitGone(any_alive, std::chrono::seconds(5))) {
+    for (const auto& p : procs) launcher.SignalGroup(p, true);
+    WaitGone(any_alive, std::chrono::seconds(5));
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Region>> Region::Start(const RegionOptions& opts) {
+  auto region = std::make_unique<RegionImpl>();
+  AP_RETURN_IF_ERROR(region->Init(opts));
+  return std::unique_ptr<Region>(std::move(region));
+}
+
+int RunServer(const RegionOptions& opts) {
+  sigset_t stop = BlockStopSignals();
+  SetUpLogging(opts);
+  auto region = Region::Start(opts);
+  if (!region.ok()) {
+    std::cerr << "autopipe server: " << region.status().message() << "\n";
+    return 1;
+  }
+  std::cout << "autopipe: region " << opts.region << " serving at " << (*region)->endpoint() << std::endl;
+  int sig = 0;
+  sigwait(&stop, &sig);
+  spdlog::info("server stopping on signal {}", sig);
+  (*region)->Stop();
+  return 0;
+}
+
+int RunDown(const std::string& data_dir) {
+  fs::path dir = fs::absolute(data_dir);
+  if (!fs::exists(dir / "state.db")) {
+    std::cerr << "autopipe down: no region in " << dir.string() << "\n";
+    return 1;
+  }
+  LocalProcessLauncher launcher;
+  if (auto pf = ReadPidFile(dir / "server.pid")) {
+    ProcessId server{pf->pid, pf->start_time};
+    if (launcher.IsAlive(server)) {
+      ::kill(server.pid, SIGTERM);
+      if (!WaitGone([&] { return launcher.IsAlive(server); }, std::chrono::seconds(10))) ::kill(server.pid, SIGKILL);
+      WaitGone([&] { return launcher.IsAlive(server); }, std::chrono::seconds(5));
+    }
+  }
+  int lock_fd = ::open((dir / "server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    std::cerr << "autopipe down: the server on " << dir.string() << " did not stop\n";
+    return 1;
+  }
+  auto store = OpenSqliteStore((dir / "state.db").string());
+  if (!store.ok()) {
+    std::cerr << "autopipe down: " << store.status().message() << "\n";
+    return 1;
+  }
+  StopRegionProcesses(**store, launcher);
+  std::error_code ec;
+  fs::remove(dir / "endpoint", ec);
+  ::close(lock_fd);
+  std::cout << "autopipe: region in " << dir.string() << " is down\n";
+  return 0;
+}
+
+int RunUp(const RegionOptions& opts) {
+  sigset_t stop = BlockStopSignals();
+  SetUpLogging(opts);
+  auto started = Region::Start(opts);
+  if (!started.ok()) {
+    std::cerr << "autopipe up: " << started.status().message() << "\n";
+    return 1;
+  }
+  Region& region = **started;
+  const ApiRouter& api = region.router();
+  // The seed's stack (docs/seed.md): a launch configuration for the sample image, then §1.1's group verbatim.
+  auto lc = api.Invoke("autoscaling", "CreateLaunchConfiguration",
+                       {{"LaunchConfigurationName", "auto-pipeline-launch-config"},
+                        {"ImageId", "ami-0a1b2c3d4e5f60718"},
+                        {"InstanceType", "t3.micro"}});
+  if (!lc.ok() && lc.status().code() != "AlreadyExists") {
+    std::cerr << "autopipe up: " << lc.status().ToString() << "\n";
+  }
+  auto asg = api.Invoke("autoscaling", "CreateAutoScalingGroup",
+                        {{"AutoScalingGroupName", "auto-pipeline-asg"},
+                         {"MinSize", "2"},
+                         {"MaxSize", "10"},
+                         {"DesiredCapacity", "5"},
+                         {"LaunchConfigurationName", "auto-pipeline-launch-config"},
+                         {"AvailabilityZones.member.1", opts.region + "a"},
+                         {"AvailabilityZones.member.2", opts.region + "b"}});
+  if (!asg.ok() && asg.status().code() != "AlreadyExists") {
+    std::cerr << "autopipe up: " << asg.status().ToString() << "\n";
+  }
+  WaitGone([&] { return region.InServiceCount("auto-pipeline-asg") < 5; }, std::chrono::seconds(30));
+
+  fs::path dir = fs::absolute(opts.data_dir);
+  std::cout << "\nAuto_Pipeline region " << opts.region << " is up.\n\n"
+            << "  API endpoint      " << region.endpoint() << "\n"
+            << "  credentials       " << (dir / "credentials").string() << "  (mode 0600)\n"
+            << "  server log        " << (dir / "server.log").string() << "\n\n"
+            << "Auto Scaling group auto-pipeline-asg (min 2, max 10, desired 5, " << opts.region << "a/"
+            << opts.region << "b), " << region.InServiceCount("auto-pipeline-asg") << " InService:\n"
+            << region.DescribeInstancesText() << "\n"
+            << "Use the aws CLI or boto3 against it:\n"
+            << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
+            << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"
+            << "  aws --endpoint-url " << region.endpoint() << " autoscaling describe-auto-scaling-groups\n\n"
+            << "Press Ctrl-C to stop the region and everything it runs." << std::endl;
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::cout << "\nautopipe: stopping the region..." << std::endl;
+  region.Stop();
+  started->reset();  // releases the data dir lock
+  return RunDown(opts.data_dir);
+}
+
+}  // namespace autopipe

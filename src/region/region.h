@@ -1,0 +1,52 @@
+// Region: one AWS-compatible region on this machine — the API endpoint, the state store, the controllers and
+// the processes they run. `autopipe server`, `autopipe up` and `autopipe down` are built from it.
+//
+// Start() takes an exclusive lock on the data dir (one server per region), creates the access key pair on first
+// start (DIR/credentials, mode 0600, AWS shared-credentials format; DIR/config names the region), opens the
+// store, starts the controllers, then the API, and finally writes DIR/endpoint and DIR/server.pid.
+// Stop() stops the API and the controllers but leaves every data-plane process running (they outlive the
+// control plane); StopRegionProcesses() is what `down` adds.
+//
+// Thread-safety: Start/Stop from one thread; router() is safe to use from any thread while running.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace autopipe {
+
+struct RegionOptions {
+  std::string data_dir = "autopipe-data";
+  std::string listen = "127.0.0.1:4566";
+  std::string region = "us-west-2";
+  std::string address_block;  // empty: Catalog::DefaultAddressBlock(region)
+  std::string log_level = "info";
+  bool log_to_stderr = false;  // else DIR/server.log
+};
+
+class ApiRouter;
+
+class Region {
+ public:
+  virtual ~Region() = default;
+  static Result<std::unique_ptr<Region>> Start(const RegionOptions& opts);
+  virtual void Stop() = 0;
+  virtual const std::string& endpoint() const = 0;
+  virtual const ApiRouter& router() const = 0;
+  // Number of instances (per lifecycle state) of a group; for `up`'s progress display.
+  virtual int InServiceCount(const std::string& group) const = 0;
+  virtual std::string DescribeInstancesText() const = 0;
+};
+
+// `autopipe server`: runs until SIGINT/SIGTERM. Returns the process exit code.
+int RunServer(const RegionOptions& opts);
+// `autopipe up`: a region plus the seed's launch configuration and Auto Scaling group; prints where everything
+// is; on Ctrl-C stops the whole region.
+int RunUp(const RegionOptions& opts);
+// `autopipe down`: stops the region's server (if running) and every process the region runs; returns when
+// they are gone.
+int RunDown(const std::string& data_dir);
+
+}  // namespace autopipe

@@ -1,0 +1,142 @@
+#include "sample/sample_app.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace autopipe {
+
+namespace {
+
+// Idle keep-alive connections (a load balancer's pool) each hold a worker, so the pool is larger than
+// httplib's default of one per core.
+constexpr size_t kWorkerThreads = 64;
+constexpr size_t kKeepAliveMaxRequests = 10000;
+
+struct Identity {
+  std::string instance_id;
+  std::string private_ip;
+  std::string availability_zone;
+  std::string region;
+  std::string hostname;
+  int pid = 0;
+};
+
+std::string Env(const char* name) {
+  const char* value = getenv(name);
+  return value == nullptr ? "" : value;
+}
+
+Identity ReadIdentity() {
+  Identity id;
+  id.instance_id = Env("AUTOPIPE_INSTANCE_ID");
+  id.private_ip = Env("AUTOPIPE_PRIVATE_IP");
+  id.availability_zone = Env("AUTOPIPE_AVAILABILITY_ZONE");
+  id.region = Env("AUTOPIPE_REGION");
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0) id.hostname = host;
+  id.pid = static_cast<int>(getpid());
+  return id;
+}
+
+void Print(const std::string& line) {
+  std::fprintf(stdout, "sample-app: %s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+void AddRoutes(httplib::Server& server, const Identity& id, std::atomic<uint64_t>& request_count) {
+  server.Get("/", [&id, &request_count](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json body = {
+        {"service", "auto-pipeline-sample"},
+        {"instance_id", id.instance_id},
+        {"private_ip", id.private_ip},
+        {"availability_zone", id.availability_zone},
+        {"region", id.region},
+        {"hostname", id.hostname},
+        {"pid", id.pid},
+        {"request_count", ++request_count},
+    };
+    res.set_content(body.dump() + "\n", "application/json");
+  });
+  server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok", "text/plain");
+  });
+}
+
+// Stops the server when SIGTERM or SIGINT arrives. Both must already be blocked in every thread, so only
+// sigwait here ever sees them.
+class SignalStopper {
+ public:
+  SignalStopper(httplib::Server& server, const sigset_t& signals)
+      : server_(server), signals_(signals), thread_([this] { Run(); }) {}
+
+  // Call once listening has ended (or never started).
+  void Finish() {
+    done_ = true;
+    pthread_kill(thread_.native_handle(), SIGTERM);  // wakes sigwait if no signal came
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    int sig = 0;
+    if (sigwait(&signals_, &sig) != 0 || done_) return;
+    Print(std::string("got ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping");
+    // stop() is a no-op until listening has begun, so repeat it until the listener has returned.
+    for (int i = 0; i < 3000 && !done_; ++i) {
+      server_.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  httplib::Server& server_;
+  sigset_t signals_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+int RunSampleApp(const std::string& host, int port) {
+  sigset_t stop_signals, saved;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  // Blocked before any thread starts, so every worker inherits the mask.
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &saved);
+
+  const Identity id = ReadIdentity();
+  std::atomic<uint64_t> request_count{0};
+  httplib::Server server;
+  server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  server.set_keep_alive_max_count(kKeepAliveMaxRequests);
+  AddRoutes(server, id, request_count);
+
+  SignalStopper stopper(server, stop_signals);
+  int code = 0;
+  if (!server.bind_to_port(host, port)) {
+    int err = errno;
+    Print("cannot listen on " + host + ":" + std::to_string(port) + ": " + std::strerror(err));
+    code = 1;
+  } else {
+    Print("listening on " + host + ":" + std::to_string(port) + " instance " + id.instance_id);
+    server.listen_after_bind();
+    Print("stopped");
+  }
+  stopper.Finish();
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return code;
+}
+
+}  // namespace autopipe

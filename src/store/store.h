@@ -1,0 +1,58 @@
+// The state store: the region's durable desired and observed state, as JSON documents keyed by (kind, id).
+//
+// Writes are atomic batches that are durable (fsync'd to SQLite's WAL) before Commit() returns, so a kill -9
+// at any moment loses nothing an API call acknowledged. Reads are served from an in-memory copy that always
+// equals what is on disk. This is the seam where a multi-node region swaps SQLite for etcd.
+//
+// Thread-safety: all methods are safe to call concurrently; each Commit is applied atomically with respect to
+// readers.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace autopipe {
+
+using Json = nlohmann::ordered_json;
+
+// Document kinds (one per resource type).
+namespace kind {
+inline constexpr char kMeta[] = "meta";
+inline constexpr char kLaunchConfiguration[] = "launch_configuration";
+inline constexpr char kAutoScalingGroup[] = "auto_scaling_group";
+inline constexpr char kInstance[] = "instance";
+inline constexpr char kActivity[] = "activity";
+}  // namespace kind
+
+struct StoreWrite {
+  std::string kind;
+  std::string id;
+  std::optional<Json> doc;  // nullopt deletes
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::optional<Json> Get(const std::string& kind, const std::string& id) const = 0;
+  // All documents of a kind, ordered by id.
+  virtual std::vector<Json> List(const std::string& kind) const = 0;
+  virtual size_t Count(const std::string& kind) const = 0;
+  // Applies every write or none.
+  virtual Status Commit(const std::vector<StoreWrite>& writes) = 0;
+
+  Status Put(const std::string& k, const std::string& id, Json doc) { return Commit({{k, id, std::move(doc)}}); }
+  Status Delete(const std::string& k, const std::string& id) { return Commit({{k, id, std::nullopt}}); }
+};
+
+// Opens (creating if needed) the SQLite store at `path`.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// A store that lives only in memory (unit tests).
+std::unique_ptr<Store> NewMemoryStore();
+
+}  // namespace autopipe
