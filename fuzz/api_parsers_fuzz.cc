@@ -5,10 +5,9 @@
 // The whole input is also fed, unsplit, to the form, URL, Authorization and JSON parsers.
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "api/form.h"
 #include "api/sigv4.h"

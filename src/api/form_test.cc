@@ -36,9 +36,7 @@ TEST(UriEncodeTest, KeepsOnlyUnreserved) {
   EXPECT_EQ(UriEncode("%"), "%25");
 }
 
-TEST(UriEncodeTest, CanKeepSlash) {
-  EXPECT_EQ(UriEncode("/a b/c", /*encode_slash=*/false), "/a%20b/c");
-}
+TEST(UriEncodeTest, CanKeepSlash) { EXPECT_EQ(UriEncode("/a b/c", /*encode_slash=*/false), "/a%20b/c"); }
 
 TEST(UriEncodeTest, RoundTripsThroughDecode) {
   std::string all;
@@ -47,9 +45,9 @@ TEST(UriEncodeTest, RoundTripsThroughDecode) {
 }
 
 TEST(ParseFormTest, ParsesQueryProtocolBody) {
-  std::optional<FormParams> params =
-      ParseForm("Action=CreateAutoScalingGroup&Version=2011-01-01&AvailabilityZones.member.1=us-east-1a"
-                "&Tags.member.1.Value=a%20b%2Bc&Empty=");
+  std::optional<FormParams> params = ParseForm(
+      "Action=CreateAutoScalingGroup&Version=2011-01-01&AvailabilityZones.member.1=us-east-1a"
+      "&Tags.member.1.Value=a%20b%2Bc&Empty=");
   ASSERT_TRUE(params.has_value());
   EXPECT_EQ(params->size(), 5u);
   EXPECT_EQ(params->at("Action"), "CreateAutoScalingGroup");

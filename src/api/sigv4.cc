@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 
 #include "api/form.h"
@@ -18,15 +19,9 @@ constexpr std::string_view kTerminator = "aws4_request";
 constexpr int64_t kMaxSkewSeconds = 15 * 60;
 constexpr int64_t kMaxPresignExpiresSeconds = 7 * 24 * 3600;
 
-// ---- Errors ----
-
-Status MissingAuthentication() {
-  return Status(403, "MissingAuthenticationToken", "Missing Authentication Token");
-}
+Status MissingAuthentication() { return Status(403, "MissingAuthenticationToken", "Missing Authentication Token"); }
 Status IncompleteSignature(std::string message) { return Status(400, "IncompleteSignature", std::move(message)); }
-Status SignatureDoesNotMatch(std::string message) {
-  return Status(403, "SignatureDoesNotMatch", std::move(message));
-}
+Status SignatureDoesNotMatch(std::string message) { return Status(403, "SignatureDoesNotMatch", std::move(message)); }
 Status InvalidClientTokenId() {
   return Status(403, "InvalidClientTokenId", "The security token included in the request is invalid.");
 }
@@ -35,8 +30,6 @@ Status SignatureMismatch() {
       "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
       "Access Key and signing method. Consult the service documentation for details.");
 }
-
-// ---- Small string helpers ----
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
@@ -124,8 +117,6 @@ std::string FormatAmzDate(int64_t seconds) {
   return buf;
 }
 
-// ---- Crypto ----
-
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
@@ -136,8 +127,8 @@ std::string Sha256Hex(std::string_view data) {
 std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &size) == nullptr) {
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), mac, &size) == nullptr) {
     return "";
   }
   std::string out(reinterpret_cast<const char*>(mac), size);
@@ -151,8 +142,6 @@ void ChainHmac(std::string& key, std::string_view data) {
   OPENSSL_cleanse(key.data(), key.size());
   key = std::move(next);
 }
-
-// ---- Request pieces ----
 
 std::optional<std::string_view> FindHeader(const SigV4Request& req, std::string_view name) {
   for (const auto& [key, value] : req.headers) {
@@ -265,13 +254,11 @@ std::string CredentialScope(std::string_view date, std::string_view region, std:
   return scope;
 }
 
-// ---- Authorization parsing ----
-
 // Fills the scope fields of `auth` from "AKID/yyyymmdd/region/service/aws4_request".
 Status ParseCredential(std::string_view credential, SigV4Authorization& auth) {
   std::vector<std::string_view> parts = Split(credential, '/');
-  bool all_present = parts.size() == 5 &&
-                     std::none_of(parts.begin(), parts.end(), [](std::string_view p) { return p.empty(); });
+  bool all_present =
+      parts.size() == 5 && std::none_of(parts.begin(), parts.end(), [](std::string_view p) { return p.empty(); });
   if (!all_present) {
     return IncompleteSignature(
         "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term.");
@@ -345,8 +332,6 @@ Result<SigV4Authorization> ParseAuthorizationHeader(std::string_view header_valu
   return auth;
 }
 
-// ---- Extracting what to verify from either form ----
-
 struct AuthInput {
   SigV4Authorization auth;
   std::string amz_date;
@@ -406,11 +391,11 @@ Status RequirePresignParams(const PresignParams& p) {
 }
 
 Result<int64_t> ParseExpires(std::string_view s) {
-  bool digits = !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) {
-    return c >= '0' && c <= '9';
-  });
-  if (!digits) return IncompleteSignature("X-Amz-Expires must be a non-negative integer.");
-  int64_t value = std::stoll(std::string(s));
+  int64_t value = 0;
+  auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (s.empty() || error != std::errc() || end != s.data() + s.size() || value < 0) {
+    return IncompleteSignature("X-Amz-Expires must be a non-negative integer.");
+  }
   if (value > kMaxPresignExpiresSeconds) {
     return IncompleteSignature("X-Amz-Expires must be less than a week (in seconds) that is 604800.");
   }
@@ -450,14 +435,13 @@ Result<AuthInput> ExtractAuth(const SigV4Request& req) {
   return MissingAuthentication();
 }
 
-// ---- Checks after the key is known ----
-
 Status CheckScope(const AuthInput& in, std::string_view expected_region) {
   std::string_view day = std::string_view(in.amz_date).substr(0, 8);
   if (in.auth.date != day) {
-    return SignatureDoesNotMatch("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
-                                 "from HTTP: '" + in.auth.date + "' != '" + std::string(day) + "', from '" +
-                                 in.amz_date + "'.");
+    return SignatureDoesNotMatch(
+        "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+        "from HTTP: '" +
+        in.auth.date + "' != '" + std::string(day) + "', from '" + in.amz_date + "'.");
   }
   if (in.auth.region != expected_region) {
     return SignatureDoesNotMatch("Credential should be scoped to a valid region. ");
@@ -477,13 +461,11 @@ Status CheckTime(int64_t request_time, const AuthInput& in, int64_t now) {
   bool check_past = !in.expires_seconds;
   if (check_past && request_time < now - kMaxSkewSeconds) {
     return SignatureDoesNotMatch("Signature expired: " + in.amz_date + " is now earlier than " +
-                                 FormatAmzDate(now - kMaxSkewSeconds) + " (" + FormatAmzDate(now) +
-                                 " - 15 min.)");
+                                 FormatAmzDate(now - kMaxSkewSeconds) + " (" + FormatAmzDate(now) + " - 15 min.)");
   }
   if (request_time > now + kMaxSkewSeconds) {
     return SignatureDoesNotMatch("Signature not yet current: " + in.amz_date + " is still later than " +
-                                 FormatAmzDate(now + kMaxSkewSeconds) + " (" + FormatAmzDate(now) +
-                                 " + 15 min.)");
+                                 FormatAmzDate(now + kMaxSkewSeconds) + " (" + FormatAmzDate(now) + " + 15 min.)");
   }
   return Status::Ok();
 }
@@ -491,8 +473,7 @@ Status CheckTime(int64_t request_time, const AuthInput& in, int64_t now) {
 Status CheckSignature(const SigV4Request& req, const AuthInput& in, const std::string& secret) {
   const SigV4Authorization& auth = in.auth;
   std::string canonical = BuildCanonicalRequest(req, auth.signed_headers, in.presigned);
-  std::string to_sign =
-      StringToSign(in.amz_date, CredentialScope(auth.date, auth.region, auth.service), canonical);
+  std::string to_sign = StringToSign(in.amz_date, CredentialScope(auth.date, auth.region, auth.service), canonical);
   std::string expected = ComputeSignature(secret, auth.date, auth.region, auth.service, to_sign);
   bool match = expected.size() == auth.signature.size() &&
                CRYPTO_memcmp(expected.data(), auth.signature.data(), expected.size()) == 0;
@@ -503,8 +484,8 @@ Status CheckSignature(const SigV4Request& req, const AuthInput& in, const std::s
 // Headers SDKs never sign because proxies may rewrite them.
 bool IsUnsignableHeader(std::string_view lower_name) {
   static constexpr std::string_view kSkip[] = {
-      "authorization", "connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization",
-      "te",            "trailer",    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"};
+      "authorization", "connection",        "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+      "trailer",       "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"};
   return std::find(std::begin(kSkip), std::end(kSkip), lower_name) != std::end(kSkip);
 }
 

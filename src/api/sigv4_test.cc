@@ -63,8 +63,7 @@ SigV4Request UnsignedRequest() {
   SigV4Request req;
   req.method = "POST";
   req.target = "/";
-  req.headers = {{"Host", "127.0.0.1:18557"},
-                 {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+  req.headers = {{"Host", "127.0.0.1:18557"}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   req.body = "Action=DescribeAutoScalingGroups&Version=2011-01-01";
   return req;
 }
@@ -91,8 +90,6 @@ void ExpectError(const Result<VerifiedCaller>& result, int http, const std::stri
 const char kMismatchMessage[] =
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access "
     "Key and signing method. Consult the service documentation for details.";
-
-// ---- Known answers ----
 
 TEST(SigV4KnownAnswerTest, AwsTestSuiteGetVanilla) {
   SigV4Request req;
@@ -156,9 +153,8 @@ SigV4Request BotocoreGetRequest() {
   SigV4Request req;
   req.method = "GET";
   req.target = "/a%20b/./c//d/?b=2&a=z%2Fy&a=x&empty&t=~";
-  req.headers = {{"Host", "localhost:8080"},       {"My-Header", "  two   spaces  here "},
-                 {"X-Rep", "b  c"},                {"X-Rep", " a"},
-                 {"X-Amz-Date", kAmzDate},         {"Authorization", kBotocoreGetAuth}};
+  req.headers = {{"Host", "localhost:8080"}, {"My-Header", "  two   spaces  here "}, {"X-Rep", "b  c"}, {"X-Rep", " a"},
+                 {"X-Amz-Date", kAmzDate},   {"Authorization", kBotocoreGetAuth}};
   return req;
 }
 
@@ -183,8 +179,6 @@ TEST(SigV4KnownAnswerTest, BotocorePresignedUrl) {
   EXPECT_EQ(caller->service, "sns");
 }
 
-// ---- Canonicalisation ----
-
 TEST(SigV4CanonicalTest, EmptyPathBecomesSlash) {
   SigV4Request req;
   req.method = "POST";
@@ -197,8 +191,7 @@ TEST(SigV4CanonicalTest, QueryIsDecodedReencodedAndSorted) {
   req.method = "GET";
   req.target = "/?z=%7e&b=a+b&a=2&a=10&flag&%41=x&&c=%2f";
   std::string canonical = CanonicalRequest(req, {});
-  EXPECT_EQ(canonical.substr(0, canonical.find("\n\n")),
-            "GET\n/\nA=x&a=10&a=2&b=a%20b&c=%2F&flag=&z=~");
+  EXPECT_EQ(canonical.substr(0, canonical.find("\n\n")), "GET\n/\nA=x&a=10&a=2&b=a%20b&c=%2F&flag=&z=~");
 }
 
 TEST(SigV4CanonicalTest, MalformedQueryEscapeIsEncodedLiterally) {
@@ -225,8 +218,6 @@ TEST(SigV4CanonicalTest, HeaderNamesLowercasedValuesTrimmed) {
   std::string canonical = CanonicalRequest(req, {"host", "x-tab"});
   EXPECT_EQ(canonical, std::string("POST\n/\n\nhost:h\nx-tab:a b\n\nhost;x-tab\n") + kEmptySha256);
 }
-
-// ---- ParseAuthorization ----
 
 TEST(ParseAuthorizationTest, ParsesBotocoreHeader) {
   std::optional<SigV4Authorization> auth = ParseAuthorization(kBotocoreJsonAuth);
@@ -270,8 +261,7 @@ TEST(ParseAuthorizationTest, RejectsMalformed) {
       "AWS4-HMAC-SHA256 Credential=K/20261126/r/s/aws4_request, SignedHeaders=host;;x, " + sig,
       "AWS4-HMAC-SHA256 Credential=K/20261126/r/s/aws4_request, SignedHeaders=, " + sig,
       "AWS4-HMAC-SHA256 Credential=K/20261126/r/s/aws4_request, SignedHeaders=host, Signature=abc",
-      "AWS4-HMAC-SHA256 Credential=K/20261126/r/s/aws4_request, SignedHeaders=host, Signature=" +
-          std::string(64, 'g'),
+      "AWS4-HMAC-SHA256 Credential=K/20261126/r/s/aws4_request, SignedHeaders=host, Signature=" + std::string(64, 'g'),
       "AWS4-HMAC-SHA256 " + good + ", " + sig,
       "AWS4-HMAC-SHA256 " + good + ", Extra=1",
       "AWS4-HMAC-SHA256 " + good + ", junk",
@@ -280,8 +270,6 @@ TEST(ParseAuthorizationTest, RejectsMalformed) {
     EXPECT_FALSE(ParseAuthorization(header).has_value()) << header;
   }
 }
-
-// ---- VerifySigV4 error paths ----
 
 TEST(VerifySigV4Test, NoAuthorizationIsMissingAuthenticationToken) {
   SigV4Request req = UnsignedRequest();
@@ -467,8 +455,6 @@ TEST(VerifySigV4Test, RepeatedHeaderOrderMatters) {
   ExpectError(Verify(req), 403, "SignatureDoesNotMatch");
 }
 
-// ---- SignSigV4 ----
-
 TEST(SignSigV4Test, RoundTripsForEveryService) {
   for (const char* service : {"autoscaling", "elasticloadbalancing", "elasticache", "rds", "monitoring", "sns"}) {
     SigV4Request req = UnsignedRequest();
@@ -504,8 +490,6 @@ TEST(SignSigV4Test, DoesNotSignUserAgent) {
   SignSigV4(req, kAkid, kSecret, "us-east-1", "autoscaling", kNow);
   EXPECT_EQ(HeaderRef(req, "Authorization").find("user-agent"), std::string::npos);
 }
-
-// ---- Presigned query form ----
 
 SigV4Request PresignedRequest() {
   SigV4Request req;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -121,13 +122,20 @@ int RunSampleApp(const std::string& host, int port) {
   httplib::Server server;
   server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
   server.set_keep_alive_max_count(kKeepAliveMaxRequests);
+  // httplib's default sets SO_REUSEPORT, which would let a second server bind the same address silently.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   AddRoutes(server, id, request_count);
 
   SignalStopper stopper(server, stop_signals);
   int code = 0;
+  errno = 0;
   if (!server.bind_to_port(host, port)) {
-    int err = errno;
-    Print("cannot listen on " + host + ":" + std::to_string(port) + ": " + std::strerror(err));
+    int err = errno;  // 0 when the host did not resolve
+    Print("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+          (err != 0 ? std::strerror(err) : "invalid address"));
     code = 1;
   } else {
     Print("listening on " + host + ":" + std::to_string(port) + " instance " + id.instance_id);

@@ -111,6 +111,15 @@ def hold_for(fn, duration, interval=0.5, what=None):
 # HTTP to instances
 # ---------------------------------------------------------------------------------------------
 
+def read_text(path):
+    """The file's text, or None if it does not exist (yet)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def http_get(ip, port=80, path="/", timeout=2.0):
     """GET http://ip:port/path without any proxy. Returns (status, body text)."""
     conn = http.client.HTTPConnection(ip, port, timeout=timeout)
@@ -411,6 +420,8 @@ class Region:
         self._starts += 1
         self._is_down = False
         out_path = os.path.join(self.root, "server.stdout.%d" % self._starts)
+        if self._stdout:
+            self._stdout.close()
         self._stdout = open(out_path, "wb")
         argv = [binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
                 "--region", REGION_NAME, "--address-block", "127.%d" % self.block]

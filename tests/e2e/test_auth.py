@@ -41,6 +41,23 @@ class AuthTest(unittest.TestCase):
 
     # -- the cases -------------------------------------------------------------------------------
 
+    def test_00_region_files(self):
+        """The server writes its credentials (0600), config and endpoint on first start."""
+        import configparser
+        import stat
+        st = os.stat(self.region.credentials_file)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        cp = configparser.RawConfigParser()
+        cp.read(self.region.credentials_file)
+        self.assertRegex(cp["default"]["aws_access_key_id"], r"^[A-Z0-9]{16,128}$")
+        self.assertGreaterEqual(len(cp["default"]["aws_secret_access_key"]), 20)
+        cfg = configparser.RawConfigParser()
+        cfg.read(self.region.config_file)
+        self.assertEqual(cfg["default"]["region"].strip(), "us-west-2")
+        self.assertEqual(harness.read_text(os.path.join(self.region.data_dir, "endpoint")).strip(),
+                         "http://127.0.0.1:%d" % self.region.port)
+        self.assertTrue(os.path.exists(os.path.join(self.region.data_dir, "server.log")))
+
     def test_01_no_authorization(self):
         resp = self.region.raw_request(self.body("auth-none"), {"X-Amz-Date": "20260101T000000Z"})
         self.assert_error(resp, 403, "MissingAuthenticationToken")

@@ -184,10 +184,10 @@ class Ec2Test(unittest.TestCase):
         insts = self.user_data_group("ec2-userdata", script)
         iid = next(iter(insts))
         id_file = os.path.join(out_dir, iid + ".id")
-        content = wait_until(lambda: os.path.exists(id_file) and open(id_file).read(), 10, 0.2,
+        content = wait_until(lambda: harness.read_text(id_file), 10, 0.2,
                              "user data to write %s" % id_file)
         self.assertEqual(content.strip(), iid)
-        env = dict(line.split("=", 1) for line in open(os.path.join(out_dir, iid + ".env")).read().splitlines())
+        env = dict(line.split("=", 1) for line in harness.read_text(os.path.join(out_dir, iid + ".env")).splitlines())
         inst = self.region.ec2_instance(iid)
         self.assertEqual(inst["State"]["Name"], "running")
         self.assertEqual(inst["ImageId"], MINIMAL_AMI)
@@ -213,7 +213,7 @@ class Ec2Test(unittest.TestCase):
         new_id = next(iter(now))
         self.assertNotEqual(new_id, iid)
         new_file = os.path.join(out_dir, new_id + ".id")
-        wait_until(lambda: os.path.exists(new_file) and open(new_file).read().strip() == new_id, 10, 0.2,
+        wait_until(lambda: (harness.read_text(new_file) or "").strip() == new_id, 10, 0.2,
                    "the replacement's user data to run")
 
     def test_user_data_plain_shell(self):
@@ -224,7 +224,7 @@ class Ec2Test(unittest.TestCase):
         insts = self.user_data_group("ec2-userdata-plain", script)
         iid = next(iter(insts))
         f = os.path.join(out_dir, "plain." + iid)
-        wait_until(lambda: os.path.exists(f) and open(f).read().strip() == iid, 10, 0.2, "plain user data ran")
+        wait_until(lambda: (harness.read_text(f) or "").strip() == iid, 10, 0.2, "plain user data ran")
         self.assertEqual(self.region.ec2_instance(iid)["State"]["Name"], "running")
         # The launch configuration reports the user data base64-encoded, as sent.
         lc = self.asc.describe_launch_configurations(

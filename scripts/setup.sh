@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks (when something is missing) and builds build/autopipe.
+# Usage: scripts/setup.sh            (release-ish build in build/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build: compiler, CMake, and the libraries the code is made of (docs/dependencies.md says why each is there).
+# Tests: GoogleTest, clang's libFuzzer runtime, the aws CLI v2 and boto3 from Debian, curl.
+PACKAGES=(
+  g++ make cmake pkg-config
+  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libsqlite3-dev libssl-dev
+  libgtest-dev clang libclang-rt-14-dev
+  awscli python3 python3-boto3 curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
