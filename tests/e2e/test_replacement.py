@@ -170,6 +170,25 @@ class ReplacementTest(unittest.TestCase):
         for iid in set(now5) - set(now1):
             self.assert_instance_gone(iid)
 
+    def test_update_min_max_moves_desired(self):
+        name = "repl-update-bounds"
+        insts = self.make_group(name, 2, min_size=1, max_size=4)
+        # Raising MinSize above the current size with no DesiredCapacity lifts Desired to the new Min.
+        self.region.cli_v1("autoscaling", "update-auto-scaling-group", "--auto-scaling-group-name", name,
+                           "--min-size", "3")
+        g = self.region.asg(name)
+        self.assertEqual((g["MinSize"], g["MaxSize"], g["DesiredCapacity"]), (3, 4, 3))
+        now = self.region.wait_group(name, 3)
+        self.assertTrue(set(insts) <= set(now))
+        # Lowering MaxSize below the current size lowers Desired the same way.
+        self.region.cli_v1("autoscaling", "update-auto-scaling-group", "--auto-scaling-group-name", name,
+                           "--min-size", "1", "--max-size", "2")
+        g = self.region.asg(name)
+        self.assertEqual((g["MinSize"], g["MaxSize"], g["DesiredCapacity"]), (1, 2, 2))
+        now2 = self.region.wait_group(name, 2)
+        self.assertTrue(set(now2) <= set(now))
+        self.assertEqual(sorted(harness.az_counts(now2.values()).values()), [1, 1])
+
     def test_termination_prefers_old_launch_configuration(self):
         name = "repl-oldest-lc"
         insts = self.make_group(name, 2, min_size=1, max_size=4)
