@@ -21,9 +21,8 @@ std::optional<std::string> UrlDecode(std::string_view s);
 // With encode_slash=false, '/' is kept (for canonical URIs).
 std::string UriEncode(std::string_view s, bool encode_slash = true);
 
-// Parses "a=1&b=2". Empty pairs ("a=1&&b=2") are skipped; a key without '=' gets "".
-// nullopt when any component is malformed or a key repeats with a different value... a repeated key keeps
-// the first value (AWS ignores repeats). Keys that are empty after decoding are refused (nullopt).
+// Parses "a=1&b=2". Empty pairs ("a=1&&b=2") are skipped; a key without '=' gets "". A repeated key keeps its
+// first value. nullopt when any component is malformed or a key is empty after decoding.
 std::optional<FormParams> ParseForm(std::string_view body);
 
 }  // namespace autopipe
