@@ -17,7 +17,6 @@ Usage: python3 bench/asg_bench.py [--quick] [--skip-moto] [--keep-data]
 """
 
 import argparse
-import base64
 import configparser
 import datetime
 import http.client
@@ -49,7 +48,8 @@ REGION = "us-west-2"
 ZONES = ["us-west-2a", "us-west-2b"]
 SAMPLE_IMAGE = "ami-0a1b2c3d4e5f60718"
 MINIMAL_IMAGE = "ami-0f1e2d3c4b5a69788"
-SLEEP_USER_DATA = base64.b64encode(b"#!/bin/sh\nexec sleep 3600").decode()
+# botocore base64-encodes UserData of CreateLaunchConfiguration itself, so the plain script is passed.
+SLEEP_USER_DATA = "#!/bin/sh\nexec sleep 3600"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 DEFAULT_BIN = os.path.join(REPO, "build", "autopipe")
@@ -736,6 +736,7 @@ def create_scale(ep, groups, per_group, timeout_s):
     want = groups * per_group
     last_report = 0.0
     t_done = None
+    best, t_best = -1, time.perf_counter()
     for _ in range(100000):
         gs = ep.asg.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
         insvc = sum(1 for g in gs for m in g["Instances"] if m["LifecycleState"] == "InService")
@@ -746,8 +747,10 @@ def create_scale(ep, groups, per_group, timeout_s):
         if elapsed - last_report > 10:
             log(f"    {insvc}/{want} InService after {elapsed:.0f} s")
             last_report = elapsed
-        if elapsed > timeout_s:
-            raise RuntimeError(f"only {insvc}/{want} instances InService after {timeout_s} s")
+        if insvc > best:
+            best, t_best = insvc, time.perf_counter()
+        if elapsed > timeout_s or time.perf_counter() - t_best > 60:
+            raise RuntimeError(f"only {insvc}/{want} instances InService after {elapsed:.0f} s")
         time.sleep(0.25)
     return {"create_calls_s": round(t_calls, 3), "all_inservice_s": round(t_done, 3), "instances": want}
 
@@ -945,9 +948,28 @@ def check_capacity(instances):
     return info
 
 
+def snapshot_binary(src, tmp):
+    """Copies the binary so a concurrent rebuild of build/autopipe cannot pull it away mid-run (instances run
+    the server's own executable). Retries while the linker is writing it."""
+    dst = os.path.join(tmp, "autopipe")
+    for attempt in range(30):
+        try:
+            before = os.stat(src)
+            if time.time() - before.st_mtime < 2:
+                raise OSError("binary is being written")
+            shutil.copy2(src, dst)
+            if os.stat(src).st_mtime == before.st_mtime:
+                os.chmod(dst, 0o755)
+                return dst, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(before.st_mtime))
+        except OSError as e:
+            log(f"  waiting for {src}: {e}")
+        time.sleep(2)
+    raise RuntimeError(f"could not copy {src}")
+
+
 def run_autopipe(args, res, tmp):
-    binary = args.bin
-    a = {"binary": binary, "binary_mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(binary)))}
+    binary, mtime = snapshot_binary(args.bin, tmp)
+    a = {"binary": args.bin, "binary_mtime": mtime}
     res["autopipe"] = a
     # Server A: idle RSS, benchmarks 1 and 2.
     srv = AutopipeServer(binary, os.path.join(tmp, "autopipe-a"), free_port(), args.block_a)

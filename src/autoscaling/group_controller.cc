@@ -38,6 +38,7 @@ Status GroupController::Reconcile(const std::string& name) {
 void GroupController::Observe(Json& group, std::vector<StoreWrite>& writes) {
   const int64_t now = ctx_->clock->NowMillis();
   std::vector<std::string> gone;
+  bool crashed = false;
   for (auto& [id, m] : group["Instances"].items()) {
     auto inst = ctx_->store->Get(kind::kInstance, id);
     const std::string state = inst ? (*inst)["State"].get<std::string>() : instance_state::kTerminated;
@@ -58,7 +59,6 @@ void GroupController::Observe(Json& group, std::vector<StoreWrite>& writes) {
       m["LifecycleState"] = lifecycle::kInService;
       auto w = FinishActivity(*ctx_, activity, "Successful");
       writes.insert(writes.end(), w.begin(), w.end());
-      group["LaunchFailures"] = 0;
     }
     if (!IsLiveState(state) && m["HealthStatus"] == "Healthy" && !IsSuspended(group, "HealthCheck")) {
       m["HealthStatus"] = "Unhealthy";
@@ -69,15 +69,37 @@ void GroupController::Observe(Json& group, std::vector<StoreWrite>& writes) {
         auto w = FinishActivity(*ctx_, activity, "Failed", "Instance failed to start: " + state);
         writes.insert(writes.end(), w.begin(), w.end());
       }
-      if (now - m["LaunchedAt"].get<int64_t>() < kCrashWindowMillis) {
-        int failures = group.value("LaunchFailures", 0) + 1;
-        group["LaunchFailures"] = failures;
-        int64_t backoff = std::min<int64_t>(60'000, 5000LL << std::min(failures - 1, 4));
-        group["LaunchBackoffUntil"] = now + backoff;
-      }
+      // Only an instance whose own processes ended counts as a crash; one stopped by `autopipe down` or
+      // terminated by a user does not.
+      const bool self_inflicted =
+          inst && (*inst)["StateReason"].is_object() &&
+          (*inst)["StateReason"]["Code"] != "Client.UserInitiatedShutdown";
+      crashed |= self_inflicted && now - m["LaunchedAt"].get<int64_t>() < kCrashWindowMillis;
     }
   }
   for (const auto& id : gone) group["Instances"].erase(id);
+  UpdateCrashBackoff(group, crashed, now);
+}
+
+void GroupController::UpdateCrashBackoff(Json& group, bool crashed, int64_t now) {
+  if (crashed) {
+    int failures = group.value("LaunchFailures", 0) + 1;
+    group["LaunchFailures"] = failures;
+    group["LastLaunchFailureAt"] = now;
+    group["LaunchBackoffUntil"] = now + std::min<int64_t>(60'000, 5000LL << std::min(failures - 1, 4));
+    return;
+  }
+  if (group.value("LaunchFailures", 0) == 0) return;
+  // Recovered once an instance launched after the last crash has outlived the crash window.
+  const int64_t last = group.value("LastLaunchFailureAt", int64_t{0});
+  for (const auto& [id, m] : group["Instances"].items()) {
+    const int64_t launched = m["LaunchedAt"].get<int64_t>();
+    if (m["LifecycleState"] == lifecycle::kInService && m["HealthStatus"] == "Healthy" && launched > last &&
+        now - launched >= kCrashWindowMillis) {
+      group["LaunchFailures"] = 0;
+      return;
+    }
+  }
 }
 
 void GroupController::ReplaceUnhealthy(Json& group, std::vector<StoreWrite>& writes) {
@@ -185,7 +207,7 @@ void GroupController::Terminate(Json& group, const std::string& id, const std::s
                                 std::vector<StoreWrite>& writes) {
   Json& m = group["Instances"][id];
   if (m["LifecycleState"] == lifecycle::kTerminating) return;
-  auto w = FinishActivity(*ctx_, m.value("ActivityId", ""), "Cancelled", "Instance left the group");
+  auto w = FinishActivity(*ctx_, m.value("ActivityId", ""), "Cancelled", "Instance left the group", &writes);
   writes.insert(writes.end(), w.begin(), w.end());
   Json activity = NewActivity(*ctx_, group, "Terminating EC2 instance: " + id, cause, m["AvailabilityZone"]);
   writes.push_back({kind::kActivity, activity["ActivityId"], activity});

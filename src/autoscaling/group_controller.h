@@ -9,8 +9,9 @@
 //   3. capacity - below desired: launch into the group's AZ with the fewest members, at most kLaunchBatch per
 //                 pass; above desired: terminate per the termination policies.
 //   4. delete   - a ForceDelete'd group with no members left is removed.
-// Launches that die within kCrashWindowMillis of starting back the group off (5 s, doubling to 60 s), so a
-// broken image or boot script cannot become a fork loop.
+// Instances whose processes end by themselves within kCrashWindowMillis of launch back the group off (5 s,
+// doubling per crashing pass up to 60 s, reset once a later launch outlives the window), so a broken image or
+// boot script cannot become a fork loop.
 //
 // Thread-safety: Keys/Reconcile run with RegionContext::mu held (ControllerRunner).
 #pragma once
@@ -33,6 +34,7 @@ class GroupController : public Controller {
 
  private:
   void Observe(Json& group, std::vector<StoreWrite>& writes);
+  void UpdateCrashBackoff(Json& group, bool crashed, int64_t now);
   void ReplaceUnhealthy(Json& group, std::vector<StoreWrite>& writes);
   Status AdjustCapacity(Json& group, std::vector<StoreWrite>& writes);
   Status Launch(Json& group, const Json& launch_config, const std::string& cause, std::vector<StoreWrite>& writes);

@@ -39,8 +39,14 @@ Json NewActivity(const RegionContext& ctx, const Json& group, const std::string&
 }
 
 std::vector<StoreWrite> FinishActivity(const RegionContext& ctx, const std::string& activity_id,
-                                       const std::string& status_code, const std::string& status_message) {
+                                       const std::string& status_code, const std::string& status_message,
+                                       const std::vector<StoreWrite>* pending) {
   auto act = ctx.store->Get(kind::kActivity, activity_id);
+  if (pending) {
+    for (const auto& w : *pending) {
+      if (w.kind == kind::kActivity && w.id == activity_id && w.doc) act = w.doc;
+    }
+  }
   if (!act || (*act)["StatusCode"] != "InProgress") return {};
   (*act)["StatusCode"] = status_code;
   (*act)["StatusMessage"] = status_message;

@@ -29,9 +29,11 @@ bool IsSuspended(const Json& group, const std::string& process);
 // A new activity document (InProgress) for a group.
 Json NewActivity(const RegionContext& ctx, const Json& group, const std::string& description,
                  const std::string& cause, const std::string& az);
-// Marks an activity finished ("Successful", "Failed", "Cancelled"); returns the write (empty id when unknown).
+// Marks an activity finished ("Successful", "Failed", "Cancelled"); returns the write, or nothing when the
+// activity is unknown or already finished (in the store or in `pending`, the caller's uncommitted batch).
 std::vector<StoreWrite> FinishActivity(const RegionContext& ctx, const std::string& activity_id,
-                                       const std::string& status_code, const std::string& status_message = "");
+                                       const std::string& status_code, const std::string& status_message = "",
+                                       const std::vector<StoreWrite>* pending = nullptr);
 
 // "At 2026-11-26T10:00:00Z "
 std::string CauseAt(int64_t now_millis);

@@ -216,7 +216,8 @@ std::optional<uint64_t> ProcessStartTime(pid_t pid) {
 
 namespace {
 
-// The reaper: waits on exactly the pids this launcher started, never on other children of the server.
+// The reaper waits on exactly the pids the launchers started, never with waitpid(-1): the server has other
+// children whose exit statuses belong to someone else.
 class Reaper {
  public:
   Reaper() : thread_([this] { Loop(); }) {}

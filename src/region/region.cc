@@ -152,7 +152,10 @@ class RegionImpl : public Region {
     if (!bound.ok()) return bound.status();
     endpoint_ = "http://" + host + ":" + std::to_string(*bound);
 
-    runner_->RunPass();  // re-adopt or replace what was running before the API answers
+    // Before the API answers: one pass observes which recorded processes still run (re-adoption), the next lets
+    // the groups act on that (replacing what died while the server was away).
+    runner_->RunPass();
+    runner_->RunPass();
     runner_->Start();
     api_->Start();
     auto self_start = ProcessStartTime(::getpid()).value_or(0);
@@ -168,7 +171,10 @@ class RegionImpl : public Region {
     if (api_) api_->Stop();
     if (runner_) runner_->Stop();
     std::error_code ec;
-    if (!endpoint_.empty()) fs::remove(dir_ / "endpoint", ec);
+    if (!endpoint_.empty()) {
+      fs::remove(dir_ / "endpoint", ec);
+      fs::remove(dir_ / "server.pid", ec);
+    }
   }
 
   const std::string& endpoint() const override { return endpoint_; }
@@ -179,7 +185,9 @@ class RegionImpl : public Region {
     auto g = store_->Get(kind::kAutoScalingGroup, name);
     if (!g) return 0;
     int n = 0;
-    for (const auto& [id, m] : (*g)["Instances"].items()) n += m["LifecycleState"] == lifecycle::kInService;
+    for (const auto& [id, m] : (*g)["Instances"].items()) {
+      n += m["LifecycleState"] == lifecycle::kInService && m["HealthStatus"] == "Healthy";
+    }
     return n;
   }
 
@@ -237,13 +245,21 @@ bool WaitGone(const std::function<bool()>& alive, std::chrono::milliseconds limi
   return true;
 }
 
-// Stops every instance process recorded in the store (SIGTERM, then SIGKILL after 5 s).
-void StopRegionProcesses(Store& store, ProcessLauncher& launcher) {
+// Stops every instance process recorded in the store (SIGTERM, then SIGKILL after 5 s) and records them as
+// stopped by the user, so the next server start replaces them without counting crashes.
+void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   std::vector<ProcessId> procs;
-  for (const auto& inst : store.List(kind::kInstance)) {
-    if (inst["Pid"].get<pid_t>() > 0 && inst["State"] != instance_state::kTerminated) {
-      procs.push_back({inst["Pid"].get<pid_t>(), inst["PidStartTime"].get<uint64_t>()});
-    }
+  std::vector<StoreWrite> writes;
+  for (auto inst : store.List(kind::kInstance)) {
+    if (inst["Pid"].get<pid_t>() <= 0 || !IsLiveState(inst["State"])) continue;
+    procs.push_back({inst["Pid"].get<pid_t>(), inst["PidStartTime"].get<uint64_t>()});
+    inst["State"] = instance_state::kStopped;
+    inst["StateChangedAt"] = now;
+    inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
+                           {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};
+    inst["StateTransitionReason"] = "User initiated (autopipe down)";
+    std::string id = inst["InstanceId"];
+    writes.push_back({kind::kInstance, id, std::move(inst)});
   }
   auto any_alive = [&] {
     for (const auto& p : procs)
@@ -255,6 +271,8 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher) {
     for (const auto& p : procs) launcher.SignalGroup(p, true);
     WaitGone(any_alive, std::chrono::seconds(5));
   }
+  Status st = store.Commit(writes);
+  if (!st.ok()) std::cerr << "autopipe down: " << st.message() << "\n";
 }
 
 }  // namespace
@@ -290,7 +308,7 @@ int RunDown(const std::string& data_dir) {
   LocalProcessLauncher launcher;
   if (auto pf = ReadPidFile(dir / "server.pid")) {
     ProcessId server{pf->pid, pf->start_time};
-    if (launcher.IsAlive(server)) {
+    if (server.pid != ::getpid() && launcher.IsAlive(server)) {
       ::kill(server.pid, SIGTERM);
       if (!WaitGone([&] { return launcher.IsAlive(server); }, std::chrono::seconds(10))) ::kill(server.pid, SIGKILL);
       WaitGone([&] { return launcher.IsAlive(server); }, std::chrono::seconds(5));
@@ -306,7 +324,7 @@ int RunDown(const std::string& data_dir) {
     std::cerr << "autopipe down: " << store.status().message() << "\n";
     return 1;
   }
-  StopRegionProcesses(**store, launcher);
+  StopRegionProcesses(**store, launcher, SystemClock().NowMillis());
   std::error_code ec;
   fs::remove(dir / "endpoint", ec);
   ::close(lock_fd);

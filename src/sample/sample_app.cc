@@ -165,6 +165,11 @@ int RunSampleApp(const std::string& host, int port) {
     Print("stopped");
   }
   stopper.Finish();
+  // A second SIGTERM (say, one to the whole instance after one to us) may still be pending; once unblocked it
+  // would kill us on the way out.
+  timespec no_wait{0, 0};
+  for (int i = 0; i < 64 && sigtimedwait(&stop_signals, nullptr, &no_wait) > 0; ++i) {
+  }
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   return code;
 }

@@ -1,0 +1,102 @@
+"""`autopipe up`, the README's main job: a region with the seed's stack, where everything is, and Ctrl-C."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import harness
+from harness import http_json, instance_processes, wait_until
+
+BLOCK = 240
+
+
+class UpTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="autopipe-e2e-up-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.data_dir = os.path.join(self.root, "data")
+        self.port = harness._free_port()
+        self.block_prefix = "127.%d." % BLOCK
+        self.proc = None
+        self.addCleanup(self._stop)
+
+    def _start_up(self):
+        argv = [harness.autopipe_bin(), "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
+                "--address-block", "127.%d" % BLOCK]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        lines = []
+        ready = threading.Event()
+
+        def reader():
+            for line in self.proc.stdout:
+                lines.append(line)
+                if "Press Ctrl-C" in line:
+                    ready.set()
+        threading.Thread(target=reader, daemon=True).start()
+        self.assertTrue(ready.wait(45), "autopipe up did not report readiness:\n" + "".join(lines))
+        return "".join(lines)
+
+    def _stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        # Whatever the test left behind in its own block: only our processes live there.
+        for pid, _ in instance_processes(self.block_prefix):
+            harness.kill9(pid)
+
+    def _cli_env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_SHARED_CREDENTIALS_FILE=os.path.join(self.data_dir, "credentials"),
+                   AWS_CONFIG_FILE=os.path.join(self.data_dir, "config"), AWS_PAGER="")
+        return env
+
+    def test_up_runs_the_seed_stack_says_where_it_is_and_stops_on_ctrl_c(self):
+        out = self._start_up()
+        endpoint = "http://127.0.0.1:%d" % self.port
+        self.assertIn(endpoint, out)
+        self.assertIn(os.path.join(self.data_dir, "credentials"), out)
+        urls = re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out)
+        self.assertEqual(len(urls), 5, out)
+        zones = []
+        for ip in urls:
+            body = http_json(ip)
+            self.assertEqual(body["private_ip"], ip)
+            zones.append(body["availability_zone"])
+        self.assertEqual(sorted(zones.count(z) for z in set(zones)), [2, 3])
+
+        # The printed instructions work with the real CLI.
+        import json
+        v1 = harness._find_cli_v1() or harness._find_cli_v2()
+        res = subprocess.run(list(v1) + ["--endpoint-url", endpoint, "--output", "json", "autoscaling",
+                                         "describe-auto-scaling-groups"],
+                             env=self._cli_env(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        group = json.loads(res.stdout)["AutoScalingGroups"][0]
+        self.assertEqual((group["AutoScalingGroupName"], group["MinSize"], group["MaxSize"],
+                          group["DesiredCapacity"]), ("auto-pipeline-asg", 2, 10, 5))
+        self.assertEqual(group["LaunchConfigurationName"], "auto-pipeline-launch-config")
+
+        # Ctrl-C stops the region and every process it runs.
+        self.proc.send_signal(signal.SIGINT)
+        self.assertEqual(self.proc.wait(30), 0)
+        self.assertEqual(instance_processes(self.block_prefix), [])
+
+        # A second `up` on the same data dir brings the same stack back.
+        out = self._start_up()
+        self.assertEqual(len(re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out)), 5, out)
+        self.assertNotIn("AlreadyExists", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
