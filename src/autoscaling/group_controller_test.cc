@@ -26,6 +26,7 @@
 #include "ec2/instance_controller.h"
 #include "ec2/instances.h"
 #include "process/fake_launcher.h"
+#include "region/region_fixture.h"
 #include "region/context.h"
 #include "region/controller.h"
 #include "store/store.h"
@@ -44,57 +45,11 @@ constexpr char kSelfExe[] = "/opt/autopipe/bin/autopipe";
 // FakeClock's default start, 1'700'000'000'000 ms, as activity causes quote it.
 constexpr char kAtStart[] = "At 2023-11-14T22:13:20Z ";
 
-class GroupControllerTest : public ::testing::Test {
+class GroupControllerTest : public RegionFixture {
  protected:
-  GroupControllerTest()
-      : catalog_("us-west-2", "127.200"),
-        store_(NewMemoryStore()),
-        router_("us-west-2", [](const std::string&) { return std::optional<std::string>(); }, &clock_) {}
-
-  void SetUp() override {
-    char tmpl[] = "/tmp/group_controller_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    data_dir_ = tmpl;
-    ctx_.catalog = &catalog_;
-    ctx_.store = store_.get();
-    ctx_.clock = &clock_;
-    ctx_.launcher = &launcher_;
-    ctx_.data_dir = data_dir_.string();
-    ctx_.self_exe = kSelfExe;
-    ctx_.mu = &mu_;
-    ctx_.wake = [] {};
-    // The same order as the region: groups first, then instances.
-    runner_ = std::make_unique<ControllerRunner>(&ctx_, std::chrono::hours(1));
-    runner_->Add(std::make_unique<GroupController>(&ctx_));
-    runner_->Add(std::make_unique<InstanceController>(&ctx_));
-    router_.AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx_));
-    router_.AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
-  }
-
-  void TearDown() override {
-    EXPECT_EQ(runner_->errors(), 0u) << "a controller pass reported an error";
-    std::error_code ec;
-    fs::remove_all(data_dir_, ec);
-  }
+  void SetUp() override { WireRegion({.auto_scaling = true}); }
 
   // ---- API ----
-
-  Result<Json> Call(const std::string& action, const FormParams& params) {
-    return router_.Invoke("autoscaling", action, params);
-  }
-
-  Json MustCall(const std::string& action, const FormParams& params) {
-    auto r = Call(action, params);
-    EXPECT_TRUE(r.ok()) << action << " failed: " << r.status().ToString();
-    return r.ok() ? *r : Json();
-  }
-
-  static void ExpectError(const Result<Json>& r, const std::string& code, const std::string& message) {
-    ASSERT_FALSE(r.ok()) << "expected " << code << " but the call succeeded";
-    EXPECT_EQ(r.status().code(), code);
-    EXPECT_EQ(r.status().message(), message);
-    EXPECT_EQ(r.status().http_status(), 400);
-  }
 
   void CreateLaunchConfiguration(const std::string& name = kLaunchConfig) {
     MustCall("CreateLaunchConfiguration",
@@ -221,15 +176,6 @@ class GroupControllerTest : public ::testing::Test {
     return Json();
   }
 
-  fs::path data_dir_;
-  FakeClock clock_;
-  Catalog catalog_;
-  std::unique_ptr<Store> store_;
-  FakeLauncher launcher_;
-  std::mutex mu_;
-  RegionContext ctx_;
-  std::unique_ptr<ControllerRunner> runner_;
-  ApiRouter router_;
 };
 
 // ---- creating the seed's group ----------------------------------------------------------------------------------

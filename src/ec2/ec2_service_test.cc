@@ -22,6 +22,7 @@
 #include "ec2/instance_controller.h"
 #include "ec2/instances.h"
 #include "process/fake_launcher.h"
+#include "region/region_fixture.h"
 #include "region/context.h"
 #include "region/controller.h"
 #include "store/store.h"
@@ -33,35 +34,9 @@ namespace fs = std::filesystem;
 
 constexpr char kMinimalImage[] = "ami-0f1e2d3c4b5a69788";
 
-class Ec2ServiceTest : public ::testing::Test {
+class Ec2ServiceTest : public RegionFixture {
  protected:
-  Ec2ServiceTest()
-      : catalog_("us-west-2", "127.200"),
-        store_(NewMemoryStore()),
-        router_("us-west-2", [](const std::string&) { return std::optional<std::string>(); }, &clock_) {}
-
-  void SetUp() override {
-    char tmpl[] = "/tmp/ec2_service_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    data_dir_ = tmpl;
-    ctx_.catalog = &catalog_;
-    ctx_.store = store_.get();
-    ctx_.clock = &clock_;
-    ctx_.launcher = &launcher_;
-    ctx_.data_dir = data_dir_.string();
-    ctx_.self_exe = "/opt/autopipe/bin/autopipe";
-    ctx_.mu = &mu_;
-    ctx_.wake = [] {};
-    runner_ = std::make_unique<ControllerRunner>(&ctx_, std::chrono::hours(1));
-    runner_->Add(std::make_unique<InstanceController>(&ctx_));
-    router_.AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
-  }
-
-  void TearDown() override {
-    EXPECT_EQ(runner_->errors(), 0u);
-    std::error_code ec;
-    fs::remove_all(data_dir_, ec);
-  }
+  void SetUp() override { WireRegion({.auto_scaling = false, .service = "ec2"}); }
 
   // A new pending instance, as Auto Scaling would create it; a pass then starts it.
   std::string AddInstance(const std::string& az, std::vector<std::pair<std::string, std::string>> tags = {}) {
@@ -81,23 +56,6 @@ class Ec2ServiceTest : public ::testing::Test {
 
   void Passes(int n) {
     for (int i = 0; i < n; ++i) runner_->RunPass();
-  }
-
-  Result<Json> Call(const std::string& action, const FormParams& params) {
-    return router_.Invoke("ec2", action, params);
-  }
-
-  Json MustCall(const std::string& action, const FormParams& params) {
-    auto r = Call(action, params);
-    EXPECT_TRUE(r.ok()) << action << " failed: " << r.status().ToString();
-    return r.ok() ? *r : Json();
-  }
-
-  static void ExpectError(const Result<Json>& r, const std::string& code, const std::string& message) {
-    ASSERT_FALSE(r.ok()) << "expected " << code << " but the call succeeded";
-    EXPECT_EQ(r.status().code(), code);
-    EXPECT_EQ(r.status().message(), message);
-    EXPECT_EQ(r.status().http_status(), 400);
   }
 
   // The instances DescribeInstances returns, by id.
@@ -127,15 +85,6 @@ class Ec2ServiceTest : public ::testing::Test {
   Json Doc(const std::string& id) { return store_->Get(kind::kInstance, id).value_or(Json()); }
   pid_t PidOf(const std::string& id) { return Doc(id)["Pid"].get<pid_t>(); }
 
-  fs::path data_dir_;
-  FakeClock clock_;
-  Catalog catalog_;
-  std::unique_ptr<Store> store_;
-  FakeLauncher launcher_;
-  std::mutex mu_;
-  RegionContext ctx_;
-  std::unique_ptr<ControllerRunner> runner_;
-  ApiRouter router_;
 };
 
 // ---- DescribeInstances ------------------------------------------------------------------------------------------
