@@ -177,6 +177,25 @@ TEST(ParamsTest, StructListsGroupByIndexInNumericOrder) {
   EXPECT_EQ(tags[2].at("Key"), "k10");
 }
 
+TEST(ParamsTest, MapsAndEc2ListsAndSubStructures) {
+  FormParams f = {{"Attributes.entry.2.key", "Policy"},      {"Attributes.entry.2.value", "{}"},
+                  {"Attributes.entry.1.key", "DisplayName"}, {"Attributes.entry.1.value", "Alerts"},
+                  {"InstanceMonitoring.Enabled", "true"},    {"Listeners.member.1.Protocol", "HTTP"}};
+  Params p(f, WireProtocol::kQuery);
+  auto attrs = p.Map("Attributes");
+  ASSERT_EQ(attrs.size(), 2u);
+  EXPECT_EQ(attrs[0], (std::pair<std::string, std::string>{"DisplayName", "Alerts"}));
+  EXPECT_EQ(attrs[1].first, "Policy");
+  EXPECT_EQ(p.Sub("InstanceMonitoring.").at("Enabled"), "true");
+  EXPECT_EQ(p.StructList("Listeners")[0].at("Protocol"), "HTTP");
+
+  FormParams e = {{"InstanceId.1", "i-a"}, {"InstanceId.2", "i-b"}, {"Filter.1.Name", "tag:x"},
+                  {"Filter.1.Value.1", "v"}};
+  Params ec2(e, WireProtocol::kEc2);
+  EXPECT_EQ(ec2.List("InstanceId"), (std::vector<std::string>{"i-a", "i-b"}));
+  EXPECT_EQ(ec2.StructList("Filter")[0].at("Value.1"), "v");
+}
+
 TEST(ParamsTest, TypedGettersNameTheBadParameter) {
   FormParams f = {{"MinSize", "two"}, {"Force", "maybe"}, {"Max", "10"}};
   Params p(f, WireProtocol::kQuery);

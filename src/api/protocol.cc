@@ -148,6 +148,17 @@ std::vector<FormParams> Params::StructList(const std::string& name, const std::s
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> Params::Map(const std::string& name) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& entry : StructList(name, "entry")) {
+    auto key = entry.find("key");
+    if (key == entry.end()) continue;
+    auto value = entry.find("value");
+    out.emplace_back(key->second, value == entry.end() ? "" : value->second);
+  }
+  return out;
+}
+
 FormParams Params::Sub(const std::string& prefix) const {
   FormParams out;
   for (auto it = p_.lower_bound(prefix); it != p_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {

@@ -50,6 +50,8 @@ class Params {
   std::vector<std::string> List(const std::string& name, const std::string& member = "member") const;
   // List of structures: each element is the map of its fields ("Key" -> "v", "Values.member.1" -> "x").
   std::vector<FormParams> StructList(const std::string& name, const std::string& member = "member") const;
+  // Map: Query "Name.entry.N.key" / "Name.entry.N.value" (SNS attributes), keys in index order.
+  std::vector<std::pair<std::string, std::string>> Map(const std::string& name) const;
   // Parameters of this request with the given prefix removed, e.g. Sub("InstanceMonitoring.").
   FormParams Sub(const std::string& prefix) const;
 
