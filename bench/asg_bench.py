@@ -158,6 +158,23 @@ def instance_pids(data_dir):
     return found
 
 
+def block_in_use(block):
+    """True when some TCP socket is bound to an address of 127.N.0.0/16 (e.g. another region's instances)."""
+    third = int(block.split(".")[1])
+    for path in ("/proc/net/tcp",):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    local = line.split()[1].split(":")[0]
+                    octets = bytes.fromhex(local)[::-1]  # little-endian IPv4
+                    if octets[0] == 127 and octets[1] == third:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -1093,8 +1110,8 @@ def main():
     ap.add_argument("--calls", type=int, default=None, help="calls per latency series (default 2000)")
     ap.add_argument("--time-cap", type=float, default=150.0, help="seconds at most per latency series")
     ap.add_argument("--scale-timeout", type=float, default=600.0)
-    ap.add_argument("--block-a", default="127.210", help="address block of server A (benchmarks 1, 2)")
-    ap.add_argument("--block-b", default="127.211", help="address block of server B (benchmark 3)")
+    ap.add_argument("--block-a", default="127.251", help="address block of server A (benchmarks 1, 2)")
+    ap.add_argument("--block-b", default="127.252", help="address block of server B (benchmark 3)")
     ap.add_argument("--skip-moto", action="store_true")
     ap.add_argument("--skip-autopipe", action="store_true")
     ap.add_argument("--skip-create", action="store_true")
@@ -1109,8 +1126,10 @@ def main():
     args.per_group = args.per_group or (10 if q else 100)
     args.calls = args.calls or (200 if q else 2000)
     for block in (args.block_a, args.block_b):
-        if not re.fullmatch(r"127\.\d{1,3}", block):
+        if not re.fullmatch(r"127\.\d{1,3}", block) or not 1 <= int(block.split(".")[1]) <= 255:
             sys.exit(f"address blocks must be 127.N (loopback only), not {block}")
+        if block_in_use(block):
+            sys.exit(f"address block {block} is in use by another region; pick another with --block-a/--block-b")
     if not os.access(args.bin, os.X_OK) and not args.skip_autopipe:
         sys.exit(f"no autopipe binary at {args.bin}; build it with cmake --build build --target autopipe")
 

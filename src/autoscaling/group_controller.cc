@@ -10,9 +10,7 @@
 namespace autopipe {
 
 std::vector<std::string> GroupController::Keys() {
-  std::vector<std::string> keys;
-  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) keys.push_back(g["AutoScalingGroupName"]);
-  return keys;
+  return ctx_->store->Ids(kind::kAutoScalingGroup);
 }
 
 Status GroupController::Reconcile(const std::string& name) {

@@ -44,9 +44,7 @@ std::optional<std::string> DecodeBase64(const std::string& in) {
 }  // namespace
 
 std::vector<std::string> InstanceController::Keys() {
-  std::vector<std::string> keys;
-  for (const auto& inst : ctx_->store->List(kind::kInstance)) keys.push_back(inst["InstanceId"]);
-  return keys;
+  return ctx_->store->Ids(kind::kInstance);
 }
 
 Status InstanceController::Start(Json& inst) {
@@ -86,6 +84,7 @@ Status InstanceController::Start(Json& inst) {
   if (!pid.ok()) return pid.status();
   inst["Pid"] = pid->pid;
   inst["PidStartTime"] = pid->start_time;
+  ctx_->launcher->Watch(*pid);
   spdlog::info("instance={} started pid={} ip={} az={}", id, pid->pid, inst["PrivateIpAddress"].get<std::string>(),
                inst["AvailabilityZone"].get<std::string>());
   return Status::Ok();
@@ -132,7 +131,9 @@ Status InstanceController::Reconcile(const std::string& id) {
     } else {
       SetState(inst, instance_state::kRunning, now);
     }
-  } else if (state == instance_state::kRunning && !ctx_->launcher->IsAlive(ProcessOf(inst))) {
+  } else if (state == instance_state::kRunning && ctx_->launcher->IsAlive(ProcessOf(inst))) {
+    ctx_->launcher->Watch(ProcessOf(inst));  // adopted after a restart: watch it too (idempotent)
+  } else if (state == instance_state::kRunning) {
     SetState(inst, instance_state::kStopped, now);
     inst["StateReason"] = {{"Code", "Client.InstanceInitiatedShutdown"},
                            {"Message", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}};

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -13,6 +15,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -284,7 +287,93 @@ void AddToReaper(pid_t pid) {
 
 }  // namespace
 
-LocalProcessLauncher::LocalProcessLauncher() {
+// Watches pidfds with epoll on one thread; each exit triggers the callback once.
+class LocalProcessLauncher::ExitWatcher {
+ public:
+  ExitWatcher() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = stop_fd_;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ExitWatcher() {
+    uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+    thread_.join();
+    for (const auto& [pid, fd] : fds_) close(fd);
+    close(stop_fd_);
+    close(epoll_fd_);
+  }
+
+  void SetCallback(std::function<void()> cb) {
+    std::lock_guard<std::mutex> lock(mu_);
+    callback_ = std::move(cb);
+  }
+
+  void Watch(const ProcessId& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (id.pid <= 1 || fds_.count(id.pid)) return;
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, id.pid, 0));
+    if (fd < 0) {
+      if (callback_) callback_();  // already gone
+      return;
+    }
+    // The pid may have been reused between the caller's check and pidfd_open.
+    std::optional<uint64_t> start = ProcessStartTime(id.pid);
+    if (!start || *start != id.start_time) {
+      close(fd);
+      if (callback_) callback_();
+      return;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    fds_[id.pid] = fd;
+    pids_by_fd_[fd] = id.pid;
+  }
+
+ private:
+  void Loop() {
+    epoll_event events[64];
+    while (true) {
+      int n = epoll_wait(epoll_fd_, events, 64, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;
+      bool exited = false;
+      std::function<void()> cb;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (int i = 0; i < n; ++i) {
+          int fd = events[i].data.fd;
+          if (fd == stop_fd_) return;
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+          fds_.erase(pids_by_fd_[fd]);
+          pids_by_fd_.erase(fd);
+          close(fd);
+          exited = true;
+        }
+        cb = callback_;
+      }
+      if (exited && cb) cb();
+    }
+  }
+
+  const int epoll_fd_;
+  const int stop_fd_;
+  std::mutex mu_;
+  std::function<void()> callback_;     // guarded by mu_
+  std::map<pid_t, int> fds_;           // guarded by mu_
+  std::map<int, pid_t> pids_by_fd_;    // guarded by mu_
+  std::thread thread_;
+};
+
+void LocalProcessLauncher::Watch(const ProcessId& id) { watcher_->Watch(id); }
+
+void LocalProcessLauncher::SetExitCallback(std::function<void()> on_exit) { watcher_->SetCallback(std::move(on_exit)); }
+
+LocalProcessLauncher::LocalProcessLauncher() : watcher_(std::make_unique<ExitWatcher>()) {
   std::lock_guard<std::mutex> lock(g_reaper_mu);
   if (g_reaper_users++ == 0) g_reaper = new Reaper();
 }

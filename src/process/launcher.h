@@ -10,7 +10,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +46,11 @@ class ProcessLauncher {
   virtual void SignalGroup(const ProcessId& id, bool force) = 0;
   // True while any process in the group led by id.pid still exists (not counting zombies).
   virtual bool GroupAlive(const ProcessId& id) = 0;
+  // Asks for the exit callback soon after the process exits (idempotent; a process already gone calls back at
+  // once). It only saves latency: callers must still notice exits on their own periodic pass.
+  virtual void Watch(const ProcessId& id) {}
+  // Set before any Watch(); called from a background thread.
+  virtual void SetExitCallback(std::function<void()> on_exit) {}
 };
 
 // The real launcher for this machine. Reaps its own children in the background so they never linger as zombies.
@@ -55,6 +62,14 @@ class LocalProcessLauncher : public ProcessLauncher {
   bool IsAlive(const ProcessId& id) override;
   void SignalGroup(const ProcessId& id, bool force) override;
   bool GroupAlive(const ProcessId& id) override;
+  // Watches with pidfd_open + epoll, so processes this launcher did not start (adopted after a restart) are
+  // watched too.
+  void Watch(const ProcessId& id) override;
+  void SetExitCallback(std::function<void()> on_exit) override;
+
+ private:
+  class ExitWatcher;
+  std::unique_ptr<ExitWatcher> watcher_;
 };
 
 // Reads /proc/<pid>/stat field 22; nullopt when the process is gone or a zombie.

@@ -13,7 +13,14 @@ void ControllerRunner::Start() {
         if (stopping_) return;
         woken_ = false;
       }
-      RunPass();
+      // A pass that changed something usually enables the next step (a launched instance becomes InService,
+      // a terminated one leaves its group): go again at once instead of waiting a period, a bounded number
+      // of times.
+      for (int i = 0; i < kMaxPassesPerWake; ++i) {
+        uint64_t before = ctx_->store->Revision();
+        RunPass();
+        if (ctx_->store->Revision() == before) break;
+      }
     }
   });
 }

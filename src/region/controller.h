@@ -4,7 +4,8 @@
 // missed or repeated pass costs nothing and a crash at any point is recovered by running the pass again.
 //
 // ControllerRunner drives them: a pass over every key of every controller, in registration order, every
-// `period` or as soon as Wake() is called; Keys() and each Reconcile run with RegionContext::mu held (taken
+// `period` or as soon as Wake() is called (API writes and process exits wake it), repeated at once while a
+// pass changes the store (at most kMaxPassesPerWake times); Keys() and each Reconcile run with RegionContext::mu held (taken
 // per key, so an API call waits for at most one Reconcile). Errors are logged
 // and counted and the key is simply looked at again on the next pass.
 //
@@ -47,6 +48,7 @@ class ControllerRunner {
   // One pass over everything, on the caller's thread (tests, and the runner's loop).
   void RunPass();
   uint64_t errors() const { return errors_.load(); }
+  static constexpr int kMaxPassesPerWake = 20;
   uint64_t passes() const { return passes_.load(); }
 
  private:

@@ -29,7 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr auto kControllerPeriod = std::chrono::milliseconds(100);
+// The resync period: everything that matters wakes the controllers sooner (API writes, process exits).
+constexpr auto kControllerPeriod = std::chrono::milliseconds(1000);
 
 // Writes a file readable by the owner only, atomically (write to a temp file, then rename).
 Status WritePrivateFile(const fs::path& path, const std::string& content, mode_t mode = 0600) {
@@ -130,6 +131,7 @@ class RegionImpl : public Region {
     runner_->Add(std::make_unique<GroupController>(&ctx_));
     runner_->Add(std::make_unique<InstanceController>(&ctx_));
     ctx_.wake = [this] { runner_->Wake(); };
+    launcher_->SetExitCallback([this] { runner_->Wake(); });
 
     auto secrets = secrets_;
     router_ = std::make_unique<ApiRouter>(
@@ -168,6 +170,7 @@ class RegionImpl : public Region {
   }
 
   void Stop() override {
+    if (launcher_) launcher_->SetExitCallback(nullptr);
     if (api_) api_->Stop();
     if (runner_) runner_->Stop();
     std::error_code ec;

@@ -38,10 +38,27 @@ class MemoryStore : public Store {
     return kit == docs_.end() ? 0 : kit->second.size();
   }
 
+  std::vector<std::string> Ids(const std::string& k) const override {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    auto kit = docs_.find(k);
+    if (kit == docs_.end()) return out;
+    out.reserve(kit->second.size());
+    for (const auto& [id, doc] : kit->second) out.push_back(id);
+    return out;
+  }
+
+  uint64_t Revision() const override {
+    std::lock_guard lock(mu_);
+    return revision_;
+  }
+
   Status Commit(const std::vector<StoreWrite>& writes) override {
+    if (writes.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
     AP_RETURN_IF_ERROR(Persist(writes));
     ApplyLocked(writes);
+    ++revision_;
     return Status::Ok();
   }
 
@@ -61,7 +78,8 @@ class MemoryStore : public Store {
   }
 
   mutable std::mutex mu_;
-  KindMap docs_;  // guarded by mu_
+  KindMap docs_;           // guarded by mu_
+  uint64_t revision_ = 0;  // guarded by mu_
 };
 
 class SqliteStore : public MemoryStore {

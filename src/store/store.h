@@ -43,6 +43,10 @@ class Store {
   // All documents of a kind, ordered by id.
   virtual std::vector<Json> List(const std::string& kind) const = 0;
   virtual size_t Count(const std::string& kind) const = 0;
+  // The ids of a kind, ordered (no document copies).
+  virtual std::vector<std::string> Ids(const std::string& kind) const = 0;
+  // Counts successful commits: a reader can tell whether anything changed since it last looked.
+  virtual uint64_t Revision() const = 0;
   // Applies every write or none.
   virtual Status Commit(const std::vector<StoreWrite>& writes) = 0;
 
