@@ -42,6 +42,57 @@ def handler_micros(log_path, after_epoch):
     return out
 
 
+def attribute(perf_script):
+    """Share of the server's CPU samples: inside DescribeAutoScalingGroups by its nearest autopipe callee, and
+    elsewhere by the first recognisable frame (rendering, HTTP, controller pass, reaper)."""
+    samples, cur = [], []
+    for line in perf_script.splitlines():
+        if not line.strip():
+            if cur:
+                samples.append(cur)
+            cur = []
+        elif not line.startswith((" ", "\t")):
+            cur = [line.strip()]
+        else:
+            parts = line.strip().split(None, 1)
+            cur.append(parts[1] if len(parts) > 1 else "?")
+    if cur:
+        samples.append(cur)
+    inside, outside = {}, {}
+    keys = ("RenderResult", "ControllerRunner", "Reaper", "VerifySigV4", "ParseForm", "process_request",
+            "write_data", "tcp_")
+    for smp in samples:
+        frames = smp[1:]
+        idx = [i for i, f in enumerate(frames) if "DescribeAutoScalingGroups" in f]
+        if idx:
+            below = [f for f in frames[:idx[0]] if "autopipe::" in f or f.startswith("List")]
+            key = "DescribeAutoScalingGroups > " + (below[-1] if below else "(own code, vector/json ops)")
+            key = re.sub(r"\(anonymous namespace\)::", "", key)[:100]
+            inside[key] = inside.get(key, 0) + 1
+        else:
+            hit = [f for f in frames if any(k in f for k in keys)]
+            key = re.sub(r"std::thread::_State_impl.*Reaper.*", "Reaper thread (waitpid loop)",
+                         hit[0] if hit else (frames[-1] if frames else "?"))
+            key = re.sub(r"\(anonymous namespace\)::", "", key)[:100]
+            outside[key] = outside.get(key, 0) + 1
+    n = max(len(samples), 1)
+    rows = sorted(inside.items(), key=lambda kv: -kv[1]) + sorted(outside.items(), key=lambda kv: -kv[1])
+    return {"samples": len(samples),
+            "shares": [f"{100 * v / n:5.1f}%  {k}" for k, v in rows if 100 * v / n >= 0.5]}
+
+
+def thread_cpu(pid):
+    out = {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[t] = (int(fields[11]) + int(fields[12])) / b.CLK_TCK
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
 def timed_series(ep, calls, params=None):
     params = params or {"Action": "DescribeAutoScalingGroups", "Version": "2011-01-01"}
     raw = ep.raw()
@@ -113,10 +164,12 @@ def main():
         pids = b.instance_pids(srv.data_dir)
 
         # D. idle CPU
-        s0, i0, t0 = b.proc_cpu_seconds(srv.pid), instance_cpu(pids), time.monotonic()
+        s0, i0, th0, t0 = b.proc_cpu_seconds(srv.pid), instance_cpu(pids), thread_cpu(srv.pid), time.monotonic()
         time.sleep(5)
-        s1, i1, t1 = b.proc_cpu_seconds(srv.pid), instance_cpu(pids), time.monotonic()
+        s1, i1, th1, t1 = b.proc_cpu_seconds(srv.pid), instance_cpu(pids), thread_cpu(srv.pid), time.monotonic()
         res["idle_cpu_percent"] = {"server": round(100 * (s1 - s0) / (t1 - t0), 1),
+                                   "server_by_thread": sorted((round(100 * (th1[t] - th0.get(t, 0)) / (t1 - t0), 1)
+                                                               for t in th1), reverse=True)[:4],
                                    "all_instance_processes": round(100 * (i1 - i0) / (t1 - t0), 1),
                                    "instance_processes": len(pids)}
         b.log(f"idle CPU: {res['idle_cpu_percent']}")
@@ -140,32 +193,20 @@ def main():
                                                           "AutoScalingGroupNames.member.1": "bench-scale-05"})
         res["A_one_group_quickack"] = b.summarize_ms(lat1)
 
-        # B. perf
+        # B. perf: where the server's CPU goes while it answers DescribeAutoScalingGroups (all groups)
         perf = shutil.which("perf")
         if perf:
             data = os.path.join(tmp, "perf.data")
-            p = subprocess.Popen([perf, "record", "-F", "999", "-g", "-o", data, "-p", str(srv.pid)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            p = subprocess.Popen([perf, "record", "-F", "499", "--call-graph", "dwarf,16384", "-o", data, "-p",
+                                  str(srv.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-            lat_b, _ = timed_series(ep, min(args.calls, 500))
+            lat_b, _ = timed_series(ep, min(args.calls, 300))
             p.send_signal(signal.SIGINT)
             p.wait(timeout=60)
             res["B_under_perf"] = b.summarize_ms(lat_b)
-            rep = subprocess.run([perf, "report", "-i", data, "--no-children", "--stdio", "--sort", "symbol",
-                                  "-g", "none", "--percent-limit", "1"],
-                                 capture_output=True, text=True, timeout=120)
-            top = [ln.strip() for ln in rep.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
-            res["B_perf_top_symbols"] = top[:30]
-            rep = subprocess.run([perf, "report", "-i", data, "--no-children", "--stdio", "--sort", "comm,dso",
-                                  "-g", "none"], capture_output=True, text=True, timeout=120)
-            res["B_perf_by_thread_dso"] = [ln.strip() for ln in rep.stdout.splitlines()
-                                           if ln.strip() and not ln.startswith("#")][:15]
-            rep = subprocess.run([perf, "report", "-i", data, "--children", "--stdio", "--sort", "symbol",
-                                  "-g", "none", "--percent-limit", "3"],
-                                 capture_output=True, text=True, timeout=120)
-            res["B_perf_inclusive"] = [ln.strip() for ln in rep.stdout.splitlines()
-                                       if ln.strip() and not ln.startswith("#")][:40]
-
+            script = subprocess.run([perf, "script", "-i", data, "-F", "tid,ip,sym"], capture_output=True,
+                                    text=True, timeout=300).stdout
+            res["B_perf_attribution"] = attribute(script)
         # C. instances paused
         pids = b.instance_pids(srv.data_dir)
         for pid in pids:

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 # Tests: GoogleTest, clang's libFuzzer runtime, the aws CLI v2 and boto3 from Debian, curl.
 PACKAGES=(
   g++ make cmake pkg-config
-  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libsqlite3-dev libssl-dev
-  libgtest-dev clang libclang-rt-14-dev
+  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libsqlite3-dev libssl-dev libjemalloc-dev
+  libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   awscli python3 python3-boto3 curl procps
 )
 

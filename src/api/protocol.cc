@@ -18,11 +18,36 @@ void AppendChildren(std::string& out, const Json& obj, const char* item_name) {
   for (auto it = obj.begin(); it != obj.end(); ++it) AppendXml(out, it.key(), it.value(), item_name);
 }
 
+void AppendEscaped(std::string& out, const std::string& s) {
+  size_t plain_from = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char* entity = nullptr;
+    switch (s[i]) {
+      case '&': entity = "&amp;"; break;
+      case '<': entity = "&lt;"; break;
+      case '>': entity = "&gt;"; break;
+      case '"': entity = "&quot;"; break;
+      case '\'': entity = "&apos;"; break;
+      case '\r': entity = "&#xD;"; break;
+      default: continue;
+    }
+    out.append(s, plain_from, i - plain_from);
+    out += entity;
+    plain_from = i + 1;
+  }
+  out.append(s, plain_from, std::string::npos);
+}
+
 void AppendScalar(std::string& out, const Json& v) {
+  char buf[32];
   if (v.is_string()) {
-    out += XmlEscape(v.get<std::string>());
+    AppendEscaped(out, v.get_ref<const std::string&>());
   } else if (v.is_boolean()) {
     out += v.get<bool>() ? "true" : "false";
+  } else if (v.is_number_integer() || v.is_number_unsigned()) {
+    auto [end, ec] = v.is_number_unsigned() ? std::to_chars(buf, buf + sizeof buf, v.get<uint64_t>())
+                                            : std::to_chars(buf, buf + sizeof buf, v.get<int64_t>());
+    out.append(buf, end);
   } else {
     out += v.dump();
   }
@@ -53,17 +78,7 @@ Json ToJson10(const Json& v) { return v.is_null() ? Json::object() : v; }
 std::string XmlEscape(const std::string& s) {
   std::string out;
   out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      case '\r': out += "&#xD;"; break;
-      default: out += c;
-    }
-  }
+  AppendEscaped(out, s);
   return out;
 }
 

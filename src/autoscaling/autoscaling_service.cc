@@ -125,15 +125,20 @@ Json TagXml(const std::string& group, const Json& t) {
 }
 
 Json GroupXml(const Json& g) {
-  Json instances = Json::array();
-  for (const auto& [id, m] : g["Instances"].items()) {
-    instances.push_back({{"InstanceId", id},
-                         {"InstanceType", m["InstanceType"]},
-                         {"AvailabilityZone", m["AvailabilityZone"]},
-                         {"LifecycleState", m["LifecycleState"]},
-                         {"HealthStatus", m["HealthStatus"]},
-                         {"LaunchConfigurationName", m["LaunchConfigurationName"]},
-                         {"ProtectedFromScaleIn", m["ProtectedFromScaleIn"]}});
+  // Built field by field rather than from initializer lists: this runs once per instance on every Describe.
+  static const char* const kMemberFields[] = {"InstanceType",          "AvailabilityZone", "LifecycleState",
+                                              "HealthStatus",          "LaunchConfigurationName",
+                                              "ProtectedFromScaleIn"};
+  Json instances(Json::value_t::array);
+  const Json& members = g["Instances"];
+  instances.get_ref<Json::array_t&>().reserve(members.size());
+  for (auto it = members.begin(); it != members.end(); ++it) {
+    Json out(Json::value_t::object);
+    auto& fields = out.get_ref<Json::object_t&>();
+    fields.reserve(7);
+    fields.emplace_back("InstanceId", it.key());
+    for (const char* f : kMemberFields) fields.emplace_back(f, (*it)[f]);
+    instances.push_back(std::move(out));
   }
   Json tags = Json::array();
   for (const auto& t : g["Tags"]) tags.push_back(TagXml(g["AutoScalingGroupName"], t));
@@ -293,7 +298,8 @@ Result<Json> AutoScalingService::DescribeLaunchConfigurations(const Params& p) {
   auto names = p.List("LaunchConfigurationNames");
   std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
-  for (const auto& lc : ctx_->store->List(kind::kLaunchConfiguration)) {
+  for (const auto& doc : ctx_->store->List(kind::kLaunchConfiguration)) {
+    const Json& lc = *doc;
     if (!names.empty() && std::find(names.begin(), names.end(), lc["LaunchConfigurationName"]) == names.end()) continue;
     all.push_back(LaunchConfigurationXml(lc));
   }
@@ -307,7 +313,8 @@ Result<Json> AutoScalingService::DeleteLaunchConfiguration(const Params& p) {
   if (!name.ok()) return name.status();
   std::lock_guard lock(*ctx_->mu);
   if (!ctx_->store->Get(kind::kLaunchConfiguration, *name)) return LaunchConfigurationNotFound(*name);
-  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+  for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
+    const Json& g = *doc;
     if (g["LaunchConfigurationName"] == *name) {
       return Status(400, "ResourceInUse", "Cannot delete launch configuration " + *name +
                                               " because it is attached to AutoScalingGroup " +
@@ -606,7 +613,8 @@ Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
   };
   std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
-  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+  for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
+    const Json& g = *doc;
     if (!names.empty() && std::find(names.begin(), names.end(), g["AutoScalingGroupName"]) == names.end()) continue;
     if (!matches(g)) continue;
     all.push_back(GroupXml(g));
@@ -622,7 +630,8 @@ Result<Json> AutoScalingService::DescribeAutoScalingInstances(const Params& p) {
   auto ids = p.List("InstanceIds");
   std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
-  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+  for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
+    const Json& g = *doc;
     for (const auto& [id, m] : g["Instances"].items()) {
       if (!ids.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
       std::string health = m["HealthStatus"] == "Healthy" ? "HEALTHY" : "UNHEALTHY";
@@ -746,11 +755,12 @@ Result<Json> AutoScalingService::DescribeScalingActivities(const Params& p) {
   auto group = p.Str("AutoScalingGroupName");
   std::lock_guard lock(*ctx_->mu);
   auto activities = ctx_->store->List(kind::kActivity);
-  std::stable_sort(activities.begin(), activities.end(), [](const Json& a, const Json& b) {
-    return a["StartTime"].get<int64_t>() > b["StartTime"].get<int64_t>();
+  std::stable_sort(activities.begin(), activities.end(), [](const Doc& a, const Doc& b) {
+    return (*a)["StartTime"].get<int64_t>() > (*b)["StartTime"].get<int64_t>();
   });
   Json all = Json::array();
-  for (const auto& a : activities) {
+  for (const auto& doc : activities) {
+    const Json& a = *doc;
     if (group && a["AutoScalingGroupName"] != *group) continue;
     if (!ids.empty() && std::find(ids.begin(), ids.end(), a["ActivityId"]) == ids.end()) continue;
     all.push_back(ActivityXml(a));
@@ -857,7 +867,8 @@ Result<Json> AutoScalingService::DescribeTags(const Params& p) {
   };
   std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
-  for (const auto& g : ctx_->store->List(kind::kAutoScalingGroup)) {
+  for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
+    const Json& g = *doc;
     for (const auto& t : g["Tags"]) {
       if (!pass("auto-scaling-group", g["AutoScalingGroupName"]) || !pass("key", t["Key"]) ||
           !pass("value", t["Value"]) || !pass("propagate-at-launch", t["PropagateAtLaunch"].get<bool>() ? "true" : "false"))

@@ -62,8 +62,8 @@ int ActiveCount(const Json& group) {
 }
 
 std::optional<Json> FindGroupOfInstance(const RegionContext& ctx, const std::string& instance_id) {
-  for (auto& g : ctx.store->List(kind::kAutoScalingGroup)) {
-    if (g["Instances"].contains(instance_id)) return g;
+  for (const auto& g : ctx.store->List(kind::kAutoScalingGroup)) {
+    if ((*g)["Instances"].contains(instance_id)) return *g;
   }
   return std::nullopt;
 }

@@ -162,7 +162,8 @@ Result<Json> DescribeInstances(RegionContext* ctx, const ApiRequest& req) {
     }
   }
   Json reservations = Json::array();
-  for (const auto& inst : ctx->store->List(kind::kInstance)) {
+  for (const auto& doc : ctx->store->List(kind::kInstance)) {
+    const Json& inst = *doc;
     if (!ids.empty() && std::find(ids.begin(), ids.end(), inst["InstanceId"]) == ids.end()) continue;
     bool keep = std::all_of(filters.begin(), filters.end(), [&](const Filter& f) { return *InstanceMatches(inst, f); });
     if (!keep) continue;

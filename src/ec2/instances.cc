@@ -35,7 +35,7 @@ Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch,
 
   std::set<std::string> in_use;
   for (const auto& inst : ctx.store->List(kind::kInstance)) {
-    if (inst["State"] != instance_state::kTerminated) in_use.insert(inst["PrivateIpAddress"].get<std::string>());
+    if ((*inst)["State"] != instance_state::kTerminated) in_use.insert((*inst)["PrivateIpAddress"].get<std::string>());
   }
   std::string counter_id = "ip-counter-" + launch.availability_zone;
   Json counter = ctx.store->Get(kind::kMeta, counter_id).value_or(Json{{"Next", 0}});

@@ -197,7 +197,8 @@ class RegionImpl : public Region {
   std::string DescribeInstancesText() const override {
     std::lock_guard lock(mu_);
     std::ostringstream out;
-    for (const auto& inst : store_->List(kind::kInstance)) {
+    for (const auto& doc : store_->List(kind::kInstance)) {
+      const Json& inst = *doc;
       if (!IsLiveState(inst["State"])) continue;
       out << "  " << inst["InstanceId"].get<std::string>() << "  " << inst["AvailabilityZone"].get<std::string>()
           << "  " << inst["State"].get<std::string>() << "  http://" << inst["PrivateIpAddress"].get<std::string>()
@@ -253,7 +254,8 @@ bool WaitGone(const std::function<bool()>& alive, std::chrono::milliseconds limi
 void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   std::vector<ProcessId> procs;
   std::vector<StoreWrite> writes;
-  for (auto inst : store.List(kind::kInstance)) {
+  for (const auto& doc : store.List(kind::kInstance)) {
+    Json inst = *doc;
     if (inst["Pid"].get<pid_t>() <= 0 || !IsLiveState(inst["State"])) continue;
     procs.push_back({inst["Pid"].get<pid_t>(), inst["PidStartTime"].get<uint64_t>()});
     inst["State"] = instance_state::kStopped;

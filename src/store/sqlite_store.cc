@@ -8,7 +8,7 @@
 namespace autopipe {
 namespace {
 
-using KindMap = std::map<std::string, std::map<std::string, Json>>;
+using KindMap = std::map<std::string, std::map<std::string, Doc>>;
 
 // In-memory documents; the SQLite store wraps this with a write-ahead to disk.
 class MemoryStore : public Store {
@@ -19,12 +19,12 @@ class MemoryStore : public Store {
     if (kit == docs_.end()) return std::nullopt;
     auto it = kit->second.find(id);
     if (it == kit->second.end()) return std::nullopt;
-    return it->second;
+    return *it->second;
   }
 
-  std::vector<Json> List(const std::string& k) const override {
+  std::vector<Doc> List(const std::string& k) const override {
     std::lock_guard lock(mu_);
-    std::vector<Json> out;
+    std::vector<Doc> out;
     auto kit = docs_.find(k);
     if (kit == docs_.end()) return out;
     out.reserve(kit->second.size());
@@ -69,7 +69,7 @@ class MemoryStore : public Store {
   void ApplyLocked(const std::vector<StoreWrite>& writes) {
     for (const auto& w : writes) {
       if (w.doc) {
-        docs_[w.kind][w.id] = *w.doc;
+        docs_[w.kind][w.id] = std::make_shared<const Json>(*w.doc);
       } else {
         auto kit = docs_.find(w.kind);
         if (kit != docs_.end()) kit->second.erase(w.id);
@@ -150,7 +150,7 @@ class SqliteStore : public MemoryStore {
         sqlite3_finalize(st);
         return Status::Internal("store: corrupt document " + k + "/" + id);
       }
-      docs_[k][id] = std::move(doc);
+      docs_[k][id] = std::make_shared<const Json>(std::move(doc));
     }
     sqlite3_finalize(st);
     return Status::Ok();

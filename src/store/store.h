@@ -20,6 +20,8 @@
 namespace autopipe {
 
 using Json = nlohmann::ordered_json;
+// A stored document: immutable once committed, shared by readers without copying.
+using Doc = std::shared_ptr<const Json>;
 
 // Document kinds (one per resource type).
 namespace kind {
@@ -40,8 +42,8 @@ class Store {
  public:
   virtual ~Store() = default;
   virtual std::optional<Json> Get(const std::string& kind, const std::string& id) const = 0;
-  // All documents of a kind, ordered by id.
-  virtual std::vector<Json> List(const std::string& kind) const = 0;
+  // All documents of a kind, ordered by id (shared, not copied: cheap even for thousands).
+  virtual std::vector<Doc> List(const std::string& kind) const = 0;
   virtual size_t Count(const std::string& kind) const = 0;
   // The ids of a kind, ordered (no document copies).
   virtual std::vector<std::string> Ids(const std::string& kind) const = 0;
