@@ -62,6 +62,21 @@ class Params {
   WireProtocol protocol_;
 };
 
+// Builds a Json object field by field, in order. nlohmann's initializer lists copy every element twice and
+// test each list for object-ness; handlers that build one object per instance on every call use this instead.
+class JsonObject {
+ public:
+  JsonObject() : json_(Json::value_t::object) {}
+  JsonObject& Add(const char* key, Json value) {
+    json_.get_ref<Json::object_t&>().emplace_back(key, std::move(value));
+    return *this;
+  }
+  Json Take() { return std::move(json_); }
+
+ private:
+  Json json_;
+};
+
 struct ServiceInfo {
   std::string name;           // SigV4 name
   std::string version;        // e.g. 2011-01-01

@@ -125,7 +125,6 @@ Json TagXml(const std::string& group, const Json& t) {
 }
 
 Json GroupXml(const Json& g) {
-  // Built field by field rather than from initializer lists: this runs once per instance on every Describe.
   static const char* const kMemberFields[] = {"InstanceType",          "AvailabilityZone", "LifecycleState",
                                               "HealthStatus",          "LaunchConfigurationName",
                                               "ProtectedFromScaleIn"};
@@ -133,12 +132,10 @@ Json GroupXml(const Json& g) {
   const Json& members = g["Instances"];
   instances.get_ref<Json::array_t&>().reserve(members.size());
   for (auto it = members.begin(); it != members.end(); ++it) {
-    Json out(Json::value_t::object);
-    auto& fields = out.get_ref<Json::object_t&>();
-    fields.reserve(7);
-    fields.emplace_back("InstanceId", it.key());
-    for (const char* f : kMemberFields) fields.emplace_back(f, (*it)[f]);
-    instances.push_back(std::move(out));
+    JsonObject out;
+    out.Add("InstanceId", it.key());
+    for (const char* f : kMemberFields) out.Add(f, (*it)[f]);
+    instances.push_back(out.Take());
   }
   Json tags = Json::array();
   for (const auto& t : g["Tags"]) tags.push_back(TagXml(g["AutoScalingGroupName"], t));

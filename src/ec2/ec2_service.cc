@@ -65,38 +65,45 @@ Json TagSet(const Json& tags) {
 }
 
 Json InstanceXml(const RegionContext& ctx, const Json& inst) {
-  const std::string state = inst["State"];
-  const std::string ip = inst["PrivateIpAddress"];
-  Json groups = Json::array();
-  for (const auto& g : inst["SecurityGroups"]) groups.push_back({{"groupId", g}, {"groupName", g}});
-  Json out = {
-      {"instanceId", inst["InstanceId"]},
-      {"imageId", inst["ImageId"]},
-      {"instanceState", {{"code", InstanceStateCode(state)}, {"name", state}}},
-      {"privateDnsName", state == instance_state::kTerminated ? "" : "ip-" + ip + ".autopipe.internal"},
-      {"dnsName", ""},
-      {"reason", inst["StateTransitionReason"]},
-      {"keyName", inst["KeyName"].get<std::string>().empty() ? Json() : inst["KeyName"]},
-      {"amiLaunchIndex", 0},
-      {"instanceType", inst["InstanceType"]},
-      {"launchTime", IsoTimeMillis(inst["LaunchTime"].get<int64_t>())},
-      {"placement", {{"availabilityZone", inst["AvailabilityZone"]}, {"groupName", ""}, {"tenancy", "default"}}},
-      {"monitoring", {{"state", "disabled"}}},
-      {"privateIpAddress", state == instance_state::kTerminated ? Json() : Json(ip)},
-      {"groupSet", groups},
-      {"architecture", "x86_64"},
-      {"rootDeviceType", "ebs"},
-      {"rootDeviceName", "/dev/xvda"},
-      {"virtualizationType", "hvm"},
-      {"hypervisor", "xen"},
-      {"ebsOptimized", false},
-      {"enaSupport", true},
-  };
+  const std::string& state = inst["State"].get_ref<const std::string&>();
+  const std::string& ip = inst["PrivateIpAddress"].get_ref<const std::string&>();
+  const bool terminated = state == instance_state::kTerminated;
+  Json groups(Json::value_t::array);
+  for (const auto& g : inst["SecurityGroups"]) groups.push_back(JsonObject().Add("groupId", g).Add("groupName", g).Take());
+  JsonObject out;
+  out.Add("instanceId", inst["InstanceId"])
+      .Add("imageId", inst["ImageId"])
+      .Add("instanceState", JsonObject().Add("code", InstanceStateCode(state)).Add("name", state).Take())
+      .Add("privateDnsName", terminated ? "" : "ip-" + ip + ".autopipe.internal")
+      .Add("dnsName", "")
+      .Add("reason", inst["StateTransitionReason"])
+      .Add("keyName", inst["KeyName"].get_ref<const std::string&>().empty() ? Json() : inst["KeyName"])
+      .Add("amiLaunchIndex", 0)
+      .Add("instanceType", inst["InstanceType"])
+      .Add("launchTime", IsoTimeMillis(inst["LaunchTime"].get<int64_t>()))
+      .Add("placement", JsonObject()
+                            .Add("availabilityZone", inst["AvailabilityZone"])
+                            .Add("groupName", "")
+                            .Add("tenancy", "default")
+                            .Take())
+      .Add("monitoring", JsonObject().Add("state", "disabled").Take())
+      .Add("privateIpAddress", terminated ? Json() : Json(ip))
+      .Add("groupSet", std::move(groups))
+      .Add("architecture", "x86_64")
+      .Add("rootDeviceType", "ebs")
+      .Add("rootDeviceName", "/dev/xvda")
+      .Add("virtualizationType", "hvm")
+      .Add("hypervisor", "xen")
+      .Add("ebsOptimized", false)
+      .Add("enaSupport", true);
   if (inst["StateReason"].is_object()) {
-    out["stateReason"] = {{"code", inst["StateReason"]["Code"]}, {"message", inst["StateReason"]["Message"]}};
+    out.Add("stateReason", JsonObject()
+                               .Add("code", inst["StateReason"]["Code"])
+                               .Add("message", inst["StateReason"]["Message"])
+                               .Take());
   }
-  if (!inst["Tags"].empty()) out["tagSet"] = TagSet(inst["Tags"]);
-  return out;
+  if (!inst["Tags"].empty()) out.Add("tagSet", TagSet(inst["Tags"]));
+  return out.Take();
 }
 
 Json StateChange(const std::string& id, const std::string& before, const std::string& after) {
@@ -167,10 +174,14 @@ Result<Json> DescribeInstances(RegionContext* ctx, const ApiRequest& req) {
     if (!ids.empty() && std::find(ids.begin(), ids.end(), inst["InstanceId"]) == ids.end()) continue;
     bool keep = std::all_of(filters.begin(), filters.end(), [&](const Filter& f) { return *InstanceMatches(inst, f); });
     if (!keep) continue;
-    reservations.push_back({{"reservationId", "r-" + inst["InstanceId"].get<std::string>().substr(2)},
-                            {"ownerId", kAccountId},
-                            {"groupSet", Json::array()},
-                            {"instancesSet", Json::array({InstanceXml(*ctx, inst)})}});
+    Json instances(Json::value_t::array);
+    instances.push_back(InstanceXml(*ctx, inst));
+    reservations.push_back(JsonObject()
+                               .Add("reservationId", "r-" + inst["InstanceId"].get<std::string>().substr(2))
+                               .Add("ownerId", kAccountId)
+                               .Add("groupSet", Json(Json::value_t::array))
+                               .Add("instancesSet", std::move(instances))
+                               .Take());
   }
   return Json{{"reservationSet", reservations}};
 }
