@@ -449,6 +449,21 @@ void LocalProcessLauncher::SignalGroup(const ProcessId& id, bool force) {
   kill(-id.pid, force ? SIGKILL : SIGTERM);
 }
 
+std::set<pid_t> LiveProcessGroups() {
+  std::set<pid_t> groups;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return groups;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+    std::optional<ProcStat> st = ReadProcStat(static_cast<pid_t>(pid));
+    if (st && !IsGoneState(st->state)) groups.insert(st->pgrp);
+  }
+  closedir(dir);
+  return groups;
+}
+
 bool LocalProcessLauncher::GroupAlive(const ProcessId& id) {
   if (id.pid <= 1) return false;
   std::optional<ProcStat> leader = ReadProcStat(id.pid);

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,10 @@ class LocalProcessLauncher : public ProcessLauncher {
   class ExitWatcher;
   std::unique_ptr<ExitWatcher> watcher_;
 };
+
+// The process group ids that still have a live (non-zombie) member, from one scan of /proc: for callers that
+// wait on many groups at once (GroupAlive scans /proc per call).
+std::set<pid_t> LiveProcessGroups();
 
 // Reads /proc/<pid>/stat field 22; nullopt when the process is gone or a zombie.
 std::optional<uint64_t> ProcessStartTime(pid_t pid);
