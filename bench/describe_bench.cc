@@ -11,21 +11,11 @@
 #include "autoscaling/group_controller.h"
 #include "ec2/ec2_service.h"
 #include "ec2/instance_controller.h"
+#include "process/fake_launcher.h"
 #include "region/controller.h"
 
 namespace autopipe {
 namespace {
-
-class NullLauncher : public ProcessLauncher {
- public:
-  Result<ProcessId> Launch(const LaunchSpec&) override { return ProcessId{++next_, 1}; }
-  bool IsAlive(const ProcessId&) override { return true; }
-  void SignalGroup(const ProcessId&, bool) override {}
-  bool GroupAlive(const ProcessId&) override { return false; }
-
- private:
-  pid_t next_ = 1000;
-};
 
 struct Fixture {
   Fixture() : catalog("us-west-2", "127.251"), store(NewMemoryStore()) {
@@ -57,7 +47,7 @@ struct Fixture {
   SystemClock clock;
   Catalog catalog;
   std::unique_ptr<Store> store;
-  NullLauncher launcher;
+  FakeLauncher launcher;
   std::mutex mu;
   RegionContext ctx;
   std::unique_ptr<ControllerRunner> runner;

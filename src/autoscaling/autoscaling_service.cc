@@ -228,7 +228,7 @@ class AutoScalingService {
  private:
   Result<Json> SetProcesses(const Params& p, bool suspend);
   Result<Json> LoadGroup(const std::string& name, bool allow_deleting = false);
-  Result<Json> ReadTags(const Params& p, const std::string& default_group, bool need_values);
+  Result<Json> ReadTags(const Params& p, const std::string& default_group);
   Status Save(std::vector<StoreWrite> writes) {
     AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
     if (ctx_->wake) ctx_->wake();
@@ -322,7 +322,7 @@ Result<Json> AutoScalingService::DeleteLaunchConfiguration(const Params& p) {
   return Json();
 }
 
-Result<Json> AutoScalingService::ReadTags(const Params& p, const std::string& default_group, bool need_values) {
+Result<Json> AutoScalingService::ReadTags(const Params& p, const std::string& default_group) {
   Json tags = Json::array();
   for (const auto& t : p.StructList("Tags")) {
     auto key = t.find("Key");
@@ -351,7 +351,6 @@ Result<Json> AutoScalingService::ReadTags(const Params& p, const std::string& de
                     {"Value", value != t.end() ? value->second : ""},
                     {"PropagateAtLaunch", propagate}});
   }
-  (void)need_values;
   return tags;
 }
 
@@ -438,7 +437,7 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
     if (!kPolicies.count(pol)) return Status::Validation("Unsupported termination policy: " + pol);
   }
   if (policies.empty()) policies = {"Default"};
-  auto tags = ReadTags(p, *name, true);
+  auto tags = ReadTags(p, *name);
   if (!tags.ok()) return tags.status();
 
   std::lock_guard lock(*ctx_->mu);
@@ -800,7 +799,7 @@ Result<Json> AutoScalingService::SetProcesses(const Params& p, bool suspend) {
 }
 
 Result<Json> AutoScalingService::CreateOrUpdateTags(const Params& p) {
-  auto tags = ReadTags(p, "", true);
+  auto tags = ReadTags(p, "");
   if (!tags.ok()) return tags.status();
   if (tags->empty()) return RequiredName(p, "Tags").status();
   std::lock_guard lock(*ctx_->mu);
@@ -822,7 +821,7 @@ Result<Json> AutoScalingService::CreateOrUpdateTags(const Params& p) {
 }
 
 Result<Json> AutoScalingService::DeleteTags(const Params& p) {
-  auto tags = ReadTags(p, "", false);
+  auto tags = ReadTags(p, "");
   if (!tags.ok()) return tags.status();
   std::lock_guard lock(*ctx_->mu);
   std::map<std::string, Json> groups;

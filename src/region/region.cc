@@ -352,7 +352,7 @@ int RunUp(const RegionOptions& opts) {
   }
   Region& region = **started;
   const ApiRouter& api = region.router();
-  // The seed's stack (docs/seed.md): a launch configuration for the sample image, then §1.1's group verbatim.
+  // The seed's stack (../shared/seed/, §1.1): a launch configuration for the sample image, then §1.1's group verbatim.
   auto lc = api.Invoke("autoscaling", "CreateLaunchConfiguration",
                        {{"LaunchConfigurationName", "auto-pipeline-launch-config"},
                         {"ImageId", "ami-0a1b2c3d4e5f60718"},
