@@ -4,9 +4,11 @@
 //   down           stop a region and every process it runs
 //   instance-init  (internal) the first process of an instance
 //   sample-app     (internal) the sample web service of the built-in image
+//   lb             (internal, also run by hand in benchmarks) one load-balancer node
 #include <CLI/CLI.hpp>
 
 #include "ec2/instance_init.h"
+#include "lb/lb_node.h"
 #include "region/region.h"
 #include "sample/sample_app.h"
 
@@ -43,6 +45,11 @@ int main(int argc, char** argv) {
   sample->add_option("--listen", listen)->capture_default_str();
   sample->group("");
 
+  std::string lb_config;
+  auto* lb = app.add_subcommand("lb", "(internal) one load-balancer node, configured by FILE (lb/node_files.h)");
+  lb->add_option("--config", lb_config, "the node's config.json")->required();
+  lb->group("");
+
   CLI11_PARSE(app, argc, argv);
 
   if (*server) return autopipe::RunServer(region);
@@ -54,6 +61,7 @@ int main(int argc, char** argv) {
     init.self_exe = n > 0 ? std::string(buf, n) : argv[0];
     return autopipe::RunInstanceInit(init);
   }
+  if (*lb) return autopipe::lb::RunLbNode(lb_config);
   if (*sample) {
     size_t colon = listen.rfind(':');
     if (colon == std::string::npos) return 2;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -76,6 +77,26 @@ void AddRoutes(httplib::Server& server, const Identity& id, std::atomic<uint64_t
   server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok", "text/plain");
   });
+  // What reached the instance: the request headers as a JSON object (to see a load balancer's X-Forwarded-*).
+  server.Get("/headers", [&id](const httplib::Request& req, httplib::Response& res) {
+    nlohmann::json headers = nlohmann::json::object();
+    for (const auto& [name, value] : req.headers) headers[name] = value;
+    nlohmann::json body = {{"instance_id", id.instance_id}, {"headers", headers}};
+    res.set_content(body.dump() + "\n", "application/json");
+  });
+  // A slow request: answers after ?ms= milliseconds (at most 60 s), for draining and timeout tests.
+  server.Get("/sleep", [&id](const httplib::Request& req, httplib::Response& res) {
+    long ms = req.has_param("ms") ? std::strtol(req.get_param_value("ms").c_str(), nullptr, 10) : 1000;
+    ms = std::clamp(ms, 0L, 60000L);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    res.set_content(nlohmann::json({{"instance_id", id.instance_id}, {"slept_ms", ms}}).dump() + "\n",
+                    "application/json");
+  });
+  // Echoes the request body (and its length) back: for streaming bodies through a load balancer.
+  server.Post("/echo", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("X-Body-Length", std::to_string(req.body.size()));
+    res.set_content(req.body, "application/octet-stream");
+  });
 }
 
 // httplib only notices a stop between requests, so a worker waiting on an idle keep-alive connection would hold
@@ -143,6 +164,7 @@ int RunSampleApp(const std::string& host, int port) {
   httplib::Server server;
   server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
   server.set_keep_alive_max_count(kKeepAliveMaxRequests);
+  server.set_payload_max_length(64 * 1024 * 1024);  // POST /echo takes bodies up to 64 MiB
   server.set_tcp_nodelay(true);  // headers and body go out in separate writes; Nagle would delay the second
   // httplib's default sets SO_REUSEPORT, which would let a second server bind the same address silently.
   server.set_socket_options([](socket_t sock) {

@@ -30,6 +30,8 @@ inline constexpr char kLaunchConfiguration[] = "launch_configuration";
 inline constexpr char kAutoScalingGroup[] = "auto_scaling_group";
 inline constexpr char kInstance[] = "instance";
 inline constexpr char kActivity[] = "activity";
+inline constexpr char kLoadBalancer[] = "load_balancer";
+inline constexpr char kLoadBalancerNode[] = "load_balancer_node";
 }  // namespace kind
 
 struct StoreWrite {

@@ -1,0 +1,382 @@
+"""The load balancer's data plane on its own: one `autopipe lb` node in front of two real sample-app
+instances (`autopipe sample-app`), driven over raw sockets and http.client.
+
+Everything listens in 127.230.0.0/16, which no other test module uses. Only processes this module started are
+signalled, by pid.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import autopipe_bin, log, wait_until
+
+BLOCK = "127.230.0"
+LB = BLOCK + ".10"
+PORT = 8080
+TCP_PORT = 8090
+BACKEND_PORT = 8081
+IDLE_TIMEOUT = 3
+
+
+def backend_addr(i):
+    return "%s.%d" % (BLOCK, i + 1)
+
+
+class NodeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="autopipe-lbnode-")
+        cls.procs = {}
+        cls.backends = {}
+        for i, iid in enumerate(["i-aaaa", "i-bbbb"]):
+            cls.start_backend(iid, backend_addr(i))
+        cls.config_path = os.path.join(cls.dir, "config.json")
+        cls.status_path = os.path.join(cls.dir, "status.json")
+        cls.access_log = os.path.join(cls.dir, "access.log")
+        cls.version = 0
+        cls.write_config()
+        cls.node_log = open(os.path.join(cls.dir, "node.log"), "ab")
+        cls.node = subprocess.Popen([autopipe_bin(), "lb", "--config", cls.config_path],
+                                    stdout=cls.node_log, stderr=subprocess.STDOUT)
+        wait_until(lambda: cls.healthy_ids() == {"i-aaaa", "i-bbbb"}, timeout=15, what="both back ends healthy")
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in [cls.node] + list(cls.procs.values()):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        cls.node_log.close()
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def start_backend(cls, iid, addr):
+        env = dict(os.environ, AUTOPIPE_INSTANCE_ID=iid, AUTOPIPE_PRIVATE_IP=addr)
+        out = open(os.path.join(cls.dir, iid + ".log"), "ab")
+        cls.procs[iid] = subprocess.Popen([autopipe_bin(), "sample-app", "--listen", "%s:%d" % (addr, BACKEND_PORT)],
+                                          stdout=out, stderr=subprocess.STDOUT, env=env)
+        cls.backends[iid] = addr
+        wait_until(lambda: socket.create_connection((addr, BACKEND_PORT), timeout=1).close() or True,
+                   timeout=10, what="%s listening" % iid)
+
+    @classmethod
+    def write_config(cls, backends=None, draining=(), health_target="HTTP:%d/health" % BACKEND_PORT):
+        cls.version += 1
+        ids = sorted(cls.backends) if backends is None else backends
+        config = {
+            "version": cls.version,
+            "load_balancer_name": "node-test",
+            "availability_zone": "us-west-2a",
+            "addresses": [LB],
+            "listeners": [
+                {"protocol": "HTTP", "port": PORT, "instance_protocol": "HTTP", "instance_port": BACKEND_PORT},
+                {"protocol": "TCP", "port": TCP_PORT, "instance_protocol": "TCP", "instance_port": BACKEND_PORT},
+            ],
+            "backends": [{"id": i, "address": cls.backends[i], "availability_zone": "us-west-2a",
+                          "draining": i in draining} for i in ids],
+            "health_check": {"target": health_target, "interval_seconds": 5, "timeout_seconds": 2,
+                             "healthy_threshold": 2, "unhealthy_threshold": 2},
+            "idle_timeout_seconds": IDLE_TIMEOUT,
+            "draining_enabled": True,
+            "draining_timeout_seconds": 30,
+            "access_log_path": cls.access_log,
+            "status_path": cls.status_path,
+            "threads": 2,
+        }
+        tmp = cls.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(config, f)
+        os.rename(tmp, cls.config_path)
+
+    @classmethod
+    def reload(cls, **kwargs):
+        cls.write_config(**kwargs)
+        cls.node.send_signal(signal.SIGHUP)
+        wait_until(lambda: cls.status()["config_version"] == cls.version, timeout=5, what="config applied")
+
+    @classmethod
+    def status(cls):
+        with open(cls.status_path) as f:
+            return json.load(f)
+
+    @classmethod
+    def healthy_ids(cls):
+        try:
+            return {b["id"] for b in cls.status()["backends"] if b["health"] == "healthy"}
+        except (OSError, ValueError):
+            return set()
+
+    def get(self, path="/", headers=None, timeout=5, port=PORT):
+        conn = http.client.HTTPConnection(LB, port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.getheaders(), resp.read()
+        finally:
+            conn.close()
+
+    def raw(self, data, timeout=8, read_until_close=True):
+        """Sends raw bytes; returns everything the node sends back until it closes (or the timeout)."""
+        s = socket.create_connection((LB, PORT), timeout=timeout)
+        try:
+            s.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    b = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+                if not read_until_close:
+                    break
+            return b"".join(chunks)
+        finally:
+            s.close()
+
+    def assert_serving(self):
+        status, _, body = self.get("/")
+        self.assertEqual(status, 200)
+        self.assertIn(json.loads(body)["instance_id"], self.backends)
+
+    # --- tests --------------------------------------------------------------------------------------------
+
+    def test_requests_reach_both_backends_with_forwarded_headers(self):
+        seen = set()
+        for _ in range(20):
+            status, _, body = self.get("/headers", headers={"X-Forwarded-For": "203.0.113.7",
+                                                            "X-Forwarded-Proto": "https"})
+            self.assertEqual(status, 200)
+            doc = json.loads(body)
+            seen.add(doc["instance_id"])
+            h = {k.lower(): v for k, v in doc["headers"].items()}
+            self.assertEqual(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1")  # appended, client last
+            self.assertEqual(h["x-forwarded-proto"], "http")                  # the listener's, not the client's
+            self.assertEqual(h["x-forwarded-port"], str(PORT))
+        self.assertEqual(seen, {"i-aaaa", "i-bbbb"})
+
+    def test_keep_alive_reuses_client_connection(self):
+        conn = http.client.HTTPConnection(LB, PORT, timeout=5)
+        try:
+            for _ in range(50):
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                self.assertEqual(resp.status, 200)
+                resp.read()
+            self.assertIsNotNone(conn.sock)  # still the first connection
+        finally:
+            conn.close()
+
+    def test_malformed_request_gets_400_and_node_keeps_serving(self):
+        for bad in [b"GARBAGE\r\n\r\n",
+                    b"GET / HTTP/1.1\nHost: x\n\n",                                     # bare LF
+                    b"GET / HTTP/1.1\r\nHost: x\r\n folded: y\r\n\r\n",                # obs-fold
+                    b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",                              # space before colon
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",                      # smuggling
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                    b"GET / HTTP/1.1\r\n\r\n"]:                                       # 1.1 without Host
+            reply = self.raw(bad)
+            self.assertTrue(reply.startswith(b"HTTP/1.1 400 "), (bad, reply[:80]))
+            self.assert_serving()
+        reply = self.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 400 "), reply[:80])
+        reply = self.raw(b"A" * 200 + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 405 "), reply[:80])
+        self.assert_serving()
+        wait_until(lambda: self.status()["metrics"]["HTTPCode_ELB_4XX"] >= 10, timeout=3, what="ELB 4XX counted")
+
+    def test_bodies_are_streamed_both_ways(self):
+        body = os.urandom(3 * 1024 * 1024)
+        conn = http.client.HTTPConnection(LB, PORT, timeout=20)
+        try:
+            conn.request("POST", "/echo", body=body, headers={"Expect": "100-continue"})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.read(), body)
+
+            def chunks():
+                for i in range(0, len(body), 100000):
+                    yield body[i:i + 100000]
+            conn.request("POST", "/echo", body=chunks(), encode_chunked=True)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.getheader("X-Body-Length"), str(len(body)))
+            self.assertEqual(resp.read(), body)
+        finally:
+            conn.close()
+
+    def test_expect_100_continue_is_answered_by_the_node(self):
+        s = socket.create_connection((LB, PORT), timeout=5)
+        try:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            first = s.recv(1024)
+            self.assertTrue(first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first)
+            s.sendall(b"hello")
+            reply = b""
+            while not reply.endswith(b"hello"):
+                b = s.recv(65536)
+                if not b:
+                    break
+                reply += b
+            self.assertIn(b" 200 ", reply.split(b"\r\n")[0] if not reply.startswith(b"HTTP/1.1 100") else reply)
+            self.assertTrue(reply.endswith(b"hello"))
+        finally:
+            s.close()
+
+    def test_slow_client_gets_408(self):
+        start = time.monotonic()
+        s = socket.create_connection((LB, PORT), timeout=IDLE_TIMEOUT + 5)
+        try:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and then nothing more, or a byte now and then
+            reply = b""
+            while True:
+                time.sleep(0.5)
+                try:
+                    s.sendall(b"X")  # trickling keeps the connection busy but never completes the head
+                except OSError:
+                    pass
+                s.settimeout(0.1)
+                try:
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    reply += b
+                except socket.timeout:
+                    pass
+                if time.monotonic() - start > IDLE_TIMEOUT + 5:
+                    break
+            self.assertTrue(reply.startswith(b"HTTP/1.1 408 "), reply[:80])
+        finally:
+            s.close()
+        self.assert_serving()
+
+    def test_backend_slower_than_idle_timeout_gets_504(self):
+        status, _, _ = self.get("/sleep?ms=%d" % ((IDLE_TIMEOUT + 2) * 1000), timeout=IDLE_TIMEOUT + 10)
+        self.assertEqual(status, 504)
+        self.assert_serving()
+
+    def test_least_outstanding_requests_spread_slow_requests(self):
+        results = []
+
+        def slow():
+            status, _, body = self.get("/sleep?ms=1500")
+            results.append((status, json.loads(body)["instance_id"] if status == 200 else None))
+        threads = [threading.Thread(target=slow) for _ in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)  # one at a time, so each choice sees the ones before it in flight
+        for t in threads:
+            t.join()
+        per = {}
+        for status, iid in results:
+            self.assertEqual(status, 200)
+            per[iid] = per.get(iid, 0) + 1
+        self.assertEqual(per, {"i-aaaa": 2, "i-bbbb": 2})
+
+    def test_tcp_listener_proxies_bytes(self):
+        s = socket.create_connection((LB, TCP_PORT), timeout=5)
+        try:
+            s.sendall(b"GET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                reply += b
+        finally:
+            s.close()
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply[:80])
+        self.assertNotIn(b"X-Forwarded-For", reply)  # TCP listeners do not touch the bytes
+
+    def test_z_reload_keeps_connections_and_draining_finishes_in_flight(self):
+        conn = http.client.HTTPConnection(LB, PORT, timeout=10)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        r.read()
+        # A slow request in flight on whichever back end serves it...
+        result = {}
+
+        def slow():
+            status, _, body = self.get("/sleep?ms=2500", timeout=10)
+            result["status"] = status
+            result["iid"] = json.loads(body)["instance_id"] if status == 200 else None
+        t = threading.Thread(target=slow)
+        t.start()
+        busy = wait_until(lambda: [b["id"] for b in self.status()["backends"] if b["active_requests"] > 0],
+                          timeout=3, what="the slow request in the node's status")
+        self.assertEqual(len(busy), 1, self.status()["backends"])
+        draining = busy[0]
+        other = ({"i-aaaa", "i-bbbb"} - {draining}).pop()
+        # ...then its back end starts draining: the request finishes, new ones go to the other.
+        self.reload(draining=(draining,))
+        for _ in range(10):
+            status, _, body = self.get("/")
+            self.assertEqual(json.loads(body)["instance_id"], other)
+        t.join()
+        self.assertEqual(result, {"status": 200, "iid": draining})
+        # The keep-alive connection opened before the reload still works.
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200)
+        r.read()
+        conn.close()
+        self.reload()
+        wait_until(lambda: self.healthy_ids() == {"i-aaaa", "i-bbbb"}, timeout=10)
+
+    def test_z_no_backends_gives_503(self):
+        self.reload(backends=[])
+        try:
+            status, _, _ = self.get("/")
+            self.assertEqual(status, 503)
+        finally:
+            self.reload()
+        wait_until(lambda: self.healthy_ids() == {"i-aaaa", "i-bbbb"}, timeout=10)
+        self.assert_serving()
+
+    def test_zz_killed_backend_costs_no_new_requests(self):
+        victim = "i-bbbb"
+        self.procs[victim].kill()
+        self.procs[victim].wait()
+        failures = 0
+        for _ in range(100):
+            status, _, body = self.get("/")
+            if status != 200:
+                failures += 1
+            else:
+                self.assertEqual(json.loads(body)["instance_id"], "i-aaaa")
+        self.assertEqual(failures, 0)
+        wait_until(lambda: self.status()["metrics"]["BackendConnectionErrors"] >= 1, timeout=3)
+        # It comes back as soon as it answers again (ejected back ends are re-checked every second).
+        self.start_backend(victim, self.backends[victim])
+        wait_until(lambda: {json.loads(self.get("/")[2])["instance_id"] for _ in range(10)} == {"i-aaaa", "i-bbbb"},
+                   timeout=10, what="the restarted back end back in rotation")
+
+    def test_metrics_and_access_log(self):
+        before = self.status()["metrics"]["RequestCount"]
+        for _ in range(10):
+            self.get("/access-log-probe")
+        wait_until(lambda: self.status()["metrics"]["RequestCount"] >= before + 10, timeout=5)
+        m = self.status()["metrics"]
+        self.assertGreaterEqual(m["HTTPCode_Backend_4XX"], 10)  # the sample app has no such path
+        self.assertGreater(m["LatencyCount"], 0)
+
+        def logged():
+            with open(self.access_log) as f:
+                return sum(1 for line in f if '"GET /access-log-probe HTTP/1.1"' in line)
+        wait_until(lambda: logged() >= 10, timeout=5, what="access log lines")
+
+
+if __name__ == "__main__":
+    unittest.main()
