@@ -7,6 +7,7 @@
 #include "common/ids.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
+#include "elb/load_balancers.h"
 
 namespace autopipe {
 namespace {
@@ -67,6 +68,45 @@ Status CheckSizes(int min, int max, int desired) {
                               " and max size:" + std::to_string(max));
   }
   return Status::Ok();
+}
+
+// ---- load balancers ------------------------------------------------------------------------------------------
+
+constexpr size_t kMaxLoadBalancersPerGroup = 50;  // AWS's quota of Classic Load Balancers per group
+
+// LoadBalancerNames as given, duplicates dropped.
+Result<std::vector<std::string>> ReadLoadBalancerNames(const Params& p) {
+  std::vector<std::string> names;
+  const auto given = p.List("LoadBalancerNames");
+  for (size_t i = 0; i < given.size(); ++i) {
+    const std::string& name = given[i];
+    if (name.empty() || name.size() > 255) {
+      return ConstraintError("loadBalancerNames.member." + std::to_string(i + 1), name,
+                             "Member must have length less than or equal to 255 and greater than or equal to 1");
+    }
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
+
+Status CheckLoadBalancerCount(size_t n) {
+  if (n <= kMaxLoadBalancersPerGroup) return Status::Ok();
+  return Status::Validation("An Auto Scaling group can have at most " + std::to_string(kMaxLoadBalancersPerGroup) +
+                            " Classic Load Balancers; " + std::to_string(n) + " were requested.");
+}
+
+// With RegionContext::mu held.
+Status CheckLoadBalancersExist(const RegionContext& ctx, const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    if (!elb::FindLoadBalancer(ctx, name)) {
+      return Status::Validation("Provided Load Balancers may not be valid. Please ensure they exist and try again.");
+    }
+  }
+  return Status::Ok();
+}
+
+bool Contains(const Json& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
 }
 
 bool IsBase64(const std::string& s) {
@@ -224,6 +264,9 @@ class AutoScalingService {
   Result<Json> DeleteTags(const Params& p);
   Result<Json> DescribeTags(const Params& p);
   Result<Json> DescribeScalingProcessTypes(const Params& p);
+  Result<Json> AttachLoadBalancers(const Params& p);
+  Result<Json> DetachLoadBalancers(const Params& p);
+  Result<Json> DescribeLoadBalancers(const Params& p);
 
  private:
   Result<Json> SetProcesses(const Params& p, bool suspend);
@@ -424,10 +467,9 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
     }
     if (std::find(unique_zones.begin(), unique_zones.end(), z) == unique_zones.end()) unique_zones.push_back(z);
   }
-  auto lbs = p.List("LoadBalancerNames");
-  if (!lbs.empty()) {
-    return Status::Validation("Provided Load Balancers may not be valid. Please ensure they exist and try again.");
-  }
+  auto lbs = ReadLoadBalancerNames(p);
+  if (!lbs.ok()) return lbs.status();
+  AP_RETURN_IF_ERROR(CheckLoadBalancerCount(lbs->size()));
   auto tg = p.List("TargetGroupARNs");
   if (!tg.empty()) return Status::Validation("Provided Target Groups may not be valid.");
   std::vector<std::string> policies = p.List("TerminationPolicies");
@@ -446,6 +488,9 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
                   "AutoScalingGroup by this name already exists - A group with the name " + *name + " already exists");
   }
   if (!ctx_->store->Get(kind::kLaunchConfiguration, *lc_name)) return LaunchConfigurationNotFound(*lc_name);
+  AP_RETURN_IF_ERROR(CheckLoadBalancersExist(*ctx_, *lbs));
+  Json lb_states = Json::object();
+  for (const auto& lb : *lbs) lb_states[lb] = lb_attachment::kAdding;
   const int64_t now = ctx_->clock->NowMillis();
   Json group = {
       {"AutoScalingGroupName", *name},
@@ -457,7 +502,8 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
       {"DesiredCapacity", want},
       {"DefaultCooldown", cooldown->value_or(300)},
       {"AvailabilityZones", unique_zones},
-      {"LoadBalancerNames", Json::array()},
+      {"LoadBalancerNames", *lbs},
+      {"LoadBalancerStates", lb_states},
       {"HealthCheckType", health_type},
       {"HealthCheckGracePeriod", grace->value_or(0)},
       {"CreatedTime", now},
@@ -730,15 +776,8 @@ Result<Json> AutoScalingService::TerminateInstanceInAutoScalingGroup(const Param
     cause += ", shrinking the capacity from " + std::to_string(desired) + " to " + std::to_string(desired - 1);
   }
   cause += ".";
-  std::vector<StoreWrite> writes = FinishActivity(*ctx_, m.value("ActivityId", ""), "Cancelled");
-  Json activity = NewActivity(*ctx_, group, "Terminating EC2 instance: " + *id, cause, m["AvailabilityZone"]);
-  m["LifecycleState"] = lifecycle::kTerminating;
-  m["ActivityId"] = activity["ActivityId"];
-  writes.push_back({kind::kActivity, activity["ActivityId"], activity});
-  if (auto inst = ctx_->store->Get(kind::kInstance, *id)) {
-    auto t = RequestTermination(*ctx_, *inst, "Auto Scaling");
-    writes.insert(writes.end(), t.begin(), t.end());
-  }
+  std::vector<StoreWrite> writes;
+  Json activity = BeginTermination(*ctx_, group, *id, cause, writes);
   writes.push_back({kind::kAutoScalingGroup, group["AutoScalingGroupName"], group});
   AP_RETURN_IF_ERROR(Save(writes));
   return Json{{"Activity", ActivityXml(activity)}};
@@ -883,6 +922,91 @@ Result<Json> AutoScalingService::DescribeScalingProcessTypes(const Params& p) {
   return Json{{"Processes", processes}};
 }
 
+Result<Json> AutoScalingService::AttachLoadBalancers(const Params& p) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  auto names = ReadLoadBalancerNames(p);
+  if (!names.ok()) return names.status();
+  if (names->empty()) return RequiredName(p, "LoadBalancerNames").status();
+  std::lock_guard lock(*ctx_->mu);
+  auto found = LoadGroup(*name);
+  if (!found.ok()) return found.status();
+  AP_RETURN_IF_ERROR(CheckLoadBalancersExist(*ctx_, *names));
+  Json g = *found;
+  Json states = g.value("LoadBalancerStates", Json::object());
+  bool changed = false;
+  for (const auto& lb : *names) {
+    if (Contains(g["LoadBalancerNames"], lb)) continue;  // attaching again changes nothing
+    g["LoadBalancerNames"].push_back(lb);
+    states[lb] = lb_attachment::kAdding;  // also when it was still Removing: its members register again
+    changed = true;
+  }
+  if (!changed) return Json::object();
+  AP_RETURN_IF_ERROR(CheckLoadBalancerCount(g["LoadBalancerNames"].size()));
+  g["LoadBalancerStates"] = states;
+  // The group controller registers the members on its next pass (woken by Save).
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  return Json::object();
+}
+
+Result<Json> AutoScalingService::DetachLoadBalancers(const Params& p) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  auto names = ReadLoadBalancerNames(p);
+  if (!names.ok()) return names.status();
+  if (names->empty()) return RequiredName(p, "LoadBalancerNames").status();
+  std::lock_guard lock(*ctx_->mu);
+  auto found = LoadGroup(*name);
+  if (!found.ok()) return found.status();
+  Json g = *found;
+  Json states = g.value("LoadBalancerStates", Json::object());
+  std::vector<std::string> members;
+  for (const auto& [id, m] : g["Instances"].items()) members.push_back(id);
+  std::vector<StoreWrite> writes;
+  for (const auto& lb : *names) {
+    Json& attached = g["LoadBalancerNames"];
+    if (!Contains(attached, lb)) continue;  // detaching what is not attached is not an error
+    attached.erase(std::find(attached.begin(), attached.end(), lb));
+    if (elb::FindLoadBalancer(*ctx_, lb, &writes)) {
+      // Deregistered in the same commit; the instances keep running. Removing until their draining ends.
+      DeregisterFromLoadBalancers(*ctx_, {lb}, members, writes);
+      states[lb] = lb_attachment::kRemoving;
+    } else {
+      states.erase(lb);
+    }
+  }
+  if (g["LoadBalancerNames"] == found->at("LoadBalancerNames")) return Json::object();
+  g["LoadBalancerStates"] = states;
+  writes.push_back({kind::kAutoScalingGroup, *name, g});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json::object();
+}
+
+Result<Json> AutoScalingService::DescribeLoadBalancers(const Params& p) {
+  auto name = RequiredName(p, "AutoScalingGroupName");
+  if (!name.ok()) return name.status();
+  auto page = ReadPage(p, 100, 100);
+  if (!page.ok()) return page.status();
+  std::lock_guard lock(*ctx_->mu);
+  auto found = LoadGroup(*name, /*allow_deleting=*/true);
+  if (!found.ok()) return found.status();
+  const Json& g = *found;
+  const Json states = g.value("LoadBalancerStates", Json::object());
+  // The attached load balancers in attachment order, then the detached ones still draining.
+  Json all = Json::array();
+  for (const auto& lb : g["LoadBalancerNames"]) {
+    all.push_back({{"LoadBalancerName", lb}, {"State", states.value(lb.get<std::string>(), lb_attachment::kAdding)}});
+  }
+  for (const auto& [lb, state] : states.items()) {
+    if (state == lb_attachment::kRemoving && !Contains(g["LoadBalancerNames"], lb)) {
+      all.push_back({{"LoadBalancerName", lb}, {"State", state}});
+    }
+  }
+  Json result = Json::object();
+  Paginate(result, "LoadBalancers", std::move(all), *page);
+  return result;
+}
+
 }  // namespace
 
 ServiceInfo AutoScalingServiceInfo() {
@@ -914,6 +1038,9 @@ std::map<std::string, Handler> AutoScalingHandlers(RegionContext* ctx) {
       {"DeleteTags", bind(&AutoScalingService::DeleteTags)},
       {"DescribeTags", bind(&AutoScalingService::DescribeTags)},
       {"DescribeScalingProcessTypes", bind(&AutoScalingService::DescribeScalingProcessTypes)},
+      {"AttachLoadBalancers", bind(&AutoScalingService::AttachLoadBalancers)},
+      {"DetachLoadBalancers", bind(&AutoScalingService::DetachLoadBalancers)},
+      {"DescribeLoadBalancers", bind(&AutoScalingService::DescribeLoadBalancers)},
   };
 }
 

@@ -6,6 +6,7 @@
 #include "autoscaling/termination_policy.h"
 #include "common/log.h"
 #include "ec2/instances.h"
+#include "elb/load_balancers.h"
 
 namespace autopipe {
 
@@ -20,6 +21,8 @@ Status GroupController::Reconcile(const std::string& name) {
   std::vector<StoreWrite> writes;
 
   Observe(group, writes);
+  SyncLoadBalancers(group, writes);
+  CheckLoadBalancerHealth(group, writes);
   ReplaceUnhealthy(group, writes);
   AP_RETURN_IF_ERROR(AdjustCapacity(group, writes));
 
@@ -35,7 +38,7 @@ Status GroupController::Reconcile(const std::string& name) {
 
 void GroupController::Observe(Json& group, std::vector<StoreWrite>& writes) {
   const int64_t now = ctx_->clock->NowMillis();
-  std::vector<std::string> gone;
+  std::vector<std::string> gone, started;
   bool crashed = false;
   for (auto& [id, m] : group["Instances"].items()) {
     auto inst = ctx_->store->Get(kind::kInstance, id);
@@ -43,21 +46,10 @@ void GroupController::Observe(Json& group, std::vector<StoreWrite>& writes) {
     const std::string activity = m.value("ActivityId", "");
 
     if (m["LifecycleState"] == lifecycle::kTerminating) {
-      if (state == instance_state::kTerminated) {
-        gone.push_back(id);
-        auto w = FinishActivity(*ctx_, activity, "Successful");
-        writes.insert(writes.end(), w.begin(), w.end());
-      } else if (inst) {
-        auto w = RequestTermination(*ctx_, *inst, "Auto Scaling");
-        writes.insert(writes.end(), w.begin(), w.end());
-      }
+      if (ObserveTerminating(group, id, inst, writes)) gone.push_back(id);
       continue;
     }
-    if (m["LifecycleState"] == lifecycle::kPending && state == instance_state::kRunning) {
-      m["LifecycleState"] = lifecycle::kInService;
-      auto w = FinishActivity(*ctx_, activity, "Successful");
-      writes.insert(writes.end(), w.begin(), w.end());
-    }
+    if (m["LifecycleState"] == lifecycle::kPending && state == instance_state::kRunning) started.push_back(id);
     if (!IsLiveState(state) && m["HealthStatus"] == "Healthy" && !IsSuspended(group, "HealthCheck")) {
       m["HealthStatus"] = "Unhealthy";
       m["HealthCause"] = "an EC2 health check indicating it has been terminated or stopped";
@@ -75,8 +67,136 @@ void GroupController::Observe(Json& group, std::vector<StoreWrite>& writes) {
       crashed |= self_inflicted && now - m["LaunchedAt"].get<int64_t>() < kCrashWindowMillis;
     }
   }
+  // AWS registers an instance with the group's load balancers before it is InService; here both land in the
+  // same commit, so nobody ever sees an InService member the load balancers do not know.
+  RegisterWithLoadBalancers(group, started, writes);
+  for (const auto& id : started) {
+    Json& m = group["Instances"][id];
+    m["LifecycleState"] = lifecycle::kInService;
+    auto w = FinishActivity(*ctx_, m.value("ActivityId", ""), "Successful");
+    writes.insert(writes.end(), w.begin(), w.end());
+  }
   for (const auto& id : gone) group["Instances"].erase(id);
   UpdateCrashBackoff(group, crashed, now);
+}
+
+bool GroupController::ObserveTerminating(const Json& group, const std::string& id, const std::optional<Json>& inst,
+                                         std::vector<StoreWrite>& writes) {
+  // Level-triggered: whatever registered it again since its termination began (a load balancer attached since,
+  // a user's RegisterInstances) is undone before it may go.
+  DeregisterFromLoadBalancers(*ctx_, group["LoadBalancerNames"].get<std::vector<std::string>>(), {id}, writes);
+  if (HeldByLoadBalancers(*ctx_, group, id, writes)) return false;  // draining: its termination waits
+  if (!inst || (*inst)["State"] == instance_state::kTerminated) {
+    const std::string activity = group["Instances"][id].value("ActivityId", "");
+    auto w = FinishActivity(*ctx_, activity, "Successful");
+    writes.insert(writes.end(), w.begin(), w.end());
+    return true;
+  }
+  auto w = RequestTermination(*ctx_, *inst, "Auto Scaling");
+  writes.insert(writes.end(), w.begin(), w.end());
+  return false;
+}
+
+std::optional<Json> GroupController::FindGroupLoadBalancer(const Json& group, const std::string& name,
+                                                           const std::vector<StoreWrite>& writes) {
+  auto lb = elb::FindLoadBalancer(*ctx_, name, &writes);
+  const std::string key = group["AutoScalingGroupName"].get<std::string>() + "/" + name;
+  if (lb) {
+    missing_load_balancers_logged_.erase(key);
+  } else if (missing_load_balancers_logged_.insert(key).second) {
+    spdlog::debug("group={} load_balancer={} does not exist; skipped until it does",
+                  group["AutoScalingGroupName"].get<std::string>(), name);
+  }
+  return lb;
+}
+
+void GroupController::RegisterWithLoadBalancers(const Json& group, const std::vector<std::string>& ids,
+                                                std::vector<StoreWrite>& writes) {
+  if (ids.empty() || IsSuspended(group, "AddToLoadBalancer")) return;
+  for (const auto& name_json : group["LoadBalancerNames"]) {
+    const std::string name = name_json;
+    auto lb = FindGroupLoadBalancer(group, name, writes);
+    if (!lb) continue;
+    std::vector<std::string> missing;
+    for (const auto& id : ids) {
+      if (!IsRegistered(*lb, id)) missing.push_back(id);
+    }
+    if (missing.empty()) continue;
+    Status s = elb::RegisterInstances(*ctx_, name, missing, writes);
+    if (!s.ok()) {
+      spdlog::warn("group={} load_balancer={} registering instances failed: {}",
+                   group["AutoScalingGroupName"].get<std::string>(), name, s.ToString());
+    }
+  }
+}
+
+void GroupController::SyncLoadBalancers(Json& group, std::vector<StoreWrite>& writes) {
+  const Json states = group.value("LoadBalancerStates", Json::object());
+  if (group["LoadBalancerNames"].empty() && states.empty()) return;
+  std::vector<std::string> serving, members;
+  for (const auto& [id, m] : group["Instances"].items()) {
+    members.push_back(id);
+    if (m["LifecycleState"] == lifecycle::kInService && m["HealthStatus"] == "Healthy") serving.push_back(id);
+  }
+  RegisterWithLoadBalancers(group, serving, writes);
+
+  Json next = Json::object();
+  for (const auto& name_json : group["LoadBalancerNames"]) {
+    const std::string name = name_json;
+    const std::string current = states.value(name, lb_attachment::kAdding);
+    auto lb = FindGroupLoadBalancer(group, name, writes);
+    next[name] = lb ? AttachmentState(*lb, current, serving) : current;
+  }
+  // A detached load balancer stays Removing while any member still drains from it.
+  for (const auto& [name, state] : states.items()) {
+    if (state != lb_attachment::kRemoving || next.contains(name)) continue;
+    DeregisterFromLoadBalancers(*ctx_, {name}, members, writes);
+    auto lb = elb::FindLoadBalancer(*ctx_, name, &writes);
+    if (!lb) continue;
+    const bool draining = std::any_of(members.begin(), members.end(),
+                                      [&](const std::string& id) { return elb::IsAttached(*lb, id); });
+    if (draining) next[name] = lb_attachment::kRemoving;
+  }
+  if (next != states) group["LoadBalancerStates"] = next;
+}
+
+std::string GroupController::AttachmentState(const Json& lb, const std::string& current,
+                                             const std::vector<std::string>& serving) {
+  for (const auto& id : serving) {
+    if (!IsRegistered(lb, id)) return lb_attachment::kAdding;
+  }
+  if (current == lb_attachment::kInService) return current;
+  for (const auto& id : serving) {
+    if (elb::DescribeInstanceHealth(*ctx_, lb, id).state == "InService") return lb_attachment::kInService;
+  }
+  return lb_attachment::kAdded;
+}
+
+void GroupController::CheckLoadBalancerHealth(Json& group, std::vector<StoreWrite>& writes) {
+  if (group["HealthCheckType"] != "ELB" || IsSuspended(group, "HealthCheck")) return;
+  const Json states = group.value("LoadBalancerStates", Json::object());
+  const int64_t now = ctx_->clock->NowMillis();
+  const int64_t grace_ms = group["HealthCheckGracePeriod"].get<int64_t>() * 1000;
+  for (const auto& name_json : group["LoadBalancerNames"]) {
+    const std::string name = name_json;
+    // As in AWS, a load balancer takes instances out of service only once one has passed its health check, so
+    // a misconfigured health check does not replace the whole group.
+    if (states.value(name, "") != lb_attachment::kInService) continue;
+    auto lb = FindGroupLoadBalancer(group, name, writes);
+    if (!lb) continue;
+    for (auto& [id, m] : group["Instances"].items()) {
+      if (m["LifecycleState"] != lifecycle::kInService || m["HealthStatus"] != "Healthy" ||
+          now - m["LaunchedAt"].get<int64_t>() < grace_ms || !IsRegistered(*lb, id)) {
+        continue;
+      }
+      auto health = elb::DescribeInstanceHealth(*ctx_, *lb, id);
+      if (health.state != "OutOfService" || health.reason_code != "Instance") continue;
+      m["HealthStatus"] = "Unhealthy";
+      m["HealthCause"] = "an ELB system health check failure";
+      spdlog::info("group={} instance={} unhealthy: load_balancer={} reports {}",
+                   group["AutoScalingGroupName"].get<std::string>(), id, name, health.description);
+    }
+  }
 }
 
 void GroupController::UpdateCrashBackoff(Json& group, bool crashed, int64_t now) {
@@ -203,18 +323,8 @@ Status GroupController::Launch(Json& group, const Json& lc, const std::string& c
 
 void GroupController::Terminate(Json& group, const std::string& id, const std::string& cause,
                                 std::vector<StoreWrite>& writes) {
-  Json& m = group["Instances"][id];
-  if (m["LifecycleState"] == lifecycle::kTerminating) return;
-  auto w = FinishActivity(*ctx_, m.value("ActivityId", ""), "Cancelled", "Instance left the group", &writes);
-  writes.insert(writes.end(), w.begin(), w.end());
-  Json activity = NewActivity(*ctx_, group, "Terminating EC2 instance: " + id, cause, m["AvailabilityZone"]);
-  writes.push_back({kind::kActivity, activity["ActivityId"], activity});
-  m["LifecycleState"] = lifecycle::kTerminating;
-  m["ActivityId"] = activity["ActivityId"];
-  if (auto inst = ctx_->store->Get(kind::kInstance, id)) {
-    auto t = RequestTermination(*ctx_, *inst, "Auto Scaling");
-    writes.insert(writes.end(), t.begin(), t.end());
-  }
+  if (group["Instances"][id]["LifecycleState"] == lifecycle::kTerminating) return;
+  BeginTermination(*ctx_, group, id, cause, writes);
   spdlog::info("group={} terminating instance={}", group["AutoScalingGroupName"].get<std::string>(), id);
 }
 

@@ -15,7 +15,7 @@
 //
 // Nodes: one `autopipe lb` process per enabled AZ, each a load_balancer_node document (id "<name>/<az>") owned
 // by the LoadBalancerController: LoadBalancerName, AvailabilityZone, VipAddress, Address (127.x.(201+az
-// index).k), Pid, PidStartTime, AppliedVersion. Every node listens on the shared Address (SO_REUSEPORT: the
+// index).k), Pid, PidStartTime, ConfigVersion (its own counter, bumped when its config.json changes). Every node listens on the shared Address (SO_REUSEPORT: the
 // kernel spreads connections over the AZ nodes as DNS would) and on its own.
 //
 // Files: <data dir>/load-balancers/<name>/<az>/{config.json,status.json,node.log,access.log} (lb/node_files.h).

@@ -97,7 +97,10 @@ class ChunkedScanner {
   enum class Result { kNeedMore, kDone, kError };
   // Consumes bytes from data[0..len); sets *consumed to how many belong to the body (all of them unless the
   // body ends inside this span). Chunk-size lines longer than 4 KiB, sizes over 2^60 and trailers over 64 KiB
-  // are errors, as are missing CRLFs after chunk data.
+  // are errors, as are missing CRLFs after chunk data, whitespace after a chunk size, bare CR or LF, control
+  // characters in extensions or trailers, and trailer lines that are not `name: value`. On kError, *consumed
+  // is the number of bytes before the offending one. Once kDone or kError, later calls return the same with
+  // *consumed 0.
   Result Feed(const char* data, size_t len, size_t* consumed);
   bool done() const { return state_ == State::kDone; }
 

@@ -6,11 +6,14 @@
 //   - KillLeader(pid)  only the leader exits, members linger (IsAlive false, GroupAlive true) until a signal.
 // SignalGroup records every signal; SIGKILL (force) ends the group, SIGTERM ends it unless the process was
 // launched while set_ignore_sigterm(true) was in effect (or IgnoreSigterm(pid) was called for it).
+// Signal (to the leader alone) records what a live leader receives (see ProcessSignalsTo); SIGKILL, and SIGTERM
+// unless ignored, end the leader only; any other signal (SIGHUP: reload) changes nothing.
 // set_fail_launches(true) makes Launch fail with InternalFailure (and records nothing).
 //
 // Thread-safety: all methods are safe to call concurrently (a mutex guards the state).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -26,7 +29,7 @@ namespace autopipe {
 
 class FakeLauncher : public ProcessLauncher {
  public:
-  struct Signal {
+  struct GroupSignal {
     pid_t pid;
     bool force;  // true: SIGKILL, false: SIGTERM
   };
@@ -68,6 +71,14 @@ class FakeLauncher : public ProcessLauncher {
     std::lock_guard lock(mu_);
     const Proc* p = Find(id.pid);
     return p && (p->leader_alive || p->group_alive);
+  }
+
+  void Signal(const ProcessId& id, int signo) override {
+    std::lock_guard lock(mu_);
+    Proc* p = Find(id.pid);
+    if (!p || !p->leader_alive || id.start_time != StartTimeOf(id.pid)) return;
+    p->received.push_back(signo);
+    if (signo == SIGKILL || (signo == SIGTERM && !p->ignore_sigterm)) p->leader_alive = false;
   }
 
   // ---- test controls ----
@@ -125,7 +136,7 @@ class FakeLauncher : public ProcessLauncher {
     }
     return 0;
   }
-  std::vector<Signal> signals() const {
+  std::vector<GroupSignal> signals() const {
     std::lock_guard lock(mu_);
     return signals_;
   }
@@ -137,6 +148,12 @@ class FakeLauncher : public ProcessLauncher {
       if (s.pid == pid) out.push_back(s.force);
     }
     return out;
+  }
+  // Signals a live leader received through Signal(), in order (SIGHUP, ...).
+  std::vector<int> ProcessSignalsTo(pid_t pid) const {
+    std::lock_guard lock(mu_);
+    auto it = procs_.find(pid);
+    return it == procs_.end() ? std::vector<int>() : it->second.received;
   }
   bool Alive(pid_t pid) const {
     std::lock_guard lock(mu_);
@@ -156,6 +173,7 @@ class FakeLauncher : public ProcessLauncher {
     bool leader_alive = true;
     bool group_alive = true;
     bool ignore_sigterm = false;
+    std::vector<int> received;  // through Signal()
   };
 
   Proc* Find(pid_t pid) {
@@ -167,7 +185,7 @@ class FakeLauncher : public ProcessLauncher {
   pid_t next_pid_ = kFirstPid;
   std::map<pid_t, Proc> procs_;
   std::vector<pid_t> order_;
-  std::vector<Signal> signals_;
+  std::vector<GroupSignal> signals_;
   size_t launch_attempts_ = 0;
   bool ignore_sigterm_ = false;
   bool fail_launches_ = false;

@@ -449,6 +449,16 @@ void LocalProcessLauncher::SignalGroup(const ProcessId& id, bool force) {
   kill(-id.pid, force ? SIGKILL : SIGTERM);
 }
 
+void LocalProcessLauncher::Signal(const ProcessId& id, int signo) {
+  if (id.pid <= 1) return;
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, id.pid, 0));
+  if (fd < 0) return;  // gone
+  // Checked after the pidfd pins the process: a pid reused before pidfd_open shows another start time.
+  std::optional<uint64_t> start = ProcessStartTime(id.pid);
+  if (start && *start == id.start_time) syscall(SYS_pidfd_send_signal, fd, signo, nullptr, 0);
+  close(fd);
+}
+
 std::set<pid_t> LiveProcessGroups() {
   std::set<pid_t> groups;
   DIR* dir = opendir("/proc");

@@ -47,6 +47,8 @@ class ProcessLauncher {
   virtual void SignalGroup(const ProcessId& id, bool force) = 0;
   // True while any process in the group led by id.pid still exists (not counting zombies).
   virtual bool GroupAlive(const ProcessId& id) = 0;
+  // Sends `signo` to the process itself (not its group), and only while IsAlive: e.g. SIGHUP to reload.
+  virtual void Signal(const ProcessId& id, int signo) {}
   // Asks for the exit callback soon after the process exits (idempotent; a process already gone calls back at
   // once). It only saves latency: callers must still notice exits on their own periodic pass.
   virtual void Watch(const ProcessId& id) {}
@@ -63,6 +65,8 @@ class LocalProcessLauncher : public ProcessLauncher {
   bool IsAlive(const ProcessId& id) override;
   void SignalGroup(const ProcessId& id, bool force) override;
   bool GroupAlive(const ProcessId& id) override;
+  // Through a pidfd checked against the start time, so a reused pid never gets the signal.
+  void Signal(const ProcessId& id, int signo) override;
   // Watches with pidfd_open + epoll, so processes this launcher did not start (adopted after a restart) are
   // watched too.
   void Watch(const ProcessId& id) override;

@@ -23,6 +23,8 @@
 #include "ec2/ec2_service.h"
 #include "ec2/instance_controller.h"
 #include "ec2/instances.h"
+#include "elb/elb_service.h"
+#include "elb/lb_controller.h"
 #include "region/controller.h"
 
 namespace autopipe {
@@ -129,8 +131,11 @@ class RegionImpl : public Region {
     ctx_.self_exe = SelfExe();
     ctx_.mu = &mu_;
     runner_ = std::make_unique<ControllerRunner>(&ctx_, kControllerPeriod);
+    // In the order one change flows through: groups launch instances, instances start (and a group registers
+    // its running instances with its load balancers), then load-balancer nodes route to them.
     runner_->Add(std::make_unique<GroupController>(&ctx_));
     runner_->Add(std::make_unique<InstanceController>(&ctx_));
+    runner_->Add(std::make_unique<LoadBalancerController>(&ctx_));
     ctx_.wake = [this] { runner_->Wake(); };
     launcher_->SetExitCallback([this] { runner_->Wake(); });
 
@@ -145,6 +150,7 @@ class RegionImpl : public Region {
         &clock_);
     router_->AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx_));
     router_->AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
+    router_->AddService(ElbServiceInfo(), ElbHandlers(&ctx_));
 
     size_t colon = opts.listen.rfind(':');
     if (colon == std::string::npos) return Status::InvalidParameterValue("--listen must be HOST:PORT");
@@ -251,8 +257,10 @@ bool WaitGone(const std::function<bool()>& alive, std::chrono::milliseconds limi
   return true;
 }
 
-// Stops every instance process recorded in the store (SIGTERM, then SIGKILL after 5 s) and records them as
-// stopped by the user, so the next server start replaces them without counting crashes.
+// Stops every instance and load-balancer node process recorded in the store (SIGTERM, then SIGKILL after 5 s).
+// Instances are recorded as stopped by the user, so the next server start replaces them without counting
+// crashes; node documents are left as they are: the next server start finds their processes gone and starts
+// them again.
 void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   std::vector<ProcessId> procs;
   std::vector<StoreWrite> writes;
@@ -267,6 +275,11 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
     inst["StateTransitionReason"] = "User initiated (autopipe down)";
     std::string id = inst["InstanceId"];
     writes.push_back({kind::kInstance, id, std::move(inst)});
+  }
+  for (const auto& doc : store.List(kind::kLoadBalancerNode)) {
+    const Json& node = *doc;
+    if (node.value("Pid", 0) <= 0) continue;
+    procs.push_back({node["Pid"].get<pid_t>(), node["PidStartTime"].get<uint64_t>()});
   }
   // One /proc scan per poll for all groups (a scan per group made `down` quadratic with 1,000 instances).
   // A group id is safe to test: Linux does not reuse a pid while a group still carries it.
@@ -283,6 +296,15 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   }
   Status st = store.Commit(writes);
   if (!st.ok()) std::cerr << "autopipe down: " << st.message() << "\n";
+}
+
+// How many instances DescribeInstanceHealth reports InService (0 when the load balancer cannot be described).
+int LoadBalancerInServiceCount(const ApiRouter& api, const std::string& name) {
+  auto health = api.Invoke("elasticloadbalancing", "DescribeInstanceHealth", {{"LoadBalancerName", name}});
+  if (!health.ok()) return 0;
+  int n = 0;
+  for (const auto& state : (*health)["InstanceStates"]) n += state["State"] == "InService";
+  return n;
 }
 
 }  // namespace
@@ -371,7 +393,31 @@ int RunUp(const RegionOptions& opts) {
   if (!asg.ok() && asg.status().code() != "AlreadyExists") {
     std::cerr << "autopipe up: " << asg.status().ToString() << "\n";
   }
+  // §1.2's load balancer, in front of the group.
+  auto lb = api.Invoke("elasticloadbalancing", "CreateLoadBalancer",
+                       {{"LoadBalancerName", "auto-pipeline-lb"},
+                        {"Listeners.member.1.Protocol", "HTTP"},
+                        {"Listeners.member.1.LoadBalancerPort", "80"},
+                        {"Listeners.member.1.InstanceProtocol", "HTTP"},
+                        {"Listeners.member.1.InstancePort", "80"},
+                        {"AvailabilityZones.member.1", opts.region + "a"},
+                        {"AvailabilityZones.member.2", opts.region + "b"}});
+  if (!lb.ok()) std::cerr << "autopipe up: " << lb.status().ToString() << "\n";
+  const std::string dns_name = lb.ok() ? (*lb)["DNSName"].get<std::string>() : "";
+  auto attach = api.Invoke("autoscaling", "AttachLoadBalancers",
+                           {{"AutoScalingGroupName", "auto-pipeline-asg"},
+                            {"LoadBalancerNames.member.1", "auto-pipeline-lb"}});
+  if (!attach.ok() && attach.status().code() != "AlreadyExists") {
+    std::cerr << "autopipe up: " << attach.status().ToString() << "\n";
+  }
   WaitGone([&] { return region.InServiceCount("auto-pipeline-asg") < 5; }, std::chrono::seconds(30));
+  int lb_in_service = 0;
+  WaitGone(
+      [&] {
+        lb_in_service = LoadBalancerInServiceCount(api, "auto-pipeline-lb");
+        return lb_in_service < region.InServiceCount("auto-pipeline-asg");
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(250));
 
   fs::path dir = fs::absolute(opts.data_dir);
   std::cout << "\nAuto_Pipeline region " << opts.region << " is up.\n\n"
@@ -381,6 +427,10 @@ int RunUp(const RegionOptions& opts) {
             << "Auto Scaling group auto-pipeline-asg (min 2, max 10, desired 5, " << opts.region << "a/"
             << opts.region << "b), " << region.InServiceCount("auto-pipeline-asg") << " InService:\n"
             << region.DescribeInstancesText() << "\n"
+            << "Load balancer auto-pipeline-lb (HTTP 80 -> 80, " << opts.region << "a/" << opts.region << "b), "
+            << lb_in_service << " instances InService:\n"
+            << "  DNS name          " << dns_name << "\n"
+            << "  curl http://" << dns_name << "/\n\n"
             << "Use the aws CLI or boto3 against it:\n"
             << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
             << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"

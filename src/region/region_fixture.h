@@ -21,6 +21,8 @@
 #include "ec2/catalog.h"
 #include "ec2/ec2_service.h"
 #include "ec2/instance_controller.h"
+#include "elb/elb_service.h"
+#include "elb/lb_controller.h"
 #include "process/fake_launcher.h"
 #include "region/context.h"
 #include "region/controller.h"
@@ -32,6 +34,7 @@ class RegionFixture : public ::testing::Test {
  protected:
   struct Wiring {
     bool auto_scaling = true;            // GroupController and the Auto Scaling API too (EC2 is always there)
+    bool load_balancing = true;          // LoadBalancerController and the ELB API too
     std::string service = "autoscaling";  // what Call() talks to
   };
 
@@ -40,7 +43,7 @@ class RegionFixture : public ::testing::Test {
         store_(NewMemoryStore()),
         router_("us-west-2", [](const std::string&) { return std::optional<std::string>(); }, &clock_) {}
 
-  // Call from SetUp(). Controllers run in the region's order: groups first, then instances.
+  // Call from SetUp(). Controllers run in the region's order: groups, instances, then load balancers.
   void WireRegion(Wiring wiring) {
     char tmpl[] = "/tmp/autopipe_region_test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -61,6 +64,10 @@ class RegionFixture : public ::testing::Test {
     }
     runner_->Add(std::make_unique<InstanceController>(&ctx_));
     router_.AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
+    if (wiring.load_balancing) {
+      runner_->Add(std::make_unique<LoadBalancerController>(&ctx_));
+      router_.AddService(ElbServiceInfo(), ElbHandlers(&ctx_));
+    }
   }
 
   void TearDown() override {

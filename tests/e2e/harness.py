@@ -214,6 +214,17 @@ def instance_processes(block_prefix=None, instance_id=None):
     return out
 
 
+def lb_node_processes(data_dir):
+    """Live `autopipe lb` node processes of the region whose data dir is `data_dir`: [(pid, cmdline)]."""
+    marker = os.path.join(data_dir, "load-balancers") + os.sep
+    out = []
+    for pid in all_pids():
+        argv = proc_cmdline(pid)
+        if argv and len(argv) >= 4 and argv[1] == "lb" and argv[2] == "--config" and argv[3].startswith(marker):
+            out.append((pid, " ".join(argv)))
+    return out
+
+
 def instance_init_pid(instance_id, block_prefix=None):
     """The instance's init: the process with AUTOPIPE_INSTANCE_ID=<id> whose parent is not another such
     process (the root of the instance's process tree)."""
@@ -522,6 +533,14 @@ class Region:
             problems.append("instance processes left after autopipe down: %r"
                             % [(p, e.get("AUTOPIPE_INSTANCE_ID"), proc_cmdline(p)) for p, e in left])
             for pid, _ in left:
+                kill9(pid)
+        lb_left = lb_node_processes(self.data_dir)
+        while lb_left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            lb_left = lb_node_processes(self.data_dir)
+        if lb_left:
+            problems.append("load balancer nodes left after autopipe down: %r" % lb_left)
+            for pid, _ in lb_left:
                 kill9(pid)
         if self._stdout:
             self._stdout.close()

@@ -54,6 +54,8 @@ class UpTest(unittest.TestCase):
         # Whatever the test left behind in its own block: only our processes live there.
         for pid, _ in instance_processes(self.block_prefix):
             harness.kill9(pid)
+        for pid, _ in harness.lb_node_processes(self.data_dir):
+            harness.kill9(pid)
 
     def _cli_env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -66,7 +68,7 @@ class UpTest(unittest.TestCase):
         endpoint = "http://127.0.0.1:%d" % self.port
         self.assertIn(endpoint, out)
         self.assertIn(os.path.join(self.data_dir, "credentials"), out)
-        urls = re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out)
+        urls = [u for u in re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out) if ".200." not in u]
         self.assertEqual(len(urls), 5, out)
         zones = []
         for ip in urls:
@@ -74,6 +76,12 @@ class UpTest(unittest.TestCase):
             self.assertEqual(body["private_ip"], ip)
             zones.append(body["availability_zone"])
         self.assertEqual(sorted(zones.count(z) for z in set(zones)), [2, 3])
+
+        # The seed's load balancer is up in front of them: its printed curl line works and reaches instances.
+        lb = re.search(r"curl http://(127\.%d\.200\.\d+)/" % BLOCK, out)
+        self.assertIsNotNone(lb, out)
+        served = {http_json(lb.group(1))["private_ip"] for _ in range(30)}
+        self.assertTrue(served <= set(urls) and len(served) >= 2, served)
 
         # The printed instructions work with the real CLI.
         import json
@@ -91,10 +99,12 @@ class UpTest(unittest.TestCase):
         self.proc.send_signal(signal.SIGINT)
         self.assertEqual(self.proc.wait(30), 0)
         self.assertEqual(instance_processes(self.block_prefix), [])
+        self.assertEqual(harness.lb_node_processes(self.data_dir), [])
 
         # A second `up` on the same data dir brings the same stack back.
         out = self._start_up()
-        self.assertEqual(len(re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out)), 5, out)
+        self.assertEqual(len([u for u in re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out)
+                              if ".200." not in u]), 5, out)
         self.assertNotIn("AlreadyExists", out)
 
 

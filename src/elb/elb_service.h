@@ -1,0 +1,21 @@
+// The Classic Elastic Load Balancing API (2012-06-01, Query protocol): load balancers with their listeners,
+// Availability Zones, health check, attributes and tags, instance registration and instance health. Handlers
+// validate, write the load_balancer document (elb/load_balancers.h) and return; the load-balancer controller
+// starts, reconfigures and stops the `autopipe lb` nodes that serve it. HTTP and TCP listeners only: there is
+// no TLS, so HTTPS and SSL listeners are refused with UnsupportedProtocol.
+//
+// Thread-safety: handlers take RegionContext::mu.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "api/api_server.h"
+#include "region/context.h"
+
+namespace autopipe {
+
+ServiceInfo ElbServiceInfo();
+std::map<std::string, Handler> ElbHandlers(RegionContext* ctx);
+
+}  // namespace autopipe
