@@ -183,4 +183,26 @@ std::optional<lb::NodeStatus> ReadNodeStatus(const RegionContext& ctx, const std
   return std::move(*status);
 }
 
+std::vector<AzMetrics> ReadLoadBalancerMetrics(const RegionContext& ctx, const Json& lb) {
+  std::vector<AzMetrics> out;
+  const std::string name = lb["LoadBalancerName"];
+  const int64_t now = ctx.clock->NowMillis();
+  for (const auto& az : lb["AvailabilityZones"]) {
+    AzMetrics m;
+    m.availability_zone = az.get<std::string>();
+    m.read_at_millis = now;
+    auto status = ReadNodeStatus(ctx, name, m.availability_zone);
+    if (status && status->updated_at_millis >= now - lb::kStatusStaleMillis) {
+      m.reporting = true;
+      m.counters = status->metrics;
+      for (const auto& backend : status->backends) {
+        if (backend.health == lb::kHealthHealthy) ++m.healthy_host_count;
+        else ++m.unhealthy_host_count;
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 }  // namespace autopipe::elb

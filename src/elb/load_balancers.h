@@ -69,4 +69,17 @@ std::string NodeDir(const RegionContext& ctx, const std::string& name, const std
 std::optional<lb::NodeStatus> ReadNodeStatus(const RegionContext& ctx, const std::string& name,
                                              const std::string& az);
 
+// The AWS/ELB figures of one load balancer in one AZ (dimensions LoadBalancerName + AvailabilityZone), for the
+// monitoring side. Counters are cumulative since the AZ's node started: take differences between readings (a
+// smaller reading than the last means the node restarted).
+struct AzMetrics {
+  std::string availability_zone;
+  bool reporting = false;   // a fresh status file was found; the rest is zero otherwise
+  int64_t read_at_millis = 0;
+  int healthy_host_count = 0;    // back ends this node routes to that pass their health checks
+  int unhealthy_host_count = 0;  // ... that do not (failed, or not yet checked)
+  lb::NodeMetrics counters;
+};
+std::vector<AzMetrics> ReadLoadBalancerMetrics(const RegionContext& ctx, const Json& lb);
+
 }  // namespace autopipe::elb

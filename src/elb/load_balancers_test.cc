@@ -256,5 +256,28 @@ TEST_F(LoadBalancersTest, NodeStatusFilesLiveUnderTheDataDir) {
   EXPECT_FALSE(elb::ReadNodeStatus(ctx_, kName, kZoneA).has_value());
 }
 
+TEST_F(LoadBalancersTest, MetricsPerAzFromTheNodes) {
+  WriteStatus(kZoneA, {{"i-1", lb::kHealthHealthy}, {"i-2", lb::kHealthUnhealthy}, {"i-3", lb::kHealthUnknown}});
+  // A counter the node reported comes through unchanged.
+  auto status = *elb::ReadNodeStatus(ctx_, kName, kZoneA);
+  status.metrics.request_count = 42;
+  status.metrics.elb_5xx = 3;
+  ASSERT_TRUE(lb::WriteFileAtomically(elb::NodeDir(ctx_, kName, kZoneA) + "/status.json",
+                                      lb::SerializeNodeStatus(status)).ok());
+  WriteStatus(kZoneB, {{"i-4", lb::kHealthHealthy}}, lb::kStatusStaleMillis + 1);  // stale: not reporting
+
+  auto metrics = elb::ReadLoadBalancerMetrics(ctx_, Lb());
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(metrics[0].availability_zone, kZoneA);
+  EXPECT_TRUE(metrics[0].reporting);
+  EXPECT_EQ(metrics[0].healthy_host_count, 1);
+  EXPECT_EQ(metrics[0].unhealthy_host_count, 2);
+  EXPECT_EQ(metrics[0].counters.request_count, 42u);
+  EXPECT_EQ(metrics[0].counters.elb_5xx, 3u);
+  EXPECT_EQ(metrics[1].availability_zone, kZoneB);
+  EXPECT_FALSE(metrics[1].reporting);
+  EXPECT_EQ(metrics[1].healthy_host_count, 0);
+}
+
 }  // namespace
 }  // namespace autopipe

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import socketserver
 import subprocess
 import tempfile
 import threading
@@ -376,6 +377,101 @@ class NodeTest(unittest.TestCase):
             with open(self.access_log) as f:
                 return sum(1 for line in f if '"GET /access-log-probe HTTP/1.1"' in line)
         wait_until(lambda: logged() >= 10, timeout=5, what="access log lines")
+
+
+class MisbehavingBackend(socketserver.ThreadingTCPServer):
+    """A back end that breaks HTTP on purpose, chosen by path."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            path = data.split(b" ", 2)[1]
+            if path == b"/half":      # promises 100 bytes, sends 3, dies
+                self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+            elif path == b"/garbage":  # not HTTP at all
+                self.request.sendall(b"SURPRISE\r\n\r\n")
+            elif path == b"/hangup":   # closes without a word
+                pass
+            else:
+                self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+
+class BrokenBackendTest(unittest.TestCase):
+    """What the node does when the back end itself misbehaves: the client gets ELB's answer (or, once the
+    response has started, a closed connection), and the node keeps serving."""
+
+    LB2 = BLOCK + ".20"
+    BACKEND = BLOCK + ".21"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="autopipe-lbnode-broken-")
+        cls.server = MisbehavingBackend((cls.BACKEND, BACKEND_PORT), MisbehavingBackend.Handler)
+        threading.Thread(target=cls.server.serve_forever, daemon=True).start()
+        config = {
+            "version": 1, "load_balancer_name": "broken", "availability_zone": "us-west-2a",
+            "addresses": [cls.LB2],
+            "listeners": [{"protocol": "HTTP", "port": PORT, "instance_protocol": "HTTP",
+                           "instance_port": BACKEND_PORT}],
+            "backends": [{"id": "i-broken", "address": cls.BACKEND, "availability_zone": "us-west-2a",
+                          "draining": False}],
+            "health_check": {"target": "TCP:%d" % BACKEND_PORT, "interval_seconds": 5, "timeout_seconds": 2,
+                             "healthy_threshold": 2, "unhealthy_threshold": 2},
+            "idle_timeout_seconds": IDLE_TIMEOUT, "draining_enabled": False, "draining_timeout_seconds": 300,
+            "access_log_path": "", "status_path": os.path.join(cls.dir, "status.json"), "threads": 2,
+        }
+        path = os.path.join(cls.dir, "config.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        cls.log = open(os.path.join(cls.dir, "node.log"), "ab")
+        cls.node = subprocess.Popen([autopipe_bin(), "lb", "--config", path], stdout=cls.log,
+                                    stderr=subprocess.STDOUT)
+
+        def ok():
+            conn = http.client.HTTPConnection(cls.LB2, PORT, timeout=2)
+            try:
+                conn.request("GET", "/ok")
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
+        wait_until(ok, timeout=15, what="the broken-backend node serving")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.kill()
+        cls.node.wait()
+        cls.server.shutdown()
+        cls.server.server_close()
+        cls.log.close()
+
+    def get(self, path):
+        conn = http.client.HTTPConnection(self.LB2, PORT, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def test_unparsable_response_is_502(self):
+        self.assertEqual(self.get("/garbage")[0], 502)
+        self.assertEqual(self.get("/ok"), (200, b"ok"))
+
+    def test_backend_closing_without_response_is_504(self):
+        self.assertEqual(self.get("/hangup")[0], 504)
+        self.assertEqual(self.get("/ok"), (200, b"ok"))
+
+    def test_backend_dying_mid_response_closes_the_client_connection(self):
+        with self.assertRaises(http.client.IncompleteRead):
+            self.get("/half")
+        self.assertEqual(self.get("/ok"), (200, b"ok"))
 
 
 if __name__ == "__main__":
