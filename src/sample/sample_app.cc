@@ -74,7 +74,23 @@ void AddRoutes(httplib::Server& server, const Identity& id, std::atomic<uint64_t
     };
     res.set_content(body.dump() + "\n", "application/json");
   });
+  // GET /health answers 200 "ok" until POST /health/fail (a way to make a live instance fail its load
+  // balancer's health check, as a wedged application would); POST /health/pass undoes it.
+  static std::atomic<bool> failing{false};
   server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    if (failing.load()) {
+      res.status = 500;
+      res.set_content("failing", "text/plain");
+    } else {
+      res.set_content("ok", "text/plain");
+    }
+  });
+  server.Post("/health/fail", [](const httplib::Request&, httplib::Response& res) {
+    failing = true;
+    res.set_content("failing", "text/plain");
+  });
+  server.Post("/health/pass", [](const httplib::Request&, httplib::Response& res) {
+    failing = false;
     res.set_content("ok", "text/plain");
   });
   // What reached the instance: the request headers as a JSON object (to see a load balancer's X-Forwarded-*).

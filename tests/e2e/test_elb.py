@@ -242,6 +242,57 @@ class SeedLoadBalancerTest(unittest.TestCase):
             return st["InstanceStates"][0]["State"] == "OutOfService"
         wait_until(deregistered, timeout=10, what="draining finished")
 
+    def test_elb_health_check_type_replaces_an_instance_the_load_balancer_finds_unhealthy(self):
+        lb, group = "hc-lb", "hc-asg"
+        self.elb.create_load_balancer(
+            LoadBalancerName=lb, AvailabilityZones=["us-west-2a", "us-west-2b"],
+            Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP", "InstancePort": 80}])
+        self.addCleanup(self.elb.delete_load_balancer, LoadBalancerName=lb)
+        self.elb.configure_health_check(LoadBalancerName=lb, HealthCheck={
+            "Target": "HTTP:80/health", "Interval": 5, "Timeout": 2, "UnhealthyThreshold": 2, "HealthyThreshold": 2})
+        asc = self.region.boto3("autoscaling")
+        asc.create_auto_scaling_group(
+            AutoScalingGroupName=group, LaunchConfigurationName=LC_NAME, MinSize=2, MaxSize=2, DesiredCapacity=2,
+            AvailabilityZones=["us-west-2a", "us-west-2b"], LoadBalancerNames=[lb], HealthCheckType="ELB",
+            HealthCheckGracePeriod=0)
+        self.addCleanup(asc.delete_auto_scaling_group, AutoScalingGroupName=group, ForceDelete=True)
+        members = self.region.wait_group(group, 2)
+
+        def in_service(count):
+            states = self.elb.describe_instance_health(LoadBalancerName=lb)["InstanceStates"]
+            return [s for s in states if s["State"] == "InService"] if len(states) == count else None
+        wait_until(lambda: len(in_service(2) or []) == 2, timeout=30, what="both members InService in %s" % lb)
+
+        victim = sorted(members)[0]
+        conn = http.client.HTTPConnection(members[victim]["ip"], 80, timeout=5)
+        try:
+            conn.request("POST", "/health/fail")
+            self.assertEqual(conn.getresponse().status, 200)  # its /health answers 500 from now on
+        finally:
+            conn.close()
+
+        def reported_unhealthy():
+            st = self.elb.describe_instance_health(LoadBalancerName=lb, Instances=[{"InstanceId": victim}])
+            s = st["InstanceStates"][0]
+            return s if (s["State"], s["ReasonCode"]) == ("OutOfService", "Instance") else None
+        # Either we catch the load balancer's verdict before the group acts on it, or the group already has.
+        try:
+            s = wait_until(reported_unhealthy, timeout=20, interval=0.2, what="%s OutOfService" % victim)
+            self.assertEqual(s["Description"], "Instance has failed at least the UnhealthyThreshold number of "
+                                               "health checks consecutively.")
+        except AssertionError:
+            pass
+        now = wait_until(lambda: (lambda g: g if victim not in g and len(g) == 2 else None)(
+            {i["InstanceId"] for i in self.region.group_instances(group)
+             if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"}),
+            timeout=harness.REPLACE_TIMEOUT, what="the group replacing %s" % victim)
+        causes = [a["Cause"] for a in self.region.activities(group) if victim in a["Description"]
+                  and a["Description"].startswith("Terminating")]
+        self.assertTrue(any("ELB system health check failure" in c for c in causes), causes)
+        self.assertEqual(self.region.ec2_instance(victim)["State"]["Name"] in ("shutting-down", "terminated"), True)
+        wait_until(lambda: len(in_service(2) or []) == 2, timeout=30, what="the replacement InService in %s" % lb)
+        self.assertEqual({s["InstanceId"] for s in in_service(2)}, now)
+
 
 if __name__ == "__main__":
     unittest.main()
