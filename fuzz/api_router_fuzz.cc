@@ -1,9 +1,9 @@
 // libFuzzer target for everything behind authentication: the input is a form body (Action=...&...) that the
-// harness signs correctly, so it reaches the protocol layer and the real Auto Scaling and EC2 handlers over an
-// in-memory store, with controllers run in between. Nothing may crash, and every reply must be a well-formed
+// harness signs correctly, so it reaches the protocol layer and the real Auto Scaling, EC2 and ELB handlers over
+// an in-memory store, with controllers run in between. Nothing may crash, and every reply must be a well-formed
 // status: 2xx, or an error envelope naming a code.
 //
-// The first input byte picks the service (autoscaling or ec2); the rest is the body.
+// The first input byte picks the service (autoscaling, ec2 or elasticloadbalancing); the rest is the body.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -14,6 +14,8 @@
 #include "autoscaling/group_controller.h"
 #include "ec2/ec2_service.h"
 #include "ec2/instance_controller.h"
+#include "elb/elb_service.h"
+#include "elb/lb_controller.h"
 #include "region/controller.h"
 
 namespace {
@@ -48,6 +50,7 @@ struct Region {
     runner = std::make_unique<autopipe::ControllerRunner>(&ctx, std::chrono::milliseconds(1000));
     runner->Add(std::make_unique<autopipe::GroupController>(&ctx));
     runner->Add(std::make_unique<autopipe::InstanceController>(&ctx));
+    runner->Add(std::make_unique<autopipe::LoadBalancerController>(&ctx));
     router = std::make_unique<autopipe::ApiRouter>(
         "us-west-2",
         [](const std::string& k) -> std::optional<std::string> {
@@ -57,12 +60,19 @@ struct Region {
         &clock);
     router->AddService(autopipe::AutoScalingServiceInfo(), autopipe::AutoScalingHandlers(&ctx));
     router->AddService(autopipe::Ec2ServiceInfo(), autopipe::Ec2Handlers(&ctx));
+    router->AddService(autopipe::ElbServiceInfo(), autopipe::ElbHandlers(&ctx));
     // A launch configuration and a group exist, so mutations of them are reachable.
     router->Invoke("autoscaling", "CreateLaunchConfiguration",
                    {{"LaunchConfigurationName", "lc"}, {"ImageId", "ami-0f1e2d3c4b5a69788"}, {"InstanceType", "t3.micro"}});
     router->Invoke("autoscaling", "CreateAutoScalingGroup",
                    {{"AutoScalingGroupName", "g"}, {"LaunchConfigurationName", "lc"}, {"MinSize", "1"},
                     {"MaxSize", "3"}, {"AvailabilityZones.member.1", "us-west-2a"}});
+    router->Invoke("elasticloadbalancing", "CreateLoadBalancer",
+                   {{"LoadBalancerName", "lb"}, {"Listeners.member.1.Protocol", "HTTP"},
+                    {"Listeners.member.1.LoadBalancerPort", "80"}, {"Listeners.member.1.InstancePort", "80"},
+                    {"AvailabilityZones.member.1", "us-west-2a"}});
+    router->Invoke("autoscaling", "AttachLoadBalancers",
+                   {{"AutoScalingGroupName", "g"}, {"LoadBalancerNames.member.1", "lb"}});
   }
 
   autopipe::Catalog catalog;
@@ -85,7 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.target = "/";
   req.headers = {{"Host", "127.0.0.1:4566"}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   req.body.assign(reinterpret_cast<const char*>(data) + 1, size - 1);
-  const char* service = data[0] % 2 ? "ec2" : "autoscaling";
+  static const char* const kServices[] = {"autoscaling", "ec2", "elasticloadbalancing"};
+  const char* service = kServices[data[0] % 3];
   autopipe::SignSigV4(req, kKey, kSecret, "us-west-2", service, region->clock.NowSeconds());
   autopipe::HttpReply reply = region->router->Handle(req);
   if (reply.status >= 300 && reply.body.find("<Code>") == std::string::npos) __builtin_trap();
