@@ -112,12 +112,12 @@ class Node {
         b = std::make_shared<Backend>();
         b->id = bc.id;
         b->address = bc.address;
+        b->availability_zone = bc.availability_zone;  // set once: workers may read a shared Backend
         if (::inet_pton(AF_INET, bc.address.c_str(), &b->ip) != 1) {
           spdlog::error("backend {}: bad address {}", bc.id, bc.address);
           continue;
         }
       }
-      b->availability_zone = bc.availability_zone;
       b->draining.store(bc.draining);
       next[bc.id] = b;
       routing->backends.push_back(b);
@@ -206,6 +206,15 @@ int RunLbNode(const std::string& config_path) {
       Status st = node.Load();
       if (st.ok()) {
         for (auto& w : workers) w->RequestReload();
+        // status.json says "applied" only once every worker routes with the new config (bounded wait: a worker
+        // turns its loop at least every 250 ms).
+        const uint64_t generation = node.published().generation();
+        for (int i = 0; i < 1000; ++i) {
+          bool all = true;
+          for (auto& w : workers) all &= w->applied_generation() >= generation;
+          if (all) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
         spdlog::info("config version {} applied ({} back ends)", node.config().version, node.config().backends.size());
         WriteStatus(node, workers);
       } else {

@@ -223,7 +223,7 @@ class Worker::Impl {
   std::string access_log_;
   std::atomic<bool> drain_requested_{false};
   std::atomic<bool> kill_requested_{false};
-  std::atomic<bool> reload_requested_{false};
+  std::atomic<uint64_t> applied_generation_{0};
   bool draining_ = false;
 };
 
@@ -391,6 +391,7 @@ class HttpSession : public Handler {
           user_agent_.assign(req_.headers[i].value.data(), req_.headers[i].value.size());
     }
     close_after_ = !req_.keep_alive;
+    if (req_.version_minor == 0) req_.expect_continue = false;  // 100 Continue is not for HTTP/1.0 clients
     if (req_.expect_continue && req_.body != BodyKind::kNone) {
       client_out_ += "HTTP/1.1 100 Continue\r\n\r\n";  // ELB answers Expect itself
     }
@@ -543,6 +544,7 @@ class HttpSession : public Handler {
       ssize_t n = ::send(be_->fd, be_out_.data() + be_out_off_, be_out_.size() - be_out_off_, MSG_NOSIGNAL);
       if (n > 0) {
         be_out_off_ += static_cast<size_t>(n);
+        backend_activity_ms_ = w_->now_ms_;  // an upload in progress is not a silent back end
         continue;
       }
       if (n < 0 && errno == EAGAIN) {
@@ -745,15 +747,20 @@ class HttpSession : public Handler {
   // The response is complete and delivered: account for it, free the back end, go on with the next request.
   void MaybeFinish() {
     if (dead || fwd_pending_ > 0 || resp_state_ != RespState::kDone) return;
-    if (req_state_ != ReqState::kSent) {
-      // The back end answered before the request body ended (e.g. 413): the rest of the body cannot be told
-      // apart from a next request, so this connection ends after the response.
+    const bool answered_early = req_state_ != ReqState::kSent;
+    if (answered_early || BackendOutPending()) {
+      // The back end answered before it had the whole request (e.g. a 413 during an upload): the rest of the
+      // body cannot be told apart from a next request, on either connection, so neither is used again.
       close_after_ = true;
       backend_reusable_ = false;
     }
     CountResponse();
     DropBackend(backend_reusable_);
     tried_.clear();
+    if (answered_early) {
+      Linger();  // the client may still be sending: a plain close would reset the connection under its answer
+      return;
+    }
     if (close_after_ || client_eof_) {
       Close();
       return;
@@ -764,11 +771,9 @@ class HttpSession : public Handler {
     request_sent_us_ = 0;
     last_activity_ms_ = w_->now_ms_;
     head_started_ms_ = w_->now_ms_;
-    if (!in_.empty()) {
-      Process();  // a pipelined request
-    } else {
-      ReadClient();
-    }
+    if (!in_.empty()) Process();  // a pipelined request (or the first part of one)
+    // More of it, or the next request, may be waiting in the socket: its edge came while we were busy.
+    if (!dead) ReadClient();
   }
 
   void CountResponse() {
@@ -1206,7 +1211,9 @@ int OpenListener(const std::string& address, int port, std::string* error) {
 }  // namespace
 
 void Worker::Impl::ApplyRouting() {
+  const uint64_t generation = published_->generation();
   routing_ = published_->Get();
+  applied_generation_.store(generation, std::memory_order_release);
   if (!routing_) return;
   std::map<std::pair<std::string, int>, ListenerConfig> wanted;
   if (!draining_) {
@@ -1360,5 +1367,6 @@ void Worker::Kill() {
 void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
+uint64_t Worker::applied_generation() const { return impl_->applied_generation_.load(std::memory_order_acquire); }
 
 }  // namespace autopipe::lb

@@ -50,6 +50,8 @@ class Worker {
   void RequestDrain();
   void Kill();
   void Join();
+  // The Published generation this worker routes with (it switches at its next loop turn after a reload).
+  uint64_t applied_generation() const;
   const WorkerMetrics& metrics() const { return metrics_; }
 
   class Impl;

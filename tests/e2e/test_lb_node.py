@@ -31,10 +31,22 @@ def backend_addr(i):
     return "%s.%d" % (BLOCK, i + 1)
 
 
+def assert_free(addr, port):
+    """Nothing may already listen where this module listens (a second run at the same time would share the
+    node's SO_REUSEPORT address and its back ends' ports, and each run would see the other's traffic)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        if s.connect_ex((addr, port)) == 0:
+            raise RuntimeError("%s:%d is already in use: is another run of test_lb_node going on?" % (addr, port))
+
+
 class NodeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="autopipe-lbnode-")
+        for addr, port in [(LB, PORT), (LB, TCP_PORT), (backend_addr(0), BACKEND_PORT),
+                           (backend_addr(1), BACKEND_PORT)]:
+            assert_free(addr, port)
         cls.procs = {}
         cls.backends = {}
         for i, iid in enumerate(["i-aaaa", "i-bbbb"]):
@@ -236,6 +248,55 @@ class NodeTest(unittest.TestCase):
         finally:
             s.close()
 
+    def read_responses(self, s, count, timeout):
+        """Reads `count` complete responses with Content-Length bodies from socket s; returns their status lines."""
+        s.settimeout(timeout)
+        data, statuses = b"", []
+        while len(statuses) < count:
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return statuses
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(rest) < length:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return statuses
+                rest += chunk
+            statuses.append(head.split(b"\r\n")[0])
+            data = rest[length:]
+        return statuses
+
+    def test_pipelined_request_arriving_in_pieces_is_served(self):
+        s = socket.create_connection((LB, PORT), timeout=5)
+        try:
+            s.sendall(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\nGET /headers HTTP/1.1\r\nHo")
+            time.sleep(0.2)  # the rest of the second request arrives while the first is in flight
+            s.sendall(b"st: x\r\n\r\n")
+            statuses = self.read_responses(s, 2, timeout=IDLE_TIMEOUT - 1)
+        finally:
+            s.close()
+        self.assertEqual(statuses, [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"])
+
+    def test_upload_longer_than_the_idle_timeout_is_not_cut_off(self):
+        body = os.urandom(1000 * (2 * IDLE_TIMEOUT + 2))
+        s = socket.create_connection((LB, PORT), timeout=5)
+        try:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+            for i in range(0, len(body), 1000):  # 1000 bytes every 0.5 s: busy, but slower than the timeout
+                s.sendall(body[i:i + 1000])
+                time.sleep(0.5)
+            statuses = self.read_responses(s, 1, timeout=5)
+        finally:
+            s.close()
+        self.assertEqual(statuses, [b"HTTP/1.1 200 OK"])
+
     def test_slow_client_gets_408(self):
         start = time.monotonic()
         s = socket.create_connection((LB, PORT), timeout=IDLE_TIMEOUT + 5)
@@ -365,13 +426,12 @@ class NodeTest(unittest.TestCase):
                    timeout=10, what="the restarted back end back in rotation")
 
     def test_metrics_and_access_log(self):
-        before = self.status()["metrics"]["RequestCount"]
         for _ in range(10):
-            self.get("/access-log-probe")
-        wait_until(lambda: self.status()["metrics"]["RequestCount"] >= before + 10, timeout=5)
-        m = self.status()["metrics"]
-        self.assertGreaterEqual(m["HTTPCode_Backend_4XX"], 10)  # the sample app has no such path
-        self.assertGreater(m["LatencyCount"], 0)
+            self.assertEqual(self.get("/access-log-probe")[0], 404)  # the sample app has no such path
+        # No other test gets a 4XX from a back end, so all of these are ours.
+        wait_until(lambda: self.status()["metrics"]["HTTPCode_Backend_4XX"] >= 10, timeout=5,
+                   what="back-end 4XX counted")
+        self.assertGreater(self.status()["metrics"]["LatencyCount"], 0)
 
         def logged():
             with open(self.access_log) as f:
@@ -399,6 +459,10 @@ class MisbehavingBackend(socketserver.ThreadingTCPServer):
                 self.request.sendall(b"SURPRISE\r\n\r\n")
             elif path == b"/hangup":   # closes without a word
                 pass
+            elif path == b"/reject":   # answers before reading the body, then closes
+                self.request.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n"
+                                     b"Connection: close\r\n\r\n")
+                time.sleep(0.2)
             else:
                 self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
@@ -412,6 +476,8 @@ class BrokenBackendTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        assert_free(cls.LB2, PORT)
+        assert_free(cls.BACKEND, BACKEND_PORT)
         cls.dir = tempfile.mkdtemp(prefix="autopipe-lbnode-broken-")
         cls.server = MisbehavingBackend((cls.BACKEND, BACKEND_PORT), MisbehavingBackend.Handler)
         threading.Thread(target=cls.server.serve_forever, daemon=True).start()
@@ -466,6 +532,15 @@ class BrokenBackendTest(unittest.TestCase):
 
     def test_backend_closing_without_response_is_504(self):
         self.assertEqual(self.get("/hangup")[0], 504)
+        self.assertEqual(self.get("/ok"), (200, b"ok"))
+
+    def test_early_answer_during_an_upload_reaches_the_client(self):
+        conn = http.client.HTTPConnection(self.LB2, PORT, timeout=10)
+        try:
+            conn.request("POST", "/reject", body=os.urandom(8 * 1024 * 1024))  # fails if the node resets us
+            self.assertEqual(conn.getresponse().status, 413)
+        finally:
+            conn.close()
         self.assertEqual(self.get("/ok"), (200, b"ok"))
 
     def test_backend_dying_mid_response_closes_the_client_connection(self):
