@@ -466,6 +466,10 @@ class ElbService {
     return Status::Ok();
   }
   Result<int> FreeAddressIndex() const;
+  // Register and Deregister differ only in the shared rule they apply to the listed instances.
+  using MembershipChange = Status (*)(const RegionContext&, const std::string&, const std::vector<std::string>&,
+                                      std::vector<StoreWrite>&);
+  Result<Json> ChangeMembership(const Params& p, MembershipChange change);
 
   RegionContext* ctx_;
 };
@@ -660,32 +664,26 @@ Result<Json> ElbService::ConfigureHealthCheck(const Params& p) {
   return Json{{"HealthCheck", *check}};
 }
 
-Result<Json> ElbService::RegisterInstancesWithLoadBalancer(const Params& p) {
+Result<Json> ElbService::ChangeMembership(const Params& p, MembershipChange change) {
   auto name = RequiredLoadBalancerName(p);
   if (!name.ok()) return name.status();
   auto ids = InstanceIds(p);
   if (ids.empty()) return NullError("instances");
   std::lock_guard lock(*ctx_->mu);
   std::vector<StoreWrite> writes;
-  AP_RETURN_IF_ERROR(elb::RegisterInstances(*ctx_, *name, ids, writes));
+  AP_RETURN_IF_ERROR(change(*ctx_, *name, ids, writes));
   if (!writes.empty()) AP_RETURN_IF_ERROR(Save(writes));
   auto lb = Load(*name);
   if (!lb.ok()) return lb.status();
   return Json{{"Instances", InstancesXml(*lb)}};
 }
 
+Result<Json> ElbService::RegisterInstancesWithLoadBalancer(const Params& p) {
+  return ChangeMembership(p, &elb::RegisterInstances);
+}
+
 Result<Json> ElbService::DeregisterInstancesFromLoadBalancer(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  auto ids = InstanceIds(p);
-  if (ids.empty()) return NullError("instances");
-  std::lock_guard lock(*ctx_->mu);
-  std::vector<StoreWrite> writes;
-  AP_RETURN_IF_ERROR(elb::DeregisterInstances(*ctx_, *name, ids, writes));
-  if (!writes.empty()) AP_RETURN_IF_ERROR(Save(writes));
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
-  return Json{{"Instances", InstancesXml(*lb)}};
+  return ChangeMembership(p, &elb::DeregisterInstances);
 }
 
 Result<Json> ElbService::DescribeInstanceHealth(const Params& p) {

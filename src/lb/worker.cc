@@ -701,40 +701,37 @@ class HttpSession : public Handler {
 
   // --- writing to the client -----------------------------------------------------------------------------------
 
+  // Sends what it can of data[0..len) to the client; returns the bytes sent, or -1 when the client cannot take
+  // more now (EPOLLOUT armed) or is gone (session closed: check `dead`).
+  ssize_t SendToClient(const char* data, size_t len) {
+    ssize_t n = ::send(fd_, data, len, MSG_NOSIGNAL);
+    if (n > 0) return n;
+    if (n < 0 && errno == EAGAIN) {
+      w_->SetWantWrite(fd_, this, &want_write_, true);
+    } else {
+      Close();
+    }
+    return -1;
+  }
+
   void FlushClient() {
     if (dead) return;
-    while (!client_out_.empty()) {
-      ssize_t n = ::send(fd_, client_out_.data(), client_out_.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        client_out_.erase(0, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EAGAIN) {
-        w_->SetWantWrite(fd_, this, &want_write_, true);
-        return;
-      }
-      Close();
-      return;
+    while (!client_out_.empty()) {  // the node's own answers (100 Continue, errors)
+      ssize_t n = SendToClient(client_out_.data(), client_out_.size());
+      if (n < 0) return;
+      client_out_.erase(0, static_cast<size_t>(n));
     }
     if (closing_) {
       Linger();
       return;
     }
-    while (be_ && fwd_pending_ > 0) {
-      ssize_t n = ::send(fd_, be_->in.data(), fwd_pending_, MSG_NOSIGNAL);
-      if (n > 0) {
-        be_->in.Consume(static_cast<size_t>(n));
-        fwd_pending_ -= static_cast<size_t>(n);
-        sent_bytes_ += static_cast<uint64_t>(n);
-        last_activity_ms_ = w_->now_ms_;
-        continue;
-      }
-      if (n < 0 && errno == EAGAIN) {
-        w_->SetWantWrite(fd_, this, &want_write_, true);
-        return;
-      }
-      Close();
-      return;
+    while (be_ && fwd_pending_ > 0) {  // the back end's response, straight from its buffer
+      ssize_t n = SendToClient(be_->in.data(), fwd_pending_);
+      if (n < 0) return;
+      be_->in.Consume(static_cast<size_t>(n));
+      fwd_pending_ -= static_cast<size_t>(n);
+      sent_bytes_ += static_cast<uint64_t>(n);
+      last_activity_ms_ = w_->now_ms_;
     }
     w_->SetWantWrite(fd_, this, &want_write_, false);
     if (resp_state_ == RespState::kDone) {
