@@ -325,8 +325,12 @@ class HttpSession : public Handler {
       return;
     }
     while (!dead) {
-      if (req_state_ == ReqState::kBody && (BackendOutPending() || !in_.empty())) return;  // back end is slower
-      if (req_state_ == ReqState::kSent && !in_.empty()) return;  // a pipelined request waits for its turn
+      // Not reading now leaves bytes in the socket whose edge is spent: client_unread_ says to come back.
+      if ((req_state_ == ReqState::kBody && (BackendOutPending() || !in_.empty())) ||  // back end is slower
+          (req_state_ == ReqState::kSent && !in_.empty())) {  // a pipelined request waits for its turn
+        client_unread_ = true;
+        return;
+      }
       in_.Reserve(kClientBufferSize);
       if (in_.space() == 0) {
         in_.Compact();
@@ -532,10 +536,7 @@ class HttpSession : public Handler {
       in_.Consume(take);
       FlushBackend();
     }
-    if (!dead && req_state_ == ReqState::kBody && in_.empty() && !BackendOutPending()) {
-      // Everything so far is with the back end: read more from the client (we may have stopped reading).
-      ReadClient();
-    }
+    if (!dead && req_state_ == ReqState::kBody && in_.empty() && !BackendOutPending()) ResumeClient();
   }
 
   void FlushBackend() {
@@ -769,8 +770,15 @@ class HttpSession : public Handler {
     last_activity_ms_ = w_->now_ms_;
     head_started_ms_ = w_->now_ms_;
     if (!in_.empty()) Process();  // a pipelined request (or the first part of one)
-    // More of it, or the next request, may be waiting in the socket: its edge came while we were busy.
-    if (!dead) ReadClient();
+    if (!dead) ResumeClient();
+  }
+
+  // Reads on from the client if an earlier read stopped with bytes left in the socket (their edge came while we
+  // were busy). Otherwise the socket was drained, and new bytes bring a new edge: no read is spent on EAGAIN.
+  void ResumeClient() {
+    if (!client_unread_) return;
+    client_unread_ = false;
+    ReadClient();
   }
 
   void CountResponse() {
@@ -846,6 +854,7 @@ class HttpSession : public Handler {
   uint16_t client_port_ = 0;
   bool want_write_ = false;
   bool reading_client_ = false;
+  bool client_unread_ = false;  // the last client read stopped early, with bytes possibly left in the socket
   bool reading_backend_ = false;
   bool client_eof_ = false;
   bool close_after_ = false;
