@@ -41,7 +41,8 @@ struct Backend {
   // Health checker thread only.
   int consecutive_ok = 0;
   int consecutive_fail = 0;
-  int64_t next_check_ms = 0;
+  int64_t next_check_ms = 0;  // the next check on the configured interval
+  int64_t last_check_ms = -1000000;  // when the last check (regular or early) started
   std::string last_error;  // guarded by error_mu (read by the status writer)
   std::mutex error_mu;
 

@@ -30,9 +30,18 @@ struct Check {
   std::string request;  // HTTP only
   size_t sent = 0;
   std::string response;
+  bool regular = true;  // false: an early re-check, whose failure does not count (see Record)
 };
 
-void Record(Backend& b, bool ok, const std::string& error, const HealthCheckConfig& cfg) {
+// Early re-checks (every second, for new or ejected back ends) can bring a back end in, but only the checks on
+// the configured interval count towards unhealthy_threshold: a service that is slow to start is not declared
+// unhealthy sooner than ELB would.
+void Record(Backend& b, bool ok, const std::string& error, const HealthCheckConfig& cfg, bool regular) {
+  if (!ok && !regular) {
+    std::lock_guard lock(b.error_mu);
+    b.last_error = error;
+    return;
+  }
   if (ok) {
     b.consecutive_fail = 0;
     ++b.consecutive_ok;
@@ -93,11 +102,16 @@ void HealthChecker::Run() {
         bool running = false;
         for (const auto& c : checks) running |= c.backend == b;
         if (running) continue;
-        bool due = now >= b->next_check_ms || (b->ejected.load() && now >= b->next_check_ms - cfg.interval_seconds * 1000 + 1000);
-        if (!due) continue;
-        b->next_check_ms = now + cfg.interval_seconds * 1000LL;
+        // Ejected back ends, and new ones that have not passed a check yet (an instance registered while its
+        // service is still starting), are checked every second instead of every interval.
+        const bool hurry = b->ejected.load() || b->health.load() == Health::kUnknown;
+        const bool regular = now >= b->next_check_ms;
+        if (!regular && !(hurry && now >= b->last_check_ms + 1000)) continue;
+        if (regular) b->next_check_ms = now + cfg.interval_seconds * 1000LL;
+        b->last_check_ms = now;
         Check c;
         c.backend = b;
+        c.regular = regular;
         c.deadline_ms = now + cfg.timeout_seconds * 1000LL;
         c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c.fd < 0) continue;
@@ -111,7 +125,7 @@ void HealthChecker::Run() {
         }
         int rc = ::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
         if (rc != 0 && errno != EINPROGRESS) {
-          Record(*b, false, std::string("connect: ") + std::strerror(errno), cfg);
+          Record(*b, false, std::string("connect: ") + std::strerror(errno), cfg, regular);
           ::close(c.fd);
           continue;
         }
@@ -176,7 +190,7 @@ void HealthChecker::Run() {
         error = "Request timed out";
       }
       if (done) {
-        Record(*c.backend, ok, error, cfg);
+        Record(*c.backend, ok, error, cfg, c.regular);
         ::close(c.fd);
       } else {
         remaining.push_back(std::move(c));

@@ -1,8 +1,9 @@
 // Active health checks of a node's back ends, as ELB runs them: every `interval` each registered back end
 // (healthy or not) is checked; TCP passes when the connection opens, HTTP when a 200 arrives within the
 // timeout. A back end turns healthy after its first pass when new (unknown), else after `healthy_threshold`
-// passes in a row, and unhealthy after `unhealthy_threshold` failures in a row. Back ends ejected by the data
-// path (a connection to them failed) are re-checked within a second so they return as soon as they answer.
+// passes in a row, and unhealthy after `unhealthy_threshold` failures in a row. New back ends that have not
+// passed yet (an instance whose service is still starting) and back ends ejected by the data path (a connection
+// to them failed) are re-checked every second, so they serve as soon as they answer.
 //
 // Thread-safety: runs its own thread; Start/Stop from the owner only. Config changes arrive through Published.
 #pragma once

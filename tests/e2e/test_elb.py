@@ -118,11 +118,17 @@ class SeedLoadBalancerTest(unittest.TestCase):
 
     @classmethod
     def wait_all_in_service(cls, count=5):
+        last = {}
+
         def all_in_service():
             states = cls.elb.describe_instance_health(LoadBalancerName=LB_NAME)["InstanceStates"]
+            last["states"] = [(s["InstanceId"], s["State"], s["Description"]) for s in states]
             ok = [s for s in states if s["State"] == "InService"]
             return states if len(ok) == count and len(states) == count else None
-        return wait_until(all_in_service, timeout=30, what="%d instances InService in the load balancer" % count)
+        try:
+            return wait_until(all_in_service, timeout=30, what="%d instances InService in the load balancer" % count)
+        except AssertionError as e:
+            raise AssertionError("%s\nlast states: %r\n%s" % (e, last.get("states"), cls.region.diagnostics(30)))
 
     def served_by(self, n=60):
         seen = {}

@@ -397,6 +397,33 @@ class NodeTest(unittest.TestCase):
         self.reload()
         wait_until(lambda: self.healthy_ids() == {"i-aaaa", "i-bbbb"}, timeout=10)
 
+    def test_y_new_backend_serves_as_soon_as_it_answers(self):
+        # Registered before its service listens (as an instance is): the first check fails, then it is checked
+        # every second rather than every 5 s interval, and those early failures do not make it unhealthy.
+        iid, addr = "i-cccc", backend_addr(2)
+        assert_free(addr, BACKEND_PORT)
+        self.__class__.backends[iid] = addr
+        try:
+            self.reload()
+            wait_until(lambda: any(b["id"] == iid and b["last_error"] for b in self.status()["backends"]),
+                       timeout=3, what="the first check of %s failing" % iid)
+            self.start_backend(iid, addr)
+            seen = []
+
+            def healthy():
+                health = [b["health"] for b in self.status()["backends"] if b["id"] == iid][0]
+                seen.append(health)
+                return health == "healthy"
+            wait_until(healthy, timeout=3, interval=0.2, what="%s healthy well before the next 5 s check" % iid)
+            self.assertNotIn("unhealthy", seen)
+        finally:
+            proc = self.procs.pop(iid, None)
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            del self.__class__.backends[iid]
+            self.reload()
+
     def test_z_no_backends_gives_503(self):
         self.reload(backends=[])
         try:
