@@ -7,15 +7,12 @@
 
 #include "common/log.h"
 #include "ec2/instances.h"
+#include "process/recorded_process.h"
 
 namespace autopipe {
 namespace {
 
 namespace fs = std::filesystem;
-
-ProcessId ProcessOf(const Json& inst) {
-  return ProcessId{inst["Pid"].get<pid_t>(), inst["PidStartTime"].get<uint64_t>()};
-}
 
 void SetState(Json& inst, const char* state, int64_t now) {
   inst["State"] = state;
@@ -82,8 +79,7 @@ Status InstanceController::Start(Json& inst) {
   spec.log_path = (dir / "console.log").string();
   auto pid = ctx_->launcher->Launch(spec);
   if (!pid.ok()) return pid.status();
-  inst["Pid"] = pid->pid;
-  inst["PidStartTime"] = pid->start_time;
+  RecordProcess(inst, *pid);
   ctx_->launcher->Watch(*pid);
   spdlog::info("instance={} started pid={} ip={} az={}", id, pid->pid, inst["PrivateIpAddress"].get<std::string>(),
                inst["AvailabilityZone"].get<std::string>());
@@ -112,14 +108,14 @@ Status InstanceController::Reconcile(const std::string& id) {
   if (!want_running) {
     if (state != instance_state::kShuttingDown) {
       SetState(inst, instance_state::kShuttingDown, now);
-      if (has_process) ctx_->launcher->SignalGroup(ProcessOf(inst), /*force=*/false);
-    } else if (!has_process || !ctx_->launcher->GroupAlive(ProcessOf(inst))) {
+      if (has_process) ctx_->launcher->SignalGroup(RecordedProcess(inst), /*force=*/false);
+    } else if (!has_process || !ctx_->launcher->GroupAlive(RecordedProcess(inst))) {
       SetState(inst, instance_state::kTerminated, now);
       inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
                              {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};
       spdlog::info("instance={} terminated", id);
     } else if (now - inst["StateChangedAt"].get<int64_t>() > kKillAfterMillis) {
-      ctx_->launcher->SignalGroup(ProcessOf(inst), /*force=*/true);
+      ctx_->launcher->SignalGroup(RecordedProcess(inst), /*force=*/true);
     }
   } else if (state == instance_state::kPending && !has_process) {
     Status st = Start(inst);
@@ -131,14 +127,14 @@ Status InstanceController::Reconcile(const std::string& id) {
     } else {
       SetState(inst, instance_state::kRunning, now);
     }
-  } else if (state == instance_state::kRunning && ctx_->launcher->IsAlive(ProcessOf(inst))) {
-    ctx_->launcher->Watch(ProcessOf(inst));  // adopted after a restart: watch it too (idempotent)
+  } else if (state == instance_state::kRunning && ctx_->launcher->IsAlive(RecordedProcess(inst))) {
+    ctx_->launcher->Watch(RecordedProcess(inst));  // adopted after a restart: watch it too (idempotent)
   } else if (state == instance_state::kRunning) {
     SetState(inst, instance_state::kStopped, now);
     inst["StateReason"] = {{"Code", "Client.InstanceInitiatedShutdown"},
                            {"Message", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}};
     inst["StateTransitionReason"] = "Instance initiated shutdown";
-    ctx_->launcher->SignalGroup(ProcessOf(inst), /*force=*/true);
+    ctx_->launcher->SignalGroup(RecordedProcess(inst), /*force=*/true);
     spdlog::info("instance={} process exited; instance stopped", id);
   }
 

@@ -10,15 +10,12 @@
 #include "common/log.h"
 #include "ec2/instances.h"
 #include "elb/load_balancers.h"
+#include "process/recorded_process.h"
 
 namespace autopipe {
 namespace {
 
 namespace fs = std::filesystem;
-
-ProcessId ProcessOf(const Json& node) {
-  return ProcessId{node["Pid"].get<pid_t>(), node["PidStartTime"].get<uint64_t>()};
-}
 
 void SetState(Json& node, const char* state, int64_t now) {
   node["State"] = state;
@@ -226,8 +223,7 @@ void LoadBalancerController::Launch(Json& node) {
                   node["AvailabilityZone"].get<std::string>(), pid.status().ToString());
     return;
   }
-  node["Pid"] = pid->pid;
-  node["PidStartTime"] = pid->start_time;
+  RecordProcess(node, *pid);
   ctx_->launcher->Watch(*pid);
   spdlog::info("load_balancer={} az={} node started pid={} address={}", node["LoadBalancerName"].get<std::string>(),
                node["AvailabilityZone"].get<std::string>(), pid->pid, node["Address"].get<std::string>());
@@ -235,7 +231,7 @@ void LoadBalancerController::Launch(Json& node) {
 
 void LoadBalancerController::EnsureProcess(Json& node, bool config_changed) {
   const int64_t now = ctx_->clock->NowMillis();
-  const ProcessId proc = ProcessOf(node);
+  const ProcessId proc = RecordedProcess(node);
   const int64_t lived = now - node.value("LaunchedAt", int64_t{0});
   if (proc.pid > 0 && ctx_->launcher->IsAlive(proc)) {
     ctx_->launcher->Watch(proc);  // adopted after a restart: watch it too (idempotent)
@@ -250,8 +246,7 @@ void LoadBalancerController::EnsureProcess(Json& node, bool config_changed) {
     } else {
       node["LaunchFailures"] = 0;
     }
-    node["Pid"] = 0;
-    node["PidStartTime"] = 0;
+    RecordProcess(node, ProcessId{});
     spdlog::warn("load_balancer={} az={} node pid={} is gone ({} ms after its launch)",
                  node["LoadBalancerName"].get<std::string>(), node["AvailabilityZone"].get<std::string>(), proc.pid,
                  lived);
@@ -265,7 +260,7 @@ Status LoadBalancerController::SyncNode(const Json& lb, Json& node) {
   if (node["State"] == lb_node_state::kStopping) {
     // Its AZ was enabled again (or its load balancer created again) while it stopped: let the old process go
     // before starting a new one.
-    const ProcessId proc = ProcessOf(node);
+    const ProcessId proc = RecordedProcess(node);
     if (proc.pid > 0 && ctx_->launcher->GroupAlive(proc)) {
       if (now - node["StateChangedAt"].get<int64_t>() > kKillAfterMillis) {
         ctx_->launcher->SignalGroup(proc, /*force=*/true);
@@ -273,8 +268,7 @@ Status LoadBalancerController::SyncNode(const Json& lb, Json& node) {
       return Status::Ok();
     }
     SetState(node, lb_node_state::kRunning, now);
-    node["Pid"] = 0;
-    node["PidStartTime"] = 0;
+    RecordProcess(node, ProcessId{});
   }
   // A load balancer created again under the same name may hold another address.
   node["VipAddress"] = lb["Address"];
@@ -323,7 +317,7 @@ bool LoadBalancerController::FinishDraining(Json& lb, const std::vector<Json>& n
 
 bool LoadBalancerController::RetireNode(Json& node) {
   const int64_t now = ctx_->clock->NowMillis();
-  const ProcessId proc = ProcessOf(node);
+  const ProcessId proc = RecordedProcess(node);
   if (node["State"] != lb_node_state::kStopping) {
     SetState(node, lb_node_state::kStopping, now);
     if (proc.pid > 0) ctx_->launcher->SignalGroup(proc, /*force=*/false);

@@ -292,7 +292,6 @@ class HttpSession : public Handler {
     }
   }
 
-  bool busy() const { return !(req_state_ == ReqState::kIdle && resp_state_ == RespState::kNone && in_.empty()); }
 
  private:
   enum class ReqState : uint8_t { kIdle, kBody, kSent };
@@ -351,13 +350,8 @@ class HttpSession : public Handler {
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-      // EOF or error from the client: whatever is in flight has no one to go to.
-      client_eof_ = true;
-      if (req_state_ == ReqState::kIdle && resp_state_ == RespState::kNone && !in_.empty() && n == 0) {
-        // An incomplete request, then the client hung up.
-        Close();
-        return;
-      }
+      // EOF or error from the client: whatever is in flight has no one to go to (a client that half-closes
+      // after its request loses it too, as with nginx).
       Close();
       return;
     }
@@ -759,7 +753,7 @@ class HttpSession : public Handler {
       Linger();  // the client may still be sending: a plain close would reset the connection under its answer
       return;
     }
-    if (close_after_ || client_eof_) {
+    if (close_after_) {
       Close();
       return;
     }
@@ -856,7 +850,6 @@ class HttpSession : public Handler {
   bool reading_client_ = false;
   bool client_unread_ = false;  // the last client read stopped early, with bytes possibly left in the socket
   bool reading_backend_ = false;
-  bool client_eof_ = false;
   bool close_after_ = false;
   bool closing_ = false;
   bool lingering_ = false;
@@ -1273,10 +1266,6 @@ void Worker::Impl::ScanTimeouts() {
       if (now_ms_ - c->idle_since_ms > idle_ms) old.push_back(c);
     for (BackendConn* c : old) CloseBackend(c);
   }
-  uint64_t active = 0;
-  for (HttpSession* s : http_sessions_) active += s->busy() ? 1 : 0;
-  active += tcp_sessions_.size();
-  m_.active_sessions.store(active, std::memory_order_relaxed);
   FlushAccessLog();
 }
 

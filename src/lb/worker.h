@@ -34,7 +34,6 @@ struct WorkerMetrics {
   std::atomic<uint64_t> backend_connection_errors{0};
   std::atomic<uint64_t> latency_us_sum{0};
   std::atomic<uint64_t> latency_count{0};
-  std::atomic<uint64_t> active_sessions{0};   // client connections with a request or TCP stream in flight
   std::atomic<uint64_t> open_connections{0};  // client connections open
 };
 

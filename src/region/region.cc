@@ -25,6 +25,7 @@
 #include "ec2/instances.h"
 #include "elb/elb_service.h"
 #include "elb/lb_controller.h"
+#include "process/recorded_process.h"
 #include "region/controller.h"
 
 namespace autopipe {
@@ -267,7 +268,7 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   for (const auto& doc : store.List(kind::kInstance)) {
     Json inst = *doc;
     if (inst["Pid"].get<pid_t>() <= 0 || !IsLiveState(inst["State"])) continue;
-    procs.push_back({inst["Pid"].get<pid_t>(), inst["PidStartTime"].get<uint64_t>()});
+    procs.push_back(RecordedProcess(inst));
     inst["State"] = instance_state::kStopped;
     inst["StateChangedAt"] = now;
     inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
@@ -277,9 +278,8 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
     writes.push_back({kind::kInstance, id, std::move(inst)});
   }
   for (const auto& doc : store.List(kind::kLoadBalancerNode)) {
-    const Json& node = *doc;
-    if (node.value("Pid", 0) <= 0) continue;
-    procs.push_back({node["Pid"].get<pid_t>(), node["PidStartTime"].get<uint64_t>()});
+    ProcessId node = RecordedProcess(*doc);
+    if (node.pid > 0) procs.push_back(node);
   }
   // One /proc scan per poll for all groups (a scan per group made `down` quadratic with 1,000 instances).
   // A group id is safe to test: Linux does not reuse a pid while a group still carries it.
