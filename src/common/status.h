@@ -14,7 +14,7 @@
 
 namespace autopipe {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   Status(int http_status, std::string code, std::string message, bool sender_fault = true)
@@ -43,12 +43,14 @@ class Status {
   bool sender_fault_ = true;
 };
 
-// Either a value or a non-OK Status.
+// Either a value or a non-OK Status. A Result made from an OK Status (a bug: there is no value to give) holds
+// an InternalFailure instead, so it can never look like success without a value.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT(runtime/explicit)
-  Result(Status status) : v_(std::move(status)) {}   // NOLINT(runtime/explicit)
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(runtime/explicit)
+  Result(Status status)                      // NOLINT(runtime/explicit)
+      : v_(status.ok() ? Status::Internal("internal error: OK status given as a Result's error") : std::move(status)) {}
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {
     static const Status kOk;
@@ -68,5 +70,14 @@ class Result {
     ::autopipe::Status _st = (expr);          \
     if (!_st.ok()) return _st;                \
   } while (0)
+
+// AP_ASSIGN_OR_RETURN(auto name, ParseName(p)): declares `name` from a Result's value, or returns its Status.
+#define AP_STATUS_CONCAT_INNER(a, b) a##b
+#define AP_STATUS_CONCAT(a, b) AP_STATUS_CONCAT_INNER(a, b)
+#define AP_ASSIGN_OR_RETURN(lhs, expr) AP_ASSIGN_OR_RETURN_IMPL(AP_STATUS_CONCAT(_ap_result_, __LINE__), lhs, expr)
+#define AP_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                             \
+  if (!tmp.ok()) return tmp.status();            \
+  lhs = std::move(tmp.value())
 
 }  // namespace autopipe
