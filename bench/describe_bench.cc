@@ -27,7 +27,7 @@ struct Fixture {
     ctx.self_exe = "/bin/true";
     ctx.mu = &mu;
     ctx.wake = [] {};
-    runner = std::make_unique<ControllerRunner>(&ctx, std::chrono::hours(1));
+    runner = std::make_unique<ControllerRuntime>(std::chrono::hours(1));
     runner->Add(std::make_unique<GroupController>(&ctx));
     runner->Add(std::make_unique<InstanceController>(&ctx));
     router = std::make_unique<ApiRouter>("us-west-2", [](const std::string&) { return std::nullopt; }, &clock);
@@ -50,7 +50,7 @@ struct Fixture {
   FakeLauncher launcher;
   std::mutex mu;
   RegionContext ctx;
-  std::unique_ptr<ControllerRunner> runner;
+  std::unique_ptr<ControllerRuntime> runner;
   std::unique_ptr<ApiRouter> router;
 };
 

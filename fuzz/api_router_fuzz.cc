@@ -47,7 +47,7 @@ struct Region {
     ctx.self_exe = "/bin/true";
     ctx.mu = &mu;
     ctx.wake = [] {};
-    runner = std::make_unique<autopipe::ControllerRunner>(&ctx, std::chrono::milliseconds(1000));
+    runner = std::make_unique<autopipe::ControllerRuntime>(std::chrono::milliseconds(1000));
     runner->Add(std::make_unique<autopipe::GroupController>(&ctx));
     runner->Add(std::make_unique<autopipe::InstanceController>(&ctx));
     runner->Add(std::make_unique<autopipe::LoadBalancerController>(&ctx));
@@ -81,7 +81,7 @@ struct Region {
   NullLauncher launcher;
   std::mutex mu;
   autopipe::RegionContext ctx;
-  std::unique_ptr<autopipe::ControllerRunner> runner;
+  std::unique_ptr<autopipe::ControllerRuntime> runner;
   std::unique_ptr<autopipe::ApiRouter> router;
 };
 

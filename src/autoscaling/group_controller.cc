@@ -14,7 +14,12 @@ std::vector<std::string> GroupController::Keys() {
   return ctx_->store->Ids(kind::kAutoScalingGroup);
 }
 
-Status GroupController::Reconcile(const std::string& name) {
+ReconcileResult GroupController::Reconcile(const std::string& name) {
+  std::lock_guard lock(*ctx_->mu);
+  return ReconcileLocked(name);
+}
+
+Status GroupController::ReconcileLocked(const std::string& name) {
   auto found = ctx_->store->Get(kind::kAutoScalingGroup, name);
   if (!found) return Status::Ok();
   Json group = *found;

@@ -27,7 +27,7 @@
 // doubling per crashing pass up to 60 s, reset once a later launch outlives the window), so a broken image or
 // boot script cannot become a fork loop.
 //
-// Thread-safety: Keys/Reconcile run with RegionContext::mu held (ControllerRunner).
+// Thread-safety: Reconcile takes RegionContext::mu for the whole step (ControllerRuntime runs it without).
 #pragma once
 
 #include <optional>
@@ -36,6 +36,10 @@
 #include <string>
 #include <vector>
 
+#include "autoscaling/groups.h"
+#include "ec2/instances.h"
+#include "elb/load_balancers.h"
+#include "region/context.h"
 #include "region/controller.h"
 
 namespace autopipe {
@@ -45,12 +49,18 @@ class GroupController : public Controller {
   explicit GroupController(RegionContext* ctx) : ctx_(ctx), rng_(std::random_device{}()) {}
   const char* name() const override { return "autoscaling-group"; }
   std::vector<std::string> Keys() override;
-  Status Reconcile(const std::string& group_name) override;
+  std::vector<Watch> Watches() const override {
+    // A group's members, activities and load balancers live in other documents: any change to them may concern
+    // any group (there are few groups).
+    return {{kind::kAutoScalingGroup, SameKey}, {kind::kInstance, nullptr}, {kind::kLoadBalancer, nullptr}};
+  }
+  ReconcileResult Reconcile(const std::string& group_name) override;
 
   static constexpr int kLaunchBatch = 50;
   static constexpr int64_t kCrashWindowMillis = 3000;
 
  private:
+  Status ReconcileLocked(const std::string& group_name);
   void Observe(Json& group, std::vector<StoreWrite>& writes);
   // Step 1 for a Terminating member; true when it has left (instance terminated, no load balancer holds it).
   bool ObserveTerminating(const Json& group, const std::string& id, const std::optional<Json>& inst,

@@ -20,6 +20,12 @@
 
 namespace autopipe {
 
+namespace kind {
+inline constexpr char kLaunchConfiguration[] = "launch_configuration";
+inline constexpr char kAutoScalingGroup[] = "auto_scaling_group";
+inline constexpr char kActivity[] = "activity";
+}  // namespace kind
+
 namespace lifecycle {
 inline constexpr char kPending[] = "Pending";
 inline constexpr char kInService[] = "InService";

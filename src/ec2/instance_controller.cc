@@ -1,6 +1,8 @@
 #include "ec2/instance_controller.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -57,8 +59,12 @@ Status InstanceController::Start(Json& inst) {
   auto user_data = DecodeBase64(inst["UserData"].get<std::string>());
   if (user_data && !user_data->empty()) {
     user_data_path = (dir / "user-data").string();
-    std::ofstream(user_data_path, std::ios::trunc | std::ios::binary) << *user_data;
-    chmod(user_data_path.c_str(), 0600);  // UserData may carry secrets
+    // 0600 from the start: UserData may carry secrets.
+    int fd = ::open(user_data_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool written = fd >= 0 && ::fchmod(fd, 0600) == 0 &&
+                   ::write(fd, user_data->data(), user_data->size()) == static_cast<ssize_t>(user_data->size());
+    if (fd >= 0) ::close(fd);
+    if (!written) return Status::Internal("cannot write the instance's user data");
   }
 
   LaunchSpec spec;
@@ -77,16 +83,18 @@ Status InstanceController::Start(Json& inst) {
   };
   spec.working_dir = dir.string();
   spec.log_path = (dir / "console.log").string();
-  auto pid = ctx_->launcher->Launch(spec);
-  if (!pid.ok()) return pid.status();
-  RecordProcess(inst, *pid);
-  ctx_->launcher->Watch(*pid);
-  spdlog::info("instance={} started pid={} ip={} az={}", id, pid->pid, inst["PrivateIpAddress"].get<std::string>(),
-               inst["AvailabilityZone"].get<std::string>());
+  AP_RETURN_IF_ERROR(supervisor_.Launch(inst, spec));
+  spdlog::info("instance={} started pid={} ip={} az={}", id, inst["Pid"].get<pid_t>(),
+               inst["PrivateIpAddress"].get<std::string>(), inst["AvailabilityZone"].get<std::string>());
   return Status::Ok();
 }
 
-Status InstanceController::Reconcile(const std::string& id) {
+ReconcileResult InstanceController::Reconcile(const std::string& id) {
+  std::lock_guard lock(*ctx_->mu);
+  return ReconcileLocked(id);
+}
+
+Status InstanceController::ReconcileLocked(const std::string& id) {
   auto found = ctx_->store->Get(kind::kInstance, id);
   if (!found) return Status::Ok();
   Json inst = *found;
@@ -94,7 +102,7 @@ Status InstanceController::Reconcile(const std::string& id) {
   const int64_t now = ctx_->clock->NowMillis();
   const std::string state = inst["State"];
   const bool want_running = inst["DesiredState"] == instance_state::kRunning;
-  const bool has_process = inst["Pid"].get<pid_t>() > 0;
+  const bool has_process = RecordedProcess(inst).pid > 0;
 
   if (state == instance_state::kTerminated) {
     if (now - inst["StateChangedAt"].get<int64_t>() > kForgetTerminatedAfterMillis) {
@@ -108,14 +116,12 @@ Status InstanceController::Reconcile(const std::string& id) {
   if (!want_running) {
     if (state != instance_state::kShuttingDown) {
       SetState(inst, instance_state::kShuttingDown, now);
-      if (has_process) ctx_->launcher->SignalGroup(RecordedProcess(inst), /*force=*/false);
-    } else if (!has_process || !ctx_->launcher->GroupAlive(RecordedProcess(inst))) {
+      (void)supervisor_.Stop(inst, kStopPolicy);  // SIGTERM now; whether it is gone is looked at next time
+    } else if (supervisor_.Stop(inst, kStopPolicy)) {
       SetState(inst, instance_state::kTerminated, now);
       inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
                              {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};
       spdlog::info("instance={} terminated", id);
-    } else if (now - inst["StateChangedAt"].get<int64_t>() > kKillAfterMillis) {
-      ctx_->launcher->SignalGroup(RecordedProcess(inst), /*force=*/true);
     }
   } else if (state == instance_state::kPending && !has_process) {
     Status st = Start(inst);
@@ -127,14 +133,14 @@ Status InstanceController::Reconcile(const std::string& id) {
     } else {
       SetState(inst, instance_state::kRunning, now);
     }
-  } else if (state == instance_state::kRunning && ctx_->launcher->IsAlive(RecordedProcess(inst))) {
-    ctx_->launcher->Watch(RecordedProcess(inst));  // adopted after a restart: watch it too (idempotent)
+  } else if (state == instance_state::kRunning && supervisor_.Running(inst)) {
+    // Running (and watched: after a server restart this adopts it).
   } else if (state == instance_state::kRunning) {
     SetState(inst, instance_state::kStopped, now);
     inst["StateReason"] = {{"Code", "Client.InstanceInitiatedShutdown"},
                            {"Message", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}};
     inst["StateTransitionReason"] = "Instance initiated shutdown";
-    ctx_->launcher->SignalGroup(RecordedProcess(inst), /*force=*/true);
+    supervisor_.KillLeftovers(inst);
     spdlog::info("instance={} process exited; instance stopped", id);
   }
 

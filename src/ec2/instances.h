@@ -15,6 +15,10 @@
 
 namespace autopipe {
 
+namespace kind {
+inline constexpr char kInstance[] = "instance";
+}  // namespace kind
+
 namespace instance_state {
 inline constexpr char kPending[] = "pending";
 inline constexpr char kRunning[] = "running";

@@ -109,15 +109,6 @@ bool HasRequestsInFlight(const lb::NodeStatus& status, const std::string& instan
   return false;
 }
 
-// Backs a crashing node off: 5 s, doubling per crash, at most 60 s.
-void RecordCrash(Json& node, int64_t now) {
-  const int failures = node.value("LaunchFailures", 0) + 1;
-  node["LaunchFailures"] = failures;
-  node["LaunchBackoffUntil"] =
-      now + std::min<int64_t>(LoadBalancerController::kMaxBackoffMillis,
-                              LoadBalancerController::kFirstBackoffMillis << std::min(failures - 1, 4));
-}
-
 }  // namespace
 
 Json LoadBalancerController::NewNode(const std::string& name, const std::string& az, int64_t now) {
@@ -200,8 +191,7 @@ Result<bool> LoadBalancerController::UpdateConfigFile(lb::NodeConfig config, Jso
   return true;
 }
 
-void LoadBalancerController::Launch(Json& node) {
-  const int64_t now = ctx_->clock->NowMillis();
+LaunchSpec LoadBalancerController::NodeLaunchSpec(const Json& node) const {
   const std::string dir = NodeDirOf(node);
   LaunchSpec spec;
   spec.argv = {ctx_->self_exe, "lb", "--config", dir + "/config.json"};
@@ -215,44 +205,18 @@ void LoadBalancerController::Launch(Json& node) {
   };
   spec.working_dir = dir;
   spec.log_path = dir + "/node.log";
-  node["LaunchedAt"] = now;
-  auto pid = ctx_->launcher->Launch(spec);
-  if (!pid.ok()) {
-    RecordCrash(node, now);
-    spdlog::error("load_balancer={} az={} node launch failed: {}", node["LoadBalancerName"].get<std::string>(),
-                  node["AvailabilityZone"].get<std::string>(), pid.status().ToString());
-    return;
-  }
-  RecordProcess(node, *pid);
-  ctx_->launcher->Watch(*pid);
-  spdlog::info("load_balancer={} az={} node started pid={} address={}", node["LoadBalancerName"].get<std::string>(),
-               node["AvailabilityZone"].get<std::string>(), pid->pid, node["Address"].get<std::string>());
+  return spec;
 }
 
 void LoadBalancerController::EnsureProcess(Json& node, bool config_changed) {
-  const int64_t now = ctx_->clock->NowMillis();
-  const ProcessId proc = RecordedProcess(node);
-  const int64_t lived = now - node.value("LaunchedAt", int64_t{0});
-  if (proc.pid > 0 && ctx_->launcher->IsAlive(proc)) {
-    ctx_->launcher->Watch(proc);  // adopted after a restart: watch it too (idempotent)
-    if (config_changed) ctx_->launcher->Signal(proc, SIGHUP);
-    if (node.value("LaunchFailures", 0) > 0 && lived >= kCrashWindowMillis) node["LaunchFailures"] = 0;
-    return;
+  const std::string what = "load_balancer=" + node["LoadBalancerName"].get<std::string>() +
+                           " az=" + node["AvailabilityZone"].get<std::string>() +
+                           " address=" + node["Address"].get<std::string>() + " node";
+  // A node that was already running reloads a changed config; a new one reads it at start.
+  if (supervisor_.KeepRunning(node, NodeLaunchSpec(node), kPolicy, what) == Supervisor::Kept::kRunning &&
+      config_changed) {
+    supervisor_.Signal(node, SIGHUP);
   }
-  if (proc.pid > 0) {  // it died since the last pass
-    if (ctx_->launcher->GroupAlive(proc)) ctx_->launcher->SignalGroup(proc, /*force=*/true);
-    if (lived < kCrashWindowMillis) {
-      RecordCrash(node, now);
-    } else {
-      node["LaunchFailures"] = 0;
-    }
-    RecordProcess(node, ProcessId{});
-    spdlog::warn("load_balancer={} az={} node pid={} is gone ({} ms after its launch)",
-                 node["LoadBalancerName"].get<std::string>(), node["AvailabilityZone"].get<std::string>(), proc.pid,
-                 lived);
-  }
-  if (now < node.value("LaunchBackoffUntil", int64_t{0})) return;
-  Launch(node);
 }
 
 Status LoadBalancerController::SyncNode(const Json& lb, Json& node) {
@@ -260,15 +224,9 @@ Status LoadBalancerController::SyncNode(const Json& lb, Json& node) {
   if (node["State"] == lb_node_state::kStopping) {
     // Its AZ was enabled again (or its load balancer created again) while it stopped: let the old process go
     // before starting a new one.
-    const ProcessId proc = RecordedProcess(node);
-    if (proc.pid > 0 && ctx_->launcher->GroupAlive(proc)) {
-      if (now - node["StateChangedAt"].get<int64_t>() > kKillAfterMillis) {
-        ctx_->launcher->SignalGroup(proc, /*force=*/true);
-      }
-      return Status::Ok();
-    }
+    if (!supervisor_.Stop(node, kPolicy)) return Status::Ok();
     SetState(node, lb_node_state::kRunning, now);
-    RecordProcess(node, ProcessId{});
+    Supervisor::Clear(node);
   }
   // A load balancer created again under the same name may hold another address.
   node["VipAddress"] = lb["Address"];
@@ -316,26 +274,23 @@ bool LoadBalancerController::FinishDraining(Json& lb, const std::vector<Json>& n
 }
 
 bool LoadBalancerController::RetireNode(Json& node) {
-  const int64_t now = ctx_->clock->NowMillis();
-  const ProcessId proc = RecordedProcess(node);
   if (node["State"] != lb_node_state::kStopping) {
-    SetState(node, lb_node_state::kStopping, now);
-    if (proc.pid > 0) ctx_->launcher->SignalGroup(proc, /*force=*/false);
+    SetState(node, lb_node_state::kStopping, ctx_->clock->NowMillis());
+    (void)supervisor_.Stop(node, kPolicy);  // SIGTERM now; whether it is gone is looked at next time
     spdlog::info("load_balancer={} az={} node stopping", node["LoadBalancerName"].get<std::string>(),
                  node["AvailabilityZone"].get<std::string>());
     return false;
   }
-  if (proc.pid <= 0 || !ctx_->launcher->GroupAlive(proc)) {
-    std::error_code ec;
-    fs::remove_all(NodeDirOf(node), ec);
-    return true;
-  }
-  if (now - node["StateChangedAt"].get<int64_t>() > kKillAfterMillis) ctx_->launcher->SignalGroup(proc, true);
-  return false;
+  if (!supervisor_.Stop(node, kPolicy)) return false;
+  std::error_code ec;
+  fs::remove_all(NodeDirOf(node), ec);
+  return true;
 }
 
-Status LoadBalancerController::Reconcile(const std::string& name) {
-  const std::optional<Json> found = ctx_->store->Get(kind::kLoadBalancer, name);
+ReconcileResult LoadBalancerController::Reconcile(const std::string& name) {
+  // No lock while it reads status files, writes config files and signals or starts nodes: see Commit.
+  const VersionedDoc read = ctx_->store->GetVersioned(kind::kLoadBalancer, name);
+  const std::optional<Json> found = read.doc ? std::optional<Json>(*read.doc) : std::nullopt;
   const int64_t now = ctx_->clock->NowMillis();
 
   // This load balancer's node documents, by id, as they were and as this pass leaves them.
@@ -383,13 +338,26 @@ Status LoadBalancerController::Reconcile(const std::string& name) {
     if (was == before.end() || was->second != it->second) writes.push_back({kind::kLoadBalancerNode, id, it->second});
     ++it;
   }
-  if (lb && *lb != *found) writes.push_back({kind::kLoadBalancer, name, *lb});
   if (!lb && nodes.empty()) {
     std::error_code ec;
     fs::remove_all(fs::path(ctx_->data_dir) / "load-balancers" / name, ec);
   }
-  if (!writes.empty()) note(ctx_->store->Commit(writes));
+  note(Commit(name, read.doc, lb && *lb != *found ? lb : std::nullopt, std::move(writes)));
   return first_error;
+}
+
+// Node documents have one writer, this controller (one pass per load balancer at a time), so they are
+// committed as computed: they must record every process the pass started. The load_balancer document is also
+// changed by the API (registrations): its finished drains are written only if it is still the document this
+// pass read; if not, its change has queued this load balancer again and the next pass recomputes them.
+Status LoadBalancerController::Commit(const std::string& name, const Doc& read, const std::optional<Json>& lb,
+                                      std::vector<StoreWrite> node_writes) {
+  std::lock_guard lock(*ctx_->mu);
+  if (lb && ctx_->store->GetVersioned(kind::kLoadBalancer, name).doc == read) {
+    node_writes.push_back({kind::kLoadBalancer, name, *lb});
+  }
+  if (node_writes.empty()) return Status::Ok();
+  return ctx_->store->Commit(node_writes);
 }
 
 }  // namespace autopipe

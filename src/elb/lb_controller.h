@@ -22,16 +22,22 @@
 //                  (State stopping), SIGKILL after kKillAfterMillis, and once no process of its group is left
 //                  its document and NodeDir are removed (and the load balancer's directory with the last node
 //                  of a deleted load balancer).
-// Documents are committed in one batch, and only when they changed. Files and signals come first, so a pass
+// Documents are committed in one batch, and only when they changed, under RegionContext::mu (nothing else of a
+// pass holds it). Files and signals come first, so a pass
 // interrupted before its commit is simply redone: an unchanged config is neither rewritten nor signalled again.
 //
-// Thread-safety: Keys/Reconcile run with RegionContext::mu held (ControllerRunner).
+// Thread-safety: Reconcile reads, writes files and signals with no lock held, and takes RegionContext::mu
+// only to commit (see Commit).
 #pragma once
 
 #include <optional>
 #include <vector>
 
+#include "ec2/instances.h"
+#include "elb/load_balancers.h"
 #include "lb/node_files.h"
+#include "process/supervisor.h"
+#include "region/context.h"
 #include "region/controller.h"
 
 namespace autopipe {
@@ -43,24 +49,38 @@ inline constexpr char kStopping[] = "stopping";
 
 class LoadBalancerController : public Controller {
  public:
-  explicit LoadBalancerController(RegionContext* ctx) : ctx_(ctx) {}
+  explicit LoadBalancerController(RegionContext* ctx) : ctx_(ctx), supervisor_(ctx->launcher, ctx->clock) {}
   const char* name() const override { return "load-balancer"; }
   std::vector<std::string> Keys() override;
-  Status Reconcile(const std::string& name) override;
+  std::vector<Watch> Watches() const override {
+    // A node's id is "<load balancer>/<az>"; the instances behind a load balancer may change its config.
+    return {{kind::kLoadBalancer, SameKey},
+            {kind::kLoadBalancerNode, [](const std::string& id) -> std::optional<std::string> {
+               return id.substr(0, id.find('/'));
+             }},
+            {kind::kInstance, nullptr}};
+  }
+  ReconcileResult Reconcile(const std::string& name) override;
 
   static constexpr int64_t kKillAfterMillis = 10'000;
   static constexpr int64_t kCrashWindowMillis = 3000;
   static constexpr int64_t kFirstBackoffMillis = 5000;
   static constexpr int64_t kMaxBackoffMillis = 60'000;
+  static constexpr SupervisionPolicy kPolicy{.crash_window_ms = kCrashWindowMillis,
+                                             .first_backoff_ms = kFirstBackoffMillis,
+                                             .max_backoff_ms = kMaxBackoffMillis,
+                                             .kill_after_ms = kKillAfterMillis};
 
  private:
+  Status Commit(const std::string& name, const Doc& read, const std::optional<Json>& lb,
+                std::vector<StoreWrite> node_writes);
   static Json NewNode(const std::string& name, const std::string& az, int64_t now);
   // Step 1 for the node of one enabled AZ: its config file, signal and process.
   Status SyncNode(const Json& lb, Json& node);
   // Rewrites config.json when `config` differs from what the node was last given; true when it did.
   Result<bool> UpdateConfigFile(lb::NodeConfig config, Json& node);
   void EnsureProcess(Json& node, bool config_changed);
-  void Launch(Json& node);
+  LaunchSpec NodeLaunchSpec(const Json& node) const;
   // Step 2: removes finished drains from `lb`; true when any was removed.
   bool FinishDraining(Json& lb, const std::vector<Json>& nodes);
   // Step 3 for a node no longer wanted; true when its document should be deleted.
@@ -69,6 +89,7 @@ class LoadBalancerController : public Controller {
   std::string NodeDirOf(const Json& node) const;
 
   RegionContext* ctx_;
+  Supervisor supervisor_;
 };
 
 }  // namespace autopipe

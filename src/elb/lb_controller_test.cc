@@ -98,10 +98,9 @@ class LoadBalancerControllerTest : public RegionFixture {
 
   void Pass() { Pass(*controller_); }
   void Pass(LoadBalancerController& controller) {
-    std::lock_guard lock(mu_);
     for (const auto& key : controller.Keys()) {
-      Status st = controller.Reconcile(key);
-      EXPECT_TRUE(st.ok()) << key << ": " << st.ToString();
+      ReconcileResult r = controller.Reconcile(key);
+      EXPECT_TRUE(r.status().ok()) << key << ": " << r.status().ToString();
     }
   }
 

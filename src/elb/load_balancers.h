@@ -30,6 +30,13 @@
 #include "lb/node_files.h"
 #include "region/context.h"
 
+namespace autopipe {
+namespace kind {
+inline constexpr char kLoadBalancer[] = "load_balancer";
+inline constexpr char kLoadBalancerNode[] = "load_balancer_node";
+}  // namespace kind
+}  // namespace autopipe
+
 namespace autopipe::elb {
 
 inline constexpr int kMaxLoadBalancers = 20;  // per region (AWS's default quota)

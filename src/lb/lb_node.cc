@@ -7,7 +7,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -168,6 +170,10 @@ int RunLbNode(const std::string& config_path) {
   sigaddset(&mask, SIGINT);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before any thread starts: only the signalfd sees them
   int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC);
+  if (sfd < 0) {  // without it SIGHUP (reload) and SIGTERM (stop) would never be seen
+    spdlog::error("signalfd: {}", std::strerror(errno));
+    return 1;
+  }
 
   Node node(config_path);
   Status loaded = node.Load();

@@ -204,7 +204,12 @@ Status WriteFileAtomically(const std::string& path, const std::string& content, 
     }
     done += static_cast<size_t>(n);
   }
-  ::fchmod(fd, mode);
+  // Durable before it is visible: a crash must never leave an empty or partial file under the real name.
+  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::Internal("cannot write " + tmp + ": " + std::strerror(err));
+  }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     return Status::Internal("cannot rename " + tmp + ": " + std::strerror(errno));

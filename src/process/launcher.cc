@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -289,54 +291,89 @@ void AddToReaper(pid_t pid) {
 
 }  // namespace
 
-// Watches pidfds with epoll on one thread; each exit triggers the callback once.
+// Watches pidfds with epoll on one thread; each exit triggers the callback once. The callback always runs on
+// the watcher's thread and never under mu_ (Watch() is called from controllers that hold other locks, and a
+// callback that takes one of them must not deadlock); SetCallback waits for a callback in progress, so once it
+// returns the old callback is not running and never will again.
 class LocalProcessLauncher::ExitWatcher {
  public:
-  ExitWatcher() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)), stop_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  static Result<std::unique_ptr<ExitWatcher>> Create() {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return Status::Internal(std::string("exit watcher: epoll_create1: ") + strerror(errno));
+    int kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (kick < 0) {
+      int err = errno;
+      close(ep);
+      return Status::Internal(std::string("exit watcher: eventfd: ") + strerror(err));
+    }
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.fd = stop_fd_;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev);
-    thread_ = std::thread([this] { Loop(); });
+    ev.data.fd = kick;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, kick, &ev) != 0) {
+      int err = errno;
+      close(kick);
+      close(ep);
+      return Status::Internal(std::string("exit watcher: epoll_ctl: ") + strerror(err));
+    }
+    return std::unique_ptr<ExitWatcher>(new ExitWatcher(ep, kick));
   }
+
   ~ExitWatcher() {
-    uint64_t one = 1;
-    (void)!write(stop_fd_, &one, sizeof one);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    Kick();
     thread_.join();
     for (const auto& [pid, fd] : fds_) close(fd);
-    close(stop_fd_);
+    close(kick_fd_);
     close(epoll_fd_);
   }
 
   void SetCallback(std::function<void()> cb) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> calling(callback_mu_);
     callback_ = std::move(cb);
   }
 
   void Watch(const ProcessId& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (id.pid <= 1 || fds_.count(id.pid)) return;
-    int fd = static_cast<int>(syscall(SYS_pidfd_open, id.pid, 0));
-    if (fd < 0) {
-      if (callback_) callback_();  // already gone
-      return;
+    bool gone = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (id.pid <= 1 || fds_.count(id.pid)) return;
+      int fd = static_cast<int>(syscall(SYS_pidfd_open, id.pid, 0));
+      // The pid may have been reused between the caller's check and pidfd_open.
+      std::optional<uint64_t> start = fd < 0 ? std::nullopt : ProcessStartTime(id.pid);
+      if (fd < 0 || !start || *start != id.start_time) {
+        if (fd >= 0) close(fd);
+        gone = true;
+      } else {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+          close(fd);  // unwatched: the periodic resync still notices its exit
+          return;
+        }
+        fds_[id.pid] = fd;
+        pids_by_fd_[fd] = id.pid;
+      }
     }
-    // The pid may have been reused between the caller's check and pidfd_open.
-    std::optional<uint64_t> start = ProcessStartTime(id.pid);
-    if (!start || *start != id.start_time) {
-      close(fd);
-      if (callback_) callback_();
-      return;
+    // Already gone: the callback runs on the watcher's thread, like every other exit.
+    if (gone) {
+      pending_exit_ = true;
+      Kick();
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-    fds_[id.pid] = fd;
-    pids_by_fd_[fd] = id.pid;
   }
 
  private:
+  ExitWatcher(int epoll_fd, int kick_fd)
+      : epoll_fd_(epoll_fd), kick_fd_(kick_fd), thread_([this] { Loop(); }) {}
+
+  void Kick() {
+    uint64_t one = 1;
+    (void)!write(kick_fd_, &one, sizeof one);  // a full counter already means "wake up"
+  }
+
   void Loop() {
     epoll_event events[64];
     while (true) {
@@ -344,12 +381,17 @@ class LocalProcessLauncher::ExitWatcher {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return;
       bool exited = false;
-      std::function<void()> cb;
       {
         std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) return;
         for (int i = 0; i < n; ++i) {
           int fd = events[i].data.fd;
-          if (fd == stop_fd_) return;
+          if (fd == kick_fd_) {
+            uint64_t count;
+            (void)!read(kick_fd_, &count, sizeof count);
+            exited = exited || pending_exit_.exchange(false);
+            continue;
+          }
           epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
           // Reap it now if it is our child (ECHILD otherwise, harmless); the reaper's sweep then forgets it.
           waitpid(pids_by_fd_[fd], nullptr, WNOHANG);
@@ -358,26 +400,42 @@ class LocalProcessLauncher::ExitWatcher {
           close(fd);
           exited = true;
         }
-        cb = callback_;
       }
-      if (exited && cb) cb();
+      if (exited) {
+        std::lock_guard<std::mutex> calling(callback_mu_);
+        if (callback_) callback_();
+      }
     }
   }
 
   const int epoll_fd_;
-  const int stop_fd_;
+  const int kick_fd_;
   std::mutex mu_;
-  std::function<void()> callback_;     // guarded by mu_
-  std::map<pid_t, int> fds_;           // guarded by mu_
-  std::map<int, pid_t> pids_by_fd_;    // guarded by mu_
-  std::thread thread_;
+  bool stopping_ = false;             // guarded by mu_
+  std::map<pid_t, int> fds_;          // guarded by mu_
+  std::map<int, pid_t> pids_by_fd_;   // guarded by mu_
+  std::atomic<bool> pending_exit_{false};
+  std::mutex callback_mu_;            // held while the callback runs
+  std::function<void()> callback_;    // guarded by callback_mu_
+  std::thread thread_;                // last: starts after every member above is ready
 };
 
-void LocalProcessLauncher::Watch(const ProcessId& id) { watcher_->Watch(id); }
+void LocalProcessLauncher::Watch(const ProcessId& id) {
+  if (watcher_) watcher_->Watch(id);
+}
 
-void LocalProcessLauncher::SetExitCallback(std::function<void()> on_exit) { watcher_->SetCallback(std::move(on_exit)); }
+void LocalProcessLauncher::SetExitCallback(std::function<void()> on_exit) {
+  if (watcher_) watcher_->SetCallback(std::move(on_exit));
+}
 
-LocalProcessLauncher::LocalProcessLauncher() : watcher_(std::make_unique<ExitWatcher>()) {
+LocalProcessLauncher::LocalProcessLauncher() {
+  auto watcher = ExitWatcher::Create();
+  // Without a watcher exits are still seen by every controller's periodic resync, only later.
+  if (watcher.ok()) {
+    watcher_ = std::move(*watcher);
+  } else {
+    std::fprintf(stderr, "autopipe: process exits are noticed by polling only: %s\n", watcher.status().message().c_str());
+  }
   std::lock_guard<std::mutex> lock(g_reaper_mu);
   if (g_reaper_users++ == 0) g_reaper = new Reaper();
 }

@@ -52,7 +52,9 @@ class ProcessLauncher {
   // Asks for the exit callback soon after the process exits (idempotent; a process already gone calls back at
   // once). It only saves latency: callers must still notice exits on their own periodic pass.
   virtual void Watch(const ProcessId& id) {}
-  // Set before any Watch(); called from a background thread.
+  // Called on a background thread after watched exits, never with the launcher's own locks held (so it may take
+  // any lock the caller of Watch() holds). Once SetExitCallback returns, the previous callback is not running
+  // and never will again: a region clears it before it stops what the callback calls into.
   virtual void SetExitCallback(std::function<void()> on_exit) {}
 };
 

@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -257,6 +259,52 @@ TEST_F(LauncherTest, ConcurrentLaunches) {
     started_.push_back(*r);
     EXPECT_TRUE(launcher_.IsAlive(*r));
   }
+}
+
+// A controller calls Watch() with the region's lock held; the exit callback takes that lock. With the callback
+// run by Watch() itself (for a process already gone) this deadlocked on the caller's own lock.
+TEST_F(LauncherTest, ExitCallbackNeverRunsInsideWatch) {
+  std::mutex region_mu;
+  std::atomic<int> calls{0};
+  launcher_.SetExitCallback([&] {
+    std::lock_guard lock(region_mu);
+    ++calls;
+  });
+  ProcessId gone = Start(Shell("exit 0"));
+  ASSERT_TRUE(WaitFor([&] { return !launcher_.IsAlive(gone); }));
+  {
+    std::lock_guard lock(region_mu);
+    launcher_.Watch(gone);  // already gone: must call back later, on the watcher's thread
+  }
+  EXPECT_TRUE(WaitFor([&] { return calls.load() > 0; }));
+  launcher_.SetExitCallback(nullptr);
+}
+
+// A region clears the callback before it destroys what the callback calls into: SetExitCallback must not return
+// while the old callback still runs.
+TEST_F(LauncherTest, ClearingTheCallbackWaitsForOneInProgress) {
+  std::atomic<bool> in_callback{false};
+  std::atomic<bool> release{false};
+  std::atomic<bool> callback_done{false};
+  launcher_.SetExitCallback([&] {
+    in_callback = true;
+    while (!release) std::this_thread::sleep_for(milliseconds(1));
+    callback_done = true;
+  });
+  ProcessId p = Start(Shell("exit 0"));
+  launcher_.Watch(p);
+  ASSERT_TRUE(WaitFor([&] { return in_callback.load(); }));
+  std::atomic<bool> cleared{false};
+  std::thread clearer([&] {
+    launcher_.SetExitCallback(nullptr);
+    cleared = true;
+    EXPECT_TRUE(callback_done.load()) << "SetExitCallback returned while the callback still ran";
+  });
+  std::this_thread::sleep_for(milliseconds(50));  // give a wrong implementation the chance to return early
+  EXPECT_FALSE(cleared.load());
+  release = true;
+  clearer.join();
+  EXPECT_TRUE(cleared.load());
 }
 
 }  // namespace

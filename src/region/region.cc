@@ -15,18 +15,13 @@
 #include <thread>
 
 #include "api/api_server.h"
-#include "autoscaling/autoscaling_service.h"
-#include "autoscaling/group_controller.h"
 #include "autoscaling/groups.h"
 #include "common/ids.h"
 #include "common/log.h"
-#include "ec2/ec2_service.h"
-#include "ec2/instance_controller.h"
 #include "ec2/instances.h"
-#include "elb/elb_service.h"
-#include "elb/lb_controller.h"
 #include "process/recorded_process.h"
 #include "region/controller.h"
+#include "region/module.h"
 
 namespace autopipe {
 namespace {
@@ -131,14 +126,8 @@ class RegionImpl : public Region {
     ctx_.data_dir = dir_.string();
     ctx_.self_exe = SelfExe();
     ctx_.mu = &mu_;
-    runner_ = std::make_unique<ControllerRunner>(&ctx_, kControllerPeriod);
-    // In the order one change flows through: groups launch instances, instances start (and a group registers
-    // its running instances with its load balancers), then load-balancer nodes route to them.
-    runner_->Add(std::make_unique<GroupController>(&ctx_));
-    runner_->Add(std::make_unique<InstanceController>(&ctx_));
-    runner_->Add(std::make_unique<LoadBalancerController>(&ctx_));
-    ctx_.wake = [this] { runner_->Wake(); };
-    launcher_->SetExitCallback([this] { runner_->Wake(); });
+    runtime_ = std::make_unique<ControllerRuntime>(kControllerPeriod);
+    ctx_.wake = [runtime = runtime_.get()] { runtime->Wake(); };
 
     auto secrets = secrets_;
     router_ = std::make_unique<ApiRouter>(
@@ -149,9 +138,7 @@ class RegionImpl : public Region {
           return it->second;
         },
         &clock_);
-    router_->AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx_));
-    router_->AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
-    router_->AddService(ElbServiceInfo(), ElbHandlers(&ctx_));
+    WireModules(&ctx_, router_.get(), runtime_.get());
 
     size_t colon = opts.listen.rfind(':');
     if (colon == std::string::npos) return Status::InvalidParameterValue("--listen must be HOST:PORT");
@@ -164,9 +151,15 @@ class RegionImpl : public Region {
 
     // Before the API answers: one pass observes which recorded processes still run (re-adoption), the next lets
     // the groups act on that (replacing what died while the server was away).
-    runner_->RunPass();
-    runner_->RunPass();
-    runner_->Start();
+    runtime_->RunPass();
+    runtime_->RunPass();
+    // From here on every change reaches the controllers as it happens: store commits queue the keys that
+    // watch them, process exits queue everything (a watched process is some controller's business).
+    store_subscription_ = store_->Subscribe([runtime = runtime_.get()](const std::vector<StoreChange>& changes) {
+      for (const auto& c : changes) runtime->OnStoreChange(c.kind, c.id);
+    });
+    launcher_->SetExitCallback([runtime = runtime_.get()] { runtime->EnqueueAll(); });
+    runtime_->Start();
     api_->Start();
     auto self_start = ProcessStartTime(::getpid()).value_or(0);
     AP_RETURN_IF_ERROR(WritePrivateFile(dir_ / "server.pid",
@@ -177,10 +170,14 @@ class RegionImpl : public Region {
     return Status::Ok();
   }
 
+  // In the reverse order of Init: nothing new comes in (API), nothing calls into the runtime any more (exit
+  // callback: SetExitCallback waits out a callback in progress; store notifications), then the controllers stop.
   void Stop() override {
-    if (launcher_) launcher_->SetExitCallback(nullptr);
     if (api_) api_->Stop();
-    if (runner_) runner_->Stop();
+    if (launcher_) launcher_->SetExitCallback(nullptr);
+    if (store_ && store_subscription_) store_->Unsubscribe(store_subscription_);
+    store_subscription_ = 0;
+    if (runtime_) runtime_->Stop();
     std::error_code ec;
     if (!endpoint_.empty()) {
       fs::remove(dir_ / "endpoint", ec);
@@ -225,7 +222,8 @@ class RegionImpl : public Region {
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<LocalProcessLauncher> launcher_;
   RegionContext ctx_;
-  std::unique_ptr<ControllerRunner> runner_;
+  std::unique_ptr<ControllerRuntime> runtime_;
+  uint64_t store_subscription_ = 0;
   std::unique_ptr<ApiRouter> router_;
   std::unique_ptr<ApiServer> api_;
   std::string endpoint_;
@@ -258,28 +256,28 @@ bool WaitGone(const std::function<bool()>& alive, std::chrono::milliseconds limi
   return true;
 }
 
-// Stops every instance and load-balancer node process recorded in the store (SIGTERM, then SIGKILL after 5 s).
-// Instances are recorded as stopped by the user, so the next server start replaces them without counting
-// crashes; node documents are left as they are: the next server start finds their processes gone and starts
-// them again.
+}  // namespace
+
+// Stops every process the region's modules record (each module's ProcessKinds): SIGTERM to every process group
+// at once, SIGKILL after 5 s to what is left, then each kind's on_down leaves its documents as `down` should
+// (instances: stopped by the user, so the next start replaces them without counting crashes).
 void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   std::vector<ProcessId> procs;
   std::vector<StoreWrite> writes;
-  for (const auto& doc : store.List(kind::kInstance)) {
-    Json inst = *doc;
-    if (inst["Pid"].get<pid_t>() <= 0 || !IsLiveState(inst["State"])) continue;
-    procs.push_back(RecordedProcess(inst));
-    inst["State"] = instance_state::kStopped;
-    inst["StateChangedAt"] = now;
-    inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
-                           {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};
-    inst["StateTransitionReason"] = "User initiated (autopipe down)";
-    std::string id = inst["InstanceId"];
-    writes.push_back({kind::kInstance, id, std::move(inst)});
-  }
-  for (const auto& doc : store.List(kind::kLoadBalancerNode)) {
-    ProcessId node = RecordedProcess(*doc);
-    if (node.pid > 0) procs.push_back(node);
+  for (const auto& module : AllModules()) {
+    for (const auto& kind : module.process_kinds) {
+      for (const auto& id : store.Ids(kind.document_kind)) {
+        std::optional<Json> doc = store.Get(kind.document_kind, id);
+        if (!doc) continue;
+        ProcessId proc = RecordedProcess(*doc);
+        if (proc.pid <= 0) continue;
+        procs.push_back(proc);
+        if (!kind.on_down) continue;
+        Json changed = *doc;
+        kind.on_down(changed, now);
+        if (changed != *doc) writes.push_back({kind.document_kind, id, std::move(changed)});
+      }
+    }
   }
   // One /proc scan per poll for all groups (a scan per group made `down` quadratic with 1,000 instances).
   // A group id is safe to test: Linux does not reuse a pid while a group still carries it.
@@ -297,6 +295,8 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   Status st = store.Commit(writes);
   if (!st.ok()) std::cerr << "autopipe down: " << st.message() << "\n";
 }
+
+namespace {
 
 // How many instances DescribeInstanceHealth reports InService (0 when the load balancer cannot be described).
 int LoadBalancerInServiceCount(const ApiRouter& api, const std::string& name) {

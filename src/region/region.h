@@ -10,6 +10,7 @@
 // Thread-safety: Start/Stop from one thread; router() is safe to use from any thread while running.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,12 @@ int RunServer(const RegionOptions& opts);
 // `autopipe up`: a region plus the seed's launch configuration and Auto Scaling group; prints where everything
 // is; on Ctrl-C stops the whole region.
 int RunUp(const RegionOptions& opts);
+class Store;
+class ProcessLauncher;
+// What `down` does once the server is gone: stops every process that any module's ProcessKind records in the
+// store (SIGTERM to each process group, SIGKILL after 5 s), then lets each kind mark its documents.
+void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now_millis);
+
 // `autopipe down`: stops the region's server (if running) and every process the region runs; returns when
 // they are gone.
 int RunDown(const std::string& data_dir);

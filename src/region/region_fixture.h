@@ -15,17 +15,12 @@
 #include <gtest/gtest.h>
 
 #include "api/api_server.h"
-#include "autoscaling/autoscaling_service.h"
-#include "autoscaling/group_controller.h"
 #include "common/clock.h"
 #include "ec2/catalog.h"
-#include "ec2/ec2_service.h"
-#include "ec2/instance_controller.h"
-#include "elb/elb_service.h"
-#include "elb/lb_controller.h"
 #include "process/fake_launcher.h"
 #include "region/context.h"
 #include "region/controller.h"
+#include "region/module.h"
 #include "store/store.h"
 
 namespace autopipe {
@@ -43,7 +38,8 @@ class RegionFixture : public ::testing::Test {
         store_(NewMemoryStore()),
         router_("us-west-2", [](const std::string&) { return std::optional<std::string>(); }, &clock_) {}
 
-  // Call from SetUp(). Controllers run in the region's order: groups, instances, then load balancers.
+  // Call from SetUp(). Controllers run in the region's order (region/modules.cc): groups, instances, then load
+  // balancers.
   void WireRegion(Wiring wiring) {
     char tmpl[] = "/tmp/autopipe_region_test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -57,17 +53,13 @@ class RegionFixture : public ::testing::Test {
     ctx_.self_exe = "/opt/autopipe/bin/autopipe";
     ctx_.mu = &mu_;
     ctx_.wake = [] {};
-    runner_ = std::make_unique<ControllerRunner>(&ctx_, std::chrono::hours(1));
-    if (wiring.auto_scaling) {
-      runner_->Add(std::make_unique<GroupController>(&ctx_));
-      router_.AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx_));
-    }
-    runner_->Add(std::make_unique<InstanceController>(&ctx_));
-    router_.AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
-    if (wiring.load_balancing) {
-      runner_->Add(std::make_unique<LoadBalancerController>(&ctx_));
-      router_.AddService(ElbServiceInfo(), ElbHandlers(&ctx_));
-    }
+    runner_ = std::make_unique<ControllerRuntime>(std::chrono::hours(1));
+    // The region's own module list (region/modules.cc), less what this test leaves out.
+    WireModules(&ctx_, &router_, runner_.get(), [&wiring](const ServiceModule& m) {
+      if (m.name == "autoscaling") return wiring.auto_scaling;
+      if (m.name == "elb") return wiring.load_balancing;
+      return true;
+    });
   }
 
   void TearDown() override {
@@ -105,7 +97,8 @@ class RegionFixture : public ::testing::Test {
   FakeLauncher launcher_;
   std::mutex mu_;
   RegionContext ctx_;
-  std::unique_ptr<ControllerRunner> runner_;
+  std::unique_ptr<ControllerRuntime> runner_;
+  uint64_t store_subscription_ = 0;
   ApiRouter router_;
 };
 

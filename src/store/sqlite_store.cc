@@ -59,7 +59,28 @@ class MemoryStore : public Store {
     AP_RETURN_IF_ERROR(Persist(writes));
     ApplyLocked(writes);
     ++revision_;
+    std::vector<StoreChange> changes;
+    for (const auto& w : writes) changes.push_back({w.kind, w.id, revision_, !w.doc});
+    for (const auto& [h, fn] : subscribers_) fn(changes);
     return Status::Ok();
+  }
+
+  VersionedDoc GetVersioned(const std::string& k, const std::string& id) const override {
+    std::lock_guard lock(mu_);
+    auto kit = docs_.find(k);
+    if (kit == docs_.end()) return {};
+    auto it = kit->second.find(id);
+    if (it == kit->second.end()) return {};
+    return {it->second, revision_};
+  }
+  uint64_t Subscribe(ChangeFn fn) override {
+    std::lock_guard lock(mu_);
+    subscribers_[++next_sub_] = std::move(fn);
+    return next_sub_;
+  }
+  void Unsubscribe(uint64_t h) override {
+    std::lock_guard lock(mu_);
+    subscribers_.erase(h);
   }
 
  protected:
@@ -80,6 +101,8 @@ class MemoryStore : public Store {
   mutable std::mutex mu_;
   KindMap docs_;           // guarded by mu_
   uint64_t revision_ = 0;  // guarded by mu_
+  std::map<uint64_t, ChangeFn> subscribers_;  // guarded by mu_
+  uint64_t next_sub_ = 0;  // guarded by mu_
 };
 
 class SqliteStore : public MemoryStore {

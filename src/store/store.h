@@ -8,6 +8,7 @@
 // readers.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,21 +24,28 @@ using Json = nlohmann::ordered_json;
 // A stored document: immutable once committed, shared by readers without copying.
 using Doc = std::shared_ptr<const Json>;
 
-// Document kinds (one per resource type).
+// Document kinds are named by the module that owns them (region/module.h lists each module's kinds). The store
+// itself keeps one: counters and other bookkeeping.
 namespace kind {
 inline constexpr char kMeta[] = "meta";
-inline constexpr char kLaunchConfiguration[] = "launch_configuration";
-inline constexpr char kAutoScalingGroup[] = "auto_scaling_group";
-inline constexpr char kInstance[] = "instance";
-inline constexpr char kActivity[] = "activity";
-inline constexpr char kLoadBalancer[] = "load_balancer";
-inline constexpr char kLoadBalancerNode[] = "load_balancer_node";
 }  // namespace kind
 
 struct StoreWrite {
   std::string kind;
   std::string id;
   std::optional<Json> doc;  // nullopt deletes
+};
+
+// (Interim until the store rework lands: revisions and watches.)
+struct VersionedDoc {
+  Doc doc;
+  uint64_t revision = 0;
+};
+struct StoreChange {
+  std::string kind;
+  std::string id;
+  uint64_t revision;
+  bool deleted;
 };
 
 class Store {
@@ -53,6 +61,11 @@ class Store {
   virtual uint64_t Revision() const = 0;
   // Applies every write or none.
   virtual Status Commit(const std::vector<StoreWrite>& writes) = 0;
+
+  virtual VersionedDoc GetVersioned(const std::string& kind, const std::string& id) const = 0;
+  using ChangeFn = std::function<void(const std::vector<StoreChange>&)>;
+  virtual uint64_t Subscribe(ChangeFn fn) = 0;
+  virtual void Unsubscribe(uint64_t handle) = 0;
 
   Status Put(const std::string& k, const std::string& id, Json doc) { return Commit({{k, id, std::move(doc)}}); }
   Status Delete(const std::string& k, const std::string& id) { return Commit({{k, id, std::nullopt}}); }

@@ -1,0 +1,24 @@
+#include "autoscaling/module.h"
+
+#include "api/api_server.h"
+#include "autoscaling/autoscaling_service.h"
+#include "autoscaling/group_controller.h"
+
+namespace autopipe {
+
+ServiceModule AutoScalingModule() {
+  ServiceModule m;
+  m.name = "autoscaling";
+  m.document_kinds = {kind::kLaunchConfiguration, kind::kAutoScalingGroup, kind::kActivity};
+  m.add_api = [](RegionContext* ctx, ApiRouter* router) {
+    router->AddService(AutoScalingServiceInfo(), AutoScalingHandlers(ctx));
+  };
+  m.controllers = [](RegionContext* ctx) {
+    std::vector<std::unique_ptr<Controller>> v;
+    v.push_back(std::make_unique<GroupController>(ctx));
+    return v;
+  };
+  return m;
+}
+
+}  // namespace autopipe
