@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -375,6 +376,37 @@ TEST_F(DamagedStoreTest, ADamagedPageInTheMiddleFailsTheOpen) {
   ASSERT_GE(fd, 0);
   std::string garbage(4096, '\xA5');
   ASSERT_EQ(::pwrite(fd, garbage.data(), garbage.size(), page), static_cast<ssize_t>(garbage.size()));
+  ::close(fd);
+  ExpectDamaged(OpenError());
+}
+
+TEST_F(DamagedStoreTest, DamageWhereNoDocumentLivesFailsTheOpenToo) {
+  // Loading reads every document's page; the integrity check also reads the rest. Free 300 documents' pages
+  // (they go to SQLite's freelist) and damage the freelist's first trunk page, which no read of a document
+  // touches.
+  MakeStore();
+  {
+    auto store = MustOpen();
+    ASSERT_NE(store, nullptr);
+    std::vector<StoreWrite> batch;
+    for (int i = 0; i < 300; ++i) batch.push_back({"instance", "i-" + std::to_string(1000 + i), std::nullopt, std::nullopt});
+    ASSERT_TRUE(store->Commit(batch).ok());
+  }
+  const std::string file = ReadFile(db_);
+  ASSERT_GT(file.size(), 100u);
+  auto be32 = [&](size_t at) {
+    return (uint32_t{static_cast<uint8_t>(file[at])} << 24) | (uint32_t{static_cast<uint8_t>(file[at + 1])} << 16) |
+           (uint32_t{static_cast<uint8_t>(file[at + 2])} << 8) | uint32_t{static_cast<uint8_t>(file[at + 3])};
+  };
+  const uint32_t page_size = (uint32_t{static_cast<uint8_t>(file[16])} << 8) | static_cast<uint8_t>(file[17]);
+  const uint32_t trunk = be32(32);  // the first freelist trunk page (1-based), from the file header
+  ASSERT_GT(trunk, 1u);
+  ASSERT_GT(be32(36), 0u);  // free pages
+  int fd = ::open(db_.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  std::string garbage(page_size, '\xA5');
+  ASSERT_EQ(::pwrite(fd, garbage.data(), garbage.size(), static_cast<off_t>(trunk - 1) * page_size),
+            static_cast<ssize_t>(garbage.size()));
   ::close(fd);
   ExpectDamaged(OpenError());
 }
