@@ -58,20 +58,21 @@ struct Region {
           return std::nullopt;
         },
         &clock);
-    router->AddService(autopipe::AutoScalingServiceInfo(), autopipe::AutoScalingHandlers(&ctx));
-    router->AddService(autopipe::Ec2ServiceInfo(), autopipe::Ec2Handlers(&ctx));
-    router->AddService(autopipe::ElbServiceInfo(), autopipe::ElbHandlers(&ctx));
+    router->AddService(autopipe::AutoScalingApi(&ctx));
+    router->AddService(autopipe::Ec2Api(&ctx));
+    router->AddService(autopipe::ElbApi(&ctx));
     // A launch configuration and a group exist, so mutations of them are reachable.
-    router->Invoke("autoscaling", "CreateLaunchConfiguration",
+    // Set-up calls: should one fail, the mutations it enables go unexercised; nothing to stop for.
+    (void)router->Invoke("autoscaling", "CreateLaunchConfiguration",
                    {{"LaunchConfigurationName", "lc"}, {"ImageId", "ami-0f1e2d3c4b5a69788"}, {"InstanceType", "t3.micro"}});
-    router->Invoke("autoscaling", "CreateAutoScalingGroup",
+    (void)router->Invoke("autoscaling", "CreateAutoScalingGroup",
                    {{"AutoScalingGroupName", "g"}, {"LaunchConfigurationName", "lc"}, {"MinSize", "1"},
                     {"MaxSize", "3"}, {"AvailabilityZones.member.1", "us-west-2a"}});
-    router->Invoke("elasticloadbalancing", "CreateLoadBalancer",
+    (void)router->Invoke("elasticloadbalancing", "CreateLoadBalancer",
                    {{"LoadBalancerName", "lb"}, {"Listeners.member.1.Protocol", "HTTP"},
                     {"Listeners.member.1.LoadBalancerPort", "80"}, {"Listeners.member.1.InstancePort", "80"},
                     {"AvailabilityZones.member.1", "us-west-2a"}});
-    router->Invoke("autoscaling", "AttachLoadBalancers",
+    (void)router->Invoke("autoscaling", "AttachLoadBalancers",
                    {{"AutoScalingGroupName", "g"}, {"LoadBalancerNames.member.1", "lb"}});
   }
 

@@ -659,7 +659,7 @@ TEST_F(ElbServiceTest, ResultsRenderAsQueryXml) {
   ApiRequest req;
   req.action = "DescribeLoadBalancers";
   req.request_id = "rid";
-  HttpReply reply = RenderResult(ElbServiceInfo(), req, MustCall("DescribeLoadBalancers", {}));
+  HttpReply reply = RenderResult(ElbApi(&ctx_).info, req, MustCall("DescribeLoadBalancers", {}));
   EXPECT_NE(reply.body.find("<DescribeLoadBalancersResponse "
                             "xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/\">"
                             "<DescribeLoadBalancersResult><LoadBalancerDescriptions><member>"

@@ -149,9 +149,9 @@ class RegionImpl : public Region {
           return it->second;
         },
         &clock_);
-    router_->AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx_));
-    router_->AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
-    router_->AddService(ElbServiceInfo(), ElbHandlers(&ctx_));
+    router_->AddService(AutoScalingApi(&ctx_));
+    router_->AddService(Ec2Api(&ctx_));
+    router_->AddService(ElbApi(&ctx_));
 
     size_t colon = opts.listen.rfind(':');
     if (colon == std::string::npos) return Status::InvalidParameterValue("--listen must be HOST:PORT");

@@ -60,13 +60,13 @@ class RegionFixture : public ::testing::Test {
     runner_ = std::make_unique<ControllerRunner>(&ctx_, std::chrono::hours(1));
     if (wiring.auto_scaling) {
       runner_->Add(std::make_unique<GroupController>(&ctx_));
-      router_.AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx_));
+      router_.AddService(AutoScalingApi(&ctx_));
     }
     runner_->Add(std::make_unique<InstanceController>(&ctx_));
-    router_.AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx_));
+    router_.AddService(Ec2Api(&ctx_));
     if (wiring.load_balancing) {
       runner_->Add(std::make_unique<LoadBalancerController>(&ctx_));
-      router_.AddService(ElbServiceInfo(), ElbHandlers(&ctx_));
+      router_.AddService(ElbApi(&ctx_));
     }
   }
 
