@@ -82,6 +82,11 @@ class JsonObject {
 };
 
 struct ServiceInfo {
+  ServiceInfo() = default;
+  ServiceInfo(std::string name, std::string version, std::string xml_namespace, WireProtocol protocol)
+      : name(std::move(name)), version(std::move(version)), xml_namespace(std::move(xml_namespace)),
+        protocol(protocol) {}
+
   std::string name;           // SigV4 name
   std::string version;        // e.g. 2011-01-01
   std::string xml_namespace;  // e.g. http://autoscaling.amazonaws.com/doc/2011-01-01/
