@@ -135,6 +135,11 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
     req.action = action->second;
   }
 
+  // Text no AWS string shape allows is refused here, for every operation of every service.
+  if (Status text = CheckParameterText(req.params); !text.ok()) {
+    return RenderError(&svc.info, protocol, request_id, text, query_mode);
+  }
+
   auto started = std::chrono::steady_clock::now();
   Result<Json> result = Dispatch(svc, req);
   auto micros =

@@ -281,6 +281,36 @@ TEST_F(RouterTest, ReadsTakeNoLockWritesDoAndWakeAfterSuccessOnly) {
   EXPECT_EQ(after_writes_, 1);  // a failed write wakes nobody
 }
 
+TEST_F(RouterTest, ParametersThatAreNotAllowedTextAreRefusedAtTheEdge) {
+  const std::string pattern =
+      R"(Member must satisfy regular expression pattern: [\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]*)";
+  // A control character and invalid UTF-8 (via Query), U+FFFF and control characters (via JSON).
+  auto ctl = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=a%01b"));
+  EXPECT_EQ(ctl.status, 400);
+  EXPECT_NE(ctl.body.find("<Code>ValidationError</Code><Message>1 validation error detected: Value 'a\xEF\xBF\xBD"
+                          "b' at 'note' failed to satisfy constraint: " + pattern),
+            std::string::npos)
+      << ctl.body;
+  auto bad_utf8 = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Names.member.1=%C3%28"));
+  EXPECT_NE(bad_utf8.body.find("at 'names.member.1'"), std::string::npos) << bad_utf8.body;
+  EXPECT_EQ(bad_utf8.body.find("\xC3("), std::string::npos);  // never echoed as is
+  auto overlong = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=%C0%AF"));
+  EXPECT_EQ(overlong.status, 400);
+  for (const std::string json : {R"({"Note":"\uffff"})", R"({"Note":"\u0000"})", R"({"Names":["\u001b"]})"}) {
+    auto reply = router_.Handle(Signed("autoscaling", json, JsonHeaders("AutoScaling_2011_01_01.Echo")));
+    EXPECT_EQ(reply.status, 400) << json;
+    EXPECT_EQ(Header(reply, "x-amzn-query-error"), "ValidationError;Sender") << json;
+  }
+  // A lone surrogate escape is not even JSON.
+  auto surrogate = router_.Handle(Signed("autoscaling", R"({"Note":"\ud800"})", JsonHeaders("A.Echo")));
+  EXPECT_EQ(surrogate.status, 400);
+  EXPECT_EQ(calls_, 0);
+  // Tab, CR, LF, non-ASCII letters and 4-byte characters are fine.
+  auto fine = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=a%09b%0D%0Ac%C3%A9%F0%9F%98%80"));
+  EXPECT_EQ(fine.status, 200) << fine.body;
+  EXPECT_EQ(calls_, 1);
+}
+
 TEST(RenderTest, ListsNameTheirMembersPerField) {
   ServiceInfo rds{"rds", "2014-10-31", "http://rds.amazonaws.com/doc/2014-10-31/", WireProtocol::kQuery};
   rds.list_members = {{"DBInstances", "DBInstance"}, {"VpcSecurityGroups", "VpcSecurityGroupMembership"}};

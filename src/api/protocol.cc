@@ -193,7 +193,70 @@ struct Flattener {
   }
 };
 
+// Length of the UTF-8 sequence at s[i] if it is well-formed (shortest form, no surrogates, <= U+10FFFF) and the
+// character is one AWS string shapes allow; 0 otherwise.
+size_t AllowedCharAt(const std::string& s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') ? 1 : 0;
+  size_t len = 0;
+  uint32_t cp = 0;
+  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+  else return 0;
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;  // overlong, too big
+  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF) return 0;
+  return len;
+}
+
+// The text with every byte run that is not an allowed character shown as U+FFFD.
+std::string Printable(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    size_t n = AllowedCharAt(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s, i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+// "Tags.member.1.Key" -> "tags.member.1.key", as AWS names members in validation messages.
+std::string FieldPath(const std::string& key) {
+  std::string out = Printable(key);
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (i == 0 || out[i - 1] == '.') out[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(out[i])));
+  }
+  return out;
+}
+
 }  // namespace
+
+Status CheckParameterText(const FormParams& params) {
+  for (const auto& [key, value] : params) {
+    for (size_t i = 0; i < value.size();) {
+      size_t n = AllowedCharAt(value, i);
+      if (n == 0) {
+        return Status::Validation("1 validation error detected: Value '" + Printable(value) + "' at '" +
+                                  FieldPath(key) +
+                                  "' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                                  "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\r\\n\\t]*");
+      }
+      i += n;
+    }
+  }
+  return Status::Ok();
+}
 
 const std::string& ServiceInfo::ListMember(const std::string& list) const {
   static const std::string kMember = "member", kItem = "item";

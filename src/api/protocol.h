@@ -119,6 +119,11 @@ struct HttpReply {
 };
 
 HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json& result);
+// Every parameter value must be UTF-8 holding only the characters AWS's string shapes allow (no control
+// characters but tab, CR and LF; no U+FFFE/U+FFFF). Otherwise the ValidationError AWS gives, naming the first
+// offending parameter (its value shown with the bad characters replaced by U+FFFD).
+Status CheckParameterText(const FormParams& params);
+
 // `query_mode`: a JSON 1.0 error also carries x-amzn-query-error: Code;Sender|Receiver.
 HttpReply RenderError(const ServiceInfo* svc, WireProtocol protocol, const std::string& request_id,
                       const Status& error, bool query_mode = false);

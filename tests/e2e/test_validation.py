@@ -190,6 +190,26 @@ class ValidationTest(unittest.TestCase):
         # The server is still fine.
         self.assertIsNotNone(self.region.asg(ASG))
 
+    def test_control_characters_and_invalid_utf8_are_refused(self):
+        pattern = ("Member must satisfy regular expression pattern: "
+                   "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\r\\n\\t]*")
+        before = self.snapshot()
+        import botocore.exceptions
+        with self.assertRaises(botocore.exceptions.ClientError) as ctl:
+            self.asc.create_launch_configuration(LaunchConfigurationName="val-ctl\x07lc", ImageId=SAMPLE_AMI,
+                                                 InstanceType="t3.micro")
+        err = ctl.exception.response["Error"]
+        self.assertEqual(err["Code"], "ValidationError")
+        self.assertTrue(err["Message"].startswith("1 validation error detected: Value 'val-ctl\ufffdlc' at "
+                                                  "'launchConfigurationName' failed to satisfy constraint: "),
+                        err["Message"])
+        self.assertTrue(err["Message"].endswith(pattern), err["Message"])
+        msg = self.assert_raw_error(self.body(("Action", "CreateLaunchConfiguration"), ("ImageId", SAMPLE_AMI),
+                                              ("InstanceType", "t3.micro")) + "&LaunchConfigurationName=a%FFb",
+                                    400, "ValidationError")
+        self.assertIn(pattern, msg)
+        self.assertEqual(self.snapshot(), before)
+
     # -- AWS JSON 1.0 ----------------------------------------------------------------------------
 
     def test_json10_requests_reach_the_same_handlers(self):
