@@ -287,12 +287,12 @@ TEST_F(RouterTest, ParametersThatAreNotAllowedTextAreRefusedAtTheEdge) {
   // A control character and invalid UTF-8 (via Query), U+FFFF and control characters (via JSON).
   auto ctl = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=a%01b"));
   EXPECT_EQ(ctl.status, 400);
-  EXPECT_NE(ctl.body.find("<Code>ValidationError</Code><Message>1 validation error detected: Value 'a\xEF\xBF\xBD"
-                          "b' at 'note' failed to satisfy constraint: " + pattern),
+  EXPECT_NE(ctl.body.find("<Code>ValidationError</Code><Message>1 validation error detected: Value &apos;a\xEF\xBF\xBD"
+                          "b&apos; at &apos;note&apos; failed to satisfy constraint: " + pattern),
             std::string::npos)
       << ctl.body;
   auto bad_utf8 = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Names.member.1=%C3%28"));
-  EXPECT_NE(bad_utf8.body.find("at 'names.member.1'"), std::string::npos) << bad_utf8.body;
+  EXPECT_NE(bad_utf8.body.find("at &apos;names.member.1&apos;"), std::string::npos) << bad_utf8.body;
   EXPECT_EQ(bad_utf8.body.find("\xC3("), std::string::npos);  // never echoed as is
   auto overlong = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=%C0%AF"));
   EXPECT_EQ(overlong.status, 400);
