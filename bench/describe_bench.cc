@@ -31,8 +31,8 @@ struct Fixture {
     runner->Add(std::make_unique<GroupController>(&ctx));
     runner->Add(std::make_unique<InstanceController>(&ctx));
     router = std::make_unique<ApiRouter>("us-west-2", [](const std::string&) { return std::nullopt; }, &clock);
-    router->AddService(AutoScalingServiceInfo(), AutoScalingHandlers(&ctx));
-    router->AddService(Ec2ServiceInfo(), Ec2Handlers(&ctx));
+    router->AddService(AutoScalingApi(&ctx));
+    router->AddService(Ec2Api(&ctx));
     router->Invoke("autoscaling", "CreateLaunchConfiguration",
                    {{"LaunchConfigurationName", "lc"}, {"ImageId", "ami-0f1e2d3c4b5a69788"}, {"InstanceType", "t3.micro"}});
     for (int g = 0; g < 10; ++g) {
@@ -61,7 +61,7 @@ Fixture& F() {
 
 void Describe(benchmark::State& state, const char* service, const char* action, FormParams params) {
   Fixture& f = F();
-  ServiceInfo info = std::string(service) == "ec2" ? Ec2ServiceInfo() : AutoScalingServiceInfo();
+  ServiceInfo info = std::string(service) == "ec2" ? Ec2Api(&f.ctx).info : AutoScalingApi(&f.ctx).info;
   ApiRequest req;
   req.service = service;
   req.action = action;
@@ -112,7 +112,7 @@ void BM_DescribeAll_RenderOnly(benchmark::State& s) {
   req.action = "DescribeAutoScalingGroups";
   req.request_id = "bench";
   for (auto _ : s) {
-    HttpReply reply = RenderResult(AutoScalingServiceInfo(), req, *r);
+    HttpReply reply = RenderResult(AutoScalingApi(&F().ctx).info, req, *r);
     benchmark::DoNotOptimize(reply.body.data());
   }
 }

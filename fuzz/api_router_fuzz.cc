@@ -3,7 +3,9 @@
 // an in-memory store, with controllers run in between. Nothing may crash, and every reply must be a well-formed
 // status: 2xx, or an error envelope naming a code.
 //
-// The first input byte picks the service (autoscaling, ec2 or elasticloadbalancing); the rest is the body.
+// The first input byte picks the service (autoscaling, ec2 or elasticloadbalancing) and, with its top bit set, the
+// AWS JSON 1.0 protocol: then the body's first line is the operation (X-Amz-Target "Fuzz.<line>") and the rest
+// the JSON body. Otherwise the rest is the form body.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -58,20 +60,21 @@ struct Region {
           return std::nullopt;
         },
         &clock);
-    router->AddService(autopipe::AutoScalingServiceInfo(), autopipe::AutoScalingHandlers(&ctx));
-    router->AddService(autopipe::Ec2ServiceInfo(), autopipe::Ec2Handlers(&ctx));
-    router->AddService(autopipe::ElbServiceInfo(), autopipe::ElbHandlers(&ctx));
+    router->AddService(autopipe::AutoScalingApi(&ctx));
+    router->AddService(autopipe::Ec2Api(&ctx));
+    router->AddService(autopipe::ElbApi(&ctx));
     // A launch configuration and a group exist, so mutations of them are reachable.
-    router->Invoke("autoscaling", "CreateLaunchConfiguration",
+    // Set-up calls: should one fail, the mutations it enables go unexercised; nothing to stop for.
+    (void)router->Invoke("autoscaling", "CreateLaunchConfiguration",
                    {{"LaunchConfigurationName", "lc"}, {"ImageId", "ami-0f1e2d3c4b5a69788"}, {"InstanceType", "t3.micro"}});
-    router->Invoke("autoscaling", "CreateAutoScalingGroup",
+    (void)router->Invoke("autoscaling", "CreateAutoScalingGroup",
                    {{"AutoScalingGroupName", "g"}, {"LaunchConfigurationName", "lc"}, {"MinSize", "1"},
                     {"MaxSize", "3"}, {"AvailabilityZones.member.1", "us-west-2a"}});
-    router->Invoke("elasticloadbalancing", "CreateLoadBalancer",
+    (void)router->Invoke("elasticloadbalancing", "CreateLoadBalancer",
                    {{"LoadBalancerName", "lb"}, {"Listeners.member.1.Protocol", "HTTP"},
                     {"Listeners.member.1.LoadBalancerPort", "80"}, {"Listeners.member.1.InstancePort", "80"},
                     {"AvailabilityZones.member.1", "us-west-2a"}});
-    router->Invoke("autoscaling", "AttachLoadBalancers",
+    (void)router->Invoke("autoscaling", "AttachLoadBalancers",
                    {{"AutoScalingGroupName", "g"}, {"LoadBalancerNames.member.1", "lb"}});
   }
 
@@ -95,11 +98,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.target = "/";
   req.headers = {{"Host", "127.0.0.1:4566"}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
   req.body.assign(reinterpret_cast<const char*>(data) + 1, size - 1);
+  const bool json = (data[0] & 0x80) != 0;
+  if (json) {
+    const size_t newline = req.body.find('\n');
+    const std::string action = newline == std::string::npos ? req.body : req.body.substr(0, newline);
+    req.body = newline == std::string::npos ? "" : req.body.substr(newline + 1);
+    req.headers.push_back({"X-Amz-Target", "Fuzz." + action});
+    req.headers.push_back({"x-amzn-query-mode", "true"});
+    req.headers[1].second = "application/x-amz-json-1.0";
+  }
   static const char* const kServices[] = {"autoscaling", "ec2", "elasticloadbalancing"};
-  const char* service = kServices[data[0] % 3];
+  const char* service = kServices[(data[0] & 0x7F) % 3];
   autopipe::SignSigV4(req, kKey, kSecret, "us-west-2", service, region->clock.NowSeconds());
   autopipe::HttpReply reply = region->router->Handle(req);
-  if (reply.status >= 300 && reply.body.find("<Code>") == std::string::npos) __builtin_trap();
+  const char* error_marker = json ? "\"__type\"" : "<Code>";
+  if (reply.status >= 300 && reply.body.find(error_marker) == std::string::npos) __builtin_trap();
   if (reply.status >= 500) __builtin_trap();  // a 5xx here means a handler bug, not bad input
   region->runner->RunPass();
   region->clock.Advance(1000);

@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <cctype>
 #include <chrono>
+#include <optional>
 
 #include "common/ids.h"
 #include "common/log.h"
@@ -22,8 +24,38 @@ std::string HeaderValue(const SigV4Request& r, const std::string& lower_name) {
   return "";
 }
 
+size_t HeaderCount(const SigV4Request& r, const std::string& lower_name) {
+  size_t n = 0;
+  for (const auto& [k, v] : r.headers) {
+    if (k.size() != lower_name.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < k.size() && same; ++i) same = std::tolower(static_cast<unsigned char>(k[i])) == lower_name[i];
+    n += same;
+  }
+  return n;
+}
+
 WireProtocol DetectProtocol(const SigV4Request& r) {
   return HeaderValue(r, "x-amz-target").empty() ? WireProtocol::kQuery : WireProtocol::kJson10;
+}
+
+// "Prefix.Operation": letters, digits and '_' on both sides of the last dot (the prefix may hold dots too).
+// Anything else, including bytes that are not ASCII, is refused without being echoed.
+std::optional<std::string> TargetAction(const std::string& target) {
+  size_t dot = target.rfind('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == target.size() || target.size() > 256) return std::nullopt;
+  for (char c : target) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.') return std::nullopt;
+  }
+  return target.substr(dot + 1);
+}
+
+bool IsActionName(const std::string& action) {
+  if (action.empty() || action.size() > 128) return false;
+  for (char c : action) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
 }
 
 std::string QueryString(const std::string& target) {
@@ -33,23 +65,40 @@ std::string QueryString(const std::string& target) {
 
 }  // namespace
 
-void ApiRouter::AddService(ServiceInfo info, std::map<std::string, Handler> handlers) {
-  std::string name = info.name;
-  services_[name] = Service{std::move(info), std::move(handlers)};
+void ApiRouter::AddService(ApiService service) {
+  Service svc;
+  svc.info = std::move(service.info);
+  svc.write_lock = service.write_lock;
+  svc.after_write = std::move(service.after_write);
+  for (auto& op : service.operations) {
+    std::string name = op.name;
+    svc.operations.emplace(std::move(name), std::move(op));
+  }
+  std::string name = svc.info.name;
+  services_[name] = std::move(svc);
 }
 
 HttpReply ApiRouter::Handle(const SigV4Request& http) const {
   const std::string request_id = NewUuid();
   WireProtocol protocol = DetectProtocol(http);
+  const bool query_mode = protocol == WireProtocol::kJson10 && HeaderValue(http, "x-amzn-query-mode") == "true";
+
+  // Which of two Authorization headers was signed is anyone's guess: refuse rather than pick one.
+  if (HeaderCount(http, "authorization") > 1) {
+    return RenderError(nullptr, protocol, request_id,
+                       Status(400, "IncompleteSignature", "The request carries more than one Authorization header"),
+                       query_mode);
+  }
 
   auto caller = VerifySigV4(http, secrets_, region_, clock_->NowSeconds());
-  if (!caller.ok()) return RenderError(nullptr, protocol, request_id, caller.status());
+  if (!caller.ok()) return RenderError(nullptr, protocol, request_id, caller.status(), query_mode);
 
   auto svc_it = services_.find(caller->service);
   if (svc_it == services_.end()) {
     return RenderError(nullptr, protocol, request_id,
                        Status(400, "InvalidAction",
-                              "The service " + caller->service + " is not offered by this endpoint"));
+                              "The service " + caller->service + " is not offered by this endpoint"),
+                       query_mode);
   }
   const Service& svc = svc_it->second;
   if (protocol == WireProtocol::kQuery) protocol = svc.info.protocol;
@@ -58,15 +107,18 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
   req.service = svc.info.name;
   req.request_id = request_id;
   req.protocol = protocol;
+  req.query_mode = query_mode;
   if (protocol == WireProtocol::kJson10) {
-    std::string target = HeaderValue(http, "x-amz-target");
-    size_t dot = target.rfind('.');
-    req.action = dot == std::string::npos ? target : target.substr(dot + 1);
-    req.json = Json::parse(http.body.empty() ? "{}" : http.body, nullptr, false);
-    if (req.json.is_discarded() || !req.json.is_object()) {
+    auto action = TargetAction(HeaderValue(http, "x-amz-target"));
+    if (!action) {
       return RenderError(&svc.info, protocol, request_id,
-                         Status(400, "SerializationException", "The request body is not a valid JSON object"));
+                         Status(400, "InvalidAction", "The X-Amz-Target header does not name an operation"),
+                         query_mode);
     }
+    req.action = std::move(*action);
+    auto params = FlattenJson10(http.body, svc.info);
+    if (!params.ok()) return RenderError(&svc.info, protocol, request_id, params.status(), query_mode);
+    req.params = std::move(*params);
   } else {
     auto from_query = ParseForm(QueryString(http.target));
     auto from_body = http.method == "POST" ? ParseForm(http.body) : std::optional<FormParams>(FormParams{});
@@ -83,6 +135,11 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
     req.action = action->second;
   }
 
+  // Text no AWS string shape allows is refused here, for every operation of every service.
+  if (Status text = CheckParameterText(req.params); !text.ok()) {
+    return RenderError(&svc.info, protocol, request_id, text, query_mode);
+  }
+
   auto started = std::chrono::steady_clock::now();
   Result<Json> result = Dispatch(svc, req);
   auto micros =
@@ -90,20 +147,35 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
   if (!result.ok()) {
     spdlog::info("api service={} action={} request_id={} error={} us={}", req.service, req.action, request_id,
                  result.status().code(), micros);
-    return RenderError(&svc.info, protocol, request_id, result.status());
+    return RenderError(&svc.info, protocol, request_id, result.status(), query_mode);
   }
   spdlog::debug("api service={} action={} request_id={} us={}", req.service, req.action, request_id, micros);
   return RenderResult(svc.info, req, *result);
 }
 
 Result<Json> ApiRouter::Dispatch(const Service& svc, const ApiRequest& req) const {
-  auto h = svc.handlers.find(req.action);
-  if (h == svc.handlers.end()) {
+  auto op = svc.operations.find(req.action);
+  if (op == svc.operations.end()) {
+    if (!IsActionName(req.action)) {
+      return Status(400, "InvalidAction", "The action is not a valid operation name for version " + svc.info.version);
+    }
     return Status(400, "InvalidAction",
                   "Could not find operation " + req.action + " for version " + svc.info.version);
   }
+  // JSON 1.0 parameters are flattened to the service's own Query/EC2 form, so they read the same way.
+  const Params params(req.params, svc.info.protocol);
   try {
-    return h->second(req);
+    if (op->second.access == Access::kRead || svc.write_lock == nullptr) {
+      Result<Json> result = op->second.handler(params);
+      if (op->second.access == Access::kWrite && result.ok() && svc.after_write) svc.after_write();
+      return result;
+    }
+    Result<Json> result = [&] {
+      std::lock_guard lock(*svc.write_lock);
+      return op->second.handler(params);
+    }();
+    if (result.ok() && svc.after_write) svc.after_write();
+    return result;
   } catch (const std::exception& e) {
     spdlog::error("api handler {}.{} threw: {}", req.service, req.action, e.what());
     return Status(500, "InternalFailure", "The request processing has failed because of an unknown error",

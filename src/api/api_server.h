@@ -1,22 +1,31 @@
 // The API edge: one HTTP endpoint for every service of the region.
 //
 // ApiRouter turns a raw HTTP request into a reply without any socket (so tests and fuzzers drive it directly):
-// SigV4 verification first, then protocol detection (X-Amz-Target => AWS JSON 1.0, else Query/EC2 form
-// parameters from the body and query string), then the service named by the credential scope, then the
-// handler for the action. Handlers never see the wire format and never throw across this edge; any exception
-// that escapes one becomes InternalFailure, never a crash.
+// SigV4 verification first, then protocol detection (X-Amz-Target => AWS JSON 1.0, flattened to Query
+// parameters; else Query/EC2 form parameters from the body and query string), then the service named by the
+// credential scope, then the operation named by the action. Handlers never see the wire format and never throw
+// across this edge; any exception that escapes one becomes InternalFailure, never a crash.
+//
+// Each service is a declarative table (ApiService): one Operation per action, marked kRead or kWrite. A kWrite
+// operation runs with the service's write_lock held (RegionContext::mu: writes and controller passes are
+// serialised) and, when it succeeds, after_write() is called once the lock is released (waking the
+// controllers). A kRead operation takes no lock at all: the store is thread-safe and hands out immutable
+// snapshots, so a Describe never waits for a write or a controller pass. A read handler must therefore only
+// read (it may see two documents from different moments, never a half-written one).
 //
 // ApiServer serves an ApiRouter over HTTP/1.1 (cpp-httplib, keep-alive, a fixed pool of worker threads).
 //
-// Thread-safety: configure the router (AddService) before serving; Handle() is then safe from many threads.
-// Handlers must be thread-safe.
+// Thread-safety: configure the router (AddService) before serving; Handle() and Invoke() are then safe from
+// many threads. Handlers must be thread-safe (kRead ones run concurrently with everything).
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/protocol.h"
 #include "api/sigv4.h"
@@ -28,23 +37,39 @@ class Server;
 
 namespace autopipe {
 
-using Handler = std::function<Result<Json>(const ApiRequest&)>;
+enum class Access { kRead, kWrite };
+
+struct Operation {
+  std::string name;  // the action, e.g. "DescribeAutoScalingGroups"
+  Access access;
+  std::function<Result<Json>(const Params&)> handler;
+};
+
+struct ApiService {
+  ServiceInfo info;
+  std::vector<Operation> operations;
+  std::mutex* write_lock = nullptr;    // held around every kWrite operation (nullptr: none)
+  std::function<void()> after_write;   // after each successful kWrite operation, lock released (may be empty)
+};
 
 class ApiRouter {
  public:
   ApiRouter(std::string region, SecretLookup secrets, const Clock* clock)
       : region_(std::move(region)), secrets_(std::move(secrets)), clock_(clock) {}
 
-  void AddService(ServiceInfo info, std::map<std::string, Handler> handlers);
+  void AddService(ApiService service);
   HttpReply Handle(const SigV4Request& http) const;
 
-  // Runs a handler without HTTP or signatures: for in-process callers such as `autopipe up`.
+  // Runs an operation without HTTP or signatures, with the same table and locking: for in-process callers such
+  // as `autopipe up`, and tests. The params are as a Query (or EC2) client would send them.
   Result<Json> Invoke(const std::string& service, const std::string& action, const FormParams& params) const;
 
  private:
   struct Service {
     ServiceInfo info;
-    std::map<std::string, Handler> handlers;
+    std::map<std::string, Operation, std::less<>> operations;
+    std::mutex* write_lock = nullptr;
+    std::function<void()> after_write;
   };
   Result<Json> Dispatch(const Service& svc, const ApiRequest& req) const;
 

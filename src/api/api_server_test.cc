@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+#include <mutex>
+
 namespace autopipe {
 namespace {
 
@@ -18,28 +21,67 @@ class RouterTest : public ::testing::Test {
                   return std::nullopt;
                 },
                 &clock_) {
-    router_.AddService({"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/",
-                        WireProtocol::kQuery},
-                       {{"Echo",
-                         [this](const ApiRequest& r) -> Result<Json> {
-                           ++calls_;
-                           Params p(r.params, r.protocol);
-                           return Json{{"Names", p.List("Names")}, {"Note", p.Str("Note").value_or("")}};
-                         }},
-                        {"NoOutput", [](const ApiRequest&) -> Result<Json> { return Json(); }},
-                        {"Fail", [](const ApiRequest&) -> Result<Json> { return Status::Validation("bad <thing>"); }},
-                        {"Throw", [](const ApiRequest&) -> Result<Json> { throw std::runtime_error("boom"); }}});
-    router_.AddService({"ec2", "2016-11-15", "http://ec2.amazonaws.com/doc/2016-11-15/", WireProtocol::kEc2},
-                       {{"DescribeThings", [](const ApiRequest& r) -> Result<Json> {
-                          Params p(r.params, r.protocol);
-                          return Json{{"thingSet", p.List("ThingId")}};
-                        }}});
-    router_.AddService({"monitoring", "2010-08-01", "http://monitoring.amazonaws.com/doc/2010-08-01/",
-                        WireProtocol::kQuery},
-                       {{"PutMetricData", [](const ApiRequest& r) -> Result<Json> {
-                          if (!r.json.contains("Namespace")) return Status(400, "MissingParameter", "Namespace");
-                          return Json();
-                        }}});
+    ApiService autoscaling;
+    autoscaling.info = {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/",
+                        WireProtocol::kQuery};
+    autoscaling.info.map_fields = {"Attributes"};
+    autoscaling.operations = {
+        {"Echo", Access::kRead,
+         [this](const Params& p) -> Result<Json> {
+           ++calls_;
+           return Json{{"Names", p.List("Names")}, {"Note", p.Str("Note").value_or("")}};
+         }},
+        {"Record", Access::kWrite,
+         [this](const Params& p) -> Result<Json> {
+           seen_ = p.Sub("");
+           // Held by the dispatcher: another thread cannot take it now.
+           held_ = !std::async(std::launch::async, [this] {
+                      bool got = write_lock_.try_lock();
+                      if (got) write_lock_.unlock();
+                      return got;
+                    }).get();
+           return Json();
+         }},
+        {"NoOutput", Access::kRead, [](const Params&) -> Result<Json> { return Json(); }},
+        {"Fail", Access::kWrite, [](const Params&) -> Result<Json> { return Status::Validation("bad <thing>"); }},
+        {"Throw", Access::kRead, [](const Params&) -> Result<Json> { throw std::runtime_error("boom"); }}};
+    autoscaling.write_lock = &write_lock_;
+    autoscaling.after_write = [this] { ++after_writes_; };
+    router_.AddService(std::move(autoscaling));
+
+    ApiService ec2;
+    ec2.info = {"ec2", "2016-11-15", "http://ec2.amazonaws.com/doc/2016-11-15/", WireProtocol::kEc2};
+    ec2.operations = {{"DescribeThings", Access::kRead, [](const Params& p) -> Result<Json> {
+                         return Json{{"thingSet", p.List("ThingId")}};
+                       }}};
+    router_.AddService(std::move(ec2));
+
+    ApiService monitoring;
+    monitoring.info = {"monitoring", "2010-08-01", "http://monitoring.amazonaws.com/doc/2010-08-01/",
+                       WireProtocol::kQuery};
+    monitoring.operations = {{"PutMetricData", Access::kWrite, [](const Params& p) -> Result<Json> {
+                                if (!p.Has("Namespace")) return Status(400, "MissingParameter", "Namespace");
+                                return Json();
+                              }},
+                             {"ListMetrics", Access::kRead, [](const Params& p) -> Result<Json> {
+                                return Json{{"Metrics", Json::array({{{"MetricName", "m"}, {"Dimensions", Json()}}})},
+                                            {"NextToken", Json()}};
+                              }}};
+    router_.AddService(std::move(monitoring));
+  }
+
+  static std::vector<std::pair<std::string, std::string>> JsonHeaders(const std::string& target,
+                                                                      bool query_mode = true) {
+    std::vector<std::pair<std::string, std::string>> h = {{"X-Amz-Target", target}};
+    if (query_mode) h.emplace_back("x-amzn-query-mode", "true");
+    return h;
+  }
+
+  static std::string Header(const HttpReply& reply, const std::string& name) {
+    for (const auto& [k, v] : reply.headers) {
+      if (k == name) return v;
+    }
+    return "";
   }
 
   SigV4Request Signed(const std::string& service, const std::string& body,
@@ -56,7 +98,11 @@ class RouterTest : public ::testing::Test {
 
   FakeClock clock_;
   ApiRouter router_;
+  std::mutex write_lock_;
   int calls_ = 0;
+  int after_writes_ = 0;
+  FormParams seen_;
+  bool held_ = false;
 };
 
 TEST_F(RouterTest, QueryResultIsWrappedWithMembersAndRequestId) {
@@ -117,23 +163,179 @@ TEST_F(RouterTest, Ec2ProtocolListsAsItemsWithRequestIdFirst) {
 }
 
 TEST_F(RouterTest, Json10RequestsAndErrors) {
-  std::vector<std::pair<std::string, std::string>> json_headers = {
-      {"X-Amz-Target", "GraniteServiceVersion20100801.PutMetricData"}, {"x-amzn-query-mode", "true"}};
-  auto ok = router_.Handle(Signed("monitoring", R"({"Namespace":"X","MetricData":[]})", json_headers));
+  auto ok = router_.Handle(Signed("monitoring", R"({"Namespace":"X","MetricData":[]})",
+                                  JsonHeaders("GraniteServiceVersion20100801.PutMetricData")));
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.content_type, "application/x-amz-json-1.0");
   EXPECT_EQ(ok.body, "{}");
+  EXPECT_FALSE(Header(ok, "x-amzn-RequestId").empty());
 
-  auto bad = router_.Handle(Signed("monitoring", R"({"MetricData":[]})", json_headers));
+  auto bad = router_.Handle(Signed("monitoring", R"({"MetricData":[]})",
+                                   JsonHeaders("GraniteServiceVersion20100801.PutMetricData")));
   EXPECT_EQ(bad.status, 400);
-  bool has_query_error = false;
-  for (const auto& [k, v] : bad.headers) has_query_error |= k == "x-amzn-query-error" && v == "MissingParameter;Sender";
-  EXPECT_TRUE(has_query_error);
+  EXPECT_EQ(Header(bad, "x-amzn-query-error"), "MissingParameter;Sender");
   EXPECT_EQ(Json::parse(bad.body)["__type"], "MissingParameter");
+  EXPECT_EQ(Json::parse(bad.body)["message"], "Namespace");
 
-  auto garbage = router_.Handle(Signed("monitoring", "{not json", json_headers));
-  EXPECT_EQ(garbage.status, 400);
-  EXPECT_EQ(Json::parse(garbage.body)["__type"], "SerializationException");
+  // Without x-amzn-query-mode the error is plain JSON 1.0.
+  auto plain = router_.Handle(Signed("monitoring", R"({})",
+                                     JsonHeaders("GraniteServiceVersion20100801.PutMetricData", false)));
+  EXPECT_EQ(plain.status, 400);
+  EXPECT_EQ(Header(plain, "x-amzn-query-error"), "");
+  EXPECT_EQ(Json::parse(plain.body)["__type"], "MissingParameter");
+
+  // Results render as JSON, leaving out null members as the XML does.
+  auto list = router_.Handle(Signed("monitoring", "", JsonHeaders("GraniteServiceVersion20100801.ListMetrics")));
+  EXPECT_EQ(list.status, 200);
+  EXPECT_EQ(list.body, R"({"Metrics":[{"MetricName":"m"}]})");
+
+  auto receiver = router_.Handle(Signed("autoscaling", "{}", JsonHeaders("AutoScaling_2011_01_01.Throw")));
+  EXPECT_EQ(receiver.status, 500);
+  EXPECT_EQ(Header(receiver, "x-amzn-query-error"), "InternalFailure;Receiver");
+}
+
+TEST_F(RouterTest, Json10ReachesTheHandlerWithTheQueryParameters) {
+  const std::string query =
+      "Action=Record&Version=2011-01-01&Name=g&Count=3&Ratio=0.5&Force=true&Zones.member.1=a&Zones.member.2=b"
+      "&Empty=&Tags.member.1.Key=k&Tags.member.1.Values.member.1=v&Monitoring.Enabled=false"
+      "&Attributes.entry.1.key=Policy&Attributes.entry.1.value=%7B%7D&Attributes.entry.2.key=Name"
+      "&Attributes.entry.2.value=x";
+  auto via_query = router_.Handle(Signed("autoscaling", query));
+  ASSERT_EQ(via_query.status, 200) << via_query.body;
+  FormParams from_query = seen_;
+  from_query.erase("Action");
+  from_query.erase("Version");
+
+  const std::string json = R"({"Name":"g","Count":3,"Ratio":0.5,"Force":true,"Zones":["a","b"],"Empty":[],
+      "Tags":[{"Key":"k","Values":["v"]}],"Monitoring":{"Enabled":false},"Absent":null,
+      "Attributes":{"Policy":"{}","Name":"x"}})";
+  seen_.clear();
+  auto via_json = router_.Handle(Signed("autoscaling", json, JsonHeaders("AutoScaling_2011_01_01.Record")));
+  ASSERT_EQ(via_json.status, 200) << via_json.body;
+  EXPECT_EQ(via_json.body, "{}");
+  EXPECT_EQ(seen_, from_query);
+  EXPECT_TRUE(held_);  // a write runs under the write lock
+  EXPECT_EQ(after_writes_, 2);
+}
+
+TEST_F(RouterTest, Json10BodiesThatAreNotObjectsTooDeepOrTooLongAreRefused) {
+  auto headers = JsonHeaders("AutoScaling_2011_01_01.Echo");
+  for (const std::string body : {"{not json", "[]", "\"x\"", "3", "null"}) {
+    auto reply = router_.Handle(Signed("autoscaling", body, headers));
+    EXPECT_EQ(reply.status, 400) << body;
+    EXPECT_EQ(Json::parse(reply.body)["__type"], "SerializationException") << body;
+  }
+  std::string deep = R"({"A":)" + std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']') + "}";
+  auto too_deep = router_.Handle(Signed("autoscaling", deep, headers));
+  EXPECT_EQ(too_deep.status, 400);
+  EXPECT_EQ(Json::parse(too_deep.body)["__type"], "SerializationException");
+  // Brackets inside strings do not count.
+  auto in_string = router_.Handle(
+      Signed("autoscaling", R"({"Note":")" + std::string(100, '[') + R"(\""})", headers));
+  EXPECT_EQ(in_string.status, 200) << in_string.body;
+
+  Json long_list = {{"Names", Json::array()}};
+  for (size_t i = 0; i <= kMaxJsonListLength; ++i) long_list["Names"].push_back("n");
+  auto too_long = router_.Handle(Signed("autoscaling", long_list.dump(), headers));
+  EXPECT_EQ(too_long.status, 400);
+  EXPECT_EQ(Header(too_long, "x-amzn-query-error"), "ValidationError;Sender");
+  EXPECT_NE(Json::parse(too_long.body)["message"].get<std::string>().find("at 'names'"), std::string::npos);
+  EXPECT_EQ(calls_, 1);  // only the in-string one ran
+}
+
+TEST_F(RouterTest, BadTargetsAndDoubleAuthorizationAreCleanErrors) {
+  for (const std::string target : {std::string("NoDot"), std::string("Prefix.\xff\xfe"), std::string("P.Ec ho")}) {
+    auto reply = router_.Handle(Signed("autoscaling", "{}", JsonHeaders(target)));
+    EXPECT_EQ(reply.status, 400);
+    EXPECT_EQ(Json::parse(reply.body)["__type"], "InvalidAction");
+    EXPECT_EQ(reply.body.find('\xff'), std::string::npos);
+  }
+  auto unknown = router_.Handle(Signed("autoscaling", "{}", JsonHeaders("AutoScaling_2011_01_01.Nope")));
+  EXPECT_EQ(Header(unknown, "x-amzn-query-error"), "InvalidAction;Sender");
+
+  auto twice = Signed("autoscaling", "Action=Echo&Version=2011-01-01");
+  std::string auth;
+  for (const auto& [k, v] : twice.headers) {
+    if (k == "Authorization") auth = v;
+  }
+  twice.headers.emplace_back("Authorization", auth);
+  auto reply = router_.Handle(twice);
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("<Code>IncompleteSignature</Code>"), std::string::npos) << reply.body;
+  EXPECT_EQ(calls_, 0);
+}
+
+TEST_F(RouterTest, ReadsTakeNoLockWritesDoAndWakeAfterSuccessOnly) {
+  {
+    std::lock_guard hold(write_lock_);  // as a long write or controller pass would
+    auto read = std::async(std::launch::async, [this] { return router_.Invoke("autoscaling", "Echo", {}); });
+    ASSERT_EQ(read.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+        << "a kRead operation waited for the write lock";
+    EXPECT_TRUE(read.get().ok());
+  }
+  EXPECT_EQ(after_writes_, 0);
+  ASSERT_TRUE(router_.Invoke("autoscaling", "Record", {{"X", "1"}}).ok());
+  EXPECT_TRUE(held_);
+  EXPECT_EQ(after_writes_, 1);
+  EXPECT_FALSE(router_.Invoke("autoscaling", "Fail", {}).ok());
+  EXPECT_EQ(after_writes_, 1);  // a failed write wakes nobody
+}
+
+TEST_F(RouterTest, ParametersThatAreNotAllowedTextAreRefusedAtTheEdge) {
+  const std::string pattern =
+      R"(Member must satisfy regular expression pattern: [\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]*)";
+  // A control character and invalid UTF-8 (via Query), U+FFFF and control characters (via JSON).
+  auto ctl = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=a%01b"));
+  EXPECT_EQ(ctl.status, 400);
+  EXPECT_NE(ctl.body.find("<Code>ValidationError</Code><Message>1 validation error detected: Value &apos;a\xEF\xBF\xBD"
+                          "b&apos; at &apos;note&apos; failed to satisfy constraint: " + pattern),
+            std::string::npos)
+      << ctl.body;
+  auto bad_utf8 = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Names.member.1=%C3%28"));
+  EXPECT_NE(bad_utf8.body.find("at &apos;names.member.1&apos;"), std::string::npos) << bad_utf8.body;
+  EXPECT_EQ(bad_utf8.body.find("\xC3("), std::string::npos);  // never echoed as is
+  auto overlong = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=%C0%AF"));
+  EXPECT_EQ(overlong.status, 400);
+  for (const std::string json : {R"({"Note":"\uffff"})", R"({"Note":"\u0000"})", R"({"Names":["\u001b"]})"}) {
+    auto reply = router_.Handle(Signed("autoscaling", json, JsonHeaders("AutoScaling_2011_01_01.Echo")));
+    EXPECT_EQ(reply.status, 400) << json;
+    EXPECT_EQ(Header(reply, "x-amzn-query-error"), "ValidationError;Sender") << json;
+  }
+  // A lone surrogate escape is not even JSON.
+  auto surrogate = router_.Handle(Signed("autoscaling", R"({"Note":"\ud800"})", JsonHeaders("A.Echo")));
+  EXPECT_EQ(surrogate.status, 400);
+  EXPECT_EQ(calls_, 0);
+  // Tab, CR, LF, non-ASCII letters and 4-byte characters are fine.
+  auto fine = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=a%09b%0D%0Ac%C3%A9%F0%9F%98%80"));
+  EXPECT_EQ(fine.status, 200) << fine.body;
+  EXPECT_EQ(calls_, 1);
+}
+
+TEST(RenderTest, ListsNameTheirMembersPerField) {
+  ServiceInfo rds{"rds", "2014-10-31", "http://rds.amazonaws.com/doc/2014-10-31/", WireProtocol::kQuery};
+  rds.list_members = {{"DBInstances", "DBInstance"}, {"VpcSecurityGroups", "VpcSecurityGroupMembership"}};
+  ApiRequest req;
+  req.action = "DescribeDBInstances";
+  req.request_id = "r1";
+  Json result = {{"DBInstances",
+                  {{{"DBInstanceIdentifier", "db1"},
+                    {"VpcSecurityGroups", {{{"VpcSecurityGroupId", "sg-1"}}}},
+                    {"ReadReplicaDBInstanceIdentifiers", {"db2"}}}}}};
+  HttpReply reply = RenderResult(rds, req, result);
+  EXPECT_NE(reply.body.find("<DescribeDBInstancesResult><DBInstances><DBInstance><DBInstanceIdentifier>db1"
+                            "</DBInstanceIdentifier><VpcSecurityGroups><VpcSecurityGroupMembership>"
+                            "<VpcSecurityGroupId>sg-1</VpcSecurityGroupId></VpcSecurityGroupMembership>"
+                            "</VpcSecurityGroups><ReadReplicaDBInstanceIdentifiers><member>db2</member>"
+                            "</ReadReplicaDBInstanceIdentifiers></DBInstance></DBInstances>"),
+            std::string::npos)
+      << reply.body;
+
+  // The same names flatten a JSON 1.0 list as the Query client would send it.
+  auto flat = FlattenJson10(R"({"DBInstances":["a"],"Other":["b"]})", rds);
+  ASSERT_TRUE(flat.ok());
+  EXPECT_EQ(*flat, (FormParams{{"DBInstances.DBInstance.1", "a"}, {"Other.member.1", "b"}}));
+  ServiceInfo ec2{"ec2", "2016-11-15", "http://ec2.amazonaws.com/doc/2016-11-15/", WireProtocol::kEc2};
+  EXPECT_EQ(*FlattenJson10(R"({"InstanceId":["i-1"]})", ec2), (FormParams{{"InstanceId.1", "i-1"}}));
 }
 
 TEST_F(RouterTest, UnsignedAndWronglySignedRequestsNeverReachHandlers) {

@@ -12,10 +12,10 @@ bool ParseIndex(const std::string& s, int64_t* out) {
   return ec == std::errc() && ptr == s.data() + s.size() && *out >= 1;
 }
 
-void AppendXml(std::string& out, const std::string& name, const Json& v, const char* item_name);
+void AppendXml(std::string& out, const std::string& name, const Json& v, const ServiceInfo& svc);
 
-void AppendChildren(std::string& out, const Json& obj, const char* item_name) {
-  for (auto it = obj.begin(); it != obj.end(); ++it) AppendXml(out, it.key(), it.value(), item_name);
+void AppendChildren(std::string& out, const Json& obj, const ServiceInfo& svc) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) AppendXml(out, it.key(), it.value(), svc);
 }
 
 void AppendEscaped(std::string& out, const std::string& s) {
@@ -53,16 +53,18 @@ void AppendScalar(std::string& out, const Json& v) {
   }
 }
 
-// Objects become elements, arrays become repeated <member>/<item> children, null is left out.
-void AppendXml(std::string& out, const std::string& name, const Json& v, const char* item_name) {
+// Objects become elements, arrays become repeated <member>/<item> (or the list's own member name) children,
+// null is left out.
+void AppendXml(std::string& out, const std::string& name, const Json& v, const ServiceInfo& svc) {
   if (v.is_null()) return;
   out += '<';
   out += name;
   out += '>';
   if (v.is_object()) {
-    AppendChildren(out, v, item_name);
+    AppendChildren(out, v, svc);
   } else if (v.is_array()) {
-    for (const auto& e : v) AppendXml(out, item_name, e, item_name);
+    const std::string& member = svc.ListMember(name);
+    for (const auto& e : v) AppendXml(out, member, e, svc);
   } else {
     AppendScalar(out, v);
   }
@@ -71,9 +73,213 @@ void AppendXml(std::string& out, const std::string& name, const Json& v, const c
   out += '>';
 }
 
-Json ToJson10(const Json& v) { return v.is_null() ? Json::object() : v; }
+// The JSON 1.0 rendering of a result: null members left out (as the XML leaves them out), null is {}.
+Json StripNulls(const Json& v) {
+  if (v.is_object()) {
+    Json out(Json::value_t::object);
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (!it.value().is_null()) out.get_ref<Json::object_t&>().emplace_back(it.key(), StripNulls(it.value()));
+    }
+    return out;
+  }
+  if (v.is_array()) {
+    Json out(Json::value_t::array);
+    for (const auto& e : v) {
+      if (!e.is_null()) out.push_back(StripNulls(e));
+    }
+    return out;
+  }
+  return v;
+}
+
+// Never throws: a string that is not UTF-8 has its bad bytes replaced (U+FFFD) rather than failing the reply.
+std::string DumpJson(const Json& v) { return v.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// Depth of the deepest [ or { nesting, scanning at most until it passes `limit` (strings skipped).
+int JsonDepth(const std::string& s, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+std::string LowerFirst(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+struct Flattener {
+  const ServiceInfo& svc;
+  FormParams& out;
+
+  // `field` is the member name the value sits under (for list member names, maps and messages).
+  Status Add(const std::string& key, const std::string& field, const Json& v) {
+    char buf[32];
+    switch (v.type()) {
+      case Json::value_t::null:
+      case Json::value_t::discarded:
+        return Status::Ok();
+      case Json::value_t::string:
+        out[key] = v.get_ref<const std::string&>();
+        return Status::Ok();
+      case Json::value_t::boolean:
+        out[key] = v.get<bool>() ? "true" : "false";
+        return Status::Ok();
+      case Json::value_t::number_integer: {
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get<int64_t>());
+        out[key] = std::string(buf, end);
+        return Status::Ok();
+      }
+      case Json::value_t::number_unsigned: {
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get<uint64_t>());
+        out[key] = std::string(buf, end);
+        return Status::Ok();
+      }
+      case Json::value_t::number_float:
+        out[key] = v.dump();
+        return Status::Ok();
+      case Json::value_t::binary:
+        return Status(400, "SerializationException", "Binary values are not accepted");
+      case Json::value_t::array: {
+        if (v.size() > kMaxJsonListLength) {
+          return Status::Validation("1 validation error detected: Value with " + std::to_string(v.size()) +
+                                    " elements at '" + LowerFirst(field) +
+                                    "' failed to satisfy constraint: Member must have length less than or equal "
+                                    "to " + std::to_string(kMaxJsonListLength));
+        }
+        if (v.empty()) {
+          out[key] = "";  // as a Query client sends an empty list
+          return Status::Ok();
+        }
+        const std::string prefix =
+            svc.protocol == WireProtocol::kEc2 ? key + "." : key + "." + svc.ListMember(field) + ".";
+        for (size_t i = 0; i < v.size(); ++i) {
+          AP_RETURN_IF_ERROR(Add(prefix + std::to_string(i + 1), "member", v[i]));
+        }
+        return Status::Ok();
+      }
+      case Json::value_t::object: {
+        if (svc.map_fields.count(field)) {
+          size_t n = 0;
+          for (auto it = v.begin(); it != v.end(); ++it) {
+            const std::string entry = key + ".entry." + std::to_string(++n);
+            out[entry + ".key"] = it.key();
+            AP_RETURN_IF_ERROR(Add(entry + ".value", "value", it.value()));
+          }
+          return Status::Ok();
+        }
+        for (auto it = v.begin(); it != v.end(); ++it) {
+          AP_RETURN_IF_ERROR(Add(key.empty() ? it.key() : key + "." + it.key(), it.key(), it.value()));
+        }
+        return Status::Ok();
+      }
+    }
+    return Status::Ok();
+  }
+};
+
+// Length of the UTF-8 sequence at s[i] if it is well-formed (shortest form, no surrogates, <= U+10FFFF) and the
+// character is one AWS string shapes allow; 0 otherwise.
+size_t AllowedCharAt(const std::string& s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') ? 1 : 0;
+  size_t len = 0;
+  uint32_t cp = 0;
+  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+  else return 0;
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;  // overlong, too big
+  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF) return 0;
+  return len;
+}
+
+// The text with every byte run that is not an allowed character shown as U+FFFD.
+std::string Printable(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    size_t n = AllowedCharAt(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s, i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+// "Tags.member.1.Key" -> "tags.member.1.key", as AWS names members in validation messages.
+std::string FieldPath(const std::string& key) {
+  std::string out = Printable(key);
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (i == 0 || out[i - 1] == '.') out[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(out[i])));
+  }
+  return out;
+}
 
 }  // namespace
+
+Status CheckParameterText(const FormParams& params) {
+  for (const auto& [key, value] : params) {
+    for (size_t i = 0; i < value.size();) {
+      size_t n = AllowedCharAt(value, i);
+      if (n == 0) {
+        return Status::Validation("1 validation error detected: Value '" + Printable(value) + "' at '" +
+                                  FieldPath(key) +
+                                  "' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                                  "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\r\\n\\t]*");
+      }
+      i += n;
+    }
+  }
+  return Status::Ok();
+}
+
+const std::string& ServiceInfo::ListMember(const std::string& list) const {
+  static const std::string kMember = "member", kItem = "item";
+  if (!list_members.empty()) {
+    auto it = list_members.find(list);
+    if (it != list_members.end()) return it->second;
+  }
+  return protocol == WireProtocol::kEc2 ? kItem : kMember;
+}
+
+Result<FormParams> FlattenJson10(const std::string& body, const ServiceInfo& svc) {
+  if (JsonDepth(body, kMaxJsonDepth) > kMaxJsonDepth) {
+    return Status(400, "SerializationException",
+                  "The request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  Json json = Json::parse(body.empty() ? "{}" : body, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object()) {
+    return Status(400, "SerializationException", "The request body is not a valid JSON object");
+  }
+  FormParams out;
+  AP_RETURN_IF_ERROR((Flattener{svc, out}.Add("", "", json)));
+  return out;
+}
 
 std::string XmlEscape(const std::string& s) {
   std::string out;
@@ -187,7 +393,7 @@ HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json
   reply.headers.emplace_back("x-amzn-RequestId", req.request_id);
   if (req.protocol == WireProtocol::kJson10) {
     reply.content_type = "application/x-amz-json-1.0";
-    reply.body = ToJson10(result).dump();
+    reply.body = result.is_null() ? "{}" : DumpJson(StripNulls(result));
     return reply;
   }
   reply.content_type = "text/xml";
@@ -197,9 +403,9 @@ HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json
   out += req.action + "Response xmlns=\"" + svc.xml_namespace + "\">";
   if (svc.protocol == WireProtocol::kEc2) {
     out += "<requestId>" + req.request_id + "</requestId>";
-    if (result.is_object()) AppendChildren(out, result, "item");
+    if (result.is_object()) AppendChildren(out, result, svc);
   } else {
-    if (!result.is_null()) AppendXml(out, req.action + "Result", result, "member");
+    if (!result.is_null()) AppendXml(out, req.action + "Result", result, svc);
     out += "<ResponseMetadata><RequestId>" + req.request_id + "</RequestId></ResponseMetadata>";
   }
   out += "</" + req.action + "Response>";
@@ -207,15 +413,15 @@ HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json
 }
 
 HttpReply RenderError(const ServiceInfo* svc, WireProtocol protocol, const std::string& request_id,
-                      const Status& error) {
+                      const Status& error, bool query_mode) {
   HttpReply reply;
   reply.status = error.http_status();
   reply.headers.emplace_back("x-amzn-RequestId", request_id);
   const char* type = error.sender_fault() ? "Sender" : "Receiver";
   if (protocol == WireProtocol::kJson10) {
     reply.content_type = "application/x-amz-json-1.0";
-    reply.headers.emplace_back("x-amzn-query-error", error.code() + ";" + type);
-    reply.body = Json{{"__type", error.code()}, {"message", error.message()}}.dump();
+    if (query_mode) reply.headers.emplace_back("x-amzn-query-error", error.code() + ";" + type);
+    reply.body = DumpJson(Json{{"__type", error.code()}, {"message", error.message()}});
     return reply;
   }
   reply.content_type = "text/xml";

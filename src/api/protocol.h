@@ -3,11 +3,14 @@
 //  - Query (autoscaling, elasticloadbalancing, elasticache, rds, sns, cloudwatch from older clients):
 //    form parameters in, <OpResponse><OpResult>...</OpResult><ResponseMetadata/> XML out, lists as <member>.
 //  - EC2: form parameters in (lists as Name.N), <OpResponse><requestId/>...</OpResponse> out, lists as <item>.
-//  - AWS JSON 1.0 (CloudWatch from botocore >= 1.42.7): JSON in and out, errors with x-amzn-query-error.
+//  - AWS JSON 1.0 (CloudWatch from botocore >= 1.42.7): JSON in and out, errors as {"__type","message"} plus
+//    x-amzn-query-error when the client sent x-amzn-query-mode. The body is flattened by FlattenJson10 into the
+//    very FormParams the Query protocol gives for the same shape, so one handler serves both protocols.
 //
-// Service handlers receive an ApiRequest and return Result<Json>: a Json object is the operation's result
-// members in order (arrays become lists), null means "no result element" (operations without an output
-// shape). Errors are Status values until RenderError() turns them into the protocol's envelope.
+// Service handlers receive Params (typed access to the flat parameters) and return Result<Json>: a Json object
+// is the operation's result members in order (arrays become lists), null means "no result element"
+// (operations without an output shape). Errors are Status values until RenderError() turns them into the
+// protocol's envelope.
 //
 // Thread-safety: pure functions and value types.
 #pragma once
@@ -16,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,8 +36,8 @@ struct ApiRequest {
   std::string action;   // "CreateAutoScalingGroup"
   std::string request_id;
   WireProtocol protocol = WireProtocol::kQuery;
-  FormParams params;    // Query and EC2
-  Json json;            // JSON 1.0 body
+  bool query_mode = false;  // JSON 1.0 with x-amzn-query-mode: true (errors also name their Query code)
+  FormParams params;        // Query and EC2 as sent; JSON 1.0 flattened to the same names
 };
 
 // Typed access to flattened Query/EC2 parameters. Getters return a Status naming the parameter on bad input.
@@ -78,11 +82,34 @@ class JsonObject {
 };
 
 struct ServiceInfo {
+  ServiceInfo() = default;
+  ServiceInfo(std::string name, std::string version, std::string xml_namespace, WireProtocol protocol)
+      : name(std::move(name)), version(std::move(version)), xml_namespace(std::move(xml_namespace)),
+        protocol(protocol) {}
+
   std::string name;           // SigV4 name
   std::string version;        // e.g. 2011-01-01
   std::string xml_namespace;  // e.g. http://autoscaling.amazonaws.com/doc/2011-01-01/
-  WireProtocol protocol;
+  WireProtocol protocol = WireProtocol::kQuery;
+  // List fields whose member element is not the protocol's default ("member", EC2 "item"), by the list's field
+  // name: RDS {"DBInstances", "DBInstance"} renders <DBInstances><DBInstance>..</DBInstance></DBInstances>, and a
+  // JSON 1.0 list "DBInstances" flattens to DBInstances.DBInstance.N as the Query client would send it.
+  std::map<std::string, std::string> list_members;
+  // Fields whose JSON 1.0 object is a map (flattened Name.entry.N.key / .value), not a structure (Name.Field).
+  std::set<std::string> map_fields;
+
+  // The member element of the list field `list`.
+  const std::string& ListMember(const std::string& list) const;
 };
+
+// Flattens an AWS JSON 1.0 request body into the Query parameters of the same shape: lists become
+// Name.member.N (or the ServiceInfo's member name; EC2 services Name.N), an empty list Name="", maps
+// Name.entry.N.key / .value, structures Name.Field, numbers and booleans their Query text; nulls are left out.
+// An empty body is {}. Refuses (SerializationException) a body that is not one JSON object or nests deeper than
+// kMaxJsonDepth, and (ValidationError) a list longer than kMaxJsonListLength.
+inline constexpr int kMaxJsonDepth = 32;
+inline constexpr size_t kMaxJsonListLength = 1000;
+Result<FormParams> FlattenJson10(const std::string& body, const ServiceInfo& svc);
 
 struct HttpReply {
   int status = 200;
@@ -92,8 +119,14 @@ struct HttpReply {
 };
 
 HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json& result);
+// Every parameter value must be UTF-8 holding only the characters AWS's string shapes allow (no control
+// characters but tab, CR and LF; no U+FFFE/U+FFFF). Otherwise the ValidationError AWS gives, naming the first
+// offending parameter (its value shown with the bad characters replaced by U+FFFD).
+Status CheckParameterText(const FormParams& params);
+
+// `query_mode`: a JSON 1.0 error also carries x-amzn-query-error: Code;Sender|Receiver.
 HttpReply RenderError(const ServiceInfo* svc, WireProtocol protocol, const std::string& request_id,
-                      const Status& error);
+                      const Status& error, bool query_mode = false);
 
 // XML text escaping (exposed for tests).
 std::string XmlEscape(const std::string& s);

@@ -40,13 +40,12 @@ Result<std::string> RequiredName(const Params& p, const std::string& name, size_
 }
 
 Result<std::optional<int>> NonNegativeInt(const Params& p, const std::string& name) {
-  auto v = p.Int(name);
-  if (!v.ok()) return v.status();
-  if (!*v) return std::optional<int>();
-  if (**v < 0 || **v > 100000) {
-    return ConstraintError(LowerCamel(name), std::to_string(**v), "Member must have value greater than or equal to 0");
+  AP_ASSIGN_OR_RETURN(auto v, p.Int(name));
+  if (!v) return std::optional<int>();
+  if (*v < 0 || *v > 100000) {
+    return ConstraintError(LowerCamel(name), std::to_string(*v), "Member must have value greater than or equal to 0");
   }
-  return std::optional<int>(static_cast<int>(**v));
+  return std::optional<int>(static_cast<int>(*v));
 }
 
 Status GroupNotFound(const std::string& name) {
@@ -129,14 +128,13 @@ struct Page {
 
 Result<Page> ReadPage(const Params& p, size_t default_limit, size_t max_limit) {
   Page page{0, default_limit};
-  auto max_records = p.Int("MaxRecords");
-  if (!max_records.ok()) return max_records.status();
-  if (*max_records) {
-    if (**max_records < 1 || static_cast<size_t>(**max_records) > max_limit) {
-      return ConstraintError("maxRecords", std::to_string(**max_records),
+  AP_ASSIGN_OR_RETURN(auto max_records, p.Int("MaxRecords"));
+  if (max_records) {
+    if (*max_records < 1 || static_cast<size_t>(*max_records) > max_limit) {
+      return ConstraintError("maxRecords", std::to_string(*max_records),
                              "Member must have value less than or equal to " + std::to_string(max_limit));
     }
-    page.limit = static_cast<size_t>(**max_records);
+    page.limit = static_cast<size_t>(*max_records);
   }
   if (auto token = p.Str("NextToken")) {
     char* end = nullptr;
@@ -273,9 +271,7 @@ class AutoScalingService {
   Result<Json> LoadGroup(const std::string& name, bool allow_deleting = false);
   Result<Json> ReadTags(const Params& p, const std::string& default_group);
   Status Save(std::vector<StoreWrite> writes) {
-    AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
-    if (ctx_->wake) ctx_->wake();
-    return Status::Ok();
+    return ctx_->store->Commit(writes);
   }
 
   RegionContext* ctx_;
@@ -291,8 +287,7 @@ Result<Json> AutoScalingService::LoadGroup(const std::string& name, bool allow_d
 }
 
 Result<Json> AutoScalingService::CreateLaunchConfiguration(const Params& p) {
-  auto name = RequiredName(p, "LaunchConfigurationName");
-  if (!name.ok()) return name.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "LaunchConfigurationName"));
   if (p.Has("InstanceId")) {
     return Status::Validation("Creating a launch configuration from an instance is not supported; give ImageId "
                               "and InstanceType");
@@ -310,33 +305,29 @@ Result<Json> AutoScalingService::CreateLaunchConfiguration(const Params& p) {
     return ConstraintError("userData", "...", "Member must have length less than or equal to 21847");
   }
   if (!IsBase64(user_data)) return Status::Validation("Invalid BASE64 encoding of user data.");
-  auto monitoring = p.Bool("InstanceMonitoring.Enabled");
-  if (!monitoring.ok()) return monitoring.status();
+  AP_ASSIGN_OR_RETURN(auto monitoring, p.Bool("InstanceMonitoring.Enabled"));
 
-  std::lock_guard lock(*ctx_->mu);
-  if (ctx_->store->Get(kind::kLaunchConfiguration, *name)) {
+  if (ctx_->store->Get(kind::kLaunchConfiguration, name)) {
     return Status(400, "AlreadyExists", "Launch Configuration by this name already exists - A launch configuration "
-                                        "already exists with the name " + *name);
+                                        "already exists with the name " + name);
   }
-  Json lc = {{"LaunchConfigurationName", *name},
+  Json lc = {{"LaunchConfigurationName", name},
              {"LaunchConfigurationARN", ctx_->Arn("autoscaling", "launchConfiguration:" + NewUuid() +
-                                                                     ":launchConfigurationName/" + *name)},
+                                                                     ":launchConfigurationName/" + name)},
              {"ImageId", *image_id},
              {"InstanceType", *type},
              {"KeyName", p.Str("KeyName").value_or("")},
              {"SecurityGroups", p.List("SecurityGroups")},
              {"UserData", user_data},
-             {"InstanceMonitoring", monitoring->value_or(true)},
+             {"InstanceMonitoring", monitoring.value_or(true)},
              {"CreatedTime", ctx_->clock->NowMillis()}};
-  AP_RETURN_IF_ERROR(Save({{kind::kLaunchConfiguration, *name, lc}}));
+  AP_RETURN_IF_ERROR(Save({{kind::kLaunchConfiguration, name, lc}}));
   return Json();
 }
 
 Result<Json> AutoScalingService::DescribeLaunchConfigurations(const Params& p) {
-  auto page = ReadPage(p, 50, 100);
-  if (!page.ok()) return page.status();
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 100));
   auto names = p.List("LaunchConfigurationNames");
-  std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
   for (const auto& doc : ctx_->store->List(kind::kLaunchConfiguration)) {
     const Json& lc = *doc;
@@ -344,24 +335,22 @@ Result<Json> AutoScalingService::DescribeLaunchConfigurations(const Params& p) {
     all.push_back(LaunchConfigurationXml(lc));
   }
   Json result = Json::object();
-  Paginate(result, "LaunchConfigurations", std::move(all), *page);
+  Paginate(result, "LaunchConfigurations", std::move(all), page);
   return result;
 }
 
 Result<Json> AutoScalingService::DeleteLaunchConfiguration(const Params& p) {
-  auto name = RequiredName(p, "LaunchConfigurationName");
-  if (!name.ok()) return name.status();
-  std::lock_guard lock(*ctx_->mu);
-  if (!ctx_->store->Get(kind::kLaunchConfiguration, *name)) return LaunchConfigurationNotFound(*name);
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "LaunchConfigurationName"));
+  if (!ctx_->store->Get(kind::kLaunchConfiguration, name)) return LaunchConfigurationNotFound(name);
   for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
     const Json& g = *doc;
-    if (g["LaunchConfigurationName"] == *name) {
-      return Status(400, "ResourceInUse", "Cannot delete launch configuration " + *name +
+    if (g["LaunchConfigurationName"] == name) {
+      return Status(400, "ResourceInUse", "Cannot delete launch configuration " + name +
                                               " because it is attached to AutoScalingGroup " +
                                               g["AutoScalingGroupName"].get<std::string>());
     }
   }
-  AP_RETURN_IF_ERROR(Save({{kind::kLaunchConfiguration, *name, std::nullopt}}));
+  AP_RETURN_IF_ERROR(Save({{kind::kLaunchConfiguration, name, std::nullopt}}));
   return Json();
 }
 
@@ -420,8 +409,7 @@ Status MergeTags(Json& group, const Json& tags) {
 }
 
 Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
   if (p.Has("LaunchTemplate.LaunchTemplateId") || p.Has("LaunchTemplate.LaunchTemplateName") ||
       p.Has("MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification.LaunchTemplateId") || p.Has("InstanceId")) {
     return Status::Validation("Only launch configurations are supported by this region so far; give "
@@ -432,26 +420,20 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
     return Status::Validation("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, "
                               "InstanceId or MixedInstancesPolicy parameter.");
   }
-  auto min = NonNegativeInt(p, "MinSize");
-  if (!min.ok()) return min.status();
-  auto max = NonNegativeInt(p, "MaxSize");
-  if (!max.ok()) return max.status();
-  if (!*min) return RequiredName(p, "MinSize").status();
-  if (!*max) return RequiredName(p, "MaxSize").status();
-  auto desired = NonNegativeInt(p, "DesiredCapacity");
-  if (!desired.ok()) return desired.status();
-  int want = desired->value_or(**min);
-  AP_RETURN_IF_ERROR(CheckSizes(**min, **max, want));
-  auto cooldown = NonNegativeInt(p, "DefaultCooldown");
-  if (!cooldown.ok()) return cooldown.status();
-  auto grace = NonNegativeInt(p, "HealthCheckGracePeriod");
-  if (!grace.ok()) return grace.status();
+  AP_ASSIGN_OR_RETURN(auto min, NonNegativeInt(p, "MinSize"));
+  AP_ASSIGN_OR_RETURN(auto max, NonNegativeInt(p, "MaxSize"));
+  if (!min) return RequiredName(p, "MinSize").status();
+  if (!max) return RequiredName(p, "MaxSize").status();
+  AP_ASSIGN_OR_RETURN(auto desired, NonNegativeInt(p, "DesiredCapacity"));
+  int want = desired.value_or(*min);
+  AP_RETURN_IF_ERROR(CheckSizes(*min, *max, want));
+  AP_ASSIGN_OR_RETURN(auto cooldown, NonNegativeInt(p, "DefaultCooldown"));
+  AP_ASSIGN_OR_RETURN(auto grace, NonNegativeInt(p, "HealthCheckGracePeriod"));
   std::string health_type = p.Str("HealthCheckType").value_or("EC2");
   if (health_type != "EC2" && health_type != "ELB") {
     return Status::Validation("Invalid health check type: " + health_type + ". Valid values are EC2 and ELB.");
   }
-  auto protect = p.Bool("NewInstancesProtectedFromScaleIn");
-  if (!protect.ok()) return protect.status();
+  AP_ASSIGN_OR_RETURN(auto protect, p.Bool("NewInstancesProtectedFromScaleIn"));
 
   auto zones = p.List("AvailabilityZones");
   if (p.Has("VPCZoneIdentifier") && !p.Str("VPCZoneIdentifier")->empty()) {
@@ -467,9 +449,8 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
     }
     if (std::find(unique_zones.begin(), unique_zones.end(), z) == unique_zones.end()) unique_zones.push_back(z);
   }
-  auto lbs = ReadLoadBalancerNames(p);
-  if (!lbs.ok()) return lbs.status();
-  AP_RETURN_IF_ERROR(CheckLoadBalancerCount(lbs->size()));
+  AP_ASSIGN_OR_RETURN(auto lbs, ReadLoadBalancerNames(p));
+  AP_RETURN_IF_ERROR(CheckLoadBalancerCount(lbs.size()));
   auto tg = p.List("TargetGroupARNs");
   if (!tg.empty()) return Status::Validation("Provided Target Groups may not be valid.");
   std::vector<std::string> policies = p.List("TerminationPolicies");
@@ -479,37 +460,35 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
     if (!kPolicies.count(pol)) return Status::Validation("Unsupported termination policy: " + pol);
   }
   if (policies.empty()) policies = {"Default"};
-  auto tags = ReadTags(p, *name);
-  if (!tags.ok()) return tags.status();
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p, name));
 
-  std::lock_guard lock(*ctx_->mu);
-  if (ctx_->store->Get(kind::kAutoScalingGroup, *name)) {
+  if (ctx_->store->Get(kind::kAutoScalingGroup, name)) {
     return Status(400, "AlreadyExists",
-                  "AutoScalingGroup by this name already exists - A group with the name " + *name + " already exists");
+                  "AutoScalingGroup by this name already exists - A group with the name " + name + " already exists");
   }
   if (!ctx_->store->Get(kind::kLaunchConfiguration, *lc_name)) return LaunchConfigurationNotFound(*lc_name);
-  AP_RETURN_IF_ERROR(CheckLoadBalancersExist(*ctx_, *lbs));
+  AP_RETURN_IF_ERROR(CheckLoadBalancersExist(*ctx_, lbs));
   Json lb_states = Json::object();
-  for (const auto& lb : *lbs) lb_states[lb] = lb_attachment::kAdding;
+  for (const auto& lb : lbs) lb_states[lb] = lb_attachment::kAdding;
   const int64_t now = ctx_->clock->NowMillis();
   Json group = {
-      {"AutoScalingGroupName", *name},
+      {"AutoScalingGroupName", name},
       {"AutoScalingGroupARN",
-       ctx_->Arn("autoscaling", "autoScalingGroup:" + NewUuid() + ":autoScalingGroupName/" + *name)},
+       ctx_->Arn("autoscaling", "autoScalingGroup:" + NewUuid() + ":autoScalingGroupName/" + name)},
       {"LaunchConfigurationName", *lc_name},
-      {"MinSize", **min},
-      {"MaxSize", **max},
+      {"MinSize", *min},
+      {"MaxSize", *max},
       {"DesiredCapacity", want},
-      {"DefaultCooldown", cooldown->value_or(300)},
+      {"DefaultCooldown", cooldown.value_or(300)},
       {"AvailabilityZones", unique_zones},
-      {"LoadBalancerNames", *lbs},
+      {"LoadBalancerNames", lbs},
       {"LoadBalancerStates", lb_states},
       {"HealthCheckType", health_type},
-      {"HealthCheckGracePeriod", grace->value_or(0)},
+      {"HealthCheckGracePeriod", grace.value_or(0)},
       {"CreatedTime", now},
       {"SuspendedProcesses", Json::array()},
       {"TerminationPolicies", policies},
-      {"NewInstancesProtectedFromScaleIn", protect->value_or(false)},
+      {"NewInstancesProtectedFromScaleIn", protect.value_or(false)},
       {"Tags", Json::array()},
       {"Instances", Json::object()},
       {"Deleting", false},
@@ -518,26 +497,19 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
       {"LaunchFailures", 0},
       {"LaunchBackoffUntil", 0},
   };
-  AP_RETURN_IF_ERROR(MergeTags(group, *tags));
-  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, group}}));
+  AP_RETURN_IF_ERROR(MergeTags(group, tags));
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, name, group}}));
   return Json();
 }
 
 Result<Json> AutoScalingService::UpdateAutoScalingGroup(const Params& p) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
-  auto min = NonNegativeInt(p, "MinSize");
-  if (!min.ok()) return min.status();
-  auto max = NonNegativeInt(p, "MaxSize");
-  if (!max.ok()) return max.status();
-  auto desired = NonNegativeInt(p, "DesiredCapacity");
-  if (!desired.ok()) return desired.status();
-  auto cooldown = NonNegativeInt(p, "DefaultCooldown");
-  if (!cooldown.ok()) return cooldown.status();
-  auto grace = NonNegativeInt(p, "HealthCheckGracePeriod");
-  if (!grace.ok()) return grace.status();
-  auto protect = p.Bool("NewInstancesProtectedFromScaleIn");
-  if (!protect.ok()) return protect.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
+  AP_ASSIGN_OR_RETURN(auto min, NonNegativeInt(p, "MinSize"));
+  AP_ASSIGN_OR_RETURN(auto max, NonNegativeInt(p, "MaxSize"));
+  AP_ASSIGN_OR_RETURN(auto desired, NonNegativeInt(p, "DesiredCapacity"));
+  AP_ASSIGN_OR_RETURN(auto cooldown, NonNegativeInt(p, "DefaultCooldown"));
+  AP_ASSIGN_OR_RETURN(auto grace, NonNegativeInt(p, "HealthCheckGracePeriod"));
+  AP_ASSIGN_OR_RETURN(auto protect, p.Bool("NewInstancesProtectedFromScaleIn"));
   auto health_type = p.Str("HealthCheckType");
   if (health_type && *health_type != "EC2" && *health_type != "ELB") {
     return Status::Validation("Invalid health check type: " + *health_type + ". Valid values are EC2 and ELB.");
@@ -550,25 +522,23 @@ Result<Json> AutoScalingService::UpdateAutoScalingGroup(const Params& p) {
     }
   }
 
-  std::lock_guard lock(*ctx_->mu);
-  auto found = LoadGroup(*name);
-  if (!found.ok()) return found.status();
-  Json g = *found;
+  AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name));
+  Json g = found;
   if (auto lc = p.Str("LaunchConfigurationName")) {
     if (!ctx_->store->Get(kind::kLaunchConfiguration, *lc)) return LaunchConfigurationNotFound(*lc);
     g["LaunchConfigurationName"] = *lc;
   }
   const int old_desired = g["DesiredCapacity"];
-  int new_min = min->value_or(g["MinSize"].get<int>());
-  int new_max = max->value_or(g["MaxSize"].get<int>());
-  int new_desired = desired->value_or(std::clamp(old_desired, std::min(new_min, new_max), new_max));
+  int new_min = min.value_or(g["MinSize"].get<int>());
+  int new_max = max.value_or(g["MaxSize"].get<int>());
+  int new_desired = desired.value_or(std::clamp(old_desired, std::min(new_min, new_max), new_max));
   AP_RETURN_IF_ERROR(CheckSizes(new_min, new_max, new_desired));
   g["MinSize"] = new_min;
   g["MaxSize"] = new_max;
   g["DesiredCapacity"] = new_desired;
-  if (*cooldown) g["DefaultCooldown"] = **cooldown;
-  if (*grace) g["HealthCheckGracePeriod"] = **grace;
-  if (*protect) g["NewInstancesProtectedFromScaleIn"] = **protect;
+  if (cooldown) g["DefaultCooldown"] = *cooldown;
+  if (grace) g["HealthCheckGracePeriod"] = *grace;
+  if (protect) g["NewInstancesProtectedFromScaleIn"] = *protect;
   if (health_type) g["HealthCheckType"] = *health_type;
   if (!zones.empty()) {
     std::vector<std::string> unique;
@@ -584,24 +554,20 @@ Result<Json> AutoScalingService::UpdateAutoScalingGroup(const Params& p) {
                          ", desired: " + std::to_string(new_desired) + " changing the desired capacity from " +
                          std::to_string(old_desired) + " to " + std::to_string(new_desired) + ".";
   }
-  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, name, g}}));
   return Json();
 }
 
 Result<Json> AutoScalingService::DeleteAutoScalingGroup(const Params& p) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
-  auto force = p.Bool("ForceDelete");
-  if (!force.ok()) return force.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto found = LoadGroup(*name, /*allow_deleting=*/true);
-  if (!found.ok()) return found.status();
-  Json g = *found;
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
+  AP_ASSIGN_OR_RETURN(auto force, p.Bool("ForceDelete"));
+  AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name, /*allow_deleting=*/true));
+  Json g = found;
   if (g["Instances"].empty()) {
-    AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, std::nullopt}}));
+    AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, name, std::nullopt}}));
     return Json();
   }
-  if (!force->value_or(false)) {
+  if (!force.value_or(false)) {
     for (const auto& [id, m] : g["Instances"].items()) {
       if (m["LifecycleState"] != lifecycle::kTerminating) {
         return Status(400, "ResourceInUse", "You cannot delete an AutoScalingGroup while there are instances or "
@@ -616,13 +582,12 @@ Result<Json> AutoScalingService::DeleteAutoScalingGroup(const Params& p) {
   g["MinSize"] = 0;
   g["DesiredCapacity"] = 0;
   g["CapacityCause"] = CauseAt(ctx_->clock->NowMillis()) + "a user request deleted the AutoScalingGroup.";
-  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, name, g}}));
   return Json();
 }
 
 Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
-  auto page = ReadPage(p, 50, 100);
-  if (!page.ok()) return page.status();
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 100));
   auto names = p.List("AutoScalingGroupNames");
   struct TagFilter {
     std::string name;
@@ -653,7 +618,6 @@ Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
     }
     return true;
   };
-  std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
   for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
     const Json& g = *doc;
@@ -662,15 +626,13 @@ Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
     all.push_back(GroupXml(g));
   }
   Json result = Json::object();
-  Paginate(result, "AutoScalingGroups", std::move(all), *page);
+  Paginate(result, "AutoScalingGroups", std::move(all), page);
   return result;
 }
 
 Result<Json> AutoScalingService::DescribeAutoScalingInstances(const Params& p) {
-  auto page = ReadPage(p, 50, 50);
-  if (!page.ok()) return page.status();
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 50));
   auto ids = p.List("InstanceIds");
-  std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
   for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
     const Json& g = *doc;
@@ -688,23 +650,18 @@ Result<Json> AutoScalingService::DescribeAutoScalingInstances(const Params& p) {
     }
   }
   Json result = Json::object();
-  Paginate(result, "AutoScalingInstances", std::move(all), *page);
+  Paginate(result, "AutoScalingInstances", std::move(all), page);
   return result;
 }
 
 Result<Json> AutoScalingService::SetDesiredCapacity(const Params& p) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
-  auto desired = NonNegativeInt(p, "DesiredCapacity");
-  if (!desired.ok()) return desired.status();
-  if (!*desired) return RequiredName(p, "DesiredCapacity").status();
-  auto honor = p.Bool("HonorCooldown");
-  if (!honor.ok()) return honor.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto found = LoadGroup(*name);
-  if (!found.ok()) return found.status();
-  Json g = *found;
-  const int want = **desired, old = g["DesiredCapacity"];
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
+  AP_ASSIGN_OR_RETURN(auto desired, NonNegativeInt(p, "DesiredCapacity"));
+  if (!desired) return RequiredName(p, "DesiredCapacity").status();
+  AP_ASSIGN_OR_RETURN(auto honor, p.Bool("HonorCooldown"));
+  AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name));
+  Json g = found;
+  const int want = *desired, old = g["DesiredCapacity"];
   if (want > g["MaxSize"].get<int>()) {
     return Status::Validation("New SetDesiredCapacity value " + std::to_string(want) + " is above max value " +
                               std::to_string(g["MaxSize"].get<int>()) + " for the AutoScalingGroup.");
@@ -717,54 +674,47 @@ Result<Json> AutoScalingService::SetDesiredCapacity(const Params& p) {
   g["DesiredCapacity"] = want;
   g["CapacityCause"] = CauseAt(ctx_->clock->NowMillis()) + "a user request explicitly set group desired capacity "
                        "changing the desired capacity from " + std::to_string(old) + " to " + std::to_string(want) + ".";
-  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, name, g}}));
   return Json();
 }
 
 Result<Json> AutoScalingService::SetInstanceHealth(const Params& p) {
-  auto id = RequiredName(p, "InstanceId", 19);
-  if (!id.ok()) return id.status();
-  auto status = RequiredName(p, "HealthStatus", 32);
-  if (!status.ok()) return status.status();
-  if (*status != "Healthy" && *status != "Unhealthy") {
+  AP_ASSIGN_OR_RETURN(auto id, RequiredName(p, "InstanceId", 19));
+  AP_ASSIGN_OR_RETURN(auto status, RequiredName(p, "HealthStatus", 32));
+  if (status != "Healthy" && status != "Unhealthy") {
     return Status::Validation("Valid health status values are Healthy and Unhealthy");
   }
-  auto respect = p.Bool("ShouldRespectGracePeriod");
-  if (!respect.ok()) return respect.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto g = FindGroupOfInstance(*ctx_, *id);
-  if (!g) return Status::Validation("Instance Id not found - No managed instance found for instance ID: " + *id);
-  Json& m = (*g)["Instances"][*id];
+  AP_ASSIGN_OR_RETURN(auto respect, p.Bool("ShouldRespectGracePeriod"));
+  auto g = FindGroupOfInstance(*ctx_, id);
+  if (!g) return Status::Validation("Instance Id not found - No managed instance found for instance ID: " + id);
+  Json& m = (*g)["Instances"][id];
   const int64_t now = ctx_->clock->NowMillis();
   const int64_t grace_ms = (*g)["HealthCheckGracePeriod"].get<int64_t>() * 1000;
-  if (*status == "Unhealthy" && respect->value_or(true) && now - m["LaunchedAt"].get<int64_t>() < grace_ms) {
+  if (status == "Unhealthy" && respect.value_or(true) && now - m["LaunchedAt"].get<int64_t>() < grace_ms) {
     return Json();  // inside the grace period the report is ignored, as AWS does
   }
-  m["HealthStatus"] = *status;
+  m["HealthStatus"] = status;
   m["HealthCause"] = "a user health-check";
   AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, (*g)["AutoScalingGroupName"], *g}}));
   return Json();
 }
 
 Result<Json> AutoScalingService::TerminateInstanceInAutoScalingGroup(const Params& p) {
-  auto id = RequiredName(p, "InstanceId", 19);
-  if (!id.ok()) return id.status();
-  auto decrement = p.Bool("ShouldDecrementDesiredCapacity");
-  if (!decrement.ok()) return decrement.status();
-  if (!*decrement) return RequiredName(p, "ShouldDecrementDesiredCapacity").status();
-  std::lock_guard lock(*ctx_->mu);
-  auto g = FindGroupOfInstance(*ctx_, *id);
-  if (!g) return Status::Validation("Instance Id not found - No managed instance found for instance ID: " + *id);
+  AP_ASSIGN_OR_RETURN(auto id, RequiredName(p, "InstanceId", 19));
+  AP_ASSIGN_OR_RETURN(auto decrement, p.Bool("ShouldDecrementDesiredCapacity"));
+  if (!decrement) return RequiredName(p, "ShouldDecrementDesiredCapacity").status();
+  auto g = FindGroupOfInstance(*ctx_, id);
+  if (!g) return Status::Validation("Instance Id not found - No managed instance found for instance ID: " + id);
   Json& group = *g;
-  Json& m = group["Instances"][*id];
+  Json& m = group["Instances"][id];
   if (m["LifecycleState"] == lifecycle::kTerminating) {
     auto act = ctx_->store->Get(kind::kActivity, m["ActivityId"]);
     if (act) return Json{{"Activity", ActivityXml(*act)}};
   }
   const int64_t now = ctx_->clock->NowMillis();
   const int desired = group["DesiredCapacity"];
-  std::string cause = CauseAt(now) + "instance " + *id + " was taken out of service in response to a user request";
-  if (**decrement) {
+  std::string cause = CauseAt(now) + "instance " + id + " was taken out of service in response to a user request";
+  if (*decrement) {
     if (desired - 1 < group["MinSize"].get<int>()) {
       return Status::Validation("Currently, desiredCapacity is " + std::to_string(desired) + " and minSize is " +
                                 std::to_string(group["MinSize"].get<int>()) +
@@ -777,18 +727,16 @@ Result<Json> AutoScalingService::TerminateInstanceInAutoScalingGroup(const Param
   }
   cause += ".";
   std::vector<StoreWrite> writes;
-  Json activity = BeginTermination(*ctx_, group, *id, cause, writes);
+  Json activity = BeginTermination(*ctx_, group, id, cause, writes);
   writes.push_back({kind::kAutoScalingGroup, group["AutoScalingGroupName"], group});
   AP_RETURN_IF_ERROR(Save(writes));
   return Json{{"Activity", ActivityXml(activity)}};
 }
 
 Result<Json> AutoScalingService::DescribeScalingActivities(const Params& p) {
-  auto page = ReadPage(p, 100, 100);
-  if (!page.ok()) return page.status();
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 100, 100));
   auto ids = p.List("ActivityIds");
   auto group = p.Str("AutoScalingGroupName");
-  std::lock_guard lock(*ctx_->mu);
   auto activities = ctx_->store->List(kind::kActivity);
   std::stable_sort(activities.begin(), activities.end(), [](const Doc& a, const Doc& b) {
     return (*a)["StartTime"].get<int64_t>() > (*b)["StartTime"].get<int64_t>();
@@ -801,13 +749,12 @@ Result<Json> AutoScalingService::DescribeScalingActivities(const Params& p) {
     all.push_back(ActivityXml(a));
   }
   Json result = Json::object();
-  Paginate(result, "Activities", std::move(all), *page);
+  Paginate(result, "Activities", std::move(all), page);
   return result;
 }
 
 Result<Json> AutoScalingService::SetProcesses(const Params& p, bool suspend) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
   auto processes = p.List("ScalingProcesses");
   const auto& known = ScalingProcessNames();
   for (const auto& proc : processes) {
@@ -818,10 +765,8 @@ Result<Json> AutoScalingService::SetProcesses(const Params& p, bool suspend) {
     }
   }
   if (processes.empty()) processes = known;
-  std::lock_guard lock(*ctx_->mu);
-  auto found = LoadGroup(*name);
-  if (!found.ok()) return found.status();
-  Json g = *found;
+  AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name));
+  Json g = found;
   Json kept = Json::array();
   for (const auto& s : g["SuspendedProcesses"]) {
     if (std::find(processes.begin(), processes.end(), s["ProcessName"]) == processes.end()) kept.push_back(s);
@@ -833,17 +778,15 @@ Result<Json> AutoScalingService::SetProcesses(const Params& p, bool suspend) {
     }
   }
   g["SuspendedProcesses"] = kept;
-  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, name, g}}));
   return Json();
 }
 
 Result<Json> AutoScalingService::CreateOrUpdateTags(const Params& p) {
-  auto tags = ReadTags(p, "");
-  if (!tags.ok()) return tags.status();
-  if (tags->empty()) return RequiredName(p, "Tags").status();
-  std::lock_guard lock(*ctx_->mu);
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p, ""));
+  if (tags.empty()) return RequiredName(p, "Tags").status();
   std::map<std::string, Json> groups;
-  for (const auto& t : *tags) {
+  for (const auto& t : tags) {
     std::string name = t["ResourceId"];
     if (groups.count(name)) continue;
     auto g = ctx_->store->Get(kind::kAutoScalingGroup, name);
@@ -852,7 +795,7 @@ Result<Json> AutoScalingService::CreateOrUpdateTags(const Params& p) {
   }
   std::vector<StoreWrite> writes;
   for (auto& [name, g] : groups) {
-    AP_RETURN_IF_ERROR(MergeTags(g, *tags));
+    AP_RETURN_IF_ERROR(MergeTags(g, tags));
     writes.push_back({kind::kAutoScalingGroup, name, g});
   }
   AP_RETURN_IF_ERROR(Save(writes));
@@ -860,11 +803,9 @@ Result<Json> AutoScalingService::CreateOrUpdateTags(const Params& p) {
 }
 
 Result<Json> AutoScalingService::DeleteTags(const Params& p) {
-  auto tags = ReadTags(p, "");
-  if (!tags.ok()) return tags.status();
-  std::lock_guard lock(*ctx_->mu);
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p, ""));
   std::map<std::string, Json> groups;
-  for (const auto& t : *tags) {
+  for (const auto& t : tags) {
     std::string name = t["ResourceId"];
     if (!groups.count(name)) {
       auto g = ctx_->store->Get(kind::kAutoScalingGroup, name);
@@ -885,8 +826,7 @@ Result<Json> AutoScalingService::DeleteTags(const Params& p) {
 }
 
 Result<Json> AutoScalingService::DescribeTags(const Params& p) {
-  auto page = ReadPage(p, 50, 100);
-  if (!page.ok()) return page.status();
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 100));
   std::map<std::string, std::vector<std::string>> filters;
   for (const auto& f : p.StructList("Filters")) {
     std::string name = f.count("Name") ? f.at("Name") : "";
@@ -900,7 +840,6 @@ Result<Json> AutoScalingService::DescribeTags(const Params& p) {
     auto it = filters.find(filter);
     return it == filters.end() || std::find(it->second.begin(), it->second.end(), value) != it->second.end();
   };
-  std::lock_guard lock(*ctx_->mu);
   Json all = Json::array();
   for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
     const Json& g = *doc;
@@ -912,7 +851,7 @@ Result<Json> AutoScalingService::DescribeTags(const Params& p) {
     }
   }
   Json result = Json::object();
-  Paginate(result, "Tags", std::move(all), *page);
+  Paginate(result, "Tags", std::move(all), page);
   return result;
 }
 
@@ -923,19 +862,15 @@ Result<Json> AutoScalingService::DescribeScalingProcessTypes(const Params& p) {
 }
 
 Result<Json> AutoScalingService::AttachLoadBalancers(const Params& p) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
-  auto names = ReadLoadBalancerNames(p);
-  if (!names.ok()) return names.status();
-  if (names->empty()) return RequiredName(p, "LoadBalancerNames").status();
-  std::lock_guard lock(*ctx_->mu);
-  auto found = LoadGroup(*name);
-  if (!found.ok()) return found.status();
-  AP_RETURN_IF_ERROR(CheckLoadBalancersExist(*ctx_, *names));
-  Json g = *found;
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
+  AP_ASSIGN_OR_RETURN(auto names, ReadLoadBalancerNames(p));
+  if (names.empty()) return RequiredName(p, "LoadBalancerNames").status();
+  AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name));
+  AP_RETURN_IF_ERROR(CheckLoadBalancersExist(*ctx_, names));
+  Json g = found;
   Json states = g.value("LoadBalancerStates", Json::object());
   bool changed = false;
-  for (const auto& lb : *names) {
+  for (const auto& lb : names) {
     if (Contains(g["LoadBalancerNames"], lb)) continue;  // attaching again changes nothing
     g["LoadBalancerNames"].push_back(lb);
     states[lb] = lb_attachment::kAdding;  // also when it was still Removing: its members register again
@@ -945,25 +880,21 @@ Result<Json> AutoScalingService::AttachLoadBalancers(const Params& p) {
   AP_RETURN_IF_ERROR(CheckLoadBalancerCount(g["LoadBalancerNames"].size()));
   g["LoadBalancerStates"] = states;
   // The group controller registers the members on its next pass (woken by Save).
-  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, *name, g}}));
+  AP_RETURN_IF_ERROR(Save({{kind::kAutoScalingGroup, name, g}}));
   return Json::object();
 }
 
 Result<Json> AutoScalingService::DetachLoadBalancers(const Params& p) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
-  auto names = ReadLoadBalancerNames(p);
-  if (!names.ok()) return names.status();
-  if (names->empty()) return RequiredName(p, "LoadBalancerNames").status();
-  std::lock_guard lock(*ctx_->mu);
-  auto found = LoadGroup(*name);
-  if (!found.ok()) return found.status();
-  Json g = *found;
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
+  AP_ASSIGN_OR_RETURN(auto names, ReadLoadBalancerNames(p));
+  if (names.empty()) return RequiredName(p, "LoadBalancerNames").status();
+  AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name));
+  Json g = found;
   Json states = g.value("LoadBalancerStates", Json::object());
   std::vector<std::string> members;
   for (const auto& [id, m] : g["Instances"].items()) members.push_back(id);
   std::vector<StoreWrite> writes;
-  for (const auto& lb : *names) {
+  for (const auto& lb : names) {
     Json& attached = g["LoadBalancerNames"];
     if (!Contains(attached, lb)) continue;  // detaching what is not attached is not an error
     attached.erase(std::find(attached.begin(), attached.end(), lb));
@@ -975,22 +906,18 @@ Result<Json> AutoScalingService::DetachLoadBalancers(const Params& p) {
       states.erase(lb);
     }
   }
-  if (g["LoadBalancerNames"] == found->at("LoadBalancerNames")) return Json::object();
+  if (g["LoadBalancerNames"] == found.at("LoadBalancerNames")) return Json::object();
   g["LoadBalancerStates"] = states;
-  writes.push_back({kind::kAutoScalingGroup, *name, g});
+  writes.push_back({kind::kAutoScalingGroup, name, g});
   AP_RETURN_IF_ERROR(Save(writes));
   return Json::object();
 }
 
 Result<Json> AutoScalingService::DescribeLoadBalancers(const Params& p) {
-  auto name = RequiredName(p, "AutoScalingGroupName");
-  if (!name.ok()) return name.status();
-  auto page = ReadPage(p, 100, 100);
-  if (!page.ok()) return page.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto found = LoadGroup(*name, /*allow_deleting=*/true);
-  if (!found.ok()) return found.status();
-  const Json& g = *found;
+  AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 100, 100));
+  AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name, /*allow_deleting=*/true));
+  const Json& g = found;
   const Json states = g.value("LoadBalancerStates", Json::object());
   // The attached load balancers in attachment order, then the detached ones still draining.
   Json all = Json::array();
@@ -1003,45 +930,48 @@ Result<Json> AutoScalingService::DescribeLoadBalancers(const Params& p) {
     }
   }
   Json result = Json::object();
-  Paginate(result, "LoadBalancers", std::move(all), *page);
+  Paginate(result, "LoadBalancers", std::move(all), page);
   return result;
 }
 
 }  // namespace
 
-ServiceInfo AutoScalingServiceInfo() {
-  return {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
-}
-
-std::map<std::string, Handler> AutoScalingHandlers(RegionContext* ctx) {
+ApiService AutoScalingApi(RegionContext* ctx) {
   auto svc = std::make_shared<AutoScalingService>(ctx);
   using Method = Result<Json> (AutoScalingService::*)(const Params&);
-  auto bind = [svc](Method m) {
-    return [svc, m](const ApiRequest& r) { return ((*svc).*m)(Params(r.params, r.protocol)); };
+  auto op = [svc](const char* name, Access access, Method m) {
+    return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }};
   };
-  return {
-      {"CreateLaunchConfiguration", bind(&AutoScalingService::CreateLaunchConfiguration)},
-      {"DescribeLaunchConfigurations", bind(&AutoScalingService::DescribeLaunchConfigurations)},
-      {"DeleteLaunchConfiguration", bind(&AutoScalingService::DeleteLaunchConfiguration)},
-      {"CreateAutoScalingGroup", bind(&AutoScalingService::CreateAutoScalingGroup)},
-      {"UpdateAutoScalingGroup", bind(&AutoScalingService::UpdateAutoScalingGroup)},
-      {"DeleteAutoScalingGroup", bind(&AutoScalingService::DeleteAutoScalingGroup)},
-      {"DescribeAutoScalingGroups", bind(&AutoScalingService::DescribeAutoScalingGroups)},
-      {"DescribeAutoScalingInstances", bind(&AutoScalingService::DescribeAutoScalingInstances)},
-      {"SetDesiredCapacity", bind(&AutoScalingService::SetDesiredCapacity)},
-      {"SetInstanceHealth", bind(&AutoScalingService::SetInstanceHealth)},
-      {"TerminateInstanceInAutoScalingGroup", bind(&AutoScalingService::TerminateInstanceInAutoScalingGroup)},
-      {"DescribeScalingActivities", bind(&AutoScalingService::DescribeScalingActivities)},
-      {"SuspendProcesses", bind(&AutoScalingService::SuspendProcesses)},
-      {"ResumeProcesses", bind(&AutoScalingService::ResumeProcesses)},
-      {"CreateOrUpdateTags", bind(&AutoScalingService::CreateOrUpdateTags)},
-      {"DeleteTags", bind(&AutoScalingService::DeleteTags)},
-      {"DescribeTags", bind(&AutoScalingService::DescribeTags)},
-      {"DescribeScalingProcessTypes", bind(&AutoScalingService::DescribeScalingProcessTypes)},
-      {"AttachLoadBalancers", bind(&AutoScalingService::AttachLoadBalancers)},
-      {"DetachLoadBalancers", bind(&AutoScalingService::DetachLoadBalancers)},
-      {"DescribeLoadBalancers", bind(&AutoScalingService::DescribeLoadBalancers)},
+  ApiService api;
+  api.info = {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
+  api.operations = {
+      op("CreateLaunchConfiguration", Access::kWrite, &AutoScalingService::CreateLaunchConfiguration),
+      op("DescribeLaunchConfigurations", Access::kRead, &AutoScalingService::DescribeLaunchConfigurations),
+      op("DeleteLaunchConfiguration", Access::kWrite, &AutoScalingService::DeleteLaunchConfiguration),
+      op("CreateAutoScalingGroup", Access::kWrite, &AutoScalingService::CreateAutoScalingGroup),
+      op("UpdateAutoScalingGroup", Access::kWrite, &AutoScalingService::UpdateAutoScalingGroup),
+      op("DeleteAutoScalingGroup", Access::kWrite, &AutoScalingService::DeleteAutoScalingGroup),
+      op("DescribeAutoScalingGroups", Access::kRead, &AutoScalingService::DescribeAutoScalingGroups),
+      op("DescribeAutoScalingInstances", Access::kRead, &AutoScalingService::DescribeAutoScalingInstances),
+      op("SetDesiredCapacity", Access::kWrite, &AutoScalingService::SetDesiredCapacity),
+      op("SetInstanceHealth", Access::kWrite, &AutoScalingService::SetInstanceHealth),
+      op("TerminateInstanceInAutoScalingGroup", Access::kWrite, &AutoScalingService::TerminateInstanceInAutoScalingGroup),
+      op("DescribeScalingActivities", Access::kRead, &AutoScalingService::DescribeScalingActivities),
+      op("SuspendProcesses", Access::kWrite, &AutoScalingService::SuspendProcesses),
+      op("ResumeProcesses", Access::kWrite, &AutoScalingService::ResumeProcesses),
+      op("CreateOrUpdateTags", Access::kWrite, &AutoScalingService::CreateOrUpdateTags),
+      op("DeleteTags", Access::kWrite, &AutoScalingService::DeleteTags),
+      op("DescribeTags", Access::kRead, &AutoScalingService::DescribeTags),
+      op("DescribeScalingProcessTypes", Access::kRead, &AutoScalingService::DescribeScalingProcessTypes),
+      op("AttachLoadBalancers", Access::kWrite, &AutoScalingService::AttachLoadBalancers),
+      op("DetachLoadBalancers", Access::kWrite, &AutoScalingService::DetachLoadBalancers),
+      op("DescribeLoadBalancers", Access::kRead, &AutoScalingService::DescribeLoadBalancers),
   };
+  api.write_lock = ctx->mu;
+  api.after_write = [ctx] {
+    if (ctx->wake) ctx->wake();
+  };
+  return api;
 }
 
 }  // namespace autopipe

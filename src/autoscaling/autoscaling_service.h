@@ -2,10 +2,10 @@
 // activities, suspended processes and tags. Handlers validate, write desired state and return; the
 // GroupController does the launching and terminating.
 //
-// Thread-safety: handlers take RegionContext::mu.
+// Thread-safety: the writing operations run under RegionContext::mu, held by the router (ApiService); the
+// Describe operations only read the store and take no lock.
 #pragma once
 
-#include <map>
 #include <string>
 
 #include "api/api_server.h"
@@ -13,7 +13,7 @@
 
 namespace autopipe {
 
-ServiceInfo AutoScalingServiceInfo();
-std::map<std::string, Handler> AutoScalingHandlers(RegionContext* ctx);
+// The service's operation table, bound to the region.
+ApiService AutoScalingApi(RegionContext* ctx);
 
 }  // namespace autopipe

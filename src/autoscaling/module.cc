@@ -11,7 +11,7 @@ ServiceModule AutoScalingModule() {
   m.name = "autoscaling";
   m.document_kinds = {kind::kLaunchConfiguration, kind::kAutoScalingGroup, kind::kActivity};
   m.add_api = [](RegionContext* ctx, ApiRouter* router) {
-    router->AddService(AutoScalingServiceInfo(), AutoScalingHandlers(ctx));
+    router->AddService(AutoScalingApi(ctx));
   };
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;

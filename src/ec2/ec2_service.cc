@@ -112,8 +112,7 @@ Json StateChange(const std::string& id, const std::string& before, const std::st
           {"previousState", {{"code", InstanceStateCode(before)}, {"name", before}}}};
 }
 
-Result<Json> DescribeImages(RegionContext* ctx, const ApiRequest& req) {
-  Params p(req.params, req.protocol);
+Result<Json> DescribeImages(RegionContext* ctx, const Params& p) {
   auto ids = p.List("ImageId");
   for (const auto& id : ids) {
     if (id.rfind("ami-", 0) != 0) return Ec2Error("InvalidAMIID.Malformed", "Invalid id: \"" + id + "\"");
@@ -151,8 +150,7 @@ Result<Json> DescribeImages(RegionContext* ctx, const ApiRequest& req) {
   return Json{{"imagesSet", images}};
 }
 
-Result<Json> DescribeInstances(RegionContext* ctx, const ApiRequest& req) {
-  Params p(req.params, req.protocol);
+Result<Json> DescribeInstances(RegionContext* ctx, const Params& p) {
   auto ids = p.List("InstanceId");
   auto filters = ReadFilters(p);
   for (const auto& f : filters) {
@@ -162,7 +160,6 @@ Result<Json> DescribeInstances(RegionContext* ctx, const ApiRequest& req) {
       return Ec2Error("InvalidParameterValue", "The filter '" + f.name + "' is invalid");
     }
   }
-  std::lock_guard lock(*ctx->mu);
   for (const auto& id : ids) {
     if (!ctx->store->Get(kind::kInstance, id)) {
       return Ec2Error("InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
@@ -186,11 +183,9 @@ Result<Json> DescribeInstances(RegionContext* ctx, const ApiRequest& req) {
   return Json{{"reservationSet", reservations}};
 }
 
-Result<Json> TerminateInstances(RegionContext* ctx, const ApiRequest& req) {
-  Params p(req.params, req.protocol);
+Result<Json> TerminateInstances(RegionContext* ctx, const Params& p) {
   auto ids = p.List("InstanceId");
   if (ids.empty()) return Status::MissingParameter("The request must contain the parameter InstanceId");
-  std::lock_guard lock(*ctx->mu);
   std::vector<Json> found;
   for (const auto& id : ids) {
     auto inst = ctx->store->Get(kind::kInstance, id);
@@ -207,12 +202,10 @@ Result<Json> TerminateInstances(RegionContext* ctx, const ApiRequest& req) {
     changes.push_back(StateChange(inst["InstanceId"], before, after));
   }
   AP_RETURN_IF_ERROR(ctx->store->Commit(writes));
-  if (ctx->wake) ctx->wake();
   return Json{{"instancesSet", changes}};
 }
 
-Result<Json> DescribeAvailabilityZones(RegionContext* ctx, const ApiRequest& req) {
-  Params p(req.params, req.protocol);
+Result<Json> DescribeAvailabilityZones(RegionContext* ctx, const Params& p) {
   auto names = p.List("ZoneName");
   for (const auto& n : names) {
     if (!ctx->catalog->IsAvailabilityZone(n)) {
@@ -235,8 +228,7 @@ Result<Json> DescribeAvailabilityZones(RegionContext* ctx, const ApiRequest& req
   return Json{{"availabilityZoneInfo", zones}};
 }
 
-Result<Json> DescribeRegions(RegionContext* ctx, const ApiRequest& req) {
-  Params p(req.params, req.protocol);
+Result<Json> DescribeRegions(RegionContext* ctx, const Params& p) {
   auto names = p.List("RegionName");
   const auto& known = Catalog::KnownRegions();
   for (const auto& n : names) {
@@ -275,21 +267,24 @@ bool WildcardMatch(const std::string& pattern, const std::string& value) {
   return p == pattern.size();
 }
 
-ServiceInfo Ec2ServiceInfo() {
-  return {"ec2", "2016-11-15", "http://ec2.amazonaws.com/doc/2016-11-15/", WireProtocol::kEc2};
-}
-
-std::map<std::string, Handler> Ec2Handlers(RegionContext* ctx) {
-  auto bind = [ctx](Result<Json> (*fn)(RegionContext*, const ApiRequest&)) {
-    return [ctx, fn](const ApiRequest& r) { return fn(ctx, r); };
+ApiService Ec2Api(RegionContext* ctx) {
+  auto op = [ctx](const char* name, Access access, Result<Json> (*fn)(RegionContext*, const Params&)) {
+    return Operation{name, access, [ctx, fn](const Params& p) { return fn(ctx, p); }};
   };
-  return {
-      {"DescribeImages", bind(DescribeImages)},
-      {"DescribeInstances", bind(DescribeInstances)},
-      {"TerminateInstances", bind(TerminateInstances)},
-      {"DescribeAvailabilityZones", bind(DescribeAvailabilityZones)},
-      {"DescribeRegions", bind(DescribeRegions)},
+  ApiService api;
+  api.info = {"ec2", "2016-11-15", "http://ec2.amazonaws.com/doc/2016-11-15/", WireProtocol::kEc2};
+  api.operations = {
+      op("DescribeImages", Access::kRead, DescribeImages),
+      op("DescribeInstances", Access::kRead, DescribeInstances),
+      op("TerminateInstances", Access::kWrite, TerminateInstances),
+      op("DescribeAvailabilityZones", Access::kRead, DescribeAvailabilityZones),
+      op("DescribeRegions", Access::kRead, DescribeRegions),
   };
+  api.write_lock = ctx->mu;
+  api.after_write = [ctx] {
+    if (ctx->wake) ctx->wake();
+  };
+  return api;
 }
 
 }  // namespace autopipe

@@ -2,10 +2,10 @@
 // DescribeAvailabilityZones, DescribeRegions. Instances are created by Auto Scaling (RunInstances is not offered
 // yet); their processes are the InstanceController's business.
 //
-// Thread-safety: handlers take RegionContext::mu.
+// Thread-safety: the writing operation (TerminateInstances) runs under RegionContext::mu, held by the router;
+// the Describe operations only read the store and take no lock.
 #pragma once
 
-#include <map>
 #include <string>
 
 #include "api/api_server.h"
@@ -13,8 +13,8 @@
 
 namespace autopipe {
 
-ServiceInfo Ec2ServiceInfo();
-std::map<std::string, Handler> Ec2Handlers(RegionContext* ctx);
+// The service's operation table, bound to the region.
+ApiService Ec2Api(RegionContext* ctx);
 
 // Shell-style wildcard match used by EC2 filters ('*' any run, '?' any one character).
 bool WildcardMatch(const std::string& pattern, const std::string& value);

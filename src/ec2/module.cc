@@ -60,7 +60,7 @@ ServiceModule Ec2Module() {
   ServiceModule m;
   m.name = "ec2";
   m.document_kinds = {kind::kInstance};
-  m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(Ec2ServiceInfo(), Ec2Handlers(ctx)); };
+  m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(Ec2Api(ctx)); };
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;
     v.push_back(std::make_unique<InstanceController>(ctx));

@@ -66,10 +66,9 @@ Result<std::optional<int64_t>> IntInRange(const Params& p, const std::string& na
 
 Result<int64_t> RequiredIntInRange(const Params& p, const std::string& name, const std::string& field, int64_t lo,
                                    int64_t hi) {
-  auto v = IntInRange(p, name, field, lo, hi);
-  if (!v.ok()) return v.status();
-  if (!*v) return NullError(field);
-  return **v;
+  AP_ASSIGN_OR_RETURN(auto v, IntInRange(p, name, field, lo, hi));
+  if (!v) return NullError(field);
+  return *v;
 }
 
 std::string Upper(std::string s) {
@@ -102,26 +101,24 @@ Result<Json> ReadListener(const FormParams& fields, size_t index) {
   const Params p(fields, WireProtocol::kQuery);
   auto protocol_in = p.Str("Protocol");
   if (!protocol_in) return NullError(field + "protocol");
-  auto port = RequiredIntInRange(p, "LoadBalancerPort", field + "loadBalancerPort", 1, 65535);
-  if (!port.ok()) return port.status();
-  auto instance_port = RequiredIntInRange(p, "InstancePort", field + "instancePort", 1, 65535);
-  if (!instance_port.ok()) return instance_port.status();
+  AP_ASSIGN_OR_RETURN(auto port, RequiredIntInRange(p, "LoadBalancerPort", field + "loadBalancerPort", 1, 65535));
+  AP_ASSIGN_OR_RETURN(auto instance_port, RequiredIntInRange(p, "InstancePort", field + "instancePort", 1, 65535));
 
   static const std::set<std::string> kProtocols = {"HTTP", "HTTPS", "TCP", "SSL"};
   const std::string protocol = Upper(*protocol_in);
   if (!kProtocols.count(protocol)) {
     return Status::Validation("Invalid protocol '" + *protocol_in + "' for listener on port " +
-                              std::to_string(*port) + ": valid protocols are HTTP, HTTPS, TCP and SSL");
+                              std::to_string(port) + ": valid protocols are HTTP, HTTPS, TCP and SSL");
   }
   // Left out, the back end speaks the front end's family in the clear.
   const std::string instance_protocol =
       Upper(p.Str("InstanceProtocol").value_or(IsHttpFamily(protocol) ? "HTTP" : "TCP"));
   if (!kProtocols.count(instance_protocol)) {
     return Status::Validation("Invalid instance protocol '" + *p.Str("InstanceProtocol") + "' for listener on port " +
-                              std::to_string(*port) + ": valid protocols are HTTP, HTTPS, TCP and SSL");
+                              std::to_string(port) + ": valid protocols are HTTP, HTTPS, TCP and SSL");
   }
   if (IsHttpFamily(protocol) != IsHttpFamily(instance_protocol)) {
-    return InvalidConfiguration("Listener on port " + std::to_string(*port) + ": protocol " + protocol +
+    return InvalidConfiguration("Listener on port " + std::to_string(port) + ": protocol " + protocol +
                                 " is incompatible with instance protocol " + instance_protocol +
                                 " (an HTTP or HTTPS listener needs an HTTP or HTTPS back end, a TCP or SSL "
                                 "listener a TCP or SSL back end)");
@@ -131,9 +128,9 @@ Result<Json> ReadListener(const FormParams& fields, size_t index) {
     return Status(400, "UnsupportedProtocol", "HTTPS and SSL listeners are not supported by this region");
   }
   return Json{{"Protocol", protocol},
-              {"LoadBalancerPort", *port},
+              {"LoadBalancerPort", port},
               {"InstanceProtocol", instance_protocol},
-              {"InstancePort", *instance_port}};
+              {"InstancePort", instance_port}};
 }
 
 Status DuplicateListener(const std::string& name, const Json& listener) {
@@ -165,9 +162,8 @@ Result<Json> ReadListeners(const Params& p, const std::string& name) {
   if (fields.empty()) return NullError("listeners");
   Json listeners = Json::array();
   for (size_t i = 0; i < fields.size(); ++i) {
-    auto l = ReadListener(fields[i], i + 1);
-    if (!l.ok()) return l.status();
-    AP_RETURN_IF_ERROR(MergeListeners(name, listeners, Json::array({*l})));
+    AP_ASSIGN_OR_RETURN(auto l, ReadListener(fields[i], i + 1));
+    AP_RETURN_IF_ERROR(MergeListeners(name, listeners, Json::array({l})));
   }
   return listeners;
 }
@@ -218,34 +214,28 @@ Result<std::string> ReadHealthCheckTarget(const std::string& target) {
 Result<Json> ReadHealthCheck(const Params& p) {
   auto target = p.Str("HealthCheck.Target");
   if (!target) return NullError("healthCheck.target");
-  auto interval = RequiredIntInRange(p, "HealthCheck.Interval", "healthCheck.interval", 5, 300);
-  if (!interval.ok()) return interval.status();
-  auto timeout = RequiredIntInRange(p, "HealthCheck.Timeout", "healthCheck.timeout", 2, 60);
-  if (!timeout.ok()) return timeout.status();
-  auto unhealthy = RequiredIntInRange(p, "HealthCheck.UnhealthyThreshold", "healthCheck.unhealthyThreshold", 2, 10);
-  if (!unhealthy.ok()) return unhealthy.status();
-  auto healthy = RequiredIntInRange(p, "HealthCheck.HealthyThreshold", "healthCheck.healthyThreshold", 2, 10);
-  if (!healthy.ok()) return healthy.status();
-  auto normalized = ReadHealthCheckTarget(*target);
-  if (!normalized.ok()) return normalized.status();
-  if (*timeout >= *interval) {
-    return Status::Validation("HealthCheck Timeout (" + std::to_string(*timeout) +
-                              ") must be less than the Interval (" + std::to_string(*interval) + ")");
+  AP_ASSIGN_OR_RETURN(auto interval, RequiredIntInRange(p, "HealthCheck.Interval", "healthCheck.interval", 5, 300));
+  AP_ASSIGN_OR_RETURN(auto timeout, RequiredIntInRange(p, "HealthCheck.Timeout", "healthCheck.timeout", 2, 60));
+  AP_ASSIGN_OR_RETURN(auto unhealthy, RequiredIntInRange(p, "HealthCheck.UnhealthyThreshold", "healthCheck.unhealthyThreshold", 2, 10));
+  AP_ASSIGN_OR_RETURN(auto healthy, RequiredIntInRange(p, "HealthCheck.HealthyThreshold", "healthCheck.healthyThreshold", 2, 10));
+  AP_ASSIGN_OR_RETURN(auto normalized, ReadHealthCheckTarget(*target));
+  if (timeout >= interval) {
+    return Status::Validation("HealthCheck Timeout (" + std::to_string(timeout) +
+                              ") must be less than the Interval (" + std::to_string(interval) + ")");
   }
-  return Json{{"Target", *normalized},
-              {"Interval", *interval},
-              {"Timeout", *timeout},
-              {"UnhealthyThreshold", *unhealthy},
-              {"HealthyThreshold", *healthy}};
+  return Json{{"Target", normalized},
+              {"Interval", interval},
+              {"Timeout", timeout},
+              {"UnhealthyThreshold", unhealthy},
+              {"HealthyThreshold", healthy}};
 }
 
 bool HasPrefix(const Params& p, const std::string& prefix) { return !p.Sub(prefix).empty(); }
 
 Result<bool> RequiredBool(const Params& p, const std::string& name, const std::string& field) {
-  auto v = p.Bool(name);
-  if (!v.ok()) return v.status();
-  if (!*v) return NullError(field);
-  return **v;
+  AP_ASSIGN_OR_RETURN(auto v, p.Bool(name));
+  if (!v) return NullError(field);
+  return *v;
 }
 
 // LoadBalancerAttributes.* applied over `attrs`. Each structure given must carry its required member; the
@@ -254,41 +244,35 @@ Status ApplyAttributes(const Params& p, Json& attrs) {
   const std::string in = "LoadBalancerAttributes.";
   const std::string field = "loadBalancerAttributes.";
   if (HasPrefix(p, in + "CrossZoneLoadBalancing.")) {
-    auto enabled = RequiredBool(p, in + "CrossZoneLoadBalancing.Enabled", field + "crossZoneLoadBalancing.enabled");
-    if (!enabled.ok()) return enabled.status();
-    attrs["CrossZoneLoadBalancing"]["Enabled"] = *enabled;
+    AP_ASSIGN_OR_RETURN(auto enabled, RequiredBool(p, in + "CrossZoneLoadBalancing.Enabled", field + "crossZoneLoadBalancing.enabled"));
+    attrs["CrossZoneLoadBalancing"]["Enabled"] = enabled;
   }
   if (HasPrefix(p, in + "ConnectionDraining.")) {
-    auto enabled = RequiredBool(p, in + "ConnectionDraining.Enabled", field + "connectionDraining.enabled");
-    if (!enabled.ok()) return enabled.status();
-    auto timeout = IntInRange(p, in + "ConnectionDraining.Timeout", field + "connectionDraining.timeout", 1, 3600);
-    if (!timeout.ok()) return timeout.status();
-    attrs["ConnectionDraining"]["Enabled"] = *enabled;
-    if (*timeout) attrs["ConnectionDraining"]["Timeout"] = **timeout;
+    AP_ASSIGN_OR_RETURN(auto enabled, RequiredBool(p, in + "ConnectionDraining.Enabled", field + "connectionDraining.enabled"));
+    AP_ASSIGN_OR_RETURN(auto timeout, IntInRange(p, in + "ConnectionDraining.Timeout", field + "connectionDraining.timeout", 1, 3600));
+    attrs["ConnectionDraining"]["Enabled"] = enabled;
+    if (timeout) attrs["ConnectionDraining"]["Timeout"] = *timeout;
   }
   if (HasPrefix(p, in + "ConnectionSettings.")) {
-    auto idle = RequiredIntInRange(p, in + "ConnectionSettings.IdleTimeout", field + "connectionSettings.idleTimeout",
-                                   1, 3600);
-    if (!idle.ok()) return idle.status();
-    attrs["ConnectionSettings"]["IdleTimeout"] = *idle;
+    AP_ASSIGN_OR_RETURN(auto idle, RequiredIntInRange(p, in + "ConnectionSettings.IdleTimeout", field + "connectionSettings.idleTimeout",
+                                   1, 3600));
+    attrs["ConnectionSettings"]["IdleTimeout"] = idle;
   }
   if (HasPrefix(p, in + "AccessLog.")) {
-    auto enabled = RequiredBool(p, in + "AccessLog.Enabled", field + "accessLog.enabled");
-    if (!enabled.ok()) return enabled.status();
-    auto interval = p.Int(in + "AccessLog.EmitInterval");
-    if (!interval.ok()) return interval.status();
-    if (*interval && **interval != 5 && **interval != 60) {
+    AP_ASSIGN_OR_RETURN(auto enabled, RequiredBool(p, in + "AccessLog.Enabled", field + "accessLog.enabled"));
+    AP_ASSIGN_OR_RETURN(auto interval, p.Int(in + "AccessLog.EmitInterval"));
+    if (interval && *interval != 5 && *interval != 60) {
       return Status::Validation("Access log EmitInterval must be 5 or 60 (minutes), not " +
-                                std::to_string(**interval));
+                                std::to_string(*interval));
     }
-    if (!*enabled) {
+    if (!enabled) {
       attrs["AccessLog"] = {{"Enabled", false}};
     } else {
       Json log = attrs["AccessLog"];
       log["Enabled"] = true;
       if (auto bucket = p.Str(in + "AccessLog.S3BucketName")) log["S3BucketName"] = *bucket;
       if (auto prefix = p.Str(in + "AccessLog.S3BucketPrefix")) log["S3BucketPrefix"] = *prefix;
-      log["EmitInterval"] = interval->value_or(log.value("EmitInterval", 60));
+      log["EmitInterval"] = interval.value_or(log.value("EmitInterval", 60));
       if (log.value("S3BucketName", "").empty()) {
         return InvalidConfiguration("An S3BucketName is required when access logs are enabled");
       }
@@ -461,9 +445,7 @@ class ElbService {
     return Save({{kind::kLoadBalancer, name, std::move(lb)}});
   }
   Status Save(const std::vector<StoreWrite>& writes) {
-    AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
-    if (ctx_->wake) ctx_->wake();
-    return Status::Ok();
+    return ctx_->store->Commit(writes);
   }
   Result<int> FreeAddressIndex() const;
   // Register and Deregister differ only in the shared rule they apply to the listed instances.
@@ -491,14 +473,12 @@ Result<int> ElbService::FreeAddressIndex() const {
 }
 
 Result<Json> ElbService::CreateLoadBalancer(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  if (!ValidLoadBalancerName(*name)) {
-    return Status::Validation("LoadBalancerName '" + *name + "' is not valid: it must have 1 to 32 characters, only "
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
+  if (!ValidLoadBalancerName(name)) {
+    return Status::Validation("LoadBalancerName '" + name + "' is not valid: it must have 1 to 32 characters, only "
                               "alphanumeric characters and hyphens, and must not begin or end with a hyphen");
   }
-  auto listeners = ReadListeners(p, *name);
-  if (!listeners.ok()) return listeners.status();
+  AP_ASSIGN_OR_RETURN(auto listeners, ReadListeners(p, name));
   if (!p.List("Subnets").empty()) {
     return Status::Validation("Subnets (VPC) are not supported; use AvailabilityZones");
   }
@@ -506,20 +486,17 @@ Result<Json> ElbService::CreateLoadBalancer(const Params& p) {
     return Status::Validation("SecurityGroups apply only to load balancers in a VPC, which this region does not "
                               "support");
   }
-  auto zones = ReadZones(p, *ctx_->catalog);
-  if (!zones.ok()) return zones.status();
-  if (zones->empty()) return Status::Validation("Either AvailabilityZones or SubnetIds must be specified");
+  AP_ASSIGN_OR_RETURN(auto zones, ReadZones(p, *ctx_->catalog));
+  if (zones.empty()) return Status::Validation("Either AvailabilityZones or SubnetIds must be specified");
   const std::string scheme = p.Str("Scheme").value_or("internet-facing");
   if (scheme != "internet-facing" && scheme != "internal") {
     return Status(400, "InvalidScheme", "Invalid scheme '" + scheme + "': use internet-facing or internal");
   }
-  auto tags = ReadTags(p);
-  if (!tags.ok()) return tags.status();
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
 
-  std::lock_guard lock(*ctx_->mu);
-  if (auto existing = elb::FindLoadBalancer(*ctx_, *name)) {
-    if (!SameConfiguration(*existing, *listeners, *zones, scheme)) {
-      return Status(400, "DuplicateLoadBalancerName", "Load Balancer named '" + *name +
+  if (auto existing = elb::FindLoadBalancer(*ctx_, name)) {
+    if (!SameConfiguration(*existing, listeners, zones, scheme)) {
+      return Status(400, "DuplicateLoadBalancerName", "Load Balancer named '" + name +
                                                           "' already exists and it is configured with different "
                                                           "parameters.");
     }
@@ -529,18 +506,17 @@ Result<Json> ElbService::CreateLoadBalancer(const Params& p) {
     return Status(400, "TooManyLoadBalancers", "Exceeded quota of account " + std::string(kAccountId) + ": at most " +
                                                    std::to_string(elb::kMaxLoadBalancers) + " load balancers");
   }
-  auto index = FreeAddressIndex();
-  if (!index.ok()) return index.status();
-  const std::string address = ctx_->catalog->address_block() + ".200." + std::to_string(*index);
-  const int first_port = (*listeners)[0]["InstancePort"];
+  AP_ASSIGN_OR_RETURN(auto index, FreeAddressIndex());
+  const std::string address = ctx_->catalog->address_block() + ".200." + std::to_string(index);
+  const int first_port = listeners[0]["InstancePort"];
   Json lb = {
-      {"LoadBalancerName", *name},
+      {"LoadBalancerName", name},
       {"DNSName", address},
       {"CanonicalHostedZoneNameID", kCanonicalHostedZoneNameId},
       {"CreatedTime", ctx_->clock->NowMillis()},
       {"Scheme", scheme},
-      {"AvailabilityZones", *zones},
-      {"Listeners", *listeners},
+      {"AvailabilityZones", zones},
+      {"Listeners", listeners},
       {"HealthCheck",
        {{"Target", "TCP:" + std::to_string(first_port)},
         {"Interval", 30},
@@ -552,28 +528,25 @@ Result<Json> ElbService::CreateLoadBalancer(const Params& p) {
       {"Attributes", DefaultAttributes()},
       {"Tags", Json::array()},
       {"Address", address},
-      {"AddressIndex", *index},
+      {"AddressIndex", index},
       {"ConfigVersion", 1},
   };
-  AP_RETURN_IF_ERROR(MergeTags(lb, *tags));
-  AP_RETURN_IF_ERROR(Save({{kind::kLoadBalancer, *name, lb}}));
+  AP_RETURN_IF_ERROR(MergeTags(lb, tags));
+  AP_RETURN_IF_ERROR(Save({{kind::kLoadBalancer, name, lb}}));
   return Json{{"DNSName", address}};
 }
 
 Result<Json> ElbService::DeleteLoadBalancer(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  std::lock_guard lock(*ctx_->mu);
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
   // Deleting what is not there succeeds, as in AWS; the controller stops the nodes of a deleted load balancer.
-  if (elb::FindLoadBalancer(*ctx_, *name)) {
-    AP_RETURN_IF_ERROR(Save({{kind::kLoadBalancer, *name, std::nullopt}}));
+  if (elb::FindLoadBalancer(*ctx_, name)) {
+    AP_RETURN_IF_ERROR(Save({{kind::kLoadBalancer, name, std::nullopt}}));
   }
   return Json::object();
 }
 
 Result<Json> ElbService::DescribeLoadBalancers(const Params& p) {
-  auto page_size = IntInRange(p, "PageSize", "pageSize", 1, kMaxPageSize);
-  if (!page_size.ok()) return page_size.status();
+  AP_ASSIGN_OR_RETURN(auto page_size, IntInRange(p, "PageSize", "pageSize", 1, kMaxPageSize));
   size_t offset = 0;
   if (auto marker = p.Str("Marker")) {
     char* end = nullptr;
@@ -583,7 +556,6 @@ Result<Json> ElbService::DescribeLoadBalancers(const Params& p) {
     }
   }
   auto names = p.List("LoadBalancerNames");
-  std::lock_guard lock(*ctx_->mu);
   std::vector<Doc> found;
   if (names.empty()) {
     found = ctx_->store->List(kind::kLoadBalancer);
@@ -596,7 +568,7 @@ Result<Json> ElbService::DescribeLoadBalancers(const Params& p) {
       found.push_back(std::make_shared<const Json>(std::move(*lb)));
     }
   }
-  const size_t limit = static_cast<size_t>(page_size->value_or(kMaxPageSize));
+  const size_t limit = static_cast<size_t>(page_size.value_or(kMaxPageSize));
   Json descriptions = Json::array();
   for (size_t i = offset; i < found.size() && descriptions.size() < limit; ++i) {
     descriptions.push_back(LoadBalancerXml(*found[i]));
@@ -607,25 +579,20 @@ Result<Json> ElbService::DescribeLoadBalancers(const Params& p) {
 }
 
 Result<Json> ElbService::CreateLoadBalancerListeners(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  auto listeners = ReadListeners(p, *name);
-  if (!listeners.ok()) return listeners.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
-  Json merged = (*lb)["Listeners"];
-  AP_RETURN_IF_ERROR(MergeListeners(*name, merged, *listeners));
-  if (merged != (*lb)["Listeners"]) {
-    (*lb)["Listeners"] = std::move(merged);
-    AP_RETURN_IF_ERROR(SaveForNodes(std::move(*lb)));
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
+  AP_ASSIGN_OR_RETURN(auto listeners, ReadListeners(p, name));
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+  Json merged = lb["Listeners"];
+  AP_RETURN_IF_ERROR(MergeListeners(name, merged, listeners));
+  if (merged != lb["Listeners"]) {
+    lb["Listeners"] = std::move(merged);
+    AP_RETURN_IF_ERROR(SaveForNodes(std::move(lb)));
   }
   return Json::object();
 }
 
 Result<Json> ElbService::DeleteLoadBalancerListeners(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
   auto port_strings = p.List("LoadBalancerPorts");
   if (port_strings.empty()) return NullError("loadBalancerPorts");
   std::vector<Json> ports;
@@ -634,48 +601,39 @@ Result<Json> ElbService::DeleteLoadBalancerListeners(const Params& p) {
     if (!port.ok()) return Status::Validation("Invalid value for parameter LoadBalancerPorts: '" + s + "'");
     ports.push_back(**port);
   }
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
   Json kept = Json::array();
-  for (const auto& l : (*lb)["Listeners"]) {
+  for (const auto& l : lb["Listeners"]) {
     if (std::find(ports.begin(), ports.end(), l["LoadBalancerPort"]) == ports.end()) kept.push_back(l);
   }
   // Ports with no listener are ignored, as AWS does.
-  if (kept.size() != (*lb)["Listeners"].size()) {
-    (*lb)["Listeners"] = std::move(kept);
-    AP_RETURN_IF_ERROR(SaveForNodes(std::move(*lb)));
+  if (kept.size() != lb["Listeners"].size()) {
+    lb["Listeners"] = std::move(kept);
+    AP_RETURN_IF_ERROR(SaveForNodes(std::move(lb)));
   }
   return Json::object();
 }
 
 Result<Json> ElbService::ConfigureHealthCheck(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  auto check = ReadHealthCheck(p);
-  if (!check.ok()) return check.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
-  if ((*lb)["HealthCheck"] != *check) {
-    (*lb)["HealthCheck"] = *check;
-    AP_RETURN_IF_ERROR(SaveForNodes(std::move(*lb)));
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
+  AP_ASSIGN_OR_RETURN(auto check, ReadHealthCheck(p));
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+  if (lb["HealthCheck"] != check) {
+    lb["HealthCheck"] = check;
+    AP_RETURN_IF_ERROR(SaveForNodes(std::move(lb)));
   }
-  return Json{{"HealthCheck", *check}};
+  return Json{{"HealthCheck", check}};
 }
 
 Result<Json> ElbService::ChangeMembership(const Params& p, MembershipChange change) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
   auto ids = InstanceIds(p);
   if (ids.empty()) return NullError("instances");
-  std::lock_guard lock(*ctx_->mu);
   std::vector<StoreWrite> writes;
-  AP_RETURN_IF_ERROR(change(*ctx_, *name, ids, writes));
+  AP_RETURN_IF_ERROR(change(*ctx_, name, ids, writes));
   if (!writes.empty()) AP_RETURN_IF_ERROR(Save(writes));
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
-  return Json{{"Instances", InstancesXml(*lb)}};
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+  return Json{{"Instances", InstancesXml(lb)}};
 }
 
 Result<Json> ElbService::RegisterInstancesWithLoadBalancer(const Params& p) {
@@ -687,23 +645,20 @@ Result<Json> ElbService::DeregisterInstancesFromLoadBalancer(const Params& p) {
 }
 
 Result<Json> ElbService::DescribeInstanceHealth(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
   auto ids = InstanceIds(p);
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
   if (ids.empty()) {
     // Everything the load balancer still has: registered, then draining.
-    for (const auto& id : (*lb)["Instances"]) ids.push_back(id.get<std::string>());
-    for (const auto& [id, _] : (*lb)["Deregistering"].items()) ids.push_back(id);
+    for (const auto& id : lb["Instances"]) ids.push_back(id.get<std::string>());
+    for (const auto& [id, _] : lb["Deregistering"].items()) ids.push_back(id);
   }
   Json states = Json::array();
   for (const auto& id : ids) {
-    if (!elb::IsAttached(*lb, id) && !ctx_->store->Get(kind::kInstance, id)) {
+    if (!elb::IsAttached(lb, id) && !ctx_->store->Get(kind::kInstance, id)) {
       return Status(400, "InvalidInstance", "Could not find EC2 instance " + id + ".");
     }
-    elb::InstanceHealth h = elb::DescribeInstanceHealth(*ctx_, *lb, id);
+    elb::InstanceHealth h = elb::DescribeInstanceHealth(*ctx_, lb, id);
     JsonObject state;
     state.Add("InstanceId", h.instance_id)
         .Add("State", h.state)
@@ -715,69 +670,55 @@ Result<Json> ElbService::DescribeInstanceHealth(const Params& p) {
 }
 
 Result<Json> ElbService::ModifyLoadBalancerAttributes(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
-  Json attrs = (*lb)["Attributes"];
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+  Json attrs = lb["Attributes"];
   AP_RETURN_IF_ERROR(ApplyAttributes(p, attrs));
-  if (attrs != (*lb)["Attributes"]) {
-    (*lb)["Attributes"] = attrs;
-    AP_RETURN_IF_ERROR(SaveForNodes(std::move(*lb)));
+  if (attrs != lb["Attributes"]) {
+    lb["Attributes"] = attrs;
+    AP_RETURN_IF_ERROR(SaveForNodes(std::move(lb)));
   }
-  return Json{{"LoadBalancerName", *name}, {"LoadBalancerAttributes", AttributesXml(attrs)}};
+  return Json{{"LoadBalancerName", name}, {"LoadBalancerAttributes", AttributesXml(attrs)}};
 }
 
 Result<Json> ElbService::DescribeLoadBalancerAttributes(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
-  return Json{{"LoadBalancerAttributes", AttributesXml((*lb)["Attributes"])}};
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+  return Json{{"LoadBalancerAttributes", AttributesXml(lb["Attributes"])}};
 }
 
 Result<Json> ElbService::EnableAvailabilityZonesForLoadBalancer(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  auto zones = ReadZones(p, *ctx_->catalog);
-  if (!zones.ok()) return zones.status();
-  if (zones->empty()) return NullError("availabilityZones");
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
-  Json enabled = (*lb)["AvailabilityZones"];
-  for (const auto& z : *zones) {
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
+  AP_ASSIGN_OR_RETURN(auto zones, ReadZones(p, *ctx_->catalog));
+  if (zones.empty()) return NullError("availabilityZones");
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+  Json enabled = lb["AvailabilityZones"];
+  for (const auto& z : zones) {
     if (std::find(enabled.begin(), enabled.end(), z) == enabled.end()) enabled.push_back(z);
   }
-  if (enabled != (*lb)["AvailabilityZones"]) {
-    (*lb)["AvailabilityZones"] = enabled;
-    AP_RETURN_IF_ERROR(SaveForNodes(std::move(*lb)));
+  if (enabled != lb["AvailabilityZones"]) {
+    lb["AvailabilityZones"] = enabled;
+    AP_RETURN_IF_ERROR(SaveForNodes(std::move(lb)));
   }
   return Json{{"AvailabilityZones", enabled}};
 }
 
 Result<Json> ElbService::DisableAvailabilityZonesForLoadBalancer(const Params& p) {
-  auto name = RequiredLoadBalancerName(p);
-  if (!name.ok()) return name.status();
-  auto zones = ReadZones(p, *ctx_->catalog);
-  if (!zones.ok()) return zones.status();
-  if (zones->empty()) return NullError("availabilityZones");
-  std::lock_guard lock(*ctx_->mu);
-  auto lb = Load(*name);
-  if (!lb.ok()) return lb.status();
+  AP_ASSIGN_OR_RETURN(auto name, RequiredLoadBalancerName(p));
+  AP_ASSIGN_OR_RETURN(auto zones, ReadZones(p, *ctx_->catalog));
+  if (zones.empty()) return NullError("availabilityZones");
+  AP_ASSIGN_OR_RETURN(auto lb, Load(name));
   Json remaining = Json::array();
-  for (const auto& z : (*lb)["AvailabilityZones"]) {
-    if (std::find(zones->begin(), zones->end(), z) == zones->end()) remaining.push_back(z);
+  for (const auto& z : lb["AvailabilityZones"]) {
+    if (std::find(zones.begin(), zones.end(), z) == zones.end()) remaining.push_back(z);
   }
   if (remaining.empty()) {
-    return InvalidConfiguration("Cannot disable all Availability Zones of load balancer " + *name +
+    return InvalidConfiguration("Cannot disable all Availability Zones of load balancer " + name +
                                 ": at least one must remain enabled");
   }
-  if (remaining != (*lb)["AvailabilityZones"]) {
-    (*lb)["AvailabilityZones"] = remaining;
-    AP_RETURN_IF_ERROR(SaveForNodes(std::move(*lb)));
+  if (remaining != lb["AvailabilityZones"]) {
+    lb["AvailabilityZones"] = remaining;
+    AP_RETURN_IF_ERROR(SaveForNodes(std::move(lb)));
   }
   return Json{{"AvailabilityZones", remaining}};
 }
@@ -785,16 +726,13 @@ Result<Json> ElbService::DisableAvailabilityZonesForLoadBalancer(const Params& p
 Result<Json> ElbService::AddTags(const Params& p) {
   auto names = p.List("LoadBalancerNames");
   if (names.empty()) return NullError("loadBalancerNames");
-  auto tags = ReadTags(p);
-  if (!tags.ok()) return tags.status();
-  if (tags->empty()) return NullError("tags");
-  std::lock_guard lock(*ctx_->mu);
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+  if (tags.empty()) return NullError("tags");
   std::vector<StoreWrite> writes;
   for (const auto& name : names) {
-    auto lb = Load(name);
-    if (!lb.ok()) return lb.status();
-    AP_RETURN_IF_ERROR(MergeTags(*lb, *tags));
-    writes.push_back({kind::kLoadBalancer, name, std::move(*lb)});
+    AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+    AP_RETURN_IF_ERROR(MergeTags(lb, tags));
+    writes.push_back({kind::kLoadBalancer, name, std::move(lb)});
   }
   AP_RETURN_IF_ERROR(Save(writes));
   return Json::object();
@@ -809,17 +747,15 @@ Result<Json> ElbService::RemoveTags(const Params& p) {
     if (key != t.end()) keys.push_back(key->second);
   }
   if (keys.empty()) return NullError("tags");
-  std::lock_guard lock(*ctx_->mu);
   std::vector<StoreWrite> writes;
   for (const auto& name : names) {
-    auto lb = Load(name);
-    if (!lb.ok()) return lb.status();
+    AP_ASSIGN_OR_RETURN(auto lb, Load(name));
     Json kept = Json::array();
-    for (const auto& t : (*lb)["Tags"]) {
+    for (const auto& t : lb["Tags"]) {
       if (std::find(keys.begin(), keys.end(), t["Key"]) == keys.end()) kept.push_back(t);
     }
-    (*lb)["Tags"] = std::move(kept);
-    writes.push_back({kind::kLoadBalancer, name, std::move(*lb)});
+    lb["Tags"] = std::move(kept);
+    writes.push_back({kind::kLoadBalancer, name, std::move(lb)});
   }
   AP_RETURN_IF_ERROR(Save(writes));
   return Json::object();
@@ -832,47 +768,48 @@ Result<Json> ElbService::DescribeTags(const Params& p) {
     return ConstraintError("loadBalancerNames", std::to_string(names.size()) + " names",
                            "Member must have length less than or equal to 20");
   }
-  std::lock_guard lock(*ctx_->mu);
   Json descriptions = Json::array();
   for (const auto& name : names) {
-    auto lb = Load(name);
-    if (!lb.ok()) return lb.status();
-    descriptions.push_back({{"LoadBalancerName", name}, {"Tags", (*lb)["Tags"]}});
+    AP_ASSIGN_OR_RETURN(auto lb, Load(name));
+    descriptions.push_back({{"LoadBalancerName", name}, {"Tags", lb["Tags"]}});
   }
   return Json{{"TagDescriptions", std::move(descriptions)}};
 }
 
 }  // namespace
 
-ServiceInfo ElbServiceInfo() {
-  return {"elasticloadbalancing", "2012-06-01", "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/",
-          WireProtocol::kQuery};
-}
-
-std::map<std::string, Handler> ElbHandlers(RegionContext* ctx) {
+ApiService ElbApi(RegionContext* ctx) {
   auto svc = std::make_shared<ElbService>(ctx);
   using Method = Result<Json> (ElbService::*)(const Params&);
-  auto bind = [svc](Method m) {
-    return [svc, m](const ApiRequest& r) { return ((*svc).*m)(Params(r.params, r.protocol)); };
+  auto op = [svc](const char* name, Access access, Method m) {
+    return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }};
   };
-  return {
-      {"CreateLoadBalancer", bind(&ElbService::CreateLoadBalancer)},
-      {"DeleteLoadBalancer", bind(&ElbService::DeleteLoadBalancer)},
-      {"DescribeLoadBalancers", bind(&ElbService::DescribeLoadBalancers)},
-      {"CreateLoadBalancerListeners", bind(&ElbService::CreateLoadBalancerListeners)},
-      {"DeleteLoadBalancerListeners", bind(&ElbService::DeleteLoadBalancerListeners)},
-      {"ConfigureHealthCheck", bind(&ElbService::ConfigureHealthCheck)},
-      {"RegisterInstancesWithLoadBalancer", bind(&ElbService::RegisterInstancesWithLoadBalancer)},
-      {"DeregisterInstancesFromLoadBalancer", bind(&ElbService::DeregisterInstancesFromLoadBalancer)},
-      {"DescribeInstanceHealth", bind(&ElbService::DescribeInstanceHealth)},
-      {"ModifyLoadBalancerAttributes", bind(&ElbService::ModifyLoadBalancerAttributes)},
-      {"DescribeLoadBalancerAttributes", bind(&ElbService::DescribeLoadBalancerAttributes)},
-      {"EnableAvailabilityZonesForLoadBalancer", bind(&ElbService::EnableAvailabilityZonesForLoadBalancer)},
-      {"DisableAvailabilityZonesForLoadBalancer", bind(&ElbService::DisableAvailabilityZonesForLoadBalancer)},
-      {"AddTags", bind(&ElbService::AddTags)},
-      {"DescribeTags", bind(&ElbService::DescribeTags)},
-      {"RemoveTags", bind(&ElbService::RemoveTags)},
+  ApiService api;
+  api.info = {"elasticloadbalancing", "2012-06-01", "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/",
+              WireProtocol::kQuery};
+  api.operations = {
+      op("CreateLoadBalancer", Access::kWrite, &ElbService::CreateLoadBalancer),
+      op("DeleteLoadBalancer", Access::kWrite, &ElbService::DeleteLoadBalancer),
+      op("DescribeLoadBalancers", Access::kRead, &ElbService::DescribeLoadBalancers),
+      op("CreateLoadBalancerListeners", Access::kWrite, &ElbService::CreateLoadBalancerListeners),
+      op("DeleteLoadBalancerListeners", Access::kWrite, &ElbService::DeleteLoadBalancerListeners),
+      op("ConfigureHealthCheck", Access::kWrite, &ElbService::ConfigureHealthCheck),
+      op("RegisterInstancesWithLoadBalancer", Access::kWrite, &ElbService::RegisterInstancesWithLoadBalancer),
+      op("DeregisterInstancesFromLoadBalancer", Access::kWrite, &ElbService::DeregisterInstancesFromLoadBalancer),
+      op("DescribeInstanceHealth", Access::kRead, &ElbService::DescribeInstanceHealth),
+      op("ModifyLoadBalancerAttributes", Access::kWrite, &ElbService::ModifyLoadBalancerAttributes),
+      op("DescribeLoadBalancerAttributes", Access::kRead, &ElbService::DescribeLoadBalancerAttributes),
+      op("EnableAvailabilityZonesForLoadBalancer", Access::kWrite, &ElbService::EnableAvailabilityZonesForLoadBalancer),
+      op("DisableAvailabilityZonesForLoadBalancer", Access::kWrite, &ElbService::DisableAvailabilityZonesForLoadBalancer),
+      op("AddTags", Access::kWrite, &ElbService::AddTags),
+      op("DescribeTags", Access::kRead, &ElbService::DescribeTags),
+      op("RemoveTags", Access::kWrite, &ElbService::RemoveTags),
   };
+  api.write_lock = ctx->mu;
+  api.after_write = [ctx] {
+    if (ctx->wake) ctx->wake();
+  };
+  return api;
 }
 
 }  // namespace autopipe

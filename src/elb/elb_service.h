@@ -4,10 +4,10 @@
 // starts, reconfigures and stops the `autopipe lb` nodes that serve it. HTTP and TCP listeners only: there is
 // no TLS, so HTTPS and SSL listeners are refused with UnsupportedProtocol.
 //
-// Thread-safety: handlers take RegionContext::mu.
+// Thread-safety: the writing operations run under RegionContext::mu, held by the router (ApiService); the
+// Describe operations only read the store and take no lock.
 #pragma once
 
-#include <map>
 #include <string>
 
 #include "api/api_server.h"
@@ -15,7 +15,7 @@
 
 namespace autopipe {
 
-ServiceInfo ElbServiceInfo();
-std::map<std::string, Handler> ElbHandlers(RegionContext* ctx);
+// The service's operation table, bound to the region.
+ApiService ElbApi(RegionContext* ctx);
 
 }  // namespace autopipe

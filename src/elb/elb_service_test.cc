@@ -4,6 +4,7 @@
 #include "elb/elb_service.h"
 
 #include <filesystem>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,22 @@ class ElbServiceTest : public RegionFixture {
 };
 
 // ---- CreateLoadBalancer ---------------------------------------------------------------------------------------
+
+// The Describe operations take no lock: they answer while a write or controller pass holds RegionContext::mu.
+TEST_F(ElbServiceTest, DescribesAnswerWhileTheRegionLockIsHeld) {
+  Create();
+  std::lock_guard hold(mu_);
+  auto reads = std::async(std::launch::async, [this] {
+    std::vector<Result<Json>> out;
+    out.push_back(Call("DescribeLoadBalancers", {}));
+    out.push_back(Call("DescribeLoadBalancerAttributes", {{"LoadBalancerName", kName}}));
+    out.push_back(Call("DescribeInstanceHealth", {{"LoadBalancerName", kName}}));
+    out.push_back(Call("DescribeTags", {{"LoadBalancerNames.member.1", kName}}));
+    return out;
+  });
+  ASSERT_EQ(reads.wait_for(std::chrono::seconds(30)), std::future_status::ready) << "a Describe waited for mu";
+  for (const auto& r : reads.get()) EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
 
 TEST_F(ElbServiceTest, CreateAppliesAwsDefaultsAndTheFirstFreeAddress) {
   Json r = Create();
@@ -659,7 +676,7 @@ TEST_F(ElbServiceTest, ResultsRenderAsQueryXml) {
   ApiRequest req;
   req.action = "DescribeLoadBalancers";
   req.request_id = "rid";
-  HttpReply reply = RenderResult(ElbServiceInfo(), req, MustCall("DescribeLoadBalancers", {}));
+  HttpReply reply = RenderResult(ElbApi(&ctx_).info, req, MustCall("DescribeLoadBalancers", {}));
   EXPECT_NE(reply.body.find("<DescribeLoadBalancersResponse "
                             "xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/\">"
                             "<DescribeLoadBalancersResult><LoadBalancerDescriptions><member>"

@@ -13,7 +13,7 @@ ServiceModule ElbModule() {
   ServiceModule m;
   m.name = "elb";
   m.document_kinds = {kind::kLoadBalancer, kind::kLoadBalancerNode};
-  m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(ElbServiceInfo(), ElbHandlers(ctx)); };
+  m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(ElbApi(ctx)); };
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;
     v.push_back(std::make_unique<LoadBalancerController>(ctx));

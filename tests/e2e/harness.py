@@ -672,6 +672,35 @@ class Region:
             self._boto_clients[key] = session.client(service, endpoint_url=self.endpoint, config=cfg)
         return self._boto_clients[key]
 
+    def botocore_json10(self, service="autoscaling", target_prefix="AutoScaling_2011_01_01"):
+        """A botocore client for `service` whose model is switched to AWS JSON 1.0 (query-compatible), as
+        botocore's CloudWatch model is: requests carry X-Amz-Target and x-amzn-query-mode, errors are read from
+        the JSON body and x-amzn-query-error. No retries, so an error surfaces at once."""
+        import copy
+        import botocore.session
+        from botocore.config import Config
+
+        ak, sk = self.credentials()
+        model = copy.deepcopy(botocore.session.get_session().get_component("data_loader")
+                              .load_service_model(service, "service-2"))
+        meta = model["metadata"]
+        meta.update({"protocol": "json", "protocols": ["json"], "jsonVersion": "1.0",
+                     "targetPrefix": target_prefix, "awsQueryCompatible": {}})
+        models = tempfile.mkdtemp(prefix="autopipe-json10-model-")
+        try:
+            version_dir = os.path.join(models, service, meta["apiVersion"])
+            os.makedirs(version_dir)
+            with open(os.path.join(version_dir, "service-2.json"), "w") as f:
+                json.dump(model, f)
+            session = botocore.session.get_session()  # a fresh loader: its cache has not seen the real model
+            session.get_component("data_loader").search_paths.insert(0, models)
+            return session.create_client(service, region_name=REGION_NAME, endpoint_url=self.endpoint,
+                                         aws_access_key_id=ak, aws_secret_access_key=sk,
+                                         config=Config(proxies={}, connect_timeout=5, read_timeout=30,
+                                                       retries={"max_attempts": 1}))
+        finally:
+            shutil.rmtree(models, ignore_errors=True)  # create_client has read the model
+
     # -- raw signed requests --------------------------------------------------------------------
 
     def signed_request(self, body, service="autoscaling", access_key=None, secret_key=None, sign_body=None,

@@ -1,5 +1,6 @@
 """Request validation: AWS error codes and messages, and no state change on any rejected request."""
 
+import json
 import unittest
 import urllib.parse
 
@@ -188,6 +189,80 @@ class ValidationTest(unittest.TestCase):
         self.assertEqual(self.snapshot(), before)
         # The server is still fine.
         self.assertIsNotNone(self.region.asg(ASG))
+
+    def test_control_characters_and_invalid_utf8_are_refused(self):
+        pattern = ("Member must satisfy regular expression pattern: "
+                   "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\r\\n\\t]*")
+        before = self.snapshot()
+        import botocore.exceptions
+        with self.assertRaises(botocore.exceptions.ClientError) as ctl:
+            self.asc.create_launch_configuration(LaunchConfigurationName="val-ctl\x07lc", ImageId=SAMPLE_AMI,
+                                                 InstanceType="t3.micro")
+        err = ctl.exception.response["Error"]
+        self.assertEqual(err["Code"], "ValidationError")
+        self.assertTrue(err["Message"].startswith("1 validation error detected: Value 'val-ctl\ufffdlc' at "
+                                                  "'launchConfigurationName' failed to satisfy constraint: "),
+                        err["Message"])
+        self.assertTrue(err["Message"].endswith(pattern), err["Message"])
+        msg = self.assert_raw_error(self.body(("Action", "CreateLaunchConfiguration"), ("ImageId", SAMPLE_AMI),
+                                              ("InstanceType", "t3.micro")) + "&LaunchConfigurationName=a%FFb",
+                                    400, "ValidationError")
+        self.assertIn(pattern, msg)
+        self.assertEqual(self.snapshot(), before)
+
+    # -- AWS JSON 1.0 ----------------------------------------------------------------------------
+
+    def test_json10_requests_reach_the_same_handlers(self):
+        """botocore speaking AWS JSON 1.0 (as it does to CloudWatch) to an existing Query operation: the
+        request reaches the handler with the same parameters, the reply parses, errors carry their code."""
+        import botocore.exceptions
+        js = self.region.botocore_json10("autoscaling")
+        name = "val-json-lc"
+        js.create_launch_configuration(LaunchConfigurationName=name, ImageId=SAMPLE_AMI, InstanceType="t3.micro",
+                                       SecurityGroups=["sg-a", "sg-b"],
+                                       InstanceMonitoring={"Enabled": False})
+        try:
+            # Written through JSON, read back through Query: the lists and structures arrived flattened.
+            lc = self.asc.describe_launch_configurations(LaunchConfigurationNames=[name])["LaunchConfigurations"]
+            self.assertEqual(len(lc), 1)
+            self.assertEqual(lc[0]["SecurityGroups"], ["sg-a", "sg-b"])
+            self.assertEqual(lc[0]["InstanceMonitoring"], {"Enabled": False})
+            # And read through JSON: the result renders as JSON that botocore parses.
+            got = js.describe_launch_configurations(LaunchConfigurationNames=[name], MaxRecords=10)
+            self.assertEqual([c["LaunchConfigurationName"] for c in got["LaunchConfigurations"]], [name])
+            self.assertEqual(got["LaunchConfigurations"][0]["SecurityGroups"], ["sg-a", "sg-b"])
+
+            with self.assertRaises(botocore.exceptions.ClientError) as dup:
+                js.create_launch_configuration(LaunchConfigurationName=name, ImageId=SAMPLE_AMI,
+                                               InstanceType="t3.micro")
+            self.assertEqual(dup.exception.response["Error"]["Code"], "AlreadyExists")
+            self.assertEqual(dup.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(dup.exception.response["ResponseMetadata"]["HTTPHeaders"].get("x-amzn-query-error"),
+                             "AlreadyExists;Sender")
+            with self.assertRaises(botocore.exceptions.ClientError) as sizes:
+                js.update_auto_scaling_group(AutoScalingGroupName=ASG, MinSize=2, MaxSize=1)
+            self.assertEqual(sizes.exception.response["Error"]["Code"], "ValidationError")
+            self.assertIn("min bound", sizes.exception.response["Error"]["Message"])
+        finally:
+            self.asc.delete_launch_configuration(LaunchConfigurationName=name)
+
+    def test_json10_malformed_bodies(self):
+        target = {"X-Amz-Target": "AutoScaling_2011_01_01.DescribeAutoScalingGroups",
+                  "Content-Type": "application/x-amz-json-1.0", "x-amzn-query-mode": "true"}
+        for body, code in (("[1]", "SerializationException"), ("{", "SerializationException"),
+                           ('{"A":' + "[" * 40 + "]" * 40 + "}", "SerializationException"),
+                           ('{"AutoScalingGroupNames":[' + ",".join(['"g"'] * 1001) + "]}", "ValidationError")):
+            st, headers, text = self.region.signed_request(body, extra_headers=target)
+            self.assertEqual(st, 400, text[:300])
+            self.assertEqual(json.loads(text)["__type"], code)
+            self.assertEqual(headers.get("x-amzn-query-error"), code + ";Sender")
+        # A target that is not UTF-8 (it cannot be signed as sent, so the signature check answers): a clean
+        # JSON error, never a 500 or an exception text in the headers.
+        bad_target = dict(target, **{"X-Amz-Target": "AutoScaling_2011_01_01.\xff\xfe"})
+        st, headers, text = self.region.signed_request("{}", extra_headers=bad_target)
+        self.assertTrue(400 <= st < 500, "%d %s" % (st, text[:300]))
+        self.assertIn("__type", json.loads(text))
+        self.assertNotIn("EXCEPTION_WHAT", {k.upper() for k in headers})
 
     # -- deletion --------------------------------------------------------------------------------
 
