@@ -66,7 +66,7 @@ class BackendPool {
   // A connect to b failed: eject it and count the error.
   void NoteConnectFailure(Backend& b);
 
-  // Closes idle connections pooled at or before now_ms - idle_ms.
+  // Closes pooled connections idle for longer than idle_ms.
   void CloseIdle(int64_t now_ms, int64_t idle_ms);
   void CloseAllIdle();
   // While draining, released connections are closed rather than pooled.

@@ -51,7 +51,8 @@ class EventLoop {
   // Asks for (or stops asking for) output events on fd. *state is the handler's record of what it asked for, so
   // the call is free when nothing changes: ask after a short write, stop once the backlog is sent.
   void SetWantWrite(int fd, FdHandler* h, bool* state, bool want);
-  // Marks h dead and deletes it after the current batch. Close its fd first (that ends its registration).
+  // Marks h dead and deletes it after the current batch (once per handler). Close its fd first (that ends its
+  // registration).
   void Bury(FdHandler* h);
 
   // --- timers ----------------------------------------------------------------------------------------------------
