@@ -101,6 +101,7 @@ struct Doomed : FdHandler {
 TEST(LbEventLoopTest, ABuriedHandlerGetsNoMoreEventsAndIsDeletedAfterTheBatch) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  doomed_events = doomed_deleted = 0;
   EventLoop loop;
   auto* a = new Doomed;
   auto* b = new Doomed;
