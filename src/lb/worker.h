@@ -9,6 +9,9 @@
 // The node answers 400/405/408/502/503/504 itself as ELB does. TCP listeners proxy bytes to back ends in
 // round robin.
 //
+// The parts: the loop (lb/event_loop.h), HTTP sessions (lb/http_session.h), TCP sessions (lb/tcp_session.h), the
+// picker (lb/picker.h), the back-end connection pool (lb/backend_pool.h) and the access log (lb/access_log.h).
+//
 // Thread-safety: a Worker's methods run on its own thread, except RequestReload/RequestStop/Stats, which are
 // safe from any thread.
 #pragma once
