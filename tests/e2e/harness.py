@@ -471,7 +471,8 @@ class Region:
         self.proc = None
         self.endpoint = None
         self._stdout = None
-        self._boto_clients = {}
+        self._boto_clients = {}  # (service, config) -> client at the current endpoint
+        self._boto_proxies = {}  # (service, config) -> _FollowingClient handed to tests
         self._closed = False
         self._starts = 0
 
@@ -744,10 +745,19 @@ class Region:
     # -- boto3 ----------------------------------------------------------------------------------
 
     def boto3(self, service, **config):
+        """A boto3 client for this region. It follows the endpoint: after restart() (a new port) the same object
+        talks to the new server, so tests may keep it across restarts."""
         key = (service, tuple(sorted(config.items())))
+        if key not in self._boto_proxies:
+            self._boto_proxies[key] = _FollowingClient(self, key)
+        return self._boto_proxies[key]
+
+    def _boto3_client(self, key):
+        """The real client for `key` at the current endpoint (made again after each start)."""
         if key not in self._boto_clients:
             import boto3
             from botocore.config import Config
+            service, config = key[0], dict(key[1])
             ak, sk = self.credentials()
             session = boto3.session.Session(aws_access_key_id=ak, aws_secret_access_key=sk,
                                             region_name=REGION_NAME)
@@ -903,6 +913,18 @@ class Region:
             AutoScalingGroupName=name, LaunchConfigurationName=lc,
             MinSize=size if min_size is None else min_size, MaxSize=max(size, 1) if max_size is None else max_size,
             DesiredCapacity=size, AvailabilityZones=list(azs), **kw)
+
+
+class _FollowingClient:
+    """Stands for a Region's boto3 client: every attribute is looked up on the client for the region's current
+    endpoint, which changes when the server restarts on a new port."""
+
+    def __init__(self, region, key):
+        self._region = region
+        self._key = key
+
+    def __getattr__(self, name):
+        return getattr(self._region._boto3_client(self._key), name)
 
 
 def b64(s):

@@ -99,9 +99,10 @@ class NodeTest(unittest.TestCase):
     @classmethod
     def start_backend(cls, iid, addr):
         env = dict(os.environ, AUTOPIPE_INSTANCE_ID=iid, AUTOPIPE_PRIVATE_IP=addr)
-        out = open(os.path.join(cls.dir, iid + ".log"), "ab")
-        cls.procs[iid] = subprocess.Popen([autopipe_bin(), "sample-app", "--listen", "%s:%d" % (addr, BACKEND_PORT)],
-                                          stdout=out, stderr=subprocess.STDOUT, env=env)
+        with open(os.path.join(cls.dir, iid + ".log"), "ab") as out:  # the child keeps its own copy
+            cls.procs[iid] = subprocess.Popen([autopipe_bin(), "sample-app", "--listen",
+                                               "%s:%d" % (addr, BACKEND_PORT)],
+                                              stdout=out, stderr=subprocess.STDOUT, env=env)
         cls.backends[iid] = addr
         wait_until(lambda: socket.create_connection((addr, BACKEND_PORT), timeout=1).close() or True,
                    timeout=10, what="%s listening" % iid)
