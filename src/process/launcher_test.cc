@@ -106,8 +106,11 @@ TEST_F(LauncherTest, ExitedChildIsReaped) {
 }
 
 TEST_F(LauncherTest, WrongStartTimeIsNotAlive) {
-  // The shell answers SIGTERM by writing "term"; a SIGKILL sent before that SIGTERM would kill it first.
-  ProcessId id = Start(Shell("trap 'echo term > got; exit 0' TERM; echo ready > ready; sleep 30 & wait"));
+  // The shell answers SIGTERM by writing "term"; a SIGKILL sent before that SIGTERM would kill it first. "ready"
+  // is written once the trap is set and the background sleep exists. The trap kills the sleep itself: a SIGTERM
+  // that reaches the forked child before it drops the inherited trap would be lost.
+  ProcessId id = Start(Shell("trap 'echo term > got; kill -9 $! 2>/dev/null; exit 0' TERM; sleep 30 & "
+                             "echo ready > ready; wait"));
   ASSERT_GT(id.pid, 0);
   ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_ / "work" / "ready") == "ready\n"; }));
   ProcessId fake{id.pid, id.start_time + 1};
