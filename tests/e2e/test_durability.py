@@ -62,7 +62,7 @@ class DurabilityTest(unittest.TestCase):
             t.start()
             # Kill at a point that varies from round to round, while writes are going on: after a random number of
             # further acknowledgements (the writer keeps writing meanwhile, so one is likely in flight).
-            target = len(acknowledged) + rng.randint(3, 25)
+            target = len(acknowledged) + rng.randint(10, 50)
             wait_until(lambda: len(acknowledged) >= target or errors or not t.is_alive(), timeout=10, interval=0.01,
                        what="%d acknowledged writes" % target)
             self.region.kill9()
