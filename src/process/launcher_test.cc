@@ -108,14 +108,23 @@ TEST_F(LauncherTest, ExitedChildIsReaped) {
 }
 
 TEST_F(LauncherTest, WrongStartTimeIsNotAlive) {
-  ProcessId id = Start(Shell("sleep 30"));
+  // The shell answers SIGTERM by writing "term"; a SIGKILL sent before that SIGTERM would kill it first. "ready"
+  // is written once the trap is set and the background sleep exists. The trap kills the sleep itself: a SIGTERM
+  // that reaches the forked child before it drops the inherited trap would be lost.
+  ProcessId id = Start(Shell("trap 'echo term > got; kill -9 $! 2>/dev/null; exit 0' TERM; sleep 30 & "
+                             "echo ready > ready; wait"));
   ASSERT_GT(id.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_ / "work" / "ready") == "ready\n"; }));
   ProcessId fake{id.pid, id.start_time + 1};
   EXPECT_FALSE(launcher_.IsAlive(fake));
   EXPECT_FALSE(launcher_.GroupAlive(fake));
   launcher_.SignalGroup(fake, /*force=*/true);  // must not touch the real process
-  std::this_thread::sleep_for(milliseconds(100));
   EXPECT_TRUE(launcher_.IsAlive(id));
+  // Had the SIGKILL above been sent, the process would already be doomed (a SIGKILL takes effect when sent), so
+  // it could not run its TERM trap now.
+  launcher_.SignalGroup(id, /*force=*/false);
+  ASSERT_TRUE(WaitFor([&] { return !launcher_.GroupAlive(id); }));
+  EXPECT_EQ(ReadFile(dir_ / "work" / "got"), "term\n");
 }
 
 TEST_F(LauncherTest, SignalGroupReachesGrandchildren) {

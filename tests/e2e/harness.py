@@ -1,17 +1,20 @@
 """End-to-end test harness for autopipe.
 
-A Region is one `autopipe server` started by the test on a fresh data dir, a free port and a private
-/16 of 127.0.0.0/8. Tests drive it with the real aws CLI (v1 and v2), boto3 and raw HTTP.
+A Region is one `autopipe server` started by the test on a fresh data dir, a port the kernel picks (it
+listens on 127.0.0.1:0 and the harness reads the endpoint it writes to DATA_DIR/endpoint) and a private /16
+of 127.0.0.0/8 leased with lease_block() (see "address blocks" below). Tests drive it with the real aws CLI
+(v1 and v2), boto3 and raw HTTP.
 
 Only processes started by the test are ever signalled, always by pid:
   - the server process (the Popen child),
   - instance processes of this region, found by their AUTOPIPE_* environment inside this region's
-    private address block (which no other test or user region uses).
+    private address block (which no other test or user region uses while the lease is held).
 """
 
 import base64
 import configparser
 import contextlib
+import fcntl
 import http.client
 import json
 import os
@@ -26,7 +29,6 @@ import time
 import unittest
 import urllib.parse
 import xml.etree.ElementTree as ET
-import zlib
 
 REGION_NAME = "us-west-2"
 SAMPLE_AMI = "ami-0a1b2c3d4e5f60718"    # autopipe-sample-web
@@ -42,16 +44,6 @@ CONVERGE_TIMEOUT = float(os.environ.get("AUTOPIPE_E2E_CONVERGE_TIMEOUT", "30"))
 REPLACE_TIMEOUT = float(os.environ.get("AUTOPIPE_E2E_REPLACE_TIMEOUT", "45"))
 CLI_TIMEOUT = 60.0
 
-# Each module gets its own range of ten /16 blocks so modules can run in parallel.
-_MODULE_BLOCKS = {
-    "test_seed_asg": 150,
-    "test_replacement": 160,
-    "test_server_restart": 170,
-    "test_ec2": 180,
-    "test_validation": 190,
-    "test_auth": 200,
-}
-_block_counters = {}
 
 
 def autopipe_bin():
@@ -348,32 +340,118 @@ def parse_error_xml(text):
 # Region
 # ---------------------------------------------------------------------------------------------
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# ---------------------------------------------------------------------------------------------
+# address blocks
+# ---------------------------------------------------------------------------------------------
+#
+# Every region (and every module that listens by itself, like test_lb_node) needs a /16 of 127.0.0.0/8 that
+# nothing else running on the machine uses: the region's instances, load balancer nodes and back ends listen
+# there on fixed ports (80, and the ports a test configures), and cleanup treats every process with an address
+# in the block as its own. ctest -j2 runs modules in parallel, a developer may run a module by hand at the
+# same time, and a user's own region may be up on the machine.
+#
+# The scheme: the candidates are 127.150 to 127.253 (user regions default to 127.60-127.99 and 127.100 and
+# up, one per known region name, below 127.150). A block is held by an exclusive flock on the file
+# /tmp/autopipe-e2e-blocks/127.N.lock (always /tmp, not $TMPDIR, so runs with different TMPDIRs still
+# see each other's locks); lease_block() walks the candidates and takes the first whose lock it
+# gets without waiting and in which nothing already runs (no instance process with an AUTOPIPE_PRIVATE_IP
+# there and no socket listening on an address there: leftovers of a crashed run, or a user's region that
+# happens to use the block). The lock is held, through the open file, until BlockLease.release() (Region.close
+# releases its block after `autopipe down` has stopped everything in it) or until the process ends, however
+# it ends: the kernel drops flocks with the process, so a crashed run never leaves a block taken. Two leases
+# in one process conflict too (each open() is its own lock), so two Regions of one module get two blocks.
+# The lock files themselves stay (removing them would race with another process locking them).
+#
+# AUTOPIPE_E2E_BLOCK=127.N (or N) makes the walk start at N; it still takes only a free, unlocked block.
+
+BLOCK_FIRST, BLOCK_LAST = 150, 253
+BLOCK_LOCK_DIR = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), "autopipe-e2e-blocks")
 
 
-def _pick_block(module_name):
+def _listening_in_block(n):
+    """True when some TCP socket listens on an address in 127.n.0.0/16 (any user's, any process's)."""
+    suffix = "%02X7F" % n  # /proc/net/tcp prints the IPv4 address as little-endian hex: 127.n.x.y -> YYXXNN7F
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                addr, state = fields[1].split(":")[0], fields[3]
+                if state == "0A" and addr.upper().endswith(suffix):  # 0A: LISTEN
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _block_occupied(n):
+    prefix = "127.%d." % n
+    if instance_processes(prefix):
+        return "instance processes"
+    if _listening_in_block(n):
+        return "listening sockets"
+    return None
+
+
+class BlockLease:
+    """An address block 127.N held by this process until release() (or until the process ends)."""
+
+    def __init__(self, n, fd):
+        self.n = n
+        self.block = "127.%d" % n
+        self.prefix = "127.%d." % n
+        self._fd = fd
+
+    def release(self):
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _open_lock_file(path):
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # another user's lock file: flock works read-only
+
+
+def lease_block():
+    """Takes an address block no other test run or region on this machine uses; see the scheme above."""
+    if not os.path.isdir(BLOCK_LOCK_DIR):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(BLOCK_LOCK_DIR)
+            os.chmod(BLOCK_LOCK_DIR, 0o1777)  # shared by every user's test runs, like /tmp itself
     env = os.environ.get("AUTOPIPE_E2E_BLOCK")
+    start = BLOCK_FIRST
     if env:
-        base = int(env.split(".")[-1]) if "." in env else int(env)
-    elif module_name in _MODULE_BLOCKS:
-        base = _MODULE_BLOCKS[module_name]
-    else:
-        base = 210 + (zlib.crc32(module_name.encode()) % 4) * 10
-    n = _block_counters.get(base, 0)
-    _block_counters[base] = n + 1
-    # Prefer a slot that no live instance process occupies (e.g. leftovers of a crashed run).
-    for i in range(10):
-        third = base + (n + i) % 10
-        if third > 255:
+        start = int(env.split(".")[-1])
+        if not BLOCK_FIRST <= start <= BLOCK_LAST:
+            raise RuntimeError("AUTOPIPE_E2E_BLOCK=%s is outside 127.%d-127.%d" % (env, BLOCK_FIRST, BLOCK_LAST))
+    count = BLOCK_LAST - BLOCK_FIRST + 1
+    for i in range(count):
+        n = BLOCK_FIRST + (start - BLOCK_FIRST + i) % count
+        fd = _open_lock_file(os.path.join(BLOCK_LOCK_DIR, "127.%d.lock" % n))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
             continue
-        if not instance_processes("127.%d." % third):
-            _block_counters[base] = n + i + 1
-            return third
-        log("address block 127.%d is occupied by leftover instance processes; skipping it" % third)
-    raise RuntimeError("no free address block near 127.%d" % base)
+        occupied = _block_occupied(n)
+        if occupied:
+            log("address block 127.%d is unlocked but has %s in it (a crashed run or a user's region); "
+                "skipping it" % (n, occupied))
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            continue
+        return BlockLease(n, fd)
+    raise RuntimeError("no free address block in 127.%d-127.%d" % (BLOCK_FIRST, BLOCK_LAST))
 
 
 _live_regions = []
@@ -384,16 +462,17 @@ class Region:
 
     def __init__(self, name=None):
         self.module = name or "e2e"
-        self.block = _pick_block(self.module.split(".")[0])
-        self.block_prefix = "127.%d." % self.block
+        self.lease = lease_block()
+        self.block = self.lease.n
+        self.block_prefix = self.lease.prefix
         self.root = tempfile.mkdtemp(prefix="autopipe-e2e-%s-" % self.module.replace(".", "-"))
         self.data_dir = os.path.join(self.root, "data")
         os.makedirs(self.data_dir)
-        self.port = _free_port()
         self.proc = None
         self.endpoint = None
         self._stdout = None
-        self._boto_clients = {}
+        self._boto_clients = {}  # (service, config) -> client at the current endpoint
+        self._boto_proxies = {}  # (service, config) -> _FollowingClient handed to tests
         self._closed = False
         self._starts = 0
 
@@ -434,7 +513,9 @@ class Region:
         if self._stdout:
             self._stdout.close()
         self._stdout = open(out_path, "wb")
-        argv = [binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
+        # Port 0: the server binds a port the kernel picks and writes the endpoint it listens on to DIR/endpoint
+        # (after it listens), so no other process can take the port between choosing and binding it.
+        argv = [binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
                 "--region", REGION_NAME, "--address-block", "127.%d" % self.block]
         log("starting %s" % " ".join(argv))
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._stdout,
@@ -485,7 +566,8 @@ class Region:
         self.proc.wait(10)
 
     def restart(self):
-        """Starts the server again on the same data dir and port (after kill9() or down())."""
+        """Starts the server again on the same data dir and address block (after kill9() or down()). It listens on
+        a new port; self.endpoint and the boto3 clients follow it."""
         if self.proc is not None and self.proc.poll() is None:
             raise AssertionError("restart() while the server is still running")
         self.start()
@@ -546,6 +628,8 @@ class Region:
             self._stdout.close()
         if self in _live_regions:
             _live_regions.remove(self)
+        # Everything that ran in the block is gone (or was just killed): another run may take it.
+        self.lease.release()
         if problems:
             log("cleanup problems:\n  " + "\n  ".join(problems) + "\n" + self.diagnostics())
         if os.environ.get("AUTOPIPE_E2E_KEEP") or problems:
@@ -661,10 +745,19 @@ class Region:
     # -- boto3 ----------------------------------------------------------------------------------
 
     def boto3(self, service, **config):
+        """A boto3 client for this region. It follows the endpoint: after restart() (a new port) the same object
+        talks to the new server, so tests may keep it across restarts."""
         key = (service, tuple(sorted(config.items())))
+        if key not in self._boto_proxies:
+            self._boto_proxies[key] = _FollowingClient(self, key)
+        return self._boto_proxies[key]
+
+    def _boto3_client(self, key):
+        """The real client for `key` at the current endpoint (made again after each start)."""
         if key not in self._boto_clients:
             import boto3
             from botocore.config import Config
+            service, config = key[0], dict(key[1])
             ak, sk = self.credentials()
             session = boto3.session.Session(aws_access_key_id=ak, aws_secret_access_key=sk,
                                             region_name=REGION_NAME)
@@ -849,6 +942,18 @@ class Region:
             AutoScalingGroupName=name, LaunchConfigurationName=lc,
             MinSize=size if min_size is None else min_size, MaxSize=max(size, 1) if max_size is None else max_size,
             DesiredCapacity=size, AvailabilityZones=list(azs), **kw)
+
+
+class _FollowingClient:
+    """Stands for a Region's boto3 client: every attribute is looked up on the client for the region's current
+    endpoint, which changes when the server restarts on a new port."""
+
+    def __init__(self, region, key):
+        self._region = region
+        self._key = key
+
+    def __getattr__(self, name):
+        return getattr(self._region._boto3_client(self._key), name)
 
 
 def b64(s):

@@ -55,7 +55,7 @@ class AuthTest(unittest.TestCase):
         cfg.read(self.region.config_file)
         self.assertEqual(cfg["default"]["region"].strip(), "us-west-2")
         self.assertEqual(harness.read_text(os.path.join(self.region.data_dir, "endpoint")).strip(),
-                         "http://127.0.0.1:%d" % self.region.port)
+                         "http://127.0.0.1:%d" % self.region.endpoint_port)
         self.assertTrue(os.path.exists(os.path.join(self.region.data_dir, "server.log")))
 
     def test_01_no_authorization(self):

@@ -12,7 +12,7 @@ import unittest
 
 import botocore.exceptions
 
-from harness import MINIMAL_AMI, Region, log
+from harness import MINIMAL_AMI, Region, log, wait_until
 
 ROUNDS = 3
 
@@ -60,7 +60,11 @@ class DurabilityTest(unittest.TestCase):
 
             t = threading.Thread(target=writer)
             t.start()
-            time.sleep(0.3 + rng.random() * 0.7)
+            # Kill at a point that varies from round to round, while writes are going on: after a random number of
+            # further acknowledgements (the writer keeps writing meanwhile, so one is likely in flight).
+            target = len(acknowledged) + rng.randint(10, 50)
+            wait_until(lambda: len(acknowledged) >= target or errors or not t.is_alive(), timeout=10, interval=0.01,
+                       what="%d acknowledged writes" % target)
             self.region.kill9()
             stop.set()
             t.join(30)

@@ -3,7 +3,6 @@ minimal image, and Auto Scaling tags."""
 
 import os
 import signal
-import time
 import unittest
 
 import harness
@@ -203,8 +202,8 @@ class Ec2Test(unittest.TestCase):
                   if (harness.proc_cmdline(p) or [""])[0].endswith("sleep")]
         self.assertEqual(len(sleeps), 1, [(p, harness.proc_cmdline(p)) for p, _ in
                                           harness.instance_processes(self.region.block_prefix, iid)])
-        time.sleep(2)
-        self.assertEqual(self.region.ec2_instance(iid)["State"]["Name"], "running")
+        harness.hold_for(lambda: self.region.ec2_instance(iid)["State"]["Name"] == "running", 2, 0.5,
+                         "%s running while its boot script runs" % iid)
         os.kill(sleeps[0], signal.SIGKILL)
         # When the script's process tree is gone, the instance stops running and is replaced.
         wait_until(lambda: iid not in {i["InstanceId"] for i in self.region.group_instances("ec2-userdata")},

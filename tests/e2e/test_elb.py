@@ -4,6 +4,8 @@ AZs; killing an instance under load fails at most the requests in flight on it; 
 fails none; draining lets in-flight requests finish.
 """
 
+import contextlib
+import glob
 import http.client
 import json
 import os
@@ -103,6 +105,15 @@ class Load:
 
 
 class SeedLoadBalancerTest(unittest.TestCase):
+    def node_active_requests(self, lb_name):
+        """Requests in flight to back ends over all nodes of the load balancer, from the nodes' status.json."""
+        total = 0
+        for path in glob.glob(os.path.join(self.region.data_dir, "load-balancers", lb_name, "*", "status.json")):
+            with contextlib.suppress(OSError, ValueError):
+                with open(path) as f:
+                    total += sum(b["active_requests"] for b in json.load(f)["backends"])
+        return total
+
     @classmethod
     def setUpClass(cls):
         cls.region = Region.for_class(cls)
@@ -228,11 +239,14 @@ class SeedLoadBalancerTest(unittest.TestCase):
         result = {}
 
         def slow():
-            status, body = get(dns, "/sleep?ms=3000", timeout=20)
+            status, body = get(dns, "/sleep?ms=5000", timeout=20)
             result["status"], result["body"] = status, body
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.7)
+        # Deregister only once the slow request is in flight on the instance: its node's status (written every
+        # second) counts it.
+        wait_until(lambda: self.node_active_requests(name) >= 1, timeout=4, interval=0.05,
+                   what="the slow request in flight through %s" % name)
         self.elb.deregister_instances_from_load_balancer(LoadBalancerName=name, Instances=[{"InstanceId": iid}])
         state = self.elb.describe_instance_health(LoadBalancerName=name, Instances=[{"InstanceId": iid}])
         st = state["InstanceStates"][0]

@@ -1,13 +1,18 @@
 """The load balancer's data plane on its own: one `autopipe lb` node in front of two real sample-app
 instances (`autopipe sample-app`), driven over raw sockets and http.client.
 
-Everything listens in 127.230.0.0/16, which no other test module uses. Only processes this module started are
-signalled, by pid.
+Everything listens in an address block leased from harness.lease_block() for this module (held until the
+module ends), so no other run on the machine listens there: the node's listeners and the back ends can use
+fixed ports on those addresses (the node config needs them up front, and every back end behind a listener
+answers on the same instance port). The misbehaving back end binds port 0 and the config takes the port it
+got. Only processes this module started are signalled, by pid.
 """
 
+import contextlib
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import socketserver
@@ -17,27 +22,47 @@ import threading
 import time
 import unittest
 
+import harness
 from harness import autopipe_bin, log, wait_until
 
-BLOCK = "127.230.0"
-LB = BLOCK + ".10"
+# Ports on this module's own addresses (see above). The listener ports differ from the instance port so that
+# a node forwarding to the wrong port fails.
 PORT = 8080
 TCP_PORT = 8090
 BACKEND_PORT = 8081
 IDLE_TIMEOUT = 3
 
+_lease = None  # this module's address block, from setUpModule to tearDownModule
+LB = None      # the node's address, in that block
+
+
+def setUpModule():
+    global _lease, LB
+    _lease = harness.lease_block()
+    LB = block_addr(0, 10)
+    log("test_lb_node uses address block %s" % _lease.block)
+
+
+def tearDownModule():
+    _lease.release()
+
+
+def block_addr(third, fourth):
+    """An address in this module's block."""
+    return "%s%d.%d" % (_lease.prefix, third, fourth)
+
 
 def backend_addr(i):
-    return "%s.%d" % (BLOCK, i + 1)
+    return block_addr(0, i + 1)
 
 
-def assert_free(addr, port):
-    """Nothing may already listen where this module listens (a second run at the same time would share the
-    node's SO_REUSEPORT address and its back ends' ports, and each run would see the other's traffic)."""
+def assert_free(address, port):
+    """Nothing may already listen where this module listens (the lease should guarantee it; a leftover would
+    share the node's SO_REUSEPORT address and its back ends' ports, and the test would see its traffic)."""
     with socket.socket() as s:
         s.settimeout(1)
-        if s.connect_ex((addr, port)) == 0:
-            raise RuntimeError("%s:%d is already in use: is another run of test_lb_node going on?" % (addr, port))
+        if s.connect_ex((address, port)) == 0:
+            raise RuntimeError("%s:%d is already in use in this module's leased block" % (address, port))
 
 
 class NodeTest(unittest.TestCase):
@@ -74,15 +99,17 @@ class NodeTest(unittest.TestCase):
     @classmethod
     def start_backend(cls, iid, addr):
         env = dict(os.environ, AUTOPIPE_INSTANCE_ID=iid, AUTOPIPE_PRIVATE_IP=addr)
-        out = open(os.path.join(cls.dir, iid + ".log"), "ab")
-        cls.procs[iid] = subprocess.Popen([autopipe_bin(), "sample-app", "--listen", "%s:%d" % (addr, BACKEND_PORT)],
-                                          stdout=out, stderr=subprocess.STDOUT, env=env)
+        with open(os.path.join(cls.dir, iid + ".log"), "ab") as out:  # the child keeps its own copy
+            cls.procs[iid] = subprocess.Popen([autopipe_bin(), "sample-app", "--listen",
+                                               "%s:%d" % (addr, BACKEND_PORT)],
+                                              stdout=out, stderr=subprocess.STDOUT, env=env)
         cls.backends[iid] = addr
         wait_until(lambda: socket.create_connection((addr, BACKEND_PORT), timeout=1).close() or True,
                    timeout=10, what="%s listening" % iid)
 
     @classmethod
-    def write_config(cls, backends=None, draining=(), health_target="HTTP:%d/health" % BACKEND_PORT):
+    def write_config(cls, backends=None, draining=(), health_target="HTTP:%d/health" % BACKEND_PORT,
+                     idle_timeout=IDLE_TIMEOUT):
         cls.version += 1
         ids = sorted(cls.backends) if backends is None else backends
         config = {
@@ -98,7 +125,7 @@ class NodeTest(unittest.TestCase):
                           "draining": i in draining} for i in ids],
             "health_check": {"target": health_target, "interval_seconds": 5, "timeout_seconds": 2,
                              "healthy_threshold": 2, "unhealthy_threshold": 2},
-            "idle_timeout_seconds": IDLE_TIMEOUT,
+            "idle_timeout_seconds": idle_timeout,
             "draining_enabled": True,
             "draining_timeout_seconds": 30,
             "access_log_path": cls.access_log,
@@ -120,6 +147,14 @@ class NodeTest(unittest.TestCase):
     def status(cls):
         with open(cls.status_path) as f:
             return json.load(f)
+
+    @classmethod
+    def active_requests(cls):
+        """Requests the node has in flight to its back ends, per its status.json (written every second)."""
+        try:
+            return sum(b["active_requests"] for b in cls.status()["backends"])
+        except (OSError, ValueError):
+            return 0
 
     @classmethod
     def healthy_ids(cls):
@@ -156,6 +191,12 @@ class NodeTest(unittest.TestCase):
             return b"".join(chunks)
         finally:
             s.close()
+
+    @staticmethod
+    def readable(s):
+        """True when socket s has data (or EOF) waiting, without consuming it."""
+        r, _, _ = select.select([s], [], [], 0)
+        return bool(r)
 
     def assert_serving(self):
         status, _, body = self.get("/")
@@ -274,14 +315,20 @@ class NodeTest(unittest.TestCase):
         return statuses
 
     def test_pipelined_request_arriving_in_pieces_is_served(self):
+        # The first request must still be in flight when the rest of the second arrives. The node's status (written
+        # every second) shows when it is; the request sleeps long enough to be seen, under a longer idle timeout.
+        self.reload(idle_timeout=15)
         s = socket.create_connection((LB, PORT), timeout=5)
         try:
-            s.sendall(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\nGET /headers HTTP/1.1\r\nHo")
-            time.sleep(0.2)  # the rest of the second request arrives while the first is in flight
+            s.sendall(b"GET /sleep?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\nGET /headers HTTP/1.1\r\nHo")
+            wait_until(lambda: self.active_requests() >= 1, timeout=5, interval=0.05,
+                       what="the first pipelined request in flight")
+            self.assertFalse(self.readable(s), "the first response came back before the test could send the rest")
             s.sendall(b"st: x\r\n\r\n")
-            statuses = self.read_responses(s, 2, timeout=IDLE_TIMEOUT - 1)
+            statuses = self.read_responses(s, 2, timeout=10)
         finally:
             s.close()
+            self.reload()
         self.assertEqual(statuses, [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"])
 
     def test_upload_longer_than_the_idle_timeout_is_not_cut_off(self):
@@ -333,14 +380,22 @@ class NodeTest(unittest.TestCase):
         results = []
 
         def slow():
-            status, _, body = self.get("/sleep?ms=1500")
+            status, _, body = self.get("/sleep?ms=8000", timeout=20)
             results.append((status, json.loads(body)["instance_id"] if status == 200 else None))
         threads = [threading.Thread(target=slow) for _ in range(4)]
-        for t in threads:
-            t.start()
-            time.sleep(0.1)  # one at a time, so each choice sees the ones before it in flight
-        for t in threads:
-            t.join()
+        # One at a time, so each choice sees the ones before it in flight: the next request goes out once the
+        # node's status (written every second) counts the previous one. 8 s requests outlast the four waits; the
+        # idle timeout is raised to let them.
+        self.reload(idle_timeout=20)
+        try:
+            for k, t in enumerate(threads, 1):
+                t.start()
+                wait_until(lambda: self.active_requests() >= k, timeout=5, interval=0.05,
+                           what="%d slow requests in flight" % k)
+        finally:
+            for t in threads:
+                t.join(30)
+            self.reload()
         per = {}
         for status, iid in results:
             self.assertEqual(status, 200)
@@ -489,7 +544,14 @@ class MisbehavingBackend(socketserver.ThreadingTCPServer):
             elif path == b"/reject":   # answers before reading the body, then closes
                 self.request.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n"
                                      b"Connection: close\r\n\r\n")
-                time.sleep(0.2)
+                # Closing with the upload still arriving would reset the connection, and a reset may discard the
+                # answer before the node reads it. So close our side only, and read (and drop) whatever still
+                # comes until the node closes its side too (bounded).
+                self.request.shutdown(socket.SHUT_WR)
+                self.request.settimeout(10)
+                with contextlib.suppress(OSError):
+                    while self.request.recv(65536):
+                        pass
             else:
                 self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
@@ -498,24 +560,24 @@ class BrokenBackendTest(unittest.TestCase):
     """What the node does when the back end itself misbehaves: the client gets ELB's answer (or, once the
     response has started, a closed connection), and the node keeps serving."""
 
-    LB2 = BLOCK + ".20"
-    BACKEND = BLOCK + ".21"
-
     @classmethod
     def setUpClass(cls):
+        cls.LB2 = block_addr(0, 20)
+        cls.BACKEND = block_addr(0, 21)
         assert_free(cls.LB2, PORT)
-        assert_free(cls.BACKEND, BACKEND_PORT)
         cls.dir = tempfile.mkdtemp(prefix="autopipe-lbnode-broken-")
-        cls.server = MisbehavingBackend((cls.BACKEND, BACKEND_PORT), MisbehavingBackend.Handler)
+        # Port 0: the kernel picks the back end's port, and the node's config takes the one it got.
+        cls.server = MisbehavingBackend((cls.BACKEND, 0), MisbehavingBackend.Handler)
+        backend_port = cls.server.server_address[1]
         threading.Thread(target=cls.server.serve_forever, daemon=True).start()
         config = {
             "version": 1, "load_balancer_name": "broken", "availability_zone": "us-west-2a",
             "addresses": [cls.LB2],
             "listeners": [{"protocol": "HTTP", "port": PORT, "instance_protocol": "HTTP",
-                           "instance_port": BACKEND_PORT}],
+                           "instance_port": backend_port}],
             "backends": [{"id": "i-broken", "address": cls.BACKEND, "availability_zone": "us-west-2a",
                           "draining": False}],
-            "health_check": {"target": "TCP:%d" % BACKEND_PORT, "interval_seconds": 5, "timeout_seconds": 2,
+            "health_check": {"target": "TCP:%d" % backend_port, "interval_seconds": 5, "timeout_seconds": 2,
                              "healthy_threshold": 2, "unhealthy_threshold": 2},
             "idle_timeout_seconds": IDLE_TIMEOUT, "draining_enabled": False, "draining_timeout_seconds": 300,
             "access_log_path": "", "status_path": os.path.join(cls.dir, "status.json"), "threads": 2,

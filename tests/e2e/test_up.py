@@ -7,28 +7,27 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 import unittest
 
 import harness
 from harness import http_json, instance_processes, wait_until
 
-BLOCK = 240
-
 
 class UpTest(unittest.TestCase):
     def setUp(self):
+        lease = harness.lease_block()
+        self.addCleanup(lease.release)  # cleanups run last-in first-out: after _stop has emptied the block
+        self.block, self.block_prefix = lease.n, lease.prefix
         self.root = tempfile.mkdtemp(prefix="autopipe-e2e-up-")
         self.addCleanup(shutil.rmtree, self.root, True)
         self.data_dir = os.path.join(self.root, "data")
-        self.port = harness._free_port()
-        self.block_prefix = "127.%d." % BLOCK
         self.proc = None
         self.addCleanup(self._stop)
 
     def _start_up(self):
-        argv = [harness.autopipe_bin(), "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:%d" % self.port,
-                "--address-block", "127.%d" % BLOCK]
+        # Port 0: the server takes a port the kernel picks and writes where it listens to DATA_DIR/endpoint.
+        argv = [harness.autopipe_bin(), "up", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
+                "--address-block", "127.%d" % self.block]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
         lines = []
@@ -65,10 +64,11 @@ class UpTest(unittest.TestCase):
 
     def test_up_runs_the_seed_stack_says_where_it_is_and_stops_on_ctrl_c(self):
         out = self._start_up()
-        endpoint = "http://127.0.0.1:%d" % self.port
+        endpoint = harness.read_text(os.path.join(self.data_dir, "endpoint")).strip()
+        self.assertRegex(endpoint, r"^http://127\.0\.0\.1:[1-9][0-9]*$")
         self.assertIn(endpoint, out)
         self.assertIn(os.path.join(self.data_dir, "credentials"), out)
-        urls = [u for u in re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out) if ".200." not in u]
+        urls = [u for u in re.findall(r"http://(127\.%d\.\d+\.\d+)/" % self.block, out) if ".200." not in u]
         self.assertEqual(len(urls), 5, out)
         zones = []
         for ip in urls:
@@ -78,7 +78,7 @@ class UpTest(unittest.TestCase):
         self.assertEqual(sorted(zones.count(z) for z in set(zones)), [2, 3])
 
         # The seed's load balancer is up in front of them: its printed curl line works and reaches instances.
-        lb = re.search(r"curl http://(127\.%d\.200\.\d+)/" % BLOCK, out)
+        lb = re.search(r"curl http://(127\.%d\.200\.\d+)/" % self.block, out)
         self.assertIsNotNone(lb, out)
         served = {http_json(lb.group(1))["private_ip"] for _ in range(30)}
         self.assertTrue(served <= set(urls) and len(served) >= 2, served)
@@ -103,7 +103,7 @@ class UpTest(unittest.TestCase):
 
         # A second `up` on the same data dir brings the same stack back.
         out = self._start_up()
-        self.assertEqual(len([u for u in re.findall(r"http://(127\.%d\.\d+\.\d+)/" % BLOCK, out)
+        self.assertEqual(len([u for u in re.findall(r"http://(127\.%d\.\d+\.\d+)/" % self.block, out)
                               if ".200." not in u]), 5, out)
         self.assertNotIn("AlreadyExists", out)
 
