@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/time_util.h"
+#include "ec2/instances.h"
 #include "elb/load_balancers.h"
 
 namespace autopipe {

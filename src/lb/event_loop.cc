@@ -5,6 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace autopipe::lb {
 namespace {
@@ -26,7 +30,12 @@ EventLoop::EventLoop() {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // the wake-up fd: the one registration without a handler
-  ::epoll_ctl(ep_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  if (ep_ < 0 || wake_fd_ < 0 || ::epoll_ctl(ep_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+    // Out of descriptors or memory at start-up: a node without its loop cannot serve. Exit, and let the
+    // supervisor restart it (with back-off).
+    std::fprintf(stderr, "lb: cannot create the event loop: %s\n", std::strerror(errno));
+    std::exit(1);
+  }
   now_ms_ = CoarseMonotonicMs();
 }
 
