@@ -133,6 +133,12 @@ Status InstanceController::ReconcileLocked(const std::string& id) {
     } else {
       SetState(inst, instance_state::kRunning, now);
     }
+  } else if (state == instance_state::kPending && supervisor_.Running(inst)) {
+    // Started by a server that died before recording it, found again by its launch token: adopt it.
+    SetState(inst, instance_state::kRunning, now);
+    spdlog::info("instance={} adopted pid={}", id, inst["Pid"].get<pid_t>());
+  } else if (state == instance_state::kPending) {
+    Supervisor::Clear(inst);  // the adopted process has gone meanwhile: launch afresh next time
   } else if (state == instance_state::kRunning && supervisor_.Running(inst)) {
     // Running (and watched: after a server restart this adopts it).
   } else if (state == instance_state::kRunning) {

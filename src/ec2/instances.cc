@@ -1,5 +1,7 @@
 #include "ec2/instances.h"
 
+#include "process/supervisor.h"
+
 #include <set>
 
 #include "common/ids.h"
@@ -85,6 +87,9 @@ Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch,
       {"AutoScalingGroupName", launch.auto_scaling_group_name},
       {"Pid", 0},
       {"PidStartTime", 0},
+      // Durable before the process exists: a server killed between the fork and recording the pid finds the
+      // process again by this token (process/supervisor.h).
+      {"LaunchToken", NewLaunchToken()},
   };
   writes->push_back({kind::kMeta, counter_id, counter});
   writes->push_back({kind::kInstance, inst["InstanceId"].get<std::string>(), inst});

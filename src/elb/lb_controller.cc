@@ -118,6 +118,7 @@ Json LoadBalancerController::NewNode(const std::string& name, const std::string&
           {"Address", ""},
           {"Pid", 0},
           {"PidStartTime", 0},
+          {"LaunchToken", NewLaunchToken()},  // committed with the node before its first launch
           {"ConfigVersion", 0},
           {"State", lb_node_state::kRunning},
           {"StateChangedAt", now}};

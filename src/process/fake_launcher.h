@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,18 @@ class FakeLauncher : public ProcessLauncher {
       p->leader_alive = false;
       p->group_alive = false;
     }
+  }
+
+  std::map<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) override {
+    std::lock_guard lock(mu_);
+    std::map<std::string, ProcessId> found;
+    for (const auto& [pid, p] : procs_) {
+      auto it = p.spec.env.find(kLaunchTokenVariable);
+      if (p.leader_alive && it != p.spec.env.end() && tokens.count(it->second)) {
+        found[it->second] = ProcessId{pid, StartTimeOf(pid)};
+      }
+    }
+    return found;
   }
 
   bool GroupAlive(const ProcessId& id) override {

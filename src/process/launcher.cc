@@ -34,6 +34,7 @@ constexpr std::chrono::milliseconds kReapInterval(1000);
 struct ProcStat {
   char state = '?';
   pid_t pgrp = 0;
+  pid_t session = 0;
   uint64_t start_time = 0;
 };
 
@@ -70,6 +71,8 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
       st.state = *begin;
     } else if (token == 2) {
       st.pgrp = static_cast<pid_t>(strtol(begin, nullptr, 10));
+    } else if (token == 3) {
+      st.session = static_cast<pid_t>(strtol(begin, nullptr, 10));
     } else if (token == 19) {
       st.start_time = strtoull(begin, nullptr, 10);
       return st;
@@ -530,6 +533,43 @@ std::set<pid_t> LiveProcessGroups() {
   }
   closedir(dir);
   return groups;
+}
+
+std::map<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(const std::set<std::string>& tokens) {
+  std::map<std::string, ProcessId> found;
+  if (tokens.empty()) return found;
+  const std::string prefix = std::string(kLaunchTokenVariable) + "=";
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return found;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 1) continue;
+    std::optional<ProcStat> st = ReadProcStat(static_cast<pid_t>(pid));
+    if (!st || IsGoneState(st->state) || st->session != pid) continue;  // only what Launch started (setsid)
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::string env;
+    char buf[8192];
+    ssize_t n;
+    while (env.size() < (1 << 20) && (n = read(fd, buf, sizeof buf)) > 0) env.append(buf, static_cast<size_t>(n));
+    close(fd);
+    // NUL-separated NAME=value entries.
+    for (size_t at = 0; at < env.size();) {
+      size_t nul = env.find('\0', at);
+      if (nul == std::string::npos) nul = env.size();
+      if (env.compare(at, prefix.size(), prefix) == 0) {
+        std::string token = env.substr(at + prefix.size(), nul - at - prefix.size());
+        if (tokens.count(token)) found[token] = ProcessId{static_cast<pid_t>(pid), st->start_time};
+        break;
+      }
+      at = nul + 1;
+    }
+  }
+  closedir(dir);
+  return found;
 }
 
 bool LocalProcessLauncher::GroupAlive(const ProcessId& id) {

@@ -52,6 +52,10 @@ class ProcessLauncher {
   // Asks for the exit callback soon after the process exits (idempotent; a process already gone calls back at
   // once). It only saves latency: callers must still notice exits on their own periodic pass.
   virtual void Watch(const ProcessId& id) {}
+  // The session leaders (the processes Launch started) whose environment holds
+  // AUTOPIPE_LAUNCH_TOKEN=<token>, for each token of `tokens` that one carries: processes a previous server
+  // started but died before recording (process/supervisor.h).
+  virtual std::map<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) { return {}; }
   // Called on a background thread after watched exits, never with the launcher's own locks held (so it may take
   // any lock the caller of Watch() holds). Once SetExitCallback returns, the previous callback is not running
   // and never will again: a region clears it before it stops what the callback calls into.
@@ -73,6 +77,8 @@ class LocalProcessLauncher : public ProcessLauncher {
   // watched too.
   void Watch(const ProcessId& id) override;
   void SetExitCallback(std::function<void()> on_exit) override;
+  // One scan of /proc/*/environ (only processes that lead their own session).
+  std::map<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) override;
 
  private:
   class ExitWatcher;
@@ -82,6 +88,9 @@ class LocalProcessLauncher : public ProcessLauncher {
 // The process group ids that still have a live (non-zombie) member, from one scan of /proc: for callers that
 // wait on many groups at once (GroupAlive scans /proc per call).
 std::set<pid_t> LiveProcessGroups();
+
+// The environment variable that carries a launch token.
+inline constexpr char kLaunchTokenVariable[] = "AUTOPIPE_LAUNCH_TOKEN";
 
 // Reads /proc/<pid>/stat field 22; nullopt when the process is gone or a zombie.
 std::optional<uint64_t> ProcessStartTime(pid_t pid);

@@ -2,16 +2,22 @@
 
 #include <algorithm>
 
+#include "common/ids.h"
 #include "common/log.h"
 #include "process/recorded_process.h"
 
 namespace autopipe {
 
+std::string NewLaunchToken() { return NewUuid(); }
+
 Status Supervisor::Launch(Json& doc, const LaunchSpec& spec) {
   const int64_t now = clock_->NowMillis();
   doc["LaunchedAt"] = now;
   doc.erase("StopRequestedAt");
-  auto pid = launcher_->Launch(spec);
+  if (!doc.contains("LaunchToken") || !doc["LaunchToken"].is_string()) doc["LaunchToken"] = NewLaunchToken();
+  LaunchSpec with_token = spec;
+  with_token.env[kLaunchTokenVariable] = doc["LaunchToken"].get<std::string>();
+  auto pid = launcher_->Launch(with_token);
   if (!pid.ok()) {
     RecordProcess(doc, ProcessId{});
     return pid.status();

@@ -15,6 +15,10 @@
 //   LaunchedAt         when it was started (ms)
 //   LaunchFailures     crashes in a row; LaunchBackoffUntil: no launch before this (ms)
 //   StopRequestedAt    when SIGTERM was sent (ms), absent while it should run
+//   LaunchToken        a random token, committed with the document before the first launch; the process
+//                      carries it in its environment (AUTOPIPE_LAUNCH_TOKEN), so a server killed between the
+//                      fork and recording the pid finds the process again (AdoptUnrecorded in region.cc; `down`
+//                      finds it too)
 // The functions change the document in memory only; the caller commits it.
 //
 // Thread-safety: stateless apart from the launcher and clock it is given (both thread-safe); safe to use from
@@ -32,6 +36,9 @@
 
 namespace autopipe {
 
+// A new random launch token, for a document about to be committed (before its process is launched).
+std::string NewLaunchToken();
+
 struct SupervisionPolicy {
   int64_t crash_window_ms = 3000;   // a process that dies sooner after its launch crashed
   int64_t first_backoff_ms = 5000;  // the wait after a first crash, doubled per crash
@@ -43,7 +50,9 @@ class Supervisor {
  public:
   Supervisor(ProcessLauncher* launcher, const Clock* clock) : launcher_(launcher), clock_(clock) {}
 
-  // Starts the process and records it in `doc` (any earlier record is replaced); watches its exit.
+  // Starts the process with the document's LaunchToken in its environment and records it in `doc` (any
+  // earlier record is replaced); watches its exit. A document without a token gets one here (then it is
+  // durable only once the caller commits, after the fork).
   Status Launch(Json& doc, const LaunchSpec& spec);
 
   // True while the recorded process runs. Watches it, so a process adopted after a restart is watched too.

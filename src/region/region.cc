@@ -149,6 +149,8 @@ class RegionImpl : public Region {
     if (!bound.ok()) return bound.status();
     endpoint_ = "http://" + host + ":" + std::to_string(*bound);
 
+    // A server killed between a fork and its commit left a process no document records: find it first.
+    AdoptUnrecordedProcesses(*store_, *launcher_, clock_.NowMillis());
     // Before the API answers: one pass observes which recorded processes still run (re-adoption), the next lets
     // the groups act on that (replacing what died while the server was away).
     runtime_->RunPass();
@@ -264,6 +266,16 @@ bool WaitGone(const std::function<bool()>& alive, std::chrono::milliseconds limi
 void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   std::vector<ProcessId> procs;
   std::vector<StoreWrite> writes;
+  // Processes started by a server that died before recording them carry their document's token.
+  std::set<std::string> tokens;
+  for (const auto& module : AllModules()) {
+    for (const auto& kind : module.process_kinds) {
+      for (const auto& doc : store.List(kind.document_kind)) {
+        if ((*doc).contains("LaunchToken") && (*doc)["LaunchToken"].is_string()) tokens.insert((*doc)["LaunchToken"]);
+      }
+    }
+  }
+  for (const auto& [token, proc] : launcher.FindByLaunchToken(tokens)) procs.push_back(proc);
   for (const auto& module : AllModules()) {
     for (const auto& kind : module.process_kinds) {
       for (const auto& id : store.Ids(kind.document_kind)) {
@@ -294,6 +306,38 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   }
   Status st = store.Commit(writes);
   if (!st.ok()) std::cerr << "autopipe down: " << st.message() << "\n";
+}
+
+namespace {
+
+}  // namespace
+
+void AdoptUnrecordedProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
+  std::map<std::string, std::pair<std::string, std::string>> owners;  // token -> (kind, id)
+  for (const auto& module : AllModules()) {
+    for (const auto& kind : module.process_kinds) {
+      for (const auto& id : store.Ids(kind.document_kind)) {
+        std::optional<Json> doc = store.Get(kind.document_kind, id);
+        if (!doc || RecordedProcess(*doc).pid > 0) continue;
+        auto token = doc->find("LaunchToken");
+        if (token != doc->end() && token->is_string()) owners[*token] = {kind.document_kind, id};
+      }
+    }
+  }
+  if (owners.empty()) return;
+  std::set<std::string> tokens;
+  for (const auto& [token, owner] : owners) tokens.insert(token);
+  std::vector<StoreWrite> writes;
+  for (const auto& [token, proc] : launcher.FindByLaunchToken(tokens)) {
+    const auto& [kind, id] = owners[token];
+    Json doc = *store.Get(kind, id);
+    RecordProcess(doc, proc);
+    doc["LaunchedAt"] = now;
+    spdlog::warn("{} {}: found pid {}, started by a server that stopped before recording it", kind, id, proc.pid);
+    writes.push_back({kind, id, std::move(doc)});
+  }
+  Status st = store.Commit(writes);
+  if (!st.ok()) spdlog::error("recording unrecorded processes failed: {}", st.ToString());
 }
 
 namespace {

@@ -49,8 +49,14 @@ int RunUp(const RegionOptions& opts);
 class Store;
 class ProcessLauncher;
 // What `down` does once the server is gone: stops every process that any module's ProcessKind records in the
-// store (SIGTERM to each process group, SIGKILL after 5 s), then lets each kind mark its documents.
+// store, or that carries a LaunchToken of one of those documents (SIGTERM to each process group, SIGKILL after
+// 5 s), then lets each kind mark its documents.
 void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now_millis);
+
+// At start-up, before any controller runs: documents of a process kind that hold a LaunchToken but no Pid
+// (the server died between the fork and the commit) get the process that carries their token, so their
+// controllers adopt it, or stop it, like any recorded process.
+void AdoptUnrecordedProcesses(Store& store, ProcessLauncher& launcher, int64_t now_millis);
 
 // `autopipe down`: stops the region's server (if running) and every process the region runs; returns when
 // they are gone.

@@ -13,6 +13,7 @@
 #include "process/launcher.h"
 #include "process/recorded_process.h"
 #include "region/module.h"
+#include "region/region_fixture.h"
 #include "store/store.h"
 
 namespace autopipe {
@@ -60,6 +61,60 @@ TEST(DownTest, StopsEveryProcessKindOfEveryModule) {
   ASSERT_TRUE(inst.has_value());
   EXPECT_EQ((*inst)["State"], instance_state::kStopped);
   EXPECT_EQ((*inst)["StateReason"]["Code"], "Client.UserInitiatedShutdown");
+}
+
+// A server killed between forking a process and committing its pid: the document has the launch token (it was
+// committed before the fork) but no Pid. `down` must still find and stop the process.
+TEST(DownTest, StopsAProcessNoDocumentRecordedByItsLaunchToken) {
+  auto store = NewMemoryStore();
+  LocalProcessLauncher launcher;
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c", "sleep 60 & sleep 60"};
+  spec.env = {{"PATH", "/usr/bin:/bin"}, {kLaunchTokenVariable, "token-of-i-1"}};
+  auto pid = launcher.Launch(spec);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  Json doc = {{"State", instance_state::kPending}, {"Pid", 0}, {"PidStartTime", 0}, {"LaunchToken", "token-of-i-1"}};
+  ASSERT_TRUE(store->Put(kind::kInstance, "i-1", doc).ok());
+
+  StopRegionProcesses(*store, launcher, /*now_millis=*/1234);
+
+  EXPECT_FALSE(launcher.GroupAlive(*pid)) << "the unrecorded process outlived down";
+}
+
+// The restarted server finds such a process by its token and adopts it instead of starting a second one on the
+// same address.
+class UnrecordedProcessTest : public RegionFixture {
+ protected:
+  void SetUp() override { WireRegion({.auto_scaling = false, .load_balancing = false, .service = "ec2"}); }
+};
+
+TEST_F(UnrecordedProcessTest, ARestartedServerAdoptsTheProcessByItsToken) {
+  InstanceLaunch launch;
+  launch.image_id = "ami-0a1b2c3d4e5f60718";
+  launch.instance_type = "t3.micro";
+  launch.availability_zone = "us-west-2a";
+  std::vector<StoreWrite> writes;
+  auto created = NewInstance(ctx_, launch, &writes);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_TRUE(store_->Commit(writes).ok());
+  const std::string id = (*created)["InstanceId"];
+  Json inst = *store_->Get(kind::kInstance, id);
+  ASSERT_TRUE(inst["LaunchToken"].is_string()) << "the token is committed with the instance, before any fork";
+  // The dead server's fork: a process with the instance's token that no document records.
+  LaunchSpec spec;
+  spec.argv = {"/opt/autopipe/bin/autopipe", "instance-init"};
+  spec.env = {{kLaunchTokenVariable, inst["LaunchToken"]}};
+  auto orphan = launcher_.Launch(spec);
+  ASSERT_TRUE(orphan.ok());
+  const size_t launches_before = launcher_.launch_attempts();
+
+  AdoptUnrecordedProcesses(*store_, launcher_, clock_.NowMillis());
+  runner_->RunPass();
+
+  inst = *store_->Get(kind::kInstance, id);
+  EXPECT_EQ(inst["State"], instance_state::kRunning);
+  EXPECT_EQ(inst["Pid"].get<pid_t>(), orphan->pid);
+  EXPECT_EQ(launcher_.launch_attempts(), launches_before) << "a second process was started for the instance";
 }
 
 }  // namespace
