@@ -145,9 +145,19 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
   auto micros =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
   if (!result.ok()) {
+    const Status& error = result.status();
     spdlog::info("api service={} action={} request_id={} error={} us={}", req.service, req.action, request_id,
-                 result.status().code(), micros);
-    return RenderError(&svc.info, protocol, request_id, result.status(), query_mode);
+                 error.code(), micros);
+    if (!error.sender_fault()) {
+      // Our fault: the detail (a store or launcher message) is for the log only; the client gets AWS's text.
+      spdlog::error("api service={} action={} request_id={} internal error: {}", req.service, req.action,
+                    request_id, error.message());
+      return RenderError(&svc.info, protocol, request_id,
+                         Status(error.http_status() >= 500 ? error.http_status() : 500, error.code(),
+                                kInternalFailureMessage, false),
+                         query_mode);
+    }
+    return RenderError(&svc.info, protocol, request_id, error, query_mode);
   }
   spdlog::debug("api service={} action={} request_id={} us={}", req.service, req.action, request_id, micros);
   return RenderResult(svc.info, req, *result);
@@ -164,6 +174,15 @@ Result<Json> ApiRouter::Dispatch(const Service& svc, const ApiRequest& req) cons
   }
   // JSON 1.0 parameters are flattened to the service's own Query/EC2 form, so they read the same way.
   const Params params(req.params, svc.info.protocol);
+  // Per-call limits, before the handler and before any lock: an oversized request never holds the region.
+  for (const ListLimit& limit : op->second.limits) {
+    const size_t n = params.ListSize(limit.list, limit.member);
+    if (n > limit.max) return limit.error ? limit.error(n) : ListTooLong(limit.list, n, limit.max);
+  }
+  if (req.params.size() > kMaxRequestParameters) {
+    return Status::Validation("1 validation error detected: the request has " + std::to_string(req.params.size()) +
+                              " parameters; at most " + std::to_string(kMaxRequestParameters) + " are accepted");
+  }
   try {
     if (op->second.access == Access::kRead || svc.write_lock == nullptr) {
       Result<Json> result = op->second.handler(params);
@@ -178,8 +197,7 @@ Result<Json> ApiRouter::Dispatch(const Service& svc, const ApiRequest& req) cons
     return result;
   } catch (const std::exception& e) {
     spdlog::error("api handler {}.{} threw: {}", req.service, req.action, e.what());
-    return Status(500, "InternalFailure", "The request processing has failed because of an unknown error",
-                  false);
+    return Status(500, "InternalFailure", kInternalFailureMessage, false);
   }
 }
 

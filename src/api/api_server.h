@@ -39,11 +39,31 @@ namespace autopipe {
 
 enum class Access { kRead, kWrite };
 
+// The most elements one call may give in a list parameter (AWS's per-call limit). The router checks every
+// operation's limits before the handler runs and before any lock is taken, so an oversized request costs one
+// pass over its parameters and never holds the region.
+struct ListLimit {
+  std::string list;               // the parameter, e.g. "Tags" (Tags.member.N...; EC2 Tags.N...)
+  size_t max = 0;
+  std::string member = "member";  // the Query member name
+  // The service's own refusal for `n` elements (e.g. ELB's TooManyTags); empty: ListTooLong's ValidationError.
+  std::function<Status(size_t n)> error;
+};
+
 struct Operation {
   std::string name;  // the action, e.g. "DescribeAutoScalingGroups"
   Access access;
   std::function<Result<Json>(const Params&)> handler;
+  std::vector<ListLimit> limits;  // checked before the handler (and its lock)
 };
+
+// Any request carrying more parameters than this is refused before its operation runs, whatever the operation
+// (a backstop for lists no ListLimit names, nested lists included).
+inline constexpr size_t kMaxRequestParameters = 5000;
+
+// What a client is told of any error that is not its own fault (Receiver); the detail goes to the log only.
+inline constexpr char kInternalFailureMessage[] =
+    "The request processing has failed because of an unknown error, exception or failure.";
 
 struct ApiService {
   ServiceInfo info;

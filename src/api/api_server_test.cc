@@ -44,7 +44,17 @@ class RouterTest : public ::testing::Test {
          }},
         {"NoOutput", Access::kRead, [](const Params&) -> Result<Json> { return Json(); }},
         {"Fail", Access::kWrite, [](const Params&) -> Result<Json> { return Status::Validation("bad <thing>"); }},
-        {"Throw", Access::kRead, [](const Params&) -> Result<Json> { throw std::runtime_error("boom"); }}};
+        {"Throw", Access::kRead, [](const Params&) -> Result<Json> { throw std::runtime_error("boom"); }},
+        {"Leak", Access::kWrite,
+         [](const Params&) -> Result<Json> {
+           return Status::Internal("store: sqlite3_step: disk I/O error in /data/region/state.db");
+         }},
+        {"Limited", Access::kWrite,
+         [this](const Params& p) -> Result<Json> {
+           ++calls_;
+           return Json{{"Count", p.StructList("Tags").size()}};
+         },
+         {{"Tags", 2}}}};
     autoscaling.write_lock = &write_lock_;
     autoscaling.after_write = [this] { ++after_writes_; };
     router_.AddService(std::move(autoscaling));
@@ -406,6 +416,51 @@ TEST(ParamsTest, TypedGettersNameTheBadParameter) {
   EXPECT_EQ(p.Bool("Force").status().code(), "ValidationError");
   EXPECT_EQ(**p.Int("Max"), 10);
   EXPECT_FALSE(p.Int("Absent")->has_value());
+}
+
+TEST_F(RouterTest, InternalFailureTellsTheClientNothingOfTheInternals) {
+  auto reply = router_.Handle(Signed("autoscaling", "Action=Leak&Version=2011-01-01"));
+  EXPECT_EQ(reply.status, 500);
+  EXPECT_NE(reply.body.find("<Code>InternalFailure</Code>"), std::string::npos) << reply.body;
+  EXPECT_NE(reply.body.find(std::string("<Message>") + kInternalFailureMessage + "</Message>"), std::string::npos)
+      << reply.body;
+  EXPECT_EQ(reply.body.find("store:"), std::string::npos) << reply.body;
+  EXPECT_EQ(reply.body.find("state.db"), std::string::npos) << reply.body;
+  auto json = router_.Handle(Signed("autoscaling", "{}", JsonHeaders("AutoScaling_2011_01_01.Leak")));
+  EXPECT_EQ(json.status, 500);
+  EXPECT_EQ(json.body.find("sqlite3"), std::string::npos) << json.body;
+}
+
+TEST_F(RouterTest, ListLimitsAreCheckedBeforeTheHandlerAndItsLock) {
+  // The write lock is held by someone else: a refused call must not wait for it.
+  std::unique_lock held(write_lock_);
+  auto over = std::async(std::launch::async, [this] {
+    return router_.Invoke("autoscaling", "Limited",
+                          {{"Tags.member.1.Key", "a"}, {"Tags.member.2.Key", "b"}, {"Tags.member.3.Key", "c"},
+                           {"Tags.member.3.Value", "v"}});
+  });
+  ASSERT_EQ(over.wait_for(std::chrono::seconds(20)), std::future_status::ready) << "waited for the write lock";
+  Result<Json> r = over.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "ValidationError");
+  EXPECT_EQ(r.status().message(),
+            "1 validation error detected: Value with 3 elements at 'tags' failed to satisfy constraint: Member must "
+            "have length less than or equal to 2");
+  held.unlock();
+  EXPECT_EQ(calls_, 0);
+  auto ok = router_.Invoke("autoscaling", "Limited",
+                           {{"Tags.member.1.Key", "a"}, {"Tags.member.2.Key", "b"}, {"Tags.member.2.Value", "v"}});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)["Count"], 2);
+}
+
+TEST_F(RouterTest, TooManyParametersAreRefusedWhateverTheOperation) {
+  FormParams many;
+  for (size_t i = 1; i <= kMaxRequestParameters + 1; ++i) many["Names.member." + std::to_string(i)] = "n";
+  auto r = router_.Invoke("autoscaling", "Echo", many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "ValidationError");
+  EXPECT_EQ(calls_, 0);
 }
 
 }  // namespace

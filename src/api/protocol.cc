@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <string_view>
 
 namespace autopipe {
 namespace {
 
-bool ParseIndex(const std::string& s, int64_t* out) {
+bool ParseIndex(std::string_view s, int64_t* out) {
   if (s.empty() || s.size() > 9) return false;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && ptr == s.data() + s.size() && *out >= 1;
@@ -157,10 +159,7 @@ struct Flattener {
         return Status(400, "SerializationException", "Binary values are not accepted");
       case Json::value_t::array: {
         if (v.size() > kMaxJsonListLength) {
-          return Status::Validation("1 validation error detected: Value with " + std::to_string(v.size()) +
-                                    " elements at '" + LowerFirst(field) +
-                                    "' failed to satisfy constraint: Member must have length less than or equal "
-                                    "to " + std::to_string(kMaxJsonListLength));
+          return ListTooLong(field, v.size(), kMaxJsonListLength);
         }
         if (v.empty()) {
           out[key] = "";  // as a Query client sends an empty list
@@ -242,6 +241,13 @@ std::string FieldPath(const std::string& key) {
 
 }  // namespace
 
+Status ListTooLong(const std::string& field, size_t size, size_t max) {
+  return Status::Validation("1 validation error detected: Value with " + std::to_string(size) + " elements at '" +
+                            LowerFirst(field) +
+                            "' failed to satisfy constraint: Member must have length less than or equal to " +
+                            std::to_string(max));
+}
+
 Status CheckParameterText(const FormParams& params) {
   for (const auto& [key, value] : params) {
     for (size_t i = 0; i < value.size();) {
@@ -309,11 +315,17 @@ Result<std::string> Params::RequiredStr(const std::string& name) const {
 Result<std::optional<int64_t>> Params::Int(const std::string& name) const {
   auto v = Str(name);
   if (!v) return std::optional<int64_t>();
+  const char* code = protocol_ == WireProtocol::kEc2 ? "InvalidParameterValue" : "ValidationError";
   int64_t out = 0;
   auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-  if (v->empty() || ec != std::errc() || ptr != v->data() + v->size()) {
-    return Status(400, protocol_ == WireProtocol::kEc2 ? "InvalidParameterValue" : "ValidationError",
-                  "Invalid value for parameter " + name + ": '" + *v + "' is not an integer");
+  if (v->empty() || ptr != v->data() + v->size() || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+    return Status(400, code, "Invalid value for parameter " + name + ": '" + *v + "' is not an integer");
+  }
+  // Every integer these services take is a 32-bit Integer shape: a value beyond it is refused as such, never
+  // wrapped or taken for a range error of the field's own.
+  if (ec == std::errc::result_out_of_range || out < INT32_MIN || out > INT32_MAX) {
+    return Status(400, code, "Invalid value for parameter " + name + ": '" + *v +
+                                 "' is out of range: an integer from -2147483648 to 2147483647 is expected");
   }
   return std::optional<int64_t>(out);
 }
@@ -329,44 +341,56 @@ Result<std::optional<bool>> Params::Bool(const std::string& name) const {
                 "Invalid value for parameter " + name + ": '" + *v + "' is not a boolean");
 }
 
-// Keys "prefix<N>" or "prefix<N>.<rest>", grouped by N in numeric order; value is <rest> ("" for scalars).
-std::vector<std::pair<int64_t, std::string>> Params::Indexed(const std::string& prefix) const {
-  std::vector<std::pair<int64_t, std::string>> out;
+// Keys "prefix<N>" or "prefix<N>.<rest>", grouped by N in numeric order (stable within one N): each with <rest>
+// ("" for scalars) and the value. One ordered range scan of the keys under `prefix`, then one sort: O(k log k)
+// for k such keys, whatever the request's size otherwise.
+std::vector<Params::Entry> Params::Indexed(const std::string& prefix) const {
+  std::vector<Entry> out;
   for (auto it = p_.lower_bound(prefix); it != p_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
        ++it) {
-    std::string rest = it->first.substr(prefix.size());
+    std::string_view rest = std::string_view(it->first).substr(prefix.size());
     size_t dot = rest.find('.');
     int64_t idx = 0;
     if (!ParseIndex(rest.substr(0, dot), &idx)) continue;
-    out.emplace_back(idx, dot == std::string::npos ? "" : rest.substr(dot + 1));
+    out.push_back(Entry{idx, dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1),
+                        &it->second});
   }
-  std::stable_sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::stable_sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.index < b.index; });
   return out;
 }
 
+std::string Params::ListPrefix(const std::string& name, const std::string& member) const {
+  return protocol_ == WireProtocol::kEc2 ? name + "." : name + "." + member + ".";
+}
+
 std::vector<std::string> Params::List(const std::string& name, const std::string& member) const {
-  std::string prefix = protocol_ == WireProtocol::kEc2 ? name + "." : name + "." + member + ".";
   std::vector<std::string> out;
-  for (const auto& [idx, rest] : Indexed(prefix)) {
-    if (!rest.empty()) continue;
-    out.push_back(p_.at(prefix + std::to_string(idx)));
+  for (const Entry& e : Indexed(ListPrefix(name, member))) {
+    if (e.rest.empty()) out.push_back(*e.value);
   }
   return out;
 }
 
 std::vector<FormParams> Params::StructList(const std::string& name, const std::string& member) const {
-  std::string prefix = protocol_ == WireProtocol::kEc2 ? name + "." : name + "." + member + ".";
   std::vector<FormParams> out;
   int64_t current = -1;
-  for (const auto& [idx, rest] : Indexed(prefix)) {
-    if (rest.empty()) continue;
-    if (idx != current) {
+  for (const Entry& e : Indexed(ListPrefix(name, member))) {
+    if (e.rest.empty()) continue;
+    if (e.index != current) {
       out.emplace_back();
-      current = idx;
+      current = e.index;
     }
-    out.back()[rest] = p_.at(prefix + std::to_string(idx) + "." + rest);
+    // Keys arrive in order within one index, so each insert is at the end: amortised constant.
+    out.back().emplace_hint(out.back().end(), std::string(e.rest), *e.value);
   }
   return out;
+}
+
+size_t Params::ListSize(const std::string& name, const std::string& member) const {
+  std::vector<Entry> entries = Indexed(ListPrefix(name, member));
+  size_t n = 0;
+  for (size_t i = 0; i < entries.size(); ++i) n += i == 0 || entries[i].index != entries[i - 1].index;
+  return n;
 }
 
 std::vector<std::pair<std::string, std::string>> Params::Map(const std::string& name) const {
@@ -383,7 +407,7 @@ std::vector<std::pair<std::string, std::string>> Params::Map(const std::string& 
 FormParams Params::Sub(const std::string& prefix) const {
   FormParams out;
   for (auto it = p_.lower_bound(prefix); it != p_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    out[it->first.substr(prefix.size())] = it->second;
+    out.emplace_hint(out.end(), it->first.substr(prefix.size()), it->second);  // in order: appended
   }
   return out;
 }

@@ -21,6 +21,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/form.h"
@@ -58,9 +59,18 @@ class Params {
   std::vector<std::pair<std::string, std::string>> Map(const std::string& name) const;
   // Parameters of this request with the given prefix removed, e.g. Sub("InstanceMonitoring.").
   FormParams Sub(const std::string& prefix) const;
+  // How many elements the list `name` has (distinct indexes N, scalar or structure), as List/StructList count
+  // them; O(k log n) for k keys under the list's prefix.
+  size_t ListSize(const std::string& name, const std::string& member = "member") const;
 
  private:
-  std::vector<std::pair<int64_t, std::string>> Indexed(const std::string& prefix) const;
+  struct Entry {
+    int64_t index;
+    std::string_view rest;     // after "prefix<N>." ("" for the scalar "prefix<N>"); views into the key
+    const std::string* value;  // the parameter's value
+  };
+  std::vector<Entry> Indexed(const std::string& prefix) const;
+  std::string ListPrefix(const std::string& name, const std::string& member) const;
 
   const FormParams& p_;
   WireProtocol protocol_;
@@ -108,6 +118,8 @@ struct ServiceInfo {
 // An empty body is {}. Refuses (SerializationException) a body that is not one JSON object or nests deeper than
 // kMaxJsonDepth, and (ValidationError) a list longer than kMaxJsonListLength.
 inline constexpr int kMaxJsonDepth = 32;
+// The ValidationError for a list parameter with more than `max` elements; `field` as the client named it.
+Status ListTooLong(const std::string& field, size_t size, size_t max);
 inline constexpr size_t kMaxJsonListLength = 1000;
 Result<FormParams> FlattenJson10(const std::string& body, const ServiceInfo& svc);
 

@@ -1,8 +1,10 @@
 #include "autoscaling/autoscaling_service.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
+#include "api/page_token.h"
 #include "autoscaling/groups.h"
 #include "common/ids.h"
 #include "common/time_util.h"
@@ -13,6 +15,9 @@ namespace autopipe {
 namespace {
 
 // ---- validation helpers -------------------------------------------------------------------------------------
+
+// The largest size, cooldown or grace period this region accepts (AWS's own quotas are lower still).
+constexpr int64_t kMaxCountValue = 100000;
 
 Status ConstraintError(const std::string& field, const std::string& value, const std::string& constraint) {
   return Status::Validation("1 validation error detected: Value '" + value + "' at '" + field +
@@ -42,8 +47,12 @@ Result<std::string> RequiredName(const Params& p, const std::string& name, size_
 Result<std::optional<int>> NonNegativeInt(const Params& p, const std::string& name) {
   AP_ASSIGN_OR_RETURN(auto v, p.Int(name));
   if (!v) return std::optional<int>();
-  if (*v < 0 || *v > 100000) {
+  if (*v < 0) {
     return ConstraintError(LowerCamel(name), std::to_string(*v), "Member must have value greater than or equal to 0");
+  }
+  if (*v > kMaxCountValue) {
+    return ConstraintError(LowerCamel(name), std::to_string(*v),
+                           "Member must have value less than or equal to " + std::to_string(kMaxCountValue));
   }
   return std::optional<int>(static_cast<int>(*v));
 }
@@ -72,6 +81,7 @@ Status CheckSizes(int min, int max, int desired) {
 // ---- load balancers ------------------------------------------------------------------------------------------
 
 constexpr size_t kMaxLoadBalancersPerGroup = 50;  // AWS's quota of Classic Load Balancers per group
+constexpr size_t kMaxTagsPerGroup = 50;           // AWS: tags per group, and per CreateOrUpdateTags call
 
 // LoadBalancerNames as given, duplicates dropped.
 Result<std::vector<std::string>> ReadLoadBalancerNames(const Params& p) {
@@ -122,27 +132,31 @@ bool IsBase64(const std::string& s) {
 // ---- pagination ---------------------------------------------------------------------------------------------
 
 struct Page {
+  std::string scope;  // the listed field: a token names the list it pages through
   size_t offset = 0;
   size_t limit = 0;
 };
 
-Result<Page> ReadPage(const Params& p, size_t default_limit, size_t max_limit) {
-  Page page{0, default_limit};
+// MaxRecords in [1, max_limit] (AWS's constraint texts) and NextToken: only a token this region handed out for
+// the same list is accepted, anything else is InvalidNextToken.
+Result<Page> ReadPage(const Params& p, const char* scope, size_t default_limit, size_t max_limit) {
+  Page page{scope, 0, default_limit};
   AP_ASSIGN_OR_RETURN(auto max_records, p.Int("MaxRecords"));
   if (max_records) {
-    if (*max_records < 1 || static_cast<size_t>(*max_records) > max_limit) {
+    if (*max_records < 1) {
+      return ConstraintError("maxRecords", std::to_string(*max_records),
+                             "Member must have value greater than or equal to 1");
+    }
+    if (static_cast<size_t>(*max_records) > max_limit) {
       return ConstraintError("maxRecords", std::to_string(*max_records),
                              "Member must have value less than or equal to " + std::to_string(max_limit));
     }
     page.limit = static_cast<size_t>(*max_records);
   }
   if (auto token = p.Str("NextToken")) {
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(token->c_str(), &end, 10);
-    if (token->empty() || *end != '\0' || token->size() > 12) {
-      return Status(400, "InvalidNextToken", "The token '" + *token + "' is invalid.");
-    }
-    page.offset = static_cast<size_t>(v);
+    std::optional<uint64_t> offset = DecodePageToken(page.scope, *token);
+    if (!offset) return Status(400, "InvalidNextToken", "The token '" + *token + "' is invalid.");
+    page.offset = static_cast<size_t>(*offset);
   }
   return page;
 }
@@ -152,7 +166,7 @@ void Paginate(Json& result, const char* list_name, Json all, const Page& page) {
   Json out = Json::array();
   for (size_t i = page.offset; i < all.size() && out.size() < page.limit; ++i) out.push_back(std::move(all[i]));
   result[list_name] = std::move(out);
-  if (page.offset + page.limit < all.size()) result["NextToken"] = std::to_string(page.offset + page.limit);
+  if (page.offset + page.limit < all.size()) result["NextToken"] = EncodePageToken(page.scope, page.offset + page.limit);
 }
 
 // ---- rendering ------------------------------------------------------------------------------------------------
@@ -326,7 +340,7 @@ Result<Json> AutoScalingService::CreateLaunchConfiguration(const Params& p) {
 }
 
 Result<Json> AutoScalingService::DescribeLaunchConfigurations(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 100));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "LaunchConfigurations", 50, 100));
   auto names = p.List("LaunchConfigurationNames");
   Json all = Json::array();
   for (const auto& doc : ctx_->store->List(kind::kLaunchConfiguration)) {
@@ -386,25 +400,22 @@ Result<Json> AutoScalingService::ReadTags(const Params& p, const std::string& de
   return tags;
 }
 
-// Merges tags into a group (replacing same keys). Fails past 50 tags.
+// Merges tags into a group (replacing same keys), keys in order. Fails past kMaxTagsPerGroup tags. O((t + g) log)
+// for t tags given and g the group has.
 Status MergeTags(Json& group, const Json& tags) {
+  std::map<std::string, Json> by_key;
+  for (const auto& existing : group["Tags"]) by_key[existing["Key"].get<std::string>()] = existing;
   for (const auto& t : tags) {
     if (t["ResourceId"] != group["AutoScalingGroupName"]) continue;
-    bool replaced = false;
-    for (auto& existing : group["Tags"]) {
-      if (existing["Key"] == t["Key"]) {
-        existing = {{"Key", t["Key"]}, {"Value", t["Value"]}, {"PropagateAtLaunch", t["PropagateAtLaunch"]}};
-        replaced = true;
-      }
-    }
-    if (!replaced) {
-      group["Tags"].push_back({{"Key", t["Key"]}, {"Value", t["Value"]}, {"PropagateAtLaunch", t["PropagateAtLaunch"]}});
-    }
+    by_key[t["Key"].get<std::string>()] = {{"Key", t["Key"]}, {"Value", t["Value"]},
+                                           {"PropagateAtLaunch", t["PropagateAtLaunch"]}};
   }
-  if (group["Tags"].size() > 50) {
+  if (by_key.size() > kMaxTagsPerGroup) {
     return Status(400, "LimitExceeded", "The quota of 50 tags per Auto Scaling group has been exceeded");
   }
-  std::sort(group["Tags"].begin(), group["Tags"].end(), [](const Json& a, const Json& b) { return a["Key"] < b["Key"]; });
+  Json merged = Json::array();
+  for (auto& [key, t] : by_key) merged.push_back(std::move(t));
+  group["Tags"] = std::move(merged);
   return Status::Ok();
 }
 
@@ -587,7 +598,7 @@ Result<Json> AutoScalingService::DeleteAutoScalingGroup(const Params& p) {
 }
 
 Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 100));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "AutoScalingGroups", 50, 100));
   auto names = p.List("AutoScalingGroupNames");
   struct TagFilter {
     std::string name;
@@ -631,7 +642,7 @@ Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
 }
 
 Result<Json> AutoScalingService::DescribeAutoScalingInstances(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 50));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "AutoScalingInstances", 50, 50));
   auto ids = p.List("InstanceIds");
   Json all = Json::array();
   for (const auto& doc : ctx_->store->List(kind::kAutoScalingGroup)) {
@@ -734,7 +745,7 @@ Result<Json> AutoScalingService::TerminateInstanceInAutoScalingGroup(const Param
 }
 
 Result<Json> AutoScalingService::DescribeScalingActivities(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 100, 100));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "Activities", 100, 100));
   auto ids = p.List("ActivityIds");
   auto group = p.Str("AutoScalingGroupName");
   auto activities = ctx_->store->List(kind::kActivity);
@@ -804,29 +815,26 @@ Result<Json> AutoScalingService::CreateOrUpdateTags(const Params& p) {
 
 Result<Json> AutoScalingService::DeleteTags(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p, ""));
-  std::map<std::string, Json> groups;
-  for (const auto& t : tags) {
-    std::string name = t["ResourceId"];
-    if (!groups.count(name)) {
-      auto g = ctx_->store->Get(kind::kAutoScalingGroup, name);
-      if (!g) return GroupNotFound(name);
-      groups[name] = *g;
-    }
-    Json& g = groups[name];
+  std::map<std::string, std::set<std::string>> keys_by_group;
+  for (const auto& t : tags) keys_by_group[t["ResourceId"].get<std::string>()].insert(t["Key"].get<std::string>());
+  std::vector<StoreWrite> writes;
+  for (const auto& [name, keys] : keys_by_group) {
+    auto found = ctx_->store->Get(kind::kAutoScalingGroup, name);
+    if (!found) return GroupNotFound(name);
+    Json g = *found;
     Json kept = Json::array();
     for (const auto& existing : g["Tags"]) {
-      if (existing["Key"] != t["Key"]) kept.push_back(existing);
+      if (!keys.count(existing["Key"].get<std::string>())) kept.push_back(existing);
     }
-    g["Tags"] = kept;
+    g["Tags"] = std::move(kept);
+    writes.push_back({kind::kAutoScalingGroup, name, std::move(g)});
   }
-  std::vector<StoreWrite> writes;
-  for (auto& [name, g] : groups) writes.push_back({kind::kAutoScalingGroup, name, g});
   AP_RETURN_IF_ERROR(Save(writes));
   return Json();
 }
 
 Result<Json> AutoScalingService::DescribeTags(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 50, 100));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "Tags", 50, 100));
   std::map<std::string, std::vector<std::string>> filters;
   for (const auto& f : p.StructList("Filters")) {
     std::string name = f.count("Name") ? f.at("Name") : "";
@@ -915,7 +923,7 @@ Result<Json> AutoScalingService::DetachLoadBalancers(const Params& p) {
 
 Result<Json> AutoScalingService::DescribeLoadBalancers(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, 100, 100));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "LoadBalancers", 100, 100));
   AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name, /*allow_deleting=*/true));
   const Json& g = found;
   const Json states = g.value("LoadBalancerStates", Json::object());
@@ -939,32 +947,44 @@ Result<Json> AutoScalingService::DescribeLoadBalancers(const Params& p) {
 ApiService AutoScalingApi(RegionContext* ctx) {
   auto svc = std::make_shared<AutoScalingService>(ctx);
   using Method = Result<Json> (AutoScalingService::*)(const Params&);
-  auto op = [svc](const char* name, Access access, Method m) {
-    return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }};
+  auto op = [svc](const char* name, Access access, Method m, std::vector<ListLimit> limits = {}) {
+    return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }, std::move(limits)};
   };
+  // Per-call list limits (checked before any lock): AWS's documented maxima where there is one (50 tags, 50
+  // names or ids for the Describe calls that say so, up to MaxRecords' 100 group names, 10 load balancers per
+  // Attach/Detach call), sane bounds elsewhere.
+  const ListLimit kTags{"Tags", kMaxTagsPerGroup};
+  const ListLimit kZones{"AvailabilityZones", 50};
+  const ListLimit kPolicies{"TerminationPolicies", 10};
   ApiService api;
   api.info = {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
   api.operations = {
-      op("CreateLaunchConfiguration", Access::kWrite, &AutoScalingService::CreateLaunchConfiguration),
-      op("DescribeLaunchConfigurations", Access::kRead, &AutoScalingService::DescribeLaunchConfigurations),
+      op("CreateLaunchConfiguration", Access::kWrite, &AutoScalingService::CreateLaunchConfiguration,
+         {{"SecurityGroups", 50}}),
+      op("DescribeLaunchConfigurations", Access::kRead, &AutoScalingService::DescribeLaunchConfigurations,
+         {{"LaunchConfigurationNames", 50}}),
       op("DeleteLaunchConfiguration", Access::kWrite, &AutoScalingService::DeleteLaunchConfiguration),
-      op("CreateAutoScalingGroup", Access::kWrite, &AutoScalingService::CreateAutoScalingGroup),
-      op("UpdateAutoScalingGroup", Access::kWrite, &AutoScalingService::UpdateAutoScalingGroup),
+      op("CreateAutoScalingGroup", Access::kWrite, &AutoScalingService::CreateAutoScalingGroup,
+         {kTags, kZones, kPolicies, {"LoadBalancerNames", kMaxLoadBalancersPerGroup}, {"TargetGroupARNs", 100}}),
+      op("UpdateAutoScalingGroup", Access::kWrite, &AutoScalingService::UpdateAutoScalingGroup, {kZones, kPolicies}),
       op("DeleteAutoScalingGroup", Access::kWrite, &AutoScalingService::DeleteAutoScalingGroup),
-      op("DescribeAutoScalingGroups", Access::kRead, &AutoScalingService::DescribeAutoScalingGroups),
-      op("DescribeAutoScalingInstances", Access::kRead, &AutoScalingService::DescribeAutoScalingInstances),
+      op("DescribeAutoScalingGroups", Access::kRead, &AutoScalingService::DescribeAutoScalingGroups,
+         {{"AutoScalingGroupNames", 100}, {"Filters", 50}}),
+      op("DescribeAutoScalingInstances", Access::kRead, &AutoScalingService::DescribeAutoScalingInstances,
+         {{"InstanceIds", 50}}),
       op("SetDesiredCapacity", Access::kWrite, &AutoScalingService::SetDesiredCapacity),
       op("SetInstanceHealth", Access::kWrite, &AutoScalingService::SetInstanceHealth),
       op("TerminateInstanceInAutoScalingGroup", Access::kWrite, &AutoScalingService::TerminateInstanceInAutoScalingGroup),
-      op("DescribeScalingActivities", Access::kRead, &AutoScalingService::DescribeScalingActivities),
-      op("SuspendProcesses", Access::kWrite, &AutoScalingService::SuspendProcesses),
-      op("ResumeProcesses", Access::kWrite, &AutoScalingService::ResumeProcesses),
-      op("CreateOrUpdateTags", Access::kWrite, &AutoScalingService::CreateOrUpdateTags),
-      op("DeleteTags", Access::kWrite, &AutoScalingService::DeleteTags),
-      op("DescribeTags", Access::kRead, &AutoScalingService::DescribeTags),
+      op("DescribeScalingActivities", Access::kRead, &AutoScalingService::DescribeScalingActivities,
+         {{"ActivityIds", 50}}),
+      op("SuspendProcesses", Access::kWrite, &AutoScalingService::SuspendProcesses, {{"ScalingProcesses", 50}}),
+      op("ResumeProcesses", Access::kWrite, &AutoScalingService::ResumeProcesses, {{"ScalingProcesses", 50}}),
+      op("CreateOrUpdateTags", Access::kWrite, &AutoScalingService::CreateOrUpdateTags, {kTags}),
+      op("DeleteTags", Access::kWrite, &AutoScalingService::DeleteTags, {kTags}),
+      op("DescribeTags", Access::kRead, &AutoScalingService::DescribeTags, {{"Filters", 50}}),
       op("DescribeScalingProcessTypes", Access::kRead, &AutoScalingService::DescribeScalingProcessTypes),
-      op("AttachLoadBalancers", Access::kWrite, &AutoScalingService::AttachLoadBalancers),
-      op("DetachLoadBalancers", Access::kWrite, &AutoScalingService::DetachLoadBalancers),
+      op("AttachLoadBalancers", Access::kWrite, &AutoScalingService::AttachLoadBalancers, {{"LoadBalancerNames", 10}}),
+      op("DetachLoadBalancers", Access::kWrite, &AutoScalingService::DetachLoadBalancers, {{"LoadBalancerNames", 10}}),
       op("DescribeLoadBalancers", Access::kRead, &AutoScalingService::DescribeLoadBalancers),
   };
   api.write_lock = ctx->mu;

@@ -268,17 +268,20 @@ bool WildcardMatch(const std::string& pattern, const std::string& value) {
 }
 
 ApiService Ec2Api(RegionContext* ctx) {
-  auto op = [ctx](const char* name, Access access, Result<Json> (*fn)(RegionContext*, const Params&)) {
-    return Operation{name, access, [ctx, fn](const Params& p) { return fn(ctx, p); }};
+  auto op = [ctx](const char* name, Access access, Result<Json> (*fn)(RegionContext*, const Params&),
+                  std::vector<ListLimit> limits = {}) {
+    return Operation{name, access, [ctx, fn](const Params& p) { return fn(ctx, p); }, std::move(limits)};
   };
+  // Per-call list limits, checked before any lock (EC2 lists are Name.N).
+  const ListLimit kFilters{"Filter", 50};
   ApiService api;
   api.info = {"ec2", "2016-11-15", "http://ec2.amazonaws.com/doc/2016-11-15/", WireProtocol::kEc2};
   api.operations = {
-      op("DescribeImages", Access::kRead, DescribeImages),
-      op("DescribeInstances", Access::kRead, DescribeInstances),
-      op("TerminateInstances", Access::kWrite, TerminateInstances),
-      op("DescribeAvailabilityZones", Access::kRead, DescribeAvailabilityZones),
-      op("DescribeRegions", Access::kRead, DescribeRegions),
+      op("DescribeImages", Access::kRead, DescribeImages, {{"ImageId", 1000}, kFilters}),
+      op("DescribeInstances", Access::kRead, DescribeInstances, {{"InstanceId", 1000}, kFilters}),
+      op("TerminateInstances", Access::kWrite, TerminateInstances, {{"InstanceId", 1000}}),
+      op("DescribeAvailabilityZones", Access::kRead, DescribeAvailabilityZones, {{"ZoneName", 100}, kFilters}),
+      op("DescribeRegions", Access::kRead, DescribeRegions, {{"RegionName", 100}, kFilters}),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 
+#include "api/page_token.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
 #include "elb/load_balancers.h"
@@ -550,11 +551,10 @@ Result<Json> ElbService::DescribeLoadBalancers(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto page_size, IntInRange(p, "PageSize", "pageSize", 1, kMaxPageSize));
   size_t offset = 0;
   if (auto marker = p.Str("Marker")) {
-    char* end = nullptr;
-    offset = std::strtoull(marker->c_str(), &end, 10);
-    if (marker->empty() || *end != '\0' || marker->size() > 12) {
-      return Status::Validation("Invalid Marker '" + *marker + "'");
-    }
+    // Only a NextMarker this region handed out: garbage or a hand-made offset is refused, not an empty page.
+    std::optional<uint64_t> decoded = DecodePageToken("LoadBalancerDescriptions", *marker);
+    if (!decoded) return Status::Validation("Invalid Marker '" + *marker + "'");
+    offset = static_cast<size_t>(*decoded);
   }
   auto names = p.List("LoadBalancerNames");
   std::vector<Doc> found;
@@ -575,7 +575,9 @@ Result<Json> ElbService::DescribeLoadBalancers(const Params& p) {
     descriptions.push_back(LoadBalancerXml(*found[i]));
   }
   Json result = {{"LoadBalancerDescriptions", std::move(descriptions)}};
-  if (offset + limit < found.size()) result["NextMarker"] = std::to_string(offset + limit);
+  if (offset + limit < found.size()) {
+    result["NextMarker"] = EncodePageToken("LoadBalancerDescriptions", offset + limit);
+  }
   return result;
 }
 
@@ -782,29 +784,47 @@ Result<Json> ElbService::DescribeTags(const Params& p) {
 ApiService ElbApi(RegionContext* ctx) {
   auto svc = std::make_shared<ElbService>(ctx);
   using Method = Result<Json> (ElbService::*)(const Params&);
-  auto op = [svc](const char* name, Access access, Method m) {
-    return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }};
+  auto op = [svc](const char* name, Access access, Method m, std::vector<ListLimit> limits = {}) {
+    return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }, std::move(limits)};
   };
+  // Per-call list limits (checked before any lock): ELB's 10 tags (refused as TooManyTags, as a load balancer
+  // with more would be), DescribeTags' 20 names, sane bounds elsewhere.
+  const ListLimit kTags{"Tags", kMaxTagsPerLoadBalancer, "member", [](size_t n) {
+                          return Status(400, "TooManyTags",
+                                        "The quota for the number of tags that can be assigned to a load balancer "
+                                        "has been reached: the call gives " + std::to_string(n) +
+                                            " tags (at most 10)");
+                        }};
+  const ListLimit kInstances{"Instances", 1000};
+  const ListLimit kZones{"AvailabilityZones", 20};
+  const ListLimit kListeners{"Listeners", 100};
   ApiService api;
   api.info = {"elasticloadbalancing", "2012-06-01", "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/",
               WireProtocol::kQuery};
   api.operations = {
-      op("CreateLoadBalancer", Access::kWrite, &ElbService::CreateLoadBalancer),
+      op("CreateLoadBalancer", Access::kWrite, &ElbService::CreateLoadBalancer,
+         {kTags, kZones, kListeners, {"Subnets", 20}, {"SecurityGroups", 20}}),
       op("DeleteLoadBalancer", Access::kWrite, &ElbService::DeleteLoadBalancer),
-      op("DescribeLoadBalancers", Access::kRead, &ElbService::DescribeLoadBalancers),
-      op("CreateLoadBalancerListeners", Access::kWrite, &ElbService::CreateLoadBalancerListeners),
-      op("DeleteLoadBalancerListeners", Access::kWrite, &ElbService::DeleteLoadBalancerListeners),
+      op("DescribeLoadBalancers", Access::kRead, &ElbService::DescribeLoadBalancers, {{"LoadBalancerNames", 400}}),
+      op("CreateLoadBalancerListeners", Access::kWrite, &ElbService::CreateLoadBalancerListeners, {kListeners}),
+      op("DeleteLoadBalancerListeners", Access::kWrite, &ElbService::DeleteLoadBalancerListeners,
+         {{"LoadBalancerPorts", 100}}),
       op("ConfigureHealthCheck", Access::kWrite, &ElbService::ConfigureHealthCheck),
-      op("RegisterInstancesWithLoadBalancer", Access::kWrite, &ElbService::RegisterInstancesWithLoadBalancer),
-      op("DeregisterInstancesFromLoadBalancer", Access::kWrite, &ElbService::DeregisterInstancesFromLoadBalancer),
-      op("DescribeInstanceHealth", Access::kRead, &ElbService::DescribeInstanceHealth),
-      op("ModifyLoadBalancerAttributes", Access::kWrite, &ElbService::ModifyLoadBalancerAttributes),
+      op("RegisterInstancesWithLoadBalancer", Access::kWrite, &ElbService::RegisterInstancesWithLoadBalancer,
+         {kInstances}),
+      op("DeregisterInstancesFromLoadBalancer", Access::kWrite, &ElbService::DeregisterInstancesFromLoadBalancer,
+         {kInstances}),
+      op("DescribeInstanceHealth", Access::kRead, &ElbService::DescribeInstanceHealth, {kInstances}),
+      op("ModifyLoadBalancerAttributes", Access::kWrite, &ElbService::ModifyLoadBalancerAttributes,
+         {{"LoadBalancerAttributes.AdditionalAttributes", 10}}),
       op("DescribeLoadBalancerAttributes", Access::kRead, &ElbService::DescribeLoadBalancerAttributes),
-      op("EnableAvailabilityZonesForLoadBalancer", Access::kWrite, &ElbService::EnableAvailabilityZonesForLoadBalancer),
-      op("DisableAvailabilityZonesForLoadBalancer", Access::kWrite, &ElbService::DisableAvailabilityZonesForLoadBalancer),
-      op("AddTags", Access::kWrite, &ElbService::AddTags),
-      op("DescribeTags", Access::kRead, &ElbService::DescribeTags),
-      op("RemoveTags", Access::kWrite, &ElbService::RemoveTags),
+      op("EnableAvailabilityZonesForLoadBalancer", Access::kWrite, &ElbService::EnableAvailabilityZonesForLoadBalancer,
+         {kZones}),
+      op("DisableAvailabilityZonesForLoadBalancer", Access::kWrite, &ElbService::DisableAvailabilityZonesForLoadBalancer,
+         {kZones}),
+      op("AddTags", Access::kWrite, &ElbService::AddTags, {kTags, {"LoadBalancerNames", kMaxDescribeTagsNames}}),
+      op("DescribeTags", Access::kRead, &ElbService::DescribeTags, {{"LoadBalancerNames", kMaxDescribeTagsNames}}),
+      op("RemoveTags", Access::kWrite, &ElbService::RemoveTags, {{"Tags", 50}, {"LoadBalancerNames", kMaxDescribeTagsNames}}),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {
