@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -380,6 +381,13 @@ Result<int> HttpServer::Bind(const std::string& host, int port) {
 
 void HttpServer::Start() {
   if (listen_fd_ < 0 || loop_thread_.joinable()) return;
+  // Every connection is a descriptor: a soft limit of 1,024 (a common default) would stop accepting long before
+  // max_connections. The hard limit is the operator's; the soft one is raised to it.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &files) != 0) spdlog::warn("api edge: cannot raise the descriptor limit");
+  }
   listener_ = std::make_unique<Listener>(this);
   loop_.WatchListener(listen_fd_, listener_.get());
   const int64_t shortest = std::min({options_.head_timeout_ms, options_.body_timeout_ms, options_.idle_timeout_ms});

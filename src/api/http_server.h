@@ -67,7 +67,7 @@ class HttpServer {
 
   // Listens on host:port (an IPv4 address or a name; port 0 picks one); returns the bound port.
   Result<int> Bind(const std::string& host, int port);
-  // Starts the loop thread and the workers.
+  // Starts the loop thread and the workers. Raises the process's soft descriptor limit to its hard limit.
   void Start();
   // Closes the listener and every connection, then joins the loop and the workers (a handler running finishes
   // first; its reply is dropped). Safe to call twice.
