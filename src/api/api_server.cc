@@ -1,8 +1,7 @@
 #include "api/api_server.h"
 
-#include <httplib.h>
-
 #include <cctype>
+#include <cstring>
 #include <chrono>
 #include <optional>
 
@@ -11,8 +10,6 @@
 
 namespace autopipe {
 namespace {
-
-constexpr size_t kMaxBodyBytes = 16 << 20;
 
 std::string HeaderValue(const SigV4Request& r, const std::string& lower_name) {
   for (const auto& [k, v] : r.headers) {
@@ -214,43 +211,43 @@ Result<Json> ApiRouter::Invoke(const std::string& service, const std::string& ac
   return Dispatch(it->second, req);
 }
 
-ApiServer::ApiServer(const ApiRouter* router) : router_(router), http_(std::make_unique<httplib::Server>()) {
-  http_->new_task_queue = [] { return new httplib::ThreadPool(8); };
-  http_->set_payload_max_length(kMaxBodyBytes);
-  http_->set_read_timeout(30, 0);
-  http_->set_keep_alive_max_count(1000);
-  // Replies are written as header then body; without this, Nagle + delayed ACK add ~40 ms to each one.
-  http_->set_tcp_nodelay(true);
-  auto handle = [this](const httplib::Request& in, httplib::Response& out) {
-    SigV4Request req;
-    req.method = in.method;
-    req.target = in.target;
-    req.body = in.body;
-    for (const auto& [k, v] : in.headers) req.headers.emplace_back(k, v);
-    HttpReply reply = router_->Handle(req);
-    out.status = reply.status;
-    for (const auto& [k, v] : reply.headers) out.set_header(k, v);
-    out.set_content(std::move(reply.body), reply.content_type.c_str());
-  };
-  http_->Post(".*", handle);
-  http_->Get(".*", handle);
+HttpReply ApiRouter::Refuse(const SigV4Request& head, const Status& error) const {
+  WireProtocol protocol = DetectProtocol(head);
+  const bool query_mode = protocol == WireProtocol::kJson10 && HeaderValue(head, "x-amzn-query-mode") == "true";
+  const ServiceInfo* info = nullptr;
+  // "AWS4-HMAC-SHA256 Credential=AKID/yyyymmdd/region/service/aws4_request, ...": the scope's fourth part.
+  const std::string auth = HeaderValue(head, "authorization");
+  if (size_t cred = auth.find("Credential="); cred != std::string::npos) {
+    size_t start = cred + std::strlen("Credential=");
+    size_t end = auth.find_first_of(", ", start);
+    std::string scope = auth.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::vector<std::string> parts;
+    for (size_t from = 0;;) {
+      size_t slash = scope.find('/', from);
+      parts.push_back(scope.substr(from, slash == std::string::npos ? std::string::npos : slash - from));
+      if (slash == std::string::npos) break;
+      from = slash + 1;
+    }
+    if (parts.size() == 5) {
+      auto it = services_.find(parts[3]);
+      if (it != services_.end()) info = &it->second.info;
+    }
+  }
+  if (protocol == WireProtocol::kQuery && info != nullptr) protocol = info->protocol;
+  return RenderError(info, protocol, NewUuid(), error, query_mode);
 }
+
+ApiServer::ApiServer(const ApiRouter* router, HttpServerOptions options)
+    : http_([router](const SigV4Request& request) { return router->Handle(request); },
+            [router](const SigV4Request& head, const Status& error) { return router->Refuse(head, error); },
+            options) {}
 
 ApiServer::~ApiServer() { Stop(); }
 
-Result<int> ApiServer::Bind(const std::string& host, int port) {
-  int bound = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) return Status::Internal("cannot listen on " + host + ":" + std::to_string(port));
-  return bound;
-}
+Result<int> ApiServer::Bind(const std::string& host, int port) { return http_.Bind(host, port); }
 
-void ApiServer::Start() {
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
-}
+void ApiServer::Start() { http_.Start(); }
 
-void ApiServer::Stop() {
-  if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+void ApiServer::Stop() { http_.Stop(); }
 
 }  // namespace autopipe

@@ -13,7 +13,9 @@
 // snapshots, so a Describe never waits for a write or a controller pass. A read handler must therefore only
 // read (it may see two documents from different moments, never a half-written one).
 //
-// ApiServer serves an ApiRouter over HTTP/1.1 (cpp-httplib, keep-alive, a fixed pool of worker threads).
+// ApiServer serves an ApiRouter over HTTP/1.1 with HttpServer (api/http_server.h): one event-loop thread for every
+// connection, with head and body deadlines and size limits, and a small pool of worker threads for the handlers.
+// Its own refusals (413, 400, 408) carry the error envelope of the protocol the request speaks.
 //
 // Thread-safety: configure the router (AddService) before serving; Handle() and Invoke() are then safe from
 // many threads. Handlers must be thread-safe (kRead ones run concurrently with everything).
@@ -27,13 +29,10 @@
 #include <thread>
 #include <vector>
 
+#include "api/http_server.h"
 #include "api/protocol.h"
 #include "api/sigv4.h"
 #include "common/clock.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace autopipe {
 
@@ -84,6 +83,12 @@ class ApiRouter {
   // as `autopipe up`, and tests. The params are as a Query (or EC2) client would send them.
   Result<Json> Invoke(const std::string& service, const std::string& action, const FormParams& params) const;
 
+  // The HTTP edge's own refusals (a body over the limit, a malformed or timed-out request) in the envelope of the
+  // protocol the request speaks, without verifying anything: X-Amz-Target => JSON 1.0; otherwise the service
+  // named by the Authorization header's credential scope, if offered, decides (EC2's <Response><Errors> or
+  // Query's <ErrorResponse> with its namespace), and Query's <ErrorResponse> when nothing says.
+  HttpReply Refuse(const SigV4Request& head, const Status& error) const;
+
  private:
   struct Service {
     ServiceInfo info;
@@ -101,18 +106,19 @@ class ApiRouter {
 
 class ApiServer {
  public:
-  explicit ApiServer(const ApiRouter* router);
+  explicit ApiServer(const ApiRouter* router, HttpServerOptions options = {});
   ~ApiServer();
   // Binds host:port (port 0 picks one); returns the bound port or an error.
   Result<int> Bind(const std::string& host, int port);
-  // Serves on a background thread until Stop().
+  // Serves on background threads until Stop().
   void Start();
+  // Closes every connection and joins every thread.
   void Stop();
 
+  size_t open_connections() const { return http_.open_connections(); }
+
  private:
-  const ApiRouter* router_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  HttpServer http_;
 };
 
 }  // namespace autopipe
