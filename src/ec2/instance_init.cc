@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,9 +59,10 @@ int ExitCodeOf(int wait_status) {
 
 // Forks and execs argv[0] with the inherited environment. The child stays in our process group so a group
 // signal reaches it, and gets back the signal mask we had before blocking the ones we wait for.
-// `exec_path` (when not empty) is what is exec'd instead of args[0], which stays the program's argv[0].
+// `exec_path` (when not empty) is what is exec'd instead of args[0], which stays the program's argv[0]; an
+// `exec_fd` >= 0 is exec'd instead of either (and closed in the parent).
 pid_t Spawn(const std::vector<std::string>& args, const std::string& cwd, const sigset_t& child_mask,
-            const std::string& exec_path = "") {
+            const std::string& exec_path = "", int exec_fd = -1) {
   std::vector<std::string> storage = args;
   std::vector<char*> argv;
   for (auto& s : storage) argv.push_back(s.data());
@@ -69,7 +71,10 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& cwd, const 
   const char* path = exec_path.empty() ? argv[0] : exec_path.c_str();
 
   pid_t pid = fork();
-  if (pid != 0) return pid;
+  if (pid != 0) {
+    if (exec_fd >= 0) close(exec_fd);
+    return pid;
+  }
   // Child: async-signal-safe calls only.
   sigprocmask(SIG_SETMASK, &child_mask, nullptr);
   if (!cwd.empty() && chdir(cwd.c_str()) != 0) {
@@ -77,7 +82,11 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& cwd, const 
     (void)ignored;
     _exit(127);
   }
-  execve(path, argv.data(), environ);
+  if (exec_fd >= 0) {
+    syscall(SYS_execveat, exec_fd, "", argv.data(), environ, AT_EMPTY_PATH);
+  } else {
+    execve(path, argv.data(), environ);
+  }
   ssize_t ignored = write(STDERR_FILENO, failure.data(), failure.size());
   (void)ignored;
   _exit(127);
@@ -202,7 +211,18 @@ class Init {
       Say("cannot read user data %s: %s", opts_.user_data_file.c_str(), strerror(errno));
       return;
     }
-    user_data_pid_ = Spawn(*command, opts_.work_dir, saved_mask_);
+    // A script with an interpreter line is exec'd through a descriptor left open for the interpreter, which the
+    // kernel hands it as /dev/fd/N: interpreters that make the script's path absolute (python3) would otherwise
+    // fail where an instance cannot search the folders above its own.
+    int exec_fd = -1;
+    if (command->size() == 1) {
+      exec_fd = open((*command)[0].c_str(), O_RDONLY);  // not close-on-exec: the interpreter reads it
+      if (exec_fd < 0) {
+        Say("cannot open user data %s: %s", (*command)[0].c_str(), strerror(errno));
+        return;
+      }
+    }
+    user_data_pid_ = Spawn(*command, opts_.work_dir, saved_mask_, "", exec_fd);
     if (user_data_pid_ < 0) {
       Say("cannot start user data: %s", strerror(errno));
       return;

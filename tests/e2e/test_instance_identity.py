@@ -51,6 +51,8 @@ results = {{
     "state_db": attempt(lambda: read("{data_dir}/state.db")),
     "relative_credentials": attempt(lambda: read("../../credentials")),
     "list_data_dir": attempt(lambda: os.listdir("{data_dir}")),
+    "server_log": attempt(lambda: read("{data_dir}/server.log")),
+    "server_environ": attempt(lambda: read("/proc/{server_pid}/environ")),
     "kill_server": attempt(lambda: os.kill({server_pid}, 0)),
     "reuseport_vip": attempt(co_bind),
     "write_own_folder": attempt(lambda: open("mine.txt", "w").write("x")),
@@ -112,7 +114,8 @@ class InstanceIdentityTest(unittest.TestCase):
         iid, info = next(iter(insts.items()))
         folder = os.path.join(r.data_dir, "instances", iid)
         out = wait_until(lambda: harness.read_text(os.path.join(folder, "probe.json")), 20, 0.2,
-                         "the probe's results in %s" % folder)
+                         "the probe's results in %s; console: %s"
+                         % (folder, harness.read_text(os.path.join(folder, "console.log"))))
         got = json.loads(out)
 
         want_uid = ip_uid(info["ip"])
@@ -123,13 +126,16 @@ class InstanceIdentityTest(unittest.TestCase):
         self.assertEqual(got["state_db"], "EACCES", got)
         self.assertEqual(got["relative_credentials"], "EACCES", got)
         self.assertEqual(got["list_data_dir"], "EACCES", got)
+        self.assertEqual(got["server_log"], "EACCES", got)
+        self.assertEqual(got["server_environ"], "EACCES", got)
         self.assertEqual(got["kill_server"], "EPERM", got)
         self.assertEqual(got["reuseport_vip"], "EADDRINUSE", got)
         self.assertEqual(got["write_own_folder"], "ok", got)
         self.assertIn("probe: ", harness.read_text(os.path.join(folder, "console.log")))
 
         # The folder is the instance's; the data dir around it stays the server's, 0700.
-        self.assertEqual(os.stat(folder).st_uid, want_uid)
+        st = os.stat(folder)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (want_uid, 0o700))
         st = os.stat(r.data_dir)
         self.assertEqual((st.st_uid, st.st_mode & 0o777), (os.geteuid(), 0o700))
 
@@ -142,9 +148,10 @@ class InstanceIdentityTest(unittest.TestCase):
         for pid, _ in nodes:
             self.assertEqual(proc_ids(pid, "Uid"), os.geteuid())
         # The load balancer still reaches the instance, and only the instance answers through it.
-        status, body = harness.http_get(vip, timeout=5)
-        self.assertEqual(status, 200, body)
-        self.assertEqual(json.loads(body)["instance_id"], iid)
+        def through_lb():
+            status, body = harness.http_get(vip, timeout=5)
+            return json.loads(body)["instance_id"] if status == 200 else None
+        self.assertEqual(wait_until(through_lb, harness.CONVERGE_TIMEOUT, 0.2, "the instance behind %s" % vip), iid)
 
         # A restarted server re-adopts the instance under its uid (same init process), and `down` (the
         # harness's cleanup) stops it.
