@@ -4,6 +4,8 @@
 #include "autoscaling/group_controller.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -261,6 +263,61 @@ TEST_F(GroupControllerTest, EachLaunchSpecCarriesTheInstanceEnvironmentAndItsOwn
     EXPECT_TRUE(fs::is_directory(spec->working_dir));
   }
   EXPECT_EQ(ips.size(), 5u) << "private IPs must be distinct";
+}
+
+// With identities on (the server runs as root), every instance runs under a uid of its own, derived from its
+// address and recorded in its document, and owns its folder and the files the server puts there.
+TEST_F(GroupControllerTest, AsRootEachInstanceGetsAnIdentityAndFolderOfItsOwn) {
+  if (geteuid() != 0) GTEST_SKIP() << "handing a folder to another uid needs root";
+  ctx_.instance_identities = true;
+  MustCall("CreateLaunchConfiguration", {{"LaunchConfigurationName", "lc-ud"},
+                                         {"ImageId", "ami-0a1b2c3d4e5f60718"},
+                                         {"InstanceType", "t3.micro"},
+                                         {"UserData", "ZWNobyBoaQo="}});  // "echo hi\n"
+  MustCall("CreateAutoScalingGroup", {{"AutoScalingGroupName", "asg-ud"},
+                                      {"LaunchConfigurationName", "lc-ud"},
+                                      {"MinSize", "3"},
+                                      {"MaxSize", "3"},
+                                      {"AvailabilityZones.member.1", kZoneA},
+                                      {"AvailabilityZones.member.2", kZoneB}});
+  Passes(3);
+  std::set<uid_t> uids;
+  int launched = 0;
+  for (const auto& inst : store_->List(kind::kInstance)) {
+    const std::string id = (*inst)["InstanceId"];
+    auto spec = launcher_.SpecOf((*inst)["Pid"].get<pid_t>());
+    ASSERT_TRUE(spec.has_value()) << id;
+    ++launched;
+    ASSERT_TRUE(spec->uid.has_value()) << id;
+    const std::string ip = (*inst)["PrivateIpAddress"];
+    EXPECT_EQ(*spec->uid, InstanceUidFor(ip).value()) << ip;
+    EXPECT_EQ(spec->gid, spec->uid);
+    EXPECT_TRUE(spec->keep_net_bind_service);
+    EXPECT_GE(*spec->uid, kInstanceUidBase);
+    EXPECT_EQ((*inst)["RunAsUid"].get<uint32_t>(), *spec->uid);
+    uids.insert(*spec->uid);
+    // Paths it is given are relative to its folder, which it cannot reach through the 0700 data dir.
+    EXPECT_EQ(spec->argv, (std::vector<std::string>{kSelfExe, "instance-init", "--service", "sample-app",
+                                                    "--user-data", "user-data", "--work-dir", "."}));
+    struct stat st {};
+    ASSERT_EQ(stat(spec->working_dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, *spec->uid);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    for (const char* file : {"user-data", "console.log"}) {
+      ASSERT_EQ(stat((fs::path(spec->working_dir) / file).c_str(), &st), 0) << file;
+      EXPECT_EQ(st.st_uid, *spec->uid) << file;
+      EXPECT_EQ(st.st_mode & 07777, 0600u) << file;
+    }
+  }
+  EXPECT_EQ(launched, 3);
+  EXPECT_EQ(uids.size(), 3u) << "two instances share a uid";
+}
+
+TEST(InstanceUidTest, FollowsTheAddressWithinLoopback) {
+  EXPECT_EQ(InstanceUidFor("127.200.1.1"), kInstanceUidBase + (200u << 16) + (1u << 8) + 1u);
+  EXPECT_EQ(InstanceUidFor("127.255.255.254"), kInstanceUidBase + 0xFFFFFEu);
+  EXPECT_FALSE(InstanceUidFor("10.0.0.1").has_value());
+  EXPECT_FALSE(InstanceUidFor("not an address").has_value());
 }
 
 // ---- health and replacement -------------------------------------------------------------------------------------

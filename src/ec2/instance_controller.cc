@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "common/log.h"
 #include "ec2/instances.h"
@@ -55,21 +58,42 @@ Status InstanceController::Start(Json& inst) {
   fs::create_directories(dir, ec);
   if (ec) return Status::Internal("cannot create " + dir.string() + ": " + ec.message());
 
-  std::string user_data_path;
+  // The instance's own identity: its folder and the files the server puts there become its own; the data dir
+  // around them stays the server's (0700), so nothing else of the region is reachable.
+  std::optional<uint32_t> uid;
+  if (ctx_->instance_identities) {
+    uid = InstanceUidFor(inst["PrivateIpAddress"].get<std::string>());
+    if (!uid) return Status::Internal("no identity for address " + inst["PrivateIpAddress"].get<std::string>());
+    if (::chown(dir.c_str(), *uid, *uid) != 0 || ::chmod(dir.c_str(), 0700) != 0) {
+      return Status::Internal("cannot hand " + dir.string() + " to uid " + std::to_string(*uid) + ": " +
+                              strerror(errno));
+    }
+  }
+  // Created here (not by the launcher's child, which opens it before it changes identity) so the instance owns it.
+  auto create_owned = [&](const fs::path& path, int flags, const std::string& content) -> bool {
+    int fd = ::open(path.c_str(), flags | O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && ::fchmod(fd, 0600) == 0 && (!uid || ::fchown(fd, *uid, *uid) == 0) &&
+              ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+    if (fd >= 0) ::close(fd);
+    return ok;
+  };
+  if (!create_owned(dir / "console.log", O_APPEND, "")) return Status::Internal("cannot create the console log");
+
+  // Paths the instance gets are relative to its folder (its working directory): with an identity of its own it
+  // cannot search the data dir, so an absolute path into it would not resolve.
+  std::string user_data_arg;
   auto user_data = DecodeBase64(inst["UserData"].get<std::string>());
   if (user_data && !user_data->empty()) {
-    user_data_path = (dir / "user-data").string();
+    user_data_arg = "user-data";
     // 0600 from the start: UserData may carry secrets.
-    int fd = ::open(user_data_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool written = fd >= 0 && ::fchmod(fd, 0600) == 0 &&
-                   ::write(fd, user_data->data(), user_data->size()) == static_cast<ssize_t>(user_data->size());
-    if (fd >= 0) ::close(fd);
-    if (!written) return Status::Internal("cannot write the instance's user data");
+    if (!create_owned(dir / user_data_arg, O_TRUNC, *user_data)) {
+      return Status::Internal("cannot write the instance's user data");
+    }
   }
 
   LaunchSpec spec;
   spec.argv = {ctx_->self_exe, "instance-init", "--service", image ? image->service : "",
-               "--user-data", user_data_path, "--work-dir", dir.string()};
+               "--user-data", user_data_arg, "--work-dir", "."};
   spec.env = {
       {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
       {"HOME", dir.string()},
@@ -83,9 +107,18 @@ Status InstanceController::Start(Json& inst) {
   };
   spec.working_dir = dir.string();
   spec.log_path = (dir / "console.log").string();
+  if (uid) {
+    spec.uid = *uid;
+    spec.gid = *uid;
+    spec.keep_net_bind_service = true;  // its service listens on PrivateIp:80, as on EC2
+    inst["RunAsUid"] = *uid;
+  } else {
+    inst.erase("RunAsUid");
+  }
   AP_RETURN_IF_ERROR(supervisor_.Launch(inst, spec));
-  spdlog::info("instance={} started pid={} ip={} az={}", id, inst["Pid"].get<pid_t>(),
-               inst["PrivateIpAddress"].get<std::string>(), inst["AvailabilityZone"].get<std::string>());
+  spdlog::info("instance={} started pid={} ip={} az={} uid={}", id, inst["Pid"].get<pid_t>(),
+               inst["PrivateIpAddress"].get<std::string>(), inst["AvailabilityZone"].get<std::string>(),
+               uid ? std::to_string(*uid) : "server's");
   return Status::Ok();
 }
 

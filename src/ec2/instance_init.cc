@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,15 +59,22 @@ int ExitCodeOf(int wait_status) {
 
 // Forks and execs argv[0] with the inherited environment. The child stays in our process group so a group
 // signal reaches it, and gets back the signal mask we had before blocking the ones we wait for.
-pid_t Spawn(const std::vector<std::string>& args, const std::string& cwd, const sigset_t& child_mask) {
+// `exec_path` (when not empty) is what is exec'd instead of args[0], which stays the program's argv[0]; an
+// `exec_fd` >= 0 is exec'd instead of either (and closed in the parent).
+pid_t Spawn(const std::vector<std::string>& args, const std::string& cwd, const sigset_t& child_mask,
+            const std::string& exec_path = "", int exec_fd = -1) {
   std::vector<std::string> storage = args;
   std::vector<char*> argv;
   for (auto& s : storage) argv.push_back(s.data());
   argv.push_back(nullptr);
   const std::string failure = "autopipe-init: cannot run " + args[0] + "\n";
+  const char* path = exec_path.empty() ? argv[0] : exec_path.c_str();
 
   pid_t pid = fork();
-  if (pid != 0) return pid;
+  if (pid != 0) {
+    if (exec_fd >= 0) close(exec_fd);
+    return pid;
+  }
   // Child: async-signal-safe calls only.
   sigprocmask(SIG_SETMASK, &child_mask, nullptr);
   if (!cwd.empty() && chdir(cwd.c_str()) != 0) {
@@ -74,16 +82,29 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& cwd, const 
     (void)ignored;
     _exit(127);
   }
-  execve(argv[0], argv.data(), environ);
+  if (exec_fd >= 0) {
+    syscall(SYS_execveat, exec_fd, "", argv.data(), environ, AT_EMPTY_PATH);
+  } else {
+    execve(path, argv.data(), environ);
+  }
   ssize_t ignored = write(STDERR_FILENO, failure.data(), failure.size());
   (void)ignored;
   _exit(127);
 }
 
-std::optional<std::vector<std::string>> UserDataCommand(const std::string& file) {
-  std::error_code ec;
-  std::string path = std::filesystem::absolute(file, ec).string();
-  if (ec) return std::nullopt;
+// A relative `file` names it from our working directory; it stays relative when the script runs there too, since
+// an instance with an identity of its own cannot search the data dir its folder's absolute path goes through.
+std::optional<std::vector<std::string>> UserDataCommand(const std::string& file, const std::string& work_dir) {
+  std::string path = file;
+  if (!path.empty() && path[0] != '/') {
+    if (work_dir.empty() || work_dir == ".") {
+      if (path.find('/') == std::string::npos) path = "./" + path;  // so exec does not search PATH
+    } else {
+      std::error_code ec;
+      path = std::filesystem::absolute(file, ec).string();
+      if (ec) return std::nullopt;
+    }
+  }
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   char head[2] = {0, 0};
@@ -173,7 +194,8 @@ class Init {
     if (opts_.service.empty()) return;
     const char* ip = getenv("AUTOPIPE_PRIVATE_IP");
     std::string listen = std::string(ip != nullptr && *ip != '\0' ? ip : "127.0.0.1") + ":80";
-    service_pid_ = Spawn({opts_.self_exe, "sample-app", "--listen", listen}, "", saved_mask_);
+    service_pid_ =
+        Spawn({opts_.self_exe, "sample-app", "--listen", listen}, "", saved_mask_, opts_.self_exec_path);
     if (service_pid_ < 0) {
       Say("cannot start %s: %s", opts_.service.c_str(), strerror(errno));
       service_code_ = 1;
@@ -184,12 +206,23 @@ class Init {
 
   void StartUserData() {
     if (opts_.user_data_file.empty()) return;
-    std::optional<std::vector<std::string>> command = UserDataCommand(opts_.user_data_file);
+    std::optional<std::vector<std::string>> command = UserDataCommand(opts_.user_data_file, opts_.work_dir);
     if (!command) {
       Say("cannot read user data %s: %s", opts_.user_data_file.c_str(), strerror(errno));
       return;
     }
-    user_data_pid_ = Spawn(*command, opts_.work_dir, saved_mask_);
+    // A script with an interpreter line is exec'd through a descriptor left open for the interpreter, which the
+    // kernel hands it as /dev/fd/N: interpreters that make the script's path absolute (python3) would otherwise
+    // fail where an instance cannot search the folders above its own.
+    int exec_fd = -1;
+    if (command->size() == 1) {
+      exec_fd = open((*command)[0].c_str(), O_RDONLY);  // not close-on-exec: the interpreter reads it
+      if (exec_fd < 0) {
+        Say("cannot open user data %s: %s", (*command)[0].c_str(), strerror(errno));
+        return;
+      }
+    }
+    user_data_pid_ = Spawn(*command, opts_.work_dir, saved_mask_, "", exec_fd);
     if (user_data_pid_ < 0) {
       Say("cannot start user data: %s", strerror(errno));
       return;

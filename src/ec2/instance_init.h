@@ -13,9 +13,12 @@ namespace autopipe {
 
 struct InstanceInitOptions {
   std::string self_exe;        // path of the autopipe binary (to start the built-in service)
+  // What to exec for self_exe ("" = self_exe itself). The real init uses /proc/self/exe: an instance with an
+  // identity of its own may not be able to search the folders of the binary's path (e.g. a build under /root).
+  std::string self_exec_path;
   std::string service;         // "" (no built-in service) or "sample-app"
-  std::string user_data_file;  // decoded UserData written by the server; "" for none
-  std::string work_dir;        // the instance's own folder (the boot script runs here)
+  std::string user_data_file;  // decoded UserData written by the server; "" for none; relative to our cwd
+  std::string work_dir;        // the instance's own folder (the boot script runs here); "." = our cwd
 };
 
 int RunInstanceInit(const InstanceInitOptions& opts);

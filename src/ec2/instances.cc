@@ -1,10 +1,12 @@
 #include "ec2/instances.h"
 
-#include "process/supervisor.h"
+#include <arpa/inet.h>
+#include <unistd.h>
 
 #include <set>
 
 #include "common/ids.h"
+#include "process/supervisor.h"
 
 namespace autopipe {
 namespace {
@@ -30,6 +32,16 @@ int InstanceStateCode(const std::string& s) {
 }
 
 bool IsLiveState(const std::string& s) { return s == instance_state::kPending || s == instance_state::kRunning; }
+
+std::optional<uint32_t> InstanceUidFor(const std::string& private_ip) {
+  in_addr addr{};
+  if (inet_pton(AF_INET, private_ip.c_str(), &addr) != 1) return std::nullopt;
+  const uint32_t host = ntohl(addr.s_addr);
+  if ((host >> 24) != 127) return std::nullopt;
+  return kInstanceUidBase + (host & 0xFFFFFF);
+}
+
+bool InstanceIdentitiesAvailable() { return geteuid() == 0; }
 
 Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch, std::vector<StoreWrite>* writes) {
   int az_index = ctx.catalog->AzIndex(launch.availability_zone);

@@ -8,6 +8,10 @@
 // Thread-safety: call with RegionContext::mu held.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,5 +53,26 @@ Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch,
 std::vector<StoreWrite> RequestTermination(const RegionContext& ctx, Json instance, const std::string& reason);
 
 bool IsLiveState(const std::string& state);  // pending or running
+
+// ---- Instance identities (docs/design.md, "What an instance can and cannot touch") ----
+//
+// When the server runs as root every instance runs under a uid and gid of its own, from a range that maps to no
+// passwd entry: kInstanceUidBase + the instance's private address as a number within 127.0.0.0/8
+// (127.N.x.y -> N*65536 + x*256 + y). Addresses are unique among the instances that are not terminated, in a
+// region and across the regions of one machine (each has its own /16), so two live instances never share a uid;
+// it is recorded in the instance document ("RunAsUid") when the instance is launched.
+inline constexpr uint32_t kInstanceUidBase = 2'000'000'000;
+
+// The uid (= gid) for an instance with this private address; nullopt when it is not a 127.x.y.z address.
+std::optional<uint32_t> InstanceUidFor(const std::string& private_ip);
+
+// True when instances can get identities of their own (the server runs as root).
+bool InstanceIdentitiesAvailable();
+
+// The one warning given when they cannot (server.log, `autopipe up`).
+inline constexpr char kSharedIdentityWarning[] =
+    "the server is not running as root, so instances run as the server's own user: an instance's UserData can "
+    "read the region's credentials and state.db, signal the server and bind its load balancers' addresses. "
+    "Run the server as root (as scripts/up.sh and CI do) to give each instance an identity of its own.";
 
 }  // namespace autopipe

@@ -37,6 +37,7 @@ Subcommand InstanceInitCommand() {
               char buf[4096];
               ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
               opts->self_exe = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "autopipe";
+              opts->self_exec_path = "/proc/self/exe";
               return RunInstanceInit(*opts);
             });
           }};

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -91,6 +93,11 @@ struct ChildPlan {
   std::vector<char*> envp;
   std::string working_dir;
   std::string log_path;
+  bool set_uid = false;
+  bool set_gid = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool keep_net_bind_service = false;
   int max_fd = 0;  // for the close loop when close_range is unavailable
 };
 
@@ -104,6 +111,11 @@ ChildPlan MakePlan(const LaunchSpec& spec) {
   plan.envp.push_back(nullptr);
   plan.working_dir = spec.working_dir;
   plan.log_path = spec.log_path;
+  plan.set_uid = spec.uid.has_value();
+  plan.set_gid = spec.gid.has_value();
+  plan.uid = spec.uid.value_or(0);
+  plan.gid = spec.gid.value_or(0);
+  plan.keep_net_bind_service = spec.uid.has_value() && spec.keep_net_bind_service;
   rlimit rl{};
   plan.max_fd = 65536;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1048576) {
@@ -118,7 +130,16 @@ struct ChildError {
   int error;
 };
 
-enum ChildStage : int { kStageDevNull = 1, kStageLog, kStageDup, kStageChdir, kStageExec };
+enum ChildStage : int {
+  kStageDevNull = 1,
+  kStageLog,
+  kStageDup,
+  kStageChdir,
+  kStageOpenExe,
+  kStageIdentity,
+  kStageCapabilities,
+  kStageExec
+};
 
 const char* StageName(int stage) {
   switch (stage) {
@@ -126,6 +147,9 @@ const char* StageName(int stage) {
     case kStageLog: return "open log file";
     case kStageDup: return "redirect stdio";
     case kStageChdir: return "chdir to working dir";
+    case kStageOpenExe: return "open the executable";
+    case kStageIdentity: return "change uid/gid";
+    case kStageCapabilities: return "keep CAP_NET_BIND_SERVICE";
     case kStageExec: return "exec";
     default: return "start child";
   }
@@ -169,6 +193,29 @@ void ResetSignals() {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// Becomes plan.uid/plan.gid with raw system calls: the child has one thread, and glibc's wrappers would try to
+// change every thread of the parent's image. With keep_net_bind_service, CAP_NET_BIND_SERVICE survives the uid
+// change (PR_SET_KEEPCAPS) and is made ambient, so the programs exec'd from here keep it too.
+// Returns 0, or the stage that failed (errno tells why).
+int ChangeIdentity(const ChildPlan& plan) {
+  if (plan.keep_net_bind_service && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return kStageCapabilities;
+  if (syscall(SYS_setgroups, 0, nullptr) != 0) return kStageIdentity;
+  if (plan.set_gid && syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) return kStageIdentity;
+  if (plan.set_uid && syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) return kStageIdentity;
+  if (plan.keep_net_bind_service) {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+    const uint32_t bit = 1U << CAP_NET_BIND_SERVICE;  // capability 10: in the first word
+    data[0].effective = bit;
+    data[0].permitted = bit;
+    data[0].inheritable = bit;
+    if (syscall(SYS_capset, &header, data) != 0) return kStageCapabilities;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) != 0) return kStageCapabilities;
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return kStageIdentity;
+  return 0;
+}
+
 [[noreturn]] void RunChild(const ChildPlan& plan, int err_fd) {
   setsid();
   err_fd = MoveAbove2(err_fd);
@@ -190,7 +237,15 @@ void ResetSignals() {
   CloseRange(static_cast<unsigned>(err_fd) + 1, ~0U, plan.max_fd);
 
   ResetSignals();
-  execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+  if (!plan.set_uid && !plan.set_gid) {
+    execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+    ChildFail(err_fd, kStageExec);
+  }
+  // Opened while still the caller: the new uid may not be able to search the executable's folders.
+  int exe_fd = open(plan.argv[0], O_PATH | O_CLOEXEC);
+  if (exe_fd < 0) ChildFail(err_fd, kStageOpenExe);
+  if (int stage = ChangeIdentity(plan); stage != 0) ChildFail(err_fd, stage);
+  syscall(SYS_execveat, exe_fd, "", plan.argv.data(), plan.envp.data(), AT_EMPTY_PATH);
   ChildFail(err_fd, kStageExec);
 }
 

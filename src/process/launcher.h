@@ -33,6 +33,16 @@ struct LaunchSpec {
   std::map<std::string, std::string> env;      // the complete environment of the new process
   std::string working_dir;                     // created if missing
   std::string log_path;                        // stdout+stderr appended here (created 0600 if missing)
+  // The identity to run as (needs root; otherwise the launch fails with EPERM). The child opens its log and
+  // enters working_dir first, still as the caller, then drops every supplementary group, sets the gid and the
+  // uid (real, effective and saved) and sets no_new_privs, so neither setuid programs nor file capabilities
+  // give it more later. argv[0] is opened before the change and exec'd through that descriptor, so it must be
+  // an executable file (not a #! script) whose own mode lets `uid` run it; its folders need not.
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  // With `uid`: the process (and what it execs) keeps CAP_NET_BIND_SERVICE as an ambient capability, so it can
+  // bind ports below 1024 (an instance's port 80) and nothing else a root process could.
+  bool keep_net_bind_service = false;
 };
 
 class ProcessLauncher {

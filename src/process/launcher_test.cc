@@ -316,5 +316,118 @@ TEST_F(LauncherTest, ClearingTheCallbackWaitsForOneInProgress) {
   EXPECT_TRUE(cleared.load());
 }
 
+// Reads one "Name:\t..." line of /proc/<pid>/status (the value after the tab), "" when absent.
+std::string StatusField(pid_t pid, const std::string& name) {
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + ":\t", 0) == 0) return line.substr(name.size() + 2);
+  }
+  return "";
+}
+
+// A Python program that tries ports 1023 down to 900 on a 127.x address and reports the first outcome that is
+// not "in use": "bound <port>" or "EACCES" (then "done"). No fixed port: a port someone holds is skipped.
+constexpr char kBindLowPort[] =
+    "import errno, os, socket\n"
+    "addr = '127.%d.%d.%d' % (240 + os.getpid() % 10, os.getpid() % 250 + 1, 201)\n"
+    "result = 'none free'\n"
+    "for port in range(1023, 899, -1):\n"
+    "    s = socket.socket()\n"
+    "    try:\n"
+    "        s.bind((addr, port)); result = 'bound %d' % port; break\n"
+    "    except OSError as e:\n"
+    "        if e.errno == errno.EADDRINUSE: continue\n"
+    "        result = errno.errorcode.get(e.errno, str(e.errno)); break\n"
+    "    finally:\n"
+    "        s.close()\n"
+    "print(result, flush=True)\n";
+
+class LauncherIdentityTest : public LauncherTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "changing a child's uid needs root";
+    if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "needs /usr/bin/python3";
+    LauncherTest::SetUp();
+  }
+
+  // The test's folder is 0700 root: the new uid can reach its working dir only because the child entered it
+  // before it changed identity.
+  LaunchSpec Python(const std::string& program) {
+    LaunchSpec spec;
+    spec.argv = {"/usr/bin/python3", "-c", program};
+    spec.env = {{"PATH", "/usr/bin:/bin"}};
+    spec.working_dir = (dir_ / "work").string();
+    spec.log_path = (dir_ / "console.log").string();
+    spec.uid = kUid;
+    spec.gid = kGid;
+    return spec;
+  }
+
+  static constexpr uid_t kUid = 2'100'000'007;
+  static constexpr gid_t kGid = 2'100'000'011;
+};
+
+TEST_F(LauncherIdentityTest, RunsUnderTheGivenUidAndGidAndBindsALowPort) {
+  LaunchSpec spec = Python(std::string(kBindLowPort) + "import time; time.sleep(30)\n");
+  spec.keep_net_bind_service = true;
+  ProcessId id = Start(spec);
+  ASSERT_GT(id.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return Log().find('\n') != std::string::npos; })) << Log();
+  // Real, effective, saved and filesystem ids, and no supplementary group left from root.
+  EXPECT_EQ(StatusField(id.pid, "Uid"), "2100000007\t2100000007\t2100000007\t2100000007");
+  EXPECT_EQ(StatusField(id.pid, "Gid"), "2100000011\t2100000011\t2100000011\t2100000011");
+  EXPECT_EQ(StatusField(id.pid, "Groups").find_first_not_of(' '), std::string::npos) << StatusField(id.pid, "Groups");
+  EXPECT_EQ(StatusField(id.pid, "NoNewPrivs"), "1");
+  // CAP_NET_BIND_SERVICE (bit 10) and nothing else, also ambient (so what it execs keeps it).
+  EXPECT_EQ(StatusField(id.pid, "CapEff"), "0000000000000400");
+  EXPECT_EQ(StatusField(id.pid, "CapAmb"), "0000000000000400");
+  EXPECT_EQ(Log().rfind("bound ", 0), 0u) << Log();
+  // Root still stops it (as the supervisor and `autopipe down` do).
+  launcher_.SignalGroup(id, /*force=*/false);
+  EXPECT_TRUE(WaitFor([&] { return !launcher_.GroupAlive(id); }));
+}
+
+TEST_F(LauncherIdentityTest, WithoutTheCapabilityALowPortIsRefusedAndRootFilesAreClosed) {
+  fs::create_directories(dir_ / "work");
+  {
+    std::ofstream out(dir_ / "work" / "secret");
+    out << "s3cret";
+  }
+  ASSERT_EQ(chmod((dir_ / "work" / "secret").c_str(), 0600), 0);
+  ProcessId id = Start(Python(std::string(kBindLowPort) +
+                              "try:\n    open('secret').read(); print('read')\n"
+                              "except PermissionError:\n    print('EACCES secret')\n"));
+  ASSERT_GT(id.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return !launcher_.IsAlive(id); }));
+  // A machine that opened low ports to everyone (the sysctl) cannot show the refusal.
+  if (std::atoi(ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start").c_str()) > 1023) {
+    EXPECT_NE(Log().find("EACCES\n"), std::string::npos) << Log();
+  }
+  EXPECT_NE(Log().find("EACCES secret\n"), std::string::npos) << Log();
+}
+
+TEST_F(LauncherIdentityTest, AnExecutableUnderAFolderTheUidCannotSearchStillStarts) {
+  // dir_ is 0700 root: a path exec as the new uid would fail; the descriptor opened before the change does not.
+  fs::copy_file("/bin/sh", dir_ / "sh");
+  ASSERT_EQ(chmod((dir_ / "sh").c_str(), 0755), 0);
+  LaunchSpec spec = Shell("id -u");
+  spec.argv[0] = (dir_ / "sh").string();
+  spec.uid = 2'100'000'009;
+  ProcessId id = Start(spec);
+  ASSERT_GT(id.pid, 0);
+  EXPECT_TRUE(WaitFor([&] { return Log() == "2100000009\n"; })) << Log();
+}
+
+TEST(LauncherIdentityNotRootTest, ChangingUidWithoutRootFailsTheLaunch) {
+  if (geteuid() == 0) GTEST_SKIP() << "only meaningful without root";
+  LocalProcessLauncher launcher;
+  LaunchSpec spec;
+  spec.argv = {"/bin/true"};
+  spec.uid = 2'100'000'013;
+  Result<ProcessId> r = launcher.Launch(spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("change uid/gid"), std::string::npos) << r.status().ToString();
+}
+
 }  // namespace
 }  // namespace autopipe

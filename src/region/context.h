@@ -24,6 +24,9 @@ struct RegionContext {
   ProcessLauncher* launcher = nullptr;
   std::string data_dir;
   std::string self_exe;          // the autopipe binary, for instance-init
+  // Instances run under identities of their own (ec2/instances.h InstanceUidFor). The server turns this on when
+  // it runs as root; off, they run as the server's user.
+  bool instance_identities = false;
   std::mutex* mu = nullptr;
   std::function<void()> wake;    // asks the controllers for a pass now (after a handler changed desired state)
 

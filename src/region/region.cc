@@ -125,6 +125,8 @@ class RegionImpl : public Region {
     ctx_.launcher = launcher_.get();
     ctx_.data_dir = dir_.string();
     ctx_.self_exe = SelfExe();
+    ctx_.instance_identities = InstanceIdentitiesAvailable();
+    if (!ctx_.instance_identities) spdlog::warn("{}", kSharedIdentityWarning);
     ctx_.mu = &mu_;
     runtime_ = std::make_unique<ControllerRuntime>(kControllerPeriod);
     ctx_.wake = [runtime = runtime_.get()] { runtime->Wake(); };
@@ -417,6 +419,7 @@ int RunUp(const RegionOptions& opts) {
     return 1;
   }
   Region& region = **started;
+  if (!InstanceIdentitiesAvailable()) std::cout << "autopipe up: warning: " << kSharedIdentityWarning << std::endl;
   const ApiRouter& api = region.router();
   // The seed's stack (../shared/seed/, §1.1): a launch configuration for the sample image, then §1.1's group verbatim.
   auto lc = api.Invoke("autoscaling", "CreateLaunchConfiguration",

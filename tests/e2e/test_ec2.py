@@ -173,15 +173,19 @@ class Ec2Test(unittest.TestCase):
         self.cleanup_group(name)
         return self.region.wait_group(name, 1, serving=False)
 
+    def instance_dir(self, iid):
+        """The instance's own folder: its boot script's working directory, the one place it may write in the
+        data dir (it may run under a uid of its own that cannot reach the test's temporary folder)."""
+        return os.path.join(self.region.data_dir, "instances", iid)
+
     def test_user_data_shebang_script(self):
-        out_dir = os.path.join(self.region.root, "userdata-out")
-        os.makedirs(out_dir)
         script = ("#!/bin/sh\n"
-                  "env | grep '^AUTOPIPE_' | sort > %s/$AUTOPIPE_INSTANCE_ID.env\n"
-                  "echo \"$AUTOPIPE_INSTANCE_ID\" > %s/$AUTOPIPE_INSTANCE_ID.id\n"
-                  "exec sleep 300\n") % (out_dir, out_dir)
+                  "env | grep '^AUTOPIPE_' | sort > $AUTOPIPE_INSTANCE_ID.env\n"
+                  "echo \"$AUTOPIPE_INSTANCE_ID\" > $AUTOPIPE_INSTANCE_ID.id\n"
+                  "exec sleep 300\n")
         insts = self.user_data_group("ec2-userdata", script)
         iid = next(iter(insts))
+        out_dir = self.instance_dir(iid)
         id_file = os.path.join(out_dir, iid + ".id")
         content = wait_until(lambda: harness.read_text(id_file), 10, 0.2,
                              "user data to write %s" % id_file)
@@ -211,18 +215,16 @@ class Ec2Test(unittest.TestCase):
         now = self.region.wait_group("ec2-userdata", 1, harness.REPLACE_TIMEOUT, serving=False)
         new_id = next(iter(now))
         self.assertNotEqual(new_id, iid)
-        new_file = os.path.join(out_dir, new_id + ".id")
+        new_file = os.path.join(self.instance_dir(new_id), new_id + ".id")
         wait_until(lambda: (harness.read_text(new_file) or "").strip() == new_id, 10, 0.2,
                    "the replacement's user data to run")
 
     def test_user_data_plain_shell(self):
-        out_dir = os.path.join(self.region.root, "userdata-plain")
-        os.makedirs(out_dir)
-        script = ("echo \"$AUTOPIPE_INSTANCE_ID\" > %s/plain.$AUTOPIPE_INSTANCE_ID\n"
-                  "exec sleep 300\n") % out_dir
+        script = ("echo \"$AUTOPIPE_INSTANCE_ID\" > plain.$AUTOPIPE_INSTANCE_ID\n"
+                  "exec sleep 300\n")
         insts = self.user_data_group("ec2-userdata-plain", script)
         iid = next(iter(insts))
-        f = os.path.join(out_dir, "plain." + iid)
+        f = os.path.join(self.instance_dir(iid), "plain." + iid)
         wait_until(lambda: (harness.read_text(f) or "").strip() == iid, 10, 0.2, "plain user data ran")
         self.assertEqual(self.region.ec2_instance(iid)["State"]["Name"], "running")
         # The launch configuration reports the user data base64-encoded, as sent.
