@@ -11,9 +11,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include <httplib.h>
@@ -23,9 +27,11 @@ namespace autopipe {
 
 namespace {
 
-// Idle keep-alive connections (a load balancer's pool) each hold a worker, so the pool is larger than
-// httplib's default of one per core.
-constexpr size_t kWorkerThreads = 64;
+// httplib serves each connection on one task for its whole keep-alive life. With a fixed pool, clients that
+// hold connections open (a load balancer's keep-alive pool, wrk -c100 moved onto one instance) took every
+// worker and a new connection, the health check's, waited in the queue until it timed out: ELB then replaced
+// a healthy instance. So every connection gets a thread of its own, up to kMaxConnectionThreads.
+constexpr size_t kMaxConnectionThreads = 4096;
 constexpr size_t kKeepAliveMaxRequests = 10000;
 constexpr int kIdleGraceTicks = 20;  // 10 ms each: requests already arriving get this long to be read
 
@@ -54,6 +60,47 @@ Identity ReadIdentity() {
   id.pid = static_cast<int>(getpid());
   return id;
 }
+
+// One thread per connection, up to kMaxConnectionThreads (then new connections wait for one to end). A
+// thread that finishes its connection takes the next waiting one before it exits.
+class ThreadPerConnection : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    if (running_ >= kMaxConnectionThreads) {
+      waiting_.push_back(std::move(fn));
+      return;
+    }
+    ++running_;
+    std::thread([this, task = std::move(fn)]() mutable { Run(std::move(task)); }).detach();
+  }
+
+  // Returns once every connection's task has ended (httplib calls it after the listener stopped).
+  void shutdown() override {
+    std::unique_lock lock(mu_);
+    done_.wait(lock, [&] { return running_ == 0; });
+  }
+
+ private:
+  void Run(std::function<void()> task) {
+    while (true) {
+      task();
+      std::lock_guard lock(mu_);
+      if (waiting_.empty()) {
+        --running_;
+        done_.notify_all();
+        return;
+      }
+      task = std::move(waiting_.front());
+      waiting_.pop_front();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable done_;
+  size_t running_ = 0;                          // guarded by mu_
+  std::deque<std::function<void()>> waiting_;   // guarded by mu_
+};
 
 void Print(const std::string& line) {
   std::fprintf(stdout, "sample-app: %s\n", line.c_str());
@@ -178,7 +225,7 @@ int RunSampleApp(const std::string& host, int port) {
   const Identity id = ReadIdentity();
   std::atomic<uint64_t> request_count{0};
   httplib::Server server;
-  server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  server.new_task_queue = [] { return new ThreadPerConnection(); };
   server.set_keep_alive_max_count(kKeepAliveMaxRequests);
   server.set_payload_max_length(64 * 1024 * 1024);  // POST /echo takes bodies up to 64 MiB
   server.set_tcp_nodelay(true);  // headers and body go out in separate writes; Nagle would delay the second
