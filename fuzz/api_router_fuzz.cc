@@ -6,6 +6,8 @@
 // The first input byte picks the service (autoscaling, ec2 or elasticloadbalancing) and, with its top bit set, the
 // AWS JSON 1.0 protocol: then the body's first line is the operation (X-Amz-Target "Fuzz.<line>") and the rest
 // the JSON body. Otherwise the rest is the form body.
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -45,7 +47,8 @@ struct Region {
     ctx.store = store.get();
     ctx.clock = &clock;
     ctx.launcher = &launcher;
-    ctx.data_dir = "/tmp/autopipe-fuzz";
+    // Load-balancer configs are written (and fsync'd) on every pass: keep them in memory where there is a tmpfs.
+    ctx.data_dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm/autopipe-fuzz" : "/tmp/autopipe-fuzz";
     ctx.self_exe = "/bin/true";
     ctx.mu = &mu;
     ctx.wake = [] {};
