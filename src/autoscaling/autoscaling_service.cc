@@ -240,9 +240,13 @@ Json LaunchConfigurationXml(const Json& lc) {
 
 // ---- the service ----------------------------------------------------------------------------------------------
 
+ServiceInfo AutoScalingInfo() {
+  return {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
+}
+
 class AutoScalingService {
  public:
-  explicit AutoScalingService(RegionContext* ctx) : ctx_(ctx) {}
+  explicit AutoScalingService(RegionContext* ctx) : ctx_(ctx), info_(AutoScalingInfo()) {}
 
   Result<Json> CreateLaunchConfiguration(const Params& p);
   Result<Json> DescribeLaunchConfigurations(const Params& p);
@@ -274,7 +278,16 @@ class AutoScalingService {
     return ctx_->store->Commit(writes);
   }
 
+  // A group as DescribeAutoScalingGroups lists it, rendered once per stored document.
+  Json GroupPart(const Doc& group) {
+    return PartValue(*group_parts_.Get(group, [this](const Json& g) { return RenderPart(info_, GroupXml(g)); }));
+  }
+
   RegionContext* ctx_;
+  const ServiceInfo info_;
+  // DescribeAutoScalingGroups over 1,000 instances renders 350 KB; a group document changes far less often than
+  // it is described, so each group's rendering is kept until its document changes.
+  RenderedPartCache group_parts_;
 };
 
 Result<Json> AutoScalingService::LoadGroup(const std::string& name, bool allow_deleting) {
@@ -623,7 +636,7 @@ Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
     const Json& g = *doc;
     if (!names.empty() && std::find(names.begin(), names.end(), g["AutoScalingGroupName"]) == names.end()) continue;
     if (!matches(g)) continue;
-    all.push_back(GroupXml(g));
+    all.push_back(GroupPart(doc));
   }
   Json result = Json::object();
   Paginate(result, "AutoScalingGroups", std::move(all), page);
@@ -943,7 +956,7 @@ ApiService AutoScalingApi(RegionContext* ctx) {
     return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }};
   };
   ApiService api;
-  api.info = {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
+  api.info = AutoScalingInfo();
   api.operations = {
       op("CreateLaunchConfiguration", Access::kWrite, &AutoScalingService::CreateLaunchConfiguration),
       op("DescribeLaunchConfigurations", Access::kRead, &AutoScalingService::DescribeLaunchConfigurations),
