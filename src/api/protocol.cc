@@ -116,6 +116,16 @@ bool HasPart(const Json& v) {
   return false;
 }
 
+// The bytes the rendered parts in `v` add to a reply (their XML or their JSON), to size the reply up front.
+size_t PartBytes(const Json& v, bool xml) {
+  if (auto part = AsPart(v)) return xml ? part->xml.size() : part->json.size();
+  size_t n = 0;
+  if (v.is_structured()) {
+    for (const auto& e : v) n += PartBytes(e, xml);
+  }
+  return n;
+}
+
 // A JSON string. Printable ASCII without quotes or backslashes (nearly every string a result holds) is copied
 // as it is; anything else goes through DumpJson, for the very escapes and U+FFFD replacements it makes.
 void AppendJsonString(std::string& out, const std::string& s) {
@@ -490,13 +500,14 @@ HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json
     if (result.is_null()) {
       reply.body = "{}";
     } else {
+      reply.body.reserve(4096 + PartBytes(result, /*xml=*/false));
       AppendJson(reply.body, result);
     }
     return reply;
   }
   reply.content_type = "text/xml";
   std::string& out = reply.body;
-  out.reserve(4096);
+  out.reserve(4096 + PartBytes(result, /*xml=*/true));
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<";
   out += req.action + "Response xmlns=\"" + svc.xml_namespace + "\">";
   if (svc.protocol == WireProtocol::kEc2) {
@@ -519,10 +530,15 @@ RenderedPart RenderPart(const ServiceInfo& svc, const Json& structure) {
 
 Json PartValue(const RenderedPart& part) {
   const uint64_t xml_size = part.xml.size();
-  Json::binary_t::container_type bytes(sizeof xml_size + part.xml.size() + part.json.size());
-  std::memcpy(bytes.data(), &xml_size, sizeof xml_size);
-  std::memcpy(bytes.data() + sizeof xml_size, part.xml.data(), part.xml.size());
-  std::memcpy(bytes.data() + sizeof xml_size + part.xml.size(), part.json.data(), part.json.size());
+  uint8_t size_bytes[sizeof xml_size];
+  std::memcpy(size_bytes, &xml_size, sizeof xml_size);
+  Json::binary_t::container_type bytes;
+  bytes.reserve(sizeof xml_size + part.xml.size() + part.json.size());  // appended below, never zeroed first
+  bytes.insert(bytes.end(), size_bytes, size_bytes + sizeof xml_size);
+  for (const std::string* text : {&part.xml, &part.json}) {
+    const auto* data = reinterpret_cast<const uint8_t*>(text->data());
+    bytes.insert(bytes.end(), data, data + text->size());  // one memcpy (the same element type)
+  }
   return Json::binary(std::move(bytes), kPartSubtype);
 }
 

@@ -76,6 +76,9 @@ class Params {
 class JsonObject {
  public:
   JsonObject() : json_(Json::value_t::object) {}
+  explicit JsonObject(size_t fields) : json_(Json::value_t::object) {
+    json_.get_ref<Json::object_t&>().reserve(fields);
+  }
   JsonObject& Add(const char* key, Json value) {
     json_.get_ref<Json::object_t&>().emplace_back(key, std::move(value));
     return *this;

@@ -1,6 +1,7 @@
 #include "autoscaling/autoscaling_service.h"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 
 #include "autoscaling/groups.h"
@@ -170,41 +171,41 @@ Json GroupXml(const Json& g) {
   const Json& members = g["Instances"];
   instances.get_ref<Json::array_t&>().reserve(members.size());
   for (auto it = members.begin(); it != members.end(); ++it) {
-    JsonObject out;
+    JsonObject out(1 + std::size(kMemberFields));
     out.Add("InstanceId", it.key());
     for (const char* f : kMemberFields) out.Add(f, (*it)[f]);
     instances.push_back(out.Take());
   }
   Json tags = Json::array();
   for (const auto& t : g["Tags"]) tags.push_back(TagXml(g["AutoScalingGroupName"], t));
-  Json out = {
-      {"AutoScalingGroupName", g["AutoScalingGroupName"]},
-      {"AutoScalingGroupARN", g["AutoScalingGroupARN"]},
-      {"LaunchConfigurationName", g["LaunchConfigurationName"]},
-      {"MinSize", g["MinSize"]},
-      {"MaxSize", g["MaxSize"]},
-      {"DesiredCapacity", g["DesiredCapacity"]},
-      {"DefaultCooldown", g["DefaultCooldown"]},
-      {"AvailabilityZones", g["AvailabilityZones"]},
-      {"LoadBalancerNames", g["LoadBalancerNames"]},
-      {"TargetGroupARNs", Json::array()},
-      {"HealthCheckType", g["HealthCheckType"]},
-      {"HealthCheckGracePeriod", g["HealthCheckGracePeriod"]},
-      {"Instances", instances},
-      {"CreatedTime", IsoTimeMillis(g["CreatedTime"].get<int64_t>())},
-      {"SuspendedProcesses", g["SuspendedProcesses"]},
-      {"VPCZoneIdentifier", ""},
-      {"EnabledMetrics", Json::array()},
-      {"Status", g["Deleting"].get<bool>() ? Json("Delete in progress") : Json()},
-      {"Tags", tags},
-      {"TerminationPolicies", g["TerminationPolicies"]},
-      {"NewInstancesProtectedFromScaleIn", g["NewInstancesProtectedFromScaleIn"]},
-      {"ServiceLinkedRoleARN", "arn:aws:iam::" + std::string(kAccountId) +
-                                   ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"},
-      {"CapacityRebalance", false},
-      {"TrafficSources", Json::array()},
-  };
-  return out;
+  // Field by field: an initializer list would copy the 100 members twice.
+  JsonObject out(24);
+  out.Add("AutoScalingGroupName", g["AutoScalingGroupName"])
+      .Add("AutoScalingGroupARN", g["AutoScalingGroupARN"])
+      .Add("LaunchConfigurationName", g["LaunchConfigurationName"])
+      .Add("MinSize", g["MinSize"])
+      .Add("MaxSize", g["MaxSize"])
+      .Add("DesiredCapacity", g["DesiredCapacity"])
+      .Add("DefaultCooldown", g["DefaultCooldown"])
+      .Add("AvailabilityZones", g["AvailabilityZones"])
+      .Add("LoadBalancerNames", g["LoadBalancerNames"])
+      .Add("TargetGroupARNs", Json::array())
+      .Add("HealthCheckType", g["HealthCheckType"])
+      .Add("HealthCheckGracePeriod", g["HealthCheckGracePeriod"])
+      .Add("Instances", std::move(instances))
+      .Add("CreatedTime", IsoTimeMillis(g["CreatedTime"].get<int64_t>()))
+      .Add("SuspendedProcesses", g["SuspendedProcesses"])
+      .Add("VPCZoneIdentifier", "")
+      .Add("EnabledMetrics", Json::array())
+      .Add("Status", g["Deleting"].get<bool>() ? Json("Delete in progress") : Json())
+      .Add("Tags", std::move(tags))
+      .Add("TerminationPolicies", g["TerminationPolicies"])
+      .Add("NewInstancesProtectedFromScaleIn", g["NewInstancesProtectedFromScaleIn"])
+      .Add("ServiceLinkedRoleARN", "arn:aws:iam::" + std::string(kAccountId) +
+                                       ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
+      .Add("CapacityRebalance", false)
+      .Add("TrafficSources", Json::array());
+  return out.Take();
 }
 
 Json ActivityXml(const Json& a) {
