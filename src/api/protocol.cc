@@ -25,6 +25,7 @@ std::optional<PartText> AsPart(const Json& v) {
   }
   uint64_t xml_size = 0;
   std::memcpy(&xml_size, bytes.data(), sizeof xml_size);
+  if (xml_size > bytes.size() - sizeof xml_size) return std::nullopt;
   const char* text = reinterpret_cast<const char*>(bytes.data()) + sizeof xml_size;
   return PartText{{text, xml_size}, {text + xml_size, bytes.size() - sizeof xml_size - xml_size}};
 }
