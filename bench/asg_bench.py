@@ -796,6 +796,7 @@ def latency_series(ep, label, boto_call, raw_params, raw_service, calls, time_ca
     out = {}
     for _ in range(warmup):
         boto_call()
+    load0 = os.getloadavg()[0]
     lat = []
     t_start = time.monotonic()
     for _ in range(calls):
@@ -806,6 +807,7 @@ def latency_series(ep, label, boto_call, raw_params, raw_service, calls, time_ca
             break
     out["boto3"] = summarize_ms(lat)
     out["boto3"]["capped"] = len(lat) < calls
+    out["boto3"]["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
 
     for variant, quick in (("raw", False), ("raw_quickack", True)):
         raw = ep.raw()
@@ -816,6 +818,7 @@ def latency_series(ep, label, boto_call, raw_params, raw_service, calls, time_ca
                     raise RuntimeError(f"{label}: HTTP {status}: {data[:300]!r}")
             size = len(data)
             raw.connects = 0
+            load0 = os.getloadavg()[0]
             lat = []
             errors = 0
             t_start = time.monotonic()
@@ -829,13 +832,15 @@ def latency_series(ep, label, boto_call, raw_params, raw_service, calls, time_ca
                     break
             out[variant] = summarize_ms(lat)
             out[variant].update({"capped": len(lat) + errors < calls, "errors": errors, "response_bytes": size,
-                                 "new_connections": raw.connects})
+                                 "new_connections": raw.connects,
+                                 # 1-minute load average of the machine before and after the series
+                                 "loadavg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)]})
         finally:
             raw.close()
     log(f"    {ep.kind:8s} {label:30s} ({out['raw']['n']} calls, {size} B) p50/p99 ms: "
         f"boto3 {out['boto3']['p50_ms']:.2f}/{out['boto3']['p99_ms']:.2f}  raw {out['raw']['p50_ms']:.2f}/"
         f"{out['raw']['p99_ms']:.2f}  raw+quickack {out['raw_quickack']['p50_ms']:.2f}/"
-        f"{out['raw_quickack']['p99_ms']:.2f}")
+        f"{out['raw_quickack']['p99_ms']:.2f}  load {out['raw_quickack']['loadavg_1m']}")
     return out
 
 

@@ -3,10 +3,33 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace autopipe {
 namespace {
+
+// The binary subtype of PartValue: results hold no other binary values, and this one never leaves the process.
+constexpr uint64_t kPartSubtype = 0x41505254;  // "APRT"
+
+struct PartText {
+  std::string_view xml;
+  std::string_view json;
+};
+
+// The texts of a PartValue (laid out as: XML size, 8 bytes; XML; JSON), or nullopt for any other value.
+std::optional<PartText> AsPart(const Json& v) {
+  if (!v.is_binary()) return std::nullopt;
+  const Json::binary_t& bytes = v.get_binary();
+  if (!bytes.has_subtype() || bytes.subtype() != kPartSubtype || bytes.size() < sizeof(uint64_t)) {
+    return std::nullopt;
+  }
+  uint64_t xml_size = 0;
+  std::memcpy(&xml_size, bytes.data(), sizeof xml_size);
+  if (xml_size > bytes.size() - sizeof xml_size) return std::nullopt;
+  const char* text = reinterpret_cast<const char*>(bytes.data()) + sizeof xml_size;
+  return PartText{{text, xml_size}, {text + xml_size, bytes.size() - sizeof xml_size - xml_size}};
+}
 
 bool ParseIndex(std::string_view s, int64_t* out) {
   if (s.empty() || s.size() > 9) return false;
@@ -55,47 +78,128 @@ void AppendScalar(std::string& out, const Json& v) {
   }
 }
 
-// Objects become elements, arrays become repeated <member>/<item> (or the list's own member name) children,
-// null is left out.
-void AppendXml(std::string& out, const std::string& name, const Json& v, const ServiceInfo& svc) {
-  if (v.is_null()) return;
-  out += '<';
-  out += name;
-  out += '>';
+// The content of element `name` holding `v`: an object's fields as child elements, an array's elements as
+// repeated <member>/<item> (or the list's own member name) children, a rendered part as it is, a scalar as text.
+void AppendContent(std::string& out, const std::string& name, const Json& v, const ServiceInfo& svc) {
   if (v.is_object()) {
     AppendChildren(out, v, svc);
   } else if (v.is_array()) {
     const std::string& member = svc.ListMember(name);
     for (const auto& e : v) AppendXml(out, member, e, svc);
+  } else if (auto part = AsPart(v)) {
+    out += part->xml;
   } else {
     AppendScalar(out, v);
   }
+}
+
+// Element `name` holding `v`; null is left out.
+void AppendXml(std::string& out, const std::string& name, const Json& v, const ServiceInfo& svc) {
+  if (v.is_null()) return;
+  out += '<';
+  out += name;
+  out += '>';
+  AppendContent(out, name, v, svc);
   out += "</";
   out += name;
   out += '>';
 }
 
-// The JSON 1.0 rendering of a result: null members left out (as the XML leaves them out), null is {}.
-Json StripNulls(const Json& v) {
-  if (v.is_object()) {
-    Json out(Json::value_t::object);
-    for (auto it = v.begin(); it != v.end(); ++it) {
-      if (!it.value().is_null()) out.get_ref<Json::object_t&>().emplace_back(it.key(), StripNulls(it.value()));
-    }
-    return out;
-  }
-  if (v.is_array()) {
-    Json out(Json::value_t::array);
-    for (const auto& e : v) {
-      if (!e.is_null()) out.push_back(StripNulls(e));
-    }
-    return out;
-  }
-  return v;
-}
-
 // Never throws: a string that is not UTF-8 has its bad bytes replaced (U+FFFD) rather than failing the reply.
 std::string DumpJson(const Json& v) { return v.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+bool HasPart(const Json& v) {
+  if (v.is_binary()) return AsPart(v).has_value();
+  if (v.is_structured()) {
+    for (const auto& e : v) {
+      if (HasPart(e)) return true;
+    }
+  }
+  return false;
+}
+
+// The bytes the rendered parts in `v` add to a reply (their XML or their JSON), to size the reply up front.
+size_t PartBytes(const Json& v, bool xml) {
+  if (auto part = AsPart(v)) return xml ? part->xml.size() : part->json.size();
+  size_t n = 0;
+  if (v.is_structured()) {
+    for (const auto& e : v) n += PartBytes(e, xml);
+  }
+  return n;
+}
+
+// A JSON string. Printable ASCII without quotes or backslashes (nearly every string a result holds) is copied
+// as it is; anything else goes through DumpJson, for the very escapes and U+FFFD replacements it makes.
+void AppendJsonString(std::string& out, const std::string& s) {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7E || c == '"' || c == '\\') {
+      out += DumpJson(Json(s));
+      return;
+    }
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+// The JSON 1.0 rendering of a result: compact, as DumpJson writes it, with null members and elements left out
+// (as the XML leaves them out) and the JSON text of rendered parts copied in where they stand.
+void AppendJson(std::string& out, const Json& v) {
+  char buf[32];
+  switch (v.type()) {
+    case Json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it.value().is_null()) continue;
+        if (!first) out += ',';
+        first = false;
+        AppendJsonString(out, it.key());
+        out += ':';
+        AppendJson(out, it.value());
+      }
+      out += '}';
+      return;
+    }
+    case Json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v) {
+        if (e.is_null()) continue;
+        if (!first) out += ',';
+        first = false;
+        AppendJson(out, e);
+      }
+      out += ']';
+      return;
+    }
+    case Json::value_t::string:
+      AppendJsonString(out, v.get_ref<const std::string&>());
+      return;
+    case Json::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      return;
+    case Json::value_t::number_integer: {
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get<int64_t>());
+      out.append(buf, end);
+      return;
+    }
+    case Json::value_t::number_unsigned: {
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get<uint64_t>());
+      out.append(buf, end);
+      return;
+    }
+    case Json::value_t::binary:
+      if (auto part = AsPart(v)) {
+        out += part->json;
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  out += DumpJson(v);  // floats (in DumpJson's own notation), a top-level null
+}
 
 // Depth of the deepest [ or { nesting, scanning at most until it passes `limit` (strings skipped).
 int JsonDepth(const std::string& s, int limit) {
@@ -417,12 +521,17 @@ HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json
   reply.headers.emplace_back("x-amzn-RequestId", req.request_id);
   if (req.protocol == WireProtocol::kJson10) {
     reply.content_type = "application/x-amz-json-1.0";
-    reply.body = result.is_null() ? "{}" : DumpJson(StripNulls(result));
+    if (result.is_null()) {
+      reply.body = "{}";
+    } else {
+      reply.body.reserve(4096 + PartBytes(result, /*xml=*/false));
+      AppendJson(reply.body, result);
+    }
     return reply;
   }
   reply.content_type = "text/xml";
   std::string& out = reply.body;
-  out.reserve(4096);
+  out.reserve(4096 + PartBytes(result, /*xml=*/true));
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<";
   out += req.action + "Response xmlns=\"" + svc.xml_namespace + "\">";
   if (svc.protocol == WireProtocol::kEc2) {
@@ -434,6 +543,61 @@ HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json
   }
   out += "</" + req.action + "Response>";
   return reply;
+}
+
+RenderedPart RenderPart(const ServiceInfo& svc, const Json& structure) {
+  RenderedPart part;
+  AppendContent(part.xml, "", structure, svc);
+  AppendJson(part.json, structure);
+  return part;
+}
+
+Json PartValue(const RenderedPart& part) {
+  const uint64_t xml_size = part.xml.size();
+  uint8_t size_bytes[sizeof xml_size];
+  std::memcpy(size_bytes, &xml_size, sizeof xml_size);
+  Json::binary_t::container_type bytes;
+  bytes.reserve(sizeof xml_size + part.xml.size() + part.json.size());  // appended below, never zeroed first
+  bytes.insert(bytes.end(), size_bytes, size_bytes + sizeof xml_size);
+  for (const std::string* text : {&part.xml, &part.json}) {
+    const auto* data = reinterpret_cast<const uint8_t*>(text->data());
+    bytes.insert(bytes.end(), data, data + text->size());  // one memcpy (the same element type)
+  }
+  return Json::binary(std::move(bytes), kPartSubtype);
+}
+
+Json ExpandParts(const Json& result) {
+  if (auto part = AsPart(result)) return Json::parse(part->json);
+  if (!HasPart(result)) return result;
+  Json out = result;
+  for (auto& e : out) e = ExpandParts(e);
+  return out;
+}
+
+RenderedPartCache::PartPtr RenderedPartCache::Get(const Doc& doc,
+                                                  const std::function<RenderedPart(const Json&)>& render) {
+  // The same control block means the very document, alive as long as `doc` is.
+  auto same = [&](const std::weak_ptr<const Json>& cached) {
+    return !cached.owner_before(doc) && !doc.owner_before(cached);
+  };
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(doc.get());
+    if (it != entries_.end() && same(it->second.doc)) return it->second.part;
+  }
+  auto part = std::make_shared<const RenderedPart>(render(*doc));
+  std::lock_guard lock(mu_);
+  entries_[doc.get()] = Entry{doc, part};
+  if (entries_.size() >= next_sweep_) {
+    std::erase_if(entries_, [](const auto& e) { return e.second.doc.expired(); });
+    next_sweep_ = std::max<size_t>(64, 2 * entries_.size());
+  }
+  return part;
+}
+
+size_t RenderedPartCache::size() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
 }
 
 HttpReply RenderError(const ServiceInfo* svc, WireProtocol protocol, const std::string& request_id,

@@ -12,16 +12,21 @@
 // (operations without an output shape). Errors are Status values until RenderError() turns them into the
 // protocol's envelope.
 //
-// Thread-safety: pure functions and value types.
+// Large parts of a result that rarely change can be rendered once and reused (RenderedPart, RenderedPartCache).
+//
+// Thread-safety: pure functions and value types; RenderedPartCache is safe to share between threads.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "api/form.h"
@@ -81,6 +86,9 @@ class Params {
 class JsonObject {
  public:
   JsonObject() : json_(Json::value_t::object) {}
+  explicit JsonObject(size_t fields) : json_(Json::value_t::object) {
+    json_.get_ref<Json::object_t&>().reserve(fields);
+  }
   JsonObject& Add(const char* key, Json value) {
     json_.get_ref<Json::object_t&>().emplace_back(key, std::move(value));
     return *this;
@@ -131,6 +139,47 @@ struct HttpReply {
 };
 
 HttpReply RenderResult(const ServiceInfo& svc, const ApiRequest& req, const Json& result);
+
+// ---- Parts rendered ahead of time ------------------------------------------------------------------------------
+// A handler that returns the same large structure call after call (an Auto Scaling group with its 100 members)
+// can render it once and reuse the text: RenderPart gives both renderings of a structure, and PartValue(part)
+// stands in the result Json where the structure would be. RenderResult then copies the rendering the client
+// reads (XML or JSON) verbatim, so the reply is byte for byte the one the structure itself would give.
+struct RenderedPart {
+  std::string xml;   // the structure's child elements (the content of its element, without its own tags)
+  std::string json;  // the structure as JSON, nulls left out
+};
+
+// `structure` is a Json object (a structure of the result).
+RenderedPart RenderPart(const ServiceInfo& svc, const Json& structure);
+// A Json value that renders as `part` (a binary value of a subtype only this file makes; it copies the text).
+Json PartValue(const RenderedPart& part);
+// The result with every part turned back into the Json a client reading the JSON rendering sees (nulls left
+// out): for callers that read results in-process (tests through ApiRouter::Invoke).
+Json ExpandParts(const Json& result);
+
+// Rendered parts of stored documents, reused while the document stays the same. Stored documents are immutable
+// and a changed one is a new Doc, so the Doc itself is the key: an entry holds a weak reference and serves only
+// that very document (a new document at a reused address does not match, as the old reference has expired).
+// Entries whose document the store has dropped are swept out as new ones are added.
+//
+// Thread-safety: safe to call concurrently; `render` runs outside the cache's lock (two threads missing on the
+// same document may both render it; either result is kept).
+class RenderedPartCache {
+ public:
+  using PartPtr = std::shared_ptr<const RenderedPart>;
+  PartPtr Get(const Doc& doc, const std::function<RenderedPart(const Json&)>& render);
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::weak_ptr<const Json> doc;
+    PartPtr part;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<const Json*, Entry> entries_;  // guarded by mu_
+  size_t next_sweep_ = 64;                          // guarded by mu_: sweep expired entries at this size
+};
 // Every parameter value must be UTF-8 holding only the characters AWS's string shapes allow (no control
 // characters but tab, CR and LF; no U+FFFE/U+FFFF). Otherwise the ValidationError AWS gives, naming the first
 // offending parameter (its value shown with the bad characters replaced by U+FFFD).

@@ -1,6 +1,7 @@
 #include "autoscaling/autoscaling_service.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -184,41 +185,41 @@ Json GroupXml(const Json& g) {
   const Json& members = g["Instances"];
   instances.get_ref<Json::array_t&>().reserve(members.size());
   for (auto it = members.begin(); it != members.end(); ++it) {
-    JsonObject out;
+    JsonObject out(1 + std::size(kMemberFields));
     out.Add("InstanceId", it.key());
     for (const char* f : kMemberFields) out.Add(f, (*it)[f]);
     instances.push_back(out.Take());
   }
   Json tags = Json::array();
   for (const auto& t : g["Tags"]) tags.push_back(TagXml(g["AutoScalingGroupName"], t));
-  Json out = {
-      {"AutoScalingGroupName", g["AutoScalingGroupName"]},
-      {"AutoScalingGroupARN", g["AutoScalingGroupARN"]},
-      {"LaunchConfigurationName", g["LaunchConfigurationName"]},
-      {"MinSize", g["MinSize"]},
-      {"MaxSize", g["MaxSize"]},
-      {"DesiredCapacity", g["DesiredCapacity"]},
-      {"DefaultCooldown", g["DefaultCooldown"]},
-      {"AvailabilityZones", g["AvailabilityZones"]},
-      {"LoadBalancerNames", g["LoadBalancerNames"]},
-      {"TargetGroupARNs", Json::array()},
-      {"HealthCheckType", g["HealthCheckType"]},
-      {"HealthCheckGracePeriod", g["HealthCheckGracePeriod"]},
-      {"Instances", instances},
-      {"CreatedTime", IsoTimeMillis(g["CreatedTime"].get<int64_t>())},
-      {"SuspendedProcesses", g["SuspendedProcesses"]},
-      {"VPCZoneIdentifier", ""},
-      {"EnabledMetrics", Json::array()},
-      {"Status", g["Deleting"].get<bool>() ? Json("Delete in progress") : Json()},
-      {"Tags", tags},
-      {"TerminationPolicies", g["TerminationPolicies"]},
-      {"NewInstancesProtectedFromScaleIn", g["NewInstancesProtectedFromScaleIn"]},
-      {"ServiceLinkedRoleARN", "arn:aws:iam::" + std::string(kAccountId) +
-                                   ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"},
-      {"CapacityRebalance", false},
-      {"TrafficSources", Json::array()},
-  };
-  return out;
+  // Field by field: an initializer list would copy the 100 members twice.
+  JsonObject out(24);
+  out.Add("AutoScalingGroupName", g["AutoScalingGroupName"])
+      .Add("AutoScalingGroupARN", g["AutoScalingGroupARN"])
+      .Add("LaunchConfigurationName", g["LaunchConfigurationName"])
+      .Add("MinSize", g["MinSize"])
+      .Add("MaxSize", g["MaxSize"])
+      .Add("DesiredCapacity", g["DesiredCapacity"])
+      .Add("DefaultCooldown", g["DefaultCooldown"])
+      .Add("AvailabilityZones", g["AvailabilityZones"])
+      .Add("LoadBalancerNames", g["LoadBalancerNames"])
+      .Add("TargetGroupARNs", Json::array())
+      .Add("HealthCheckType", g["HealthCheckType"])
+      .Add("HealthCheckGracePeriod", g["HealthCheckGracePeriod"])
+      .Add("Instances", std::move(instances))
+      .Add("CreatedTime", IsoTimeMillis(g["CreatedTime"].get<int64_t>()))
+      .Add("SuspendedProcesses", g["SuspendedProcesses"])
+      .Add("VPCZoneIdentifier", "")
+      .Add("EnabledMetrics", Json::array())
+      .Add("Status", g["Deleting"].get<bool>() ? Json("Delete in progress") : Json())
+      .Add("Tags", std::move(tags))
+      .Add("TerminationPolicies", g["TerminationPolicies"])
+      .Add("NewInstancesProtectedFromScaleIn", g["NewInstancesProtectedFromScaleIn"])
+      .Add("ServiceLinkedRoleARN", "arn:aws:iam::" + std::string(kAccountId) +
+                                       ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
+      .Add("CapacityRebalance", false)
+      .Add("TrafficSources", Json::array());
+  return out.Take();
 }
 
 Json ActivityXml(const Json& a) {
@@ -254,9 +255,13 @@ Json LaunchConfigurationXml(const Json& lc) {
 
 // ---- the service ----------------------------------------------------------------------------------------------
 
+ServiceInfo AutoScalingInfo() {
+  return {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
+}
+
 class AutoScalingService {
  public:
-  explicit AutoScalingService(RegionContext* ctx) : ctx_(ctx) {}
+  explicit AutoScalingService(RegionContext* ctx) : ctx_(ctx), info_(AutoScalingInfo()) {}
 
   Result<Json> CreateLaunchConfiguration(const Params& p);
   Result<Json> DescribeLaunchConfigurations(const Params& p);
@@ -288,7 +293,16 @@ class AutoScalingService {
     return ctx_->store->Commit(writes);
   }
 
+  // A group as DescribeAutoScalingGroups lists it, rendered once per stored document.
+  Json GroupPart(const Doc& group) {
+    return PartValue(*group_parts_.Get(group, [this](const Json& g) { return RenderPart(info_, GroupXml(g)); }));
+  }
+
   RegionContext* ctx_;
+  const ServiceInfo info_;
+  // DescribeAutoScalingGroups over 1,000 instances renders 350 KB; a group document changes far less often than
+  // it is described, so each group's rendering is kept until its document changes.
+  RenderedPartCache group_parts_;
 };
 
 Result<Json> AutoScalingService::LoadGroup(const std::string& name, bool allow_deleting) {
@@ -634,7 +648,7 @@ Result<Json> AutoScalingService::DescribeAutoScalingGroups(const Params& p) {
     const Json& g = *doc;
     if (!names.empty() && std::find(names.begin(), names.end(), g["AutoScalingGroupName"]) == names.end()) continue;
     if (!matches(g)) continue;
-    all.push_back(GroupXml(g));
+    all.push_back(GroupPart(doc));
   }
   Json result = Json::object();
   Paginate(result, "AutoScalingGroups", std::move(all), page);
@@ -957,7 +971,7 @@ ApiService AutoScalingApi(RegionContext* ctx) {
   const ListLimit kZones{"AvailabilityZones", 50};
   const ListLimit kPolicies{"TerminationPolicies", 10};
   ApiService api;
-  api.info = {"autoscaling", "2011-01-01", "http://autoscaling.amazonaws.com/doc/2011-01-01/", WireProtocol::kQuery};
+  api.info = AutoScalingInfo();
   api.operations = {
       op("CreateLaunchConfiguration", Access::kWrite, &AutoScalingService::CreateLaunchConfiguration,
          {{"SecurityGroups", 50}}),

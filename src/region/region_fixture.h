@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "api/api_server.h"
+#include "api/protocol.h"
 #include "common/clock.h"
 #include "ec2/catalog.h"
 #include "process/fake_launcher.h"
@@ -72,8 +73,11 @@ class RegionFixture : public ::testing::Test {
 
   // ---- calls through the real handlers (no HTTP, no signatures) ----
 
+  // The result as a client reads it: parts rendered ahead of time (protocol.h) are expanded.
   Result<Json> Call(const std::string& action, const FormParams& params) {
-    return router_.Invoke(service_, action, params);
+    auto r = router_.Invoke(service_, action, params);
+    if (!r.ok()) return r;
+    return ExpandParts(*r);
   }
 
   Json MustCall(const std::string& action, const FormParams& params) {
