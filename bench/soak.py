@@ -21,7 +21,7 @@ and end; requests counted by kind and HTTP status; every 5xx listed (a 5xx is a 
 Every loop is bounded in count and time, all traffic goes to 127.0.0.0/8, the only process killed on purpose is
 the sample-app pid the instance reports, and `autopipe down --data-dir` always runs in a finally.
 
-Usage: python3 bench/soak.py [--duration 600] [--threads 3] [--bin PATH] [--keep-data]
+Usage: python3 bench/soak.py [--duration 600] [--threads 2] [--bin PATH] [--keep-data]
 """
 
 import argparse
@@ -311,10 +311,14 @@ class Traffic:
             s = fuzz_string(rng)
             op = rng.randrange(14)
             if op == 0:
-                call_boto(self.counts, "fuzz", "CreateOrUpdateTags", asg.create_or_update_tags, Tags=[{
-                    "ResourceId": rng.choice([ASG_NAME, s]), "ResourceType": "auto-scaling-group",
-                    "Key": rng.choice(["soak-fuzz", s]), "Value": fuzz_string(rng),
-                    "PropagateAtLaunch": False}])
+                rid, key = rng.choice([ASG_NAME, s]), rng.choice(["soak-fuzz", s])
+                if call_boto(self.counts, "fuzz", "CreateOrUpdateTags", asg.create_or_update_tags, Tags=[{
+                        "ResourceId": rid, "ResourceType": "auto-scaling-group", "Key": key,
+                        "Value": fuzz_string(rng), "PropagateAtLaunch": False}]) is not None:
+                    # Take the tag off again, so the group stays under AWS's 50-tag quota and the health
+                    # check's own tag write is not refused with LimitExceeded.
+                    call_boto(self.counts, "fuzz", "DeleteTags", asg.delete_tags, Tags=[{
+                        "ResourceId": rid, "ResourceType": "auto-scaling-group", "Key": key}])
             elif op == 1:
                 call_boto(self.counts, "fuzz", "DescribeAutoScalingGroups", asg.describe_auto_scaling_groups,
                           AutoScalingGroupNames=[s], MaxRecords=fuzz_int(rng))
@@ -432,6 +436,11 @@ class Traffic:
         try:
             st, text = self.signed_raw(svc, body, extra)
             self.counts.add("raw", op, st, f"body={body[:200]!r} resp={text!r}", seconds=time.monotonic() - t0)
+            if st == 200 and op == "CreateLaunchConfiguration":
+                # Random bytes that happened to be a valid name: delete it again, as sent.
+                name = body.split(b"LaunchConfigurationName=", 1)[1].split(b"&ImageId=", 1)[0]
+                self.signed_raw(svc, b"Action=DeleteLaunchConfiguration&Version=" + v[svc].encode() +
+                                b"&LaunchConfigurationName=" + name)
         except (OSError, http.client.HTTPException) as e:
             self.counts.add("raw", op, "conn_error:" + type(e).__name__, f"body={body[:200]!r} {e}",
                             seconds=time.monotonic() - t0)
@@ -624,7 +633,7 @@ def kill_and_replace(c, timeout_s=60):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=600)
-    ap.add_argument("--threads", type=int, default=3, help="fuzz threads (and as many raw threads)")
+    ap.add_argument("--threads", type=int, default=2, help="fuzz threads (and as many raw threads)")
     ap.add_argument("--slow-max", type=int, default=300)
     ap.add_argument("--idle-max", type=int, default=200)
     ap.add_argument("--trickle", type=float, default=3.0, help="seconds between header bytes of slow clients")
