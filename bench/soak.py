@@ -420,7 +420,7 @@ class Traffic:
             body = (b"Action=DescribeLoadBalancers&Version=" + v[svc].encode() +
                     b"&LoadBalancerNames.member.1=" + bad + b"&Marker=" + bad)
         elif which == 5:
-            svc, op = "autoscaling", bad.decode("latin-1")[:20] or "x"
+            svc, op = "autoscaling", "GarbageAction"
             body = b"Action=" + bad + b"&Version=" + bad + b"&" + bad + b"=" + bad + b"&&=&%"
         elif which == 6:
             # A second Authorization header, not signed by the first.
