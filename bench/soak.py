@@ -490,8 +490,8 @@ class Traffic:
         for _ in range(1_000_000):
             if self.stop.is_set() or time.monotonic() > deadline:
                 break
-            # top up (a few per pass, so the opens are spread out)
-            for _ in range(20):
+            # top up (at most 100 per pass, so the opens are spread out over a few passes)
+            for _ in range(100):
                 if len(slow) >= slow_max:
                     break
                 s = self._open()
@@ -499,7 +499,7 @@ class Traffic:
                     break
                 slow.append([s, 0])
                 stats["slow_opened"] += 1
-            for _ in range(20):
+            for _ in range(100):
                 if len(idle) >= idle_max:
                     break
                 s = self._open()
