@@ -28,7 +28,9 @@ struct RegionContext {
   // it runs as root; off, they run as the server's user.
   bool instance_identities = false;
   std::mutex* mu = nullptr;
-  std::function<void()> wake;    // asks the controllers for a pass now (after a handler changed desired state)
+  // Called after a successful API write. The region's controllers hear of every commit through the store's
+  // change notifications, so in a region this does nothing; tests may hook it.
+  std::function<void()> wake;
 
   std::string Arn(const std::string& service, const std::string& resource) const {
     return "arn:aws:" + service + ":" + catalog->region() + ":" + kAccountId + ":" + resource;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -129,7 +130,9 @@ class RegionImpl : public Region {
     if (!ctx_.instance_identities) spdlog::warn("{}", kSharedIdentityWarning);
     ctx_.mu = &mu_;
     runtime_ = std::make_unique<ControllerRuntime>(kControllerPeriod);
-    ctx_.wake = [runtime = runtime_.get()] { runtime->Wake(); };
+    // A write's commit already reaches the controllers that watch what it changed (the store subscription
+    // below); queueing every key of every controller after each API write as well would be work done twice.
+    ctx_.wake = [] {};
 
     auto secrets = secrets_;
     router_ = std::make_unique<ApiRouter>(
@@ -272,17 +275,11 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   std::set<std::string> tokens;
   for (const auto& module : AllModules()) {
     for (const auto& kind : module.process_kinds) {
-      for (const auto& doc : store.List(kind.document_kind)) {
-        if ((*doc).contains("LaunchToken") && (*doc)["LaunchToken"].is_string()) tokens.insert((*doc)["LaunchToken"]);
-      }
-    }
-  }
-  for (const auto& [token, proc] : launcher.FindByLaunchToken(tokens)) procs.push_back(proc);
-  for (const auto& module : AllModules()) {
-    for (const auto& kind : module.process_kinds) {
       for (const auto& id : store.Ids(kind.document_kind)) {
         std::optional<Json> doc = store.Get(kind.document_kind, id);
         if (!doc) continue;
+        auto token = doc->find("LaunchToken");
+        if (token != doc->end() && token->is_string()) tokens.insert(*token);
         ProcessId proc = RecordedProcess(*doc);
         if (proc.pid <= 0) continue;
         procs.push_back(proc);
@@ -292,6 +289,9 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
         if (changed != *doc) writes.push_back({kind.document_kind, id, std::move(changed)});
       }
     }
+  }
+  for (const auto& [token, proc] : launcher.FindByLaunchToken(tokens)) {
+    if (std::find(procs.begin(), procs.end(), proc) == procs.end()) procs.push_back(proc);
   }
   // One /proc scan per poll for all groups (a scan per group made `down` quadratic with 1,000 instances).
   // A group id is safe to test: Linux does not reuse a pid while a group still carries it.
