@@ -7,6 +7,7 @@
 
 #include "common/ids.h"
 #include "process/supervisor.h"
+#include "region/module.h"
 
 namespace autopipe {
 namespace {
@@ -43,17 +44,18 @@ std::optional<uint32_t> InstanceUidFor(const std::string& private_ip) {
 
 bool InstanceIdentitiesAvailable() { return geteuid() == 0; }
 
-Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch, std::vector<StoreWrite>* writes) {
-  int az_index = ctx.catalog->AzIndex(launch.availability_zone);
-  if (az_index < 0) return Status::Internal("unknown availability zone " + launch.availability_zone);
+Result<std::string> AllocatePrivateAddress(const RegionContext& ctx, const std::string& az,
+                                           std::vector<StoreWrite>* writes) {
+  int az_index = ctx.catalog->AzIndex(az);
+  if (az_index < 0) return Status::Internal("unknown availability zone " + az);
 
   std::set<std::string> in_use;
-  for (const auto& inst : ctx.store->List(kind::kInstance)) {
-    if ((*inst)["State"] != instance_state::kTerminated) in_use.insert((*inst)["PrivateIpAddress"].get<std::string>());
+  for (const auto& m : AllModules()) {
+    if (m.addresses_in_use) m.addresses_in_use(ctx, &in_use);
   }
-  std::string counter_id = "ip-counter-" + launch.availability_zone;
+  std::string counter_id = "ip-counter-" + az;
   Json counter = ctx.store->Get(kind::kMeta, counter_id).value_or(Json{{"Next", 0}});
-  // Launches not yet committed (earlier in the caller's batch) count too.
+  // Allocations not yet committed (earlier in the caller's batch) count too: the counter has moved past them.
   for (const auto& w : *writes) {
     if (!w.doc) continue;
     if (w.kind == kind::kInstance) in_use.insert((*w.doc)["PrivateIpAddress"].get<std::string>());
@@ -61,20 +63,22 @@ Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch,
   }
   // Addresses are handed out round-robin, so a just-freed one is not reused while its old process may linger.
   int next = counter["Next"].get<int>();
-  std::string ip;
   for (int i = 0; i < kPerAz; ++i) {
     int n = (next + i) % kPerAz;
     std::string candidate = AddressFor(ctx.catalog->address_block(), az_index, n);
-    if (!in_use.count(candidate)) {
-      ip = candidate;
-      counter["Next"] = (n + 1) % kPerAz;
-      break;
-    }
+    if (in_use.count(candidate)) continue;
+    counter["Next"] = (n + 1) % kPerAz;
+    std::erase_if(*writes, [&](const StoreWrite& w) { return w.kind == kind::kMeta && w.id == counter_id; });
+    writes->push_back(StoreWrite{kind::kMeta, counter_id, counter});
+    return candidate;
   }
-  if (ip.empty()) {
-    return Status(500, "InsufficientInstanceCapacity",
-                  "There is no free address left in " + launch.availability_zone, false);
-  }
+  return Status(500, "InsufficientInstanceCapacity", "There is no free address left in " + az, false);
+}
+
+Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch, std::vector<StoreWrite>* writes) {
+  auto allocated = AllocatePrivateAddress(ctx, launch.availability_zone, writes);
+  if (!allocated.ok()) return allocated.status();
+  const std::string ip = *allocated;
 
   Json tags = Json::object();
   for (const auto& [k, v] : launch.tags) tags[k] = v;
@@ -103,7 +107,6 @@ Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch,
       // process again by this token (process/supervisor.h).
       {"LaunchToken", NewLaunchToken()},
   };
-  writes->push_back({kind::kMeta, counter_id, counter});
   writes->push_back({kind::kInstance, inst["InstanceId"].get<std::string>(), inst});
   return inst;
 }

@@ -45,6 +45,12 @@ struct InstanceLaunch {
   std::string auto_scaling_group_name;
 };
 
+// Hands out the next free private address of `az` (round-robin over its /18, skipping every address a module
+// reports in use: ServiceModule::addresses_in_use), appending the counter's update to `writes`. For instances,
+// database servers and cache nodes alike. InsufficientInstanceCapacity when the AZ has none left.
+Result<std::string> AllocatePrivateAddress(const RegionContext& ctx, const std::string& az,
+                                           std::vector<StoreWrite>* writes);
+
 // Builds a new pending instance with its own private IP, appending the store writes (the instance and the
 // address counter) to `writes`. The caller commits them together with its own changes.
 Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch, std::vector<StoreWrite>* writes);

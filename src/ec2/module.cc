@@ -69,6 +69,11 @@ ServiceModule Ec2Module() {
   };
   m.process_kinds = {{"instance", kind::kInstance, StoppedByDown}};
   m.subcommands = {InstanceInitCommand(), SampleAppCommand()};
+  m.addresses_in_use = [](const RegionContext& ctx, std::set<std::string>* in_use) {
+    for (const auto& inst : ctx.store->List(kind::kInstance)) {
+      if ((*inst)["State"] != instance_state::kTerminated) in_use->insert((*inst)["PrivateIpAddress"].get<std::string>());
+    }
+  };
   return m;
 }
 

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,38 @@ struct Subcommand {
   std::function<std::function<int()>(CLI::App* cmd)> setup;
 };
 
+// A metric sample a module measured (cloudwatch/ stores it; AWS/<service> namespaces).
+struct MetricSample {
+  std::string namespace_;  // "AWS/EC2", "AWS/ELB", "AWS/RDS", "AWS/ElastiCache", "AWS/AutoScaling"
+  std::string metric_name;
+  std::vector<std::pair<std::string, std::string>> dimensions;  // in AWS's order, e.g. {{"InstanceId", "i-..."}}
+  double value = 0;
+  std::string unit;  // CloudWatch's unit names: "Percent", "Count", "Bytes", "Seconds", ...
+  int64_t timestamp_millis = 0;
+};
+
+// What CloudWatch tells an alarm action target when an alarm changes state (or, for Auto Scaling policies, while
+// the state holds). cloudwatch/ builds it; sns/ publishes AWS's alarm notification from it, autoscaling/ runs a
+// policy, ec2/ stops, terminates or reboots an instance.
+struct AlarmStateChange {
+  std::string alarm_name;
+  std::string alarm_arn;
+  std::string old_state;  // OK, ALARM, INSUFFICIENT_DATA
+  std::string new_state;
+  std::string reason;       // StateReason
+  std::string reason_data;  // StateReasonData (JSON text)
+  int64_t at_millis = 0;
+  Json alarm;  // the alarm as DescribeAlarms shows it (AlarmName, MetricName, Namespace, Dimensions, Period, ...)
+};
+
+// An alarm action this module carries out: actions whose ARN starts with `arn_prefix` go to `run`. `run` must
+// not block (it records what to do in the store, or queues it, and returns) and is called without
+// RegionContext::mu held; an error is recorded in the alarm's history and does not stop other actions.
+struct AlarmActionTarget {
+  std::string arn_prefix;  // e.g. "arn:aws:sns:", "arn:aws:autoscaling:", "arn:aws:automate:"
+  std::function<Status(RegionContext*, const std::string& action_arn, const AlarmStateChange&)> run;
+};
+
 struct ServiceModule {
   std::string name;
   std::vector<std::string> document_kinds;
@@ -60,6 +94,13 @@ struct ServiceModule {
   std::vector<ProcessKind> process_kinds;
   std::vector<OperationType> operation_types;  // run by the region's one OperationController
   std::vector<Subcommand> subcommands;
+  // Measures this module's metrics now (called by cloudwatch/ every few seconds without RegionContext::mu held;
+  // take it for store reads that need a consistent view). nullptr: no metrics.
+  std::function<void(RegionContext*, int64_t now_millis, std::vector<MetricSample>* out)> collect_metrics;
+  std::vector<AlarmActionTarget> alarm_action_targets;
+  // Adds the private addresses this module's processes hold (or may still hold), so that no other module hands
+  // them out (ec2/instances.h AllocatePrivateAddress). Called with RegionContext::mu held. nullptr: none.
+  std::function<void(const RegionContext&, std::set<std::string>* in_use)> addresses_in_use;
 };
 
 // Every module of a region, in the order one change flows through them (region/modules.cc).
