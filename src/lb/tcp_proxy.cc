@@ -50,6 +50,11 @@ class TcpProxy::Impl : public FdHandler, public TcpSession::Observer {
   void Start() {
     loop_.WatchListener(listen_fd_, this);
     loop_.RunEvery(IdleCheckPeriodMs(options_.idle_timeout_ms), [this] { CheckIdle(); });
+    if (options_.hold_when_no_backend) {
+      loop_.RunEvery(kHoldRetryMs, [this] {
+        if (holding_) OnEvent(0);
+      });
+    }
     thread_ = std::thread([this] {
       while (!stop_.load(std::memory_order_relaxed)) loop_.RunOnce();
     });
@@ -72,7 +77,12 @@ class TcpProxy::Impl : public FdHandler, public TcpSession::Observer {
 
   // The listener: accept everything queued (edge-triggered).
   void OnEvent(uint32_t) override {
+    holding_ = false;
     while (true) {
+      if (options_.hold_when_no_backend && !picker_()) {
+        holding_ = true;  // leave the queued connections in the backlog; retried every kHoldRetryMs
+        return;
+      }
       int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (client < 0) return;  // EAGAIN, or out of descriptors (retried on the next connection)
       SetNoDelay(client);
@@ -103,6 +113,8 @@ class TcpProxy::Impl : public FdHandler, public TcpSession::Observer {
       if (!s->dead) s->CheckIdle(loop_.now_ms(), options_.idle_timeout_ms);
   }
 
+  static constexpr int64_t kHoldRetryMs = 5;
+
   // Constant after construction.
   const int listen_fd_;
   const int port_;
@@ -112,6 +124,7 @@ class TcpProxy::Impl : public FdHandler, public TcpSession::Observer {
   EventLoop loop_;
   // Proxy thread only.
   std::unordered_map<TcpSession*, TcpBackendAddress> sessions_;
+  bool holding_ = false;  // connections may be waiting in the backlog for a back end
   // Any thread.
   std::atomic<size_t> session_count_{0};
   std::atomic<bool> stop_{false};

@@ -38,10 +38,15 @@ Result<TcpBackendAddress> ParseTcpBackendAddress(const std::string& ip, int port
 
 class TcpProxy {
  public:
-  // Where a new connection goes; nullopt refuses it (the client's connection is closed at once).
+  // Where a new connection goes; nullopt refuses it (the client's connection is closed at once), or holds it
+  // with hold_when_no_backend.
   using Picker = std::function<std::optional<TcpBackendAddress>()>;
   struct Options {
     int64_t idle_timeout_ms = 60 * 60 * 1000;  // a session with no bytes either way for this long is closed
+    // While the picker names no back end (a failover between fencing and promotion), new connections wait in
+    // the listen backlog instead of being refused: the proxy stops accepting and asks the picker again every
+    // few milliseconds, so a client sees a slow connect rather than an error.
+    bool hold_when_no_backend = false;
   };
 
   // Listens on address:port (port 0: a free port, see port()) and starts the proxy's thread.

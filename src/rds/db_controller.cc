@@ -1,0 +1,715 @@
+#include "rds/db_controller.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "common/log.h"
+#include "ec2/instances.h"
+#include "process/recorded_process.h"
+#include "rds/db_endpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace autopipe::rds {
+namespace {
+
+constexpr SupervisionPolicy kServerPolicy{/*crash_window_ms=*/3000, /*first_backoff_ms=*/1000,
+                                          /*max_backoff_ms=*/30'000, /*kill_after_ms=*/10'000};
+constexpr SupervisionPolicy kEndpointPolicy{3000, 1000, 30'000, 3000};
+
+std::mutex hook_mu;
+std::function<void(const std::string&)> failover_hook;  // guarded by hook_mu
+
+void FailoverHook(const std::string& phase) {
+  std::function<void(const std::string&)> hook;
+  {
+    std::lock_guard lock(hook_mu);
+    hook = failover_hook;
+  }
+  if (hook) hook(phase);
+}
+
+std::string Str(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// Buffer pool by instance class, from small defaults (tens of MB, not the class's GB).
+int BufferPoolMb(const std::string& cls) {
+  if (cls.find("micro") != std::string::npos || cls.find("small") != std::string::npos) return 16;
+  if (cls.find("medium") != std::string::npos) return 32;
+  return 64;
+}
+
+std::string InstanceDir(const RegionContext& ctx, const std::string& id) { return DbInstanceDir(ctx, id); }
+std::string EndpointConfigPath(const RegionContext& ctx, const std::string& id) {
+  return InstanceDir(ctx, id) + "/endpoint/config.json";
+}
+
+// Waits (bounded) until a server greets new connections.
+bool WaitForGreeting(const std::string& address, int port, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ProbeGreeting(address, port, 200)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+void SetFailoverHookForTest(std::function<void(const std::string&)> hook) {
+  std::lock_guard lock(hook_mu);
+  failover_hook = std::move(hook);
+}
+
+struct DbInstanceController::Snapshot {
+  std::optional<Json> inst;
+  std::optional<Json> secret;
+  std::map<std::string, Json> servers;  // by document id
+  std::optional<Json> endpoint;
+
+  Json* Server(const std::string& sid) {
+    auto it = servers.find(sid);
+    return it == servers.end() ? nullptr : &it->second;
+  }
+  Json& Status() { return (*inst)["Status"]; }
+  std::string Primary() { return Str(Status(), "Primary"); }
+  std::string Standby() { return Str(Status(), "Standby"); }
+};
+
+std::vector<std::string> DbInstanceController::Keys() {
+  std::set<std::string> keys;
+  for (const auto& id : ctx_->store->Ids(kind::kDbInstance)) keys.insert(id);
+  for (const auto& id : ctx_->store->Ids(kind::kDbServer)) keys.insert(id.substr(0, id.find('/')));
+  for (const auto& id : ctx_->store->Ids(kind::kDbEndpoint)) keys.insert(id);
+  return {keys.begin(), keys.end()};
+}
+
+std::vector<Controller::Watch> DbInstanceController::Watches() const {
+  return {{kind::kDbInstance, SameKey},
+          {kind::kDbInstanceSecret, SameKey},
+          {kind::kDbEndpoint, SameKey},
+          {kind::kDbServer, [](const std::string& id) -> std::optional<std::string> {
+             return id.substr(0, id.find('/'));
+           }}};
+}
+
+DbInstanceController::Snapshot DbInstanceController::Read(const std::string& id) {
+  Snapshot s;
+  std::lock_guard lock(*ctx_->mu);
+  s.inst = ctx_->store->Get(kind::kDbInstance, id);
+  s.secret = ctx_->store->Get(kind::kDbInstanceSecret, id);
+  s.endpoint = ctx_->store->Get(kind::kDbEndpoint, id);
+  for (const auto& doc : ctx_->store->List(kind::kDbServer)) {
+    if (Str(*doc, "DBInstanceIdentifier") == id) s.servers[id + "/" + Str(*doc, "Name")] = *doc;
+  }
+  if (s.inst && !s.inst->contains("Status")) (*s.inst)["Status"] = Json::object();
+  return s;
+}
+
+Status DbInstanceController::Update(const std::string& id, const Mutation& mutate, std::vector<StoreWrite> writes) {
+  std::lock_guard lock(*ctx_->mu);
+  auto current = ctx_->store->Get(kind::kDbInstance, id);
+  if (current) {
+    Json doc = *current;
+    if (!doc.contains("Status")) doc["Status"] = Json::object();
+    mutate(doc, &writes);
+    if (doc != *current) writes.push_back({kind::kDbInstance, id, doc});
+  }
+  if (writes.empty()) return Status::Ok();
+  return ctx_->store->Commit(writes);
+}
+
+Status DbInstanceController::CommitServers(std::vector<StoreWrite> writes) {
+  if (writes.empty()) return Status::Ok();
+  std::lock_guard lock(*ctx_->mu);
+  return ctx_->store->Commit(writes);
+}
+
+ServerConfig DbInstanceController::ConfigOf(const Json& server, const Json& inst) const {
+  ServerConfig c;
+  c.dir = InstanceDir(*ctx_, Str(server, "DBInstanceIdentifier")) + "/" + Str(server, "Name");
+  c.address = Str(server, "Address");
+  c.port = inst.value("Port", 3306);
+  c.server_id = server.value("ServerId", 1);
+  c.buffer_pool_mb = BufferPoolMb(Str(inst, "DBInstanceClass"));
+  // The engine runs as the region's own user for now: the region's data dir is 0700, and MariaDB resolves its
+  // absolute paths through it (docs/design.md, RDS).
+  return c;
+}
+
+AdminAccounts DbInstanceController::AccountsOf(const Snapshot& s) const {
+  AdminAccounts a;
+  if (s.secret) {
+    a.admin_password = Str(*s.secret, "AdminPassword");
+    a.repl_password = Str(*s.secret, "ReplPassword");
+  }
+  return a;
+}
+
+std::unique_ptr<Connection> DbInstanceController::Admin(const Snapshot& s, const Json& server, int timeout_s) {
+  Connection::Target t;
+  t.host = Str(server, "Address");
+  t.port = s.inst->value("Port", 3306);
+  t.user = kAdminUser;
+  t.password = AccountsOf(s).admin_password;
+  t.timeout_s = timeout_s;
+  auto c = Connection::Open(t);
+  if (!c.ok()) return nullptr;
+  return std::move(*c);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
+  Snapshot s = Read(id);
+  if (!s.inst) return Delete(id, s);  // leftovers of an instance whose document is gone
+  Json& spec = (*s.inst)["Spec"];
+  if (spec.value("Deleting", false)) return Delete(id, s);
+  if (!spec.value("Running", true)) return StopAll(id, s);
+
+  // The region's own accounts: generated once, kept with the master password (never rendered).
+  if (!s.secret || Str(*s.secret, "AdminPassword").empty()) {
+    std::lock_guard lock(*ctx_->mu);
+    Json secret = ctx_->store->Get(kind::kDbInstanceSecret, id).value_or(Json::object());
+    if (Str(secret, "AdminPassword").empty()) {
+      secret["AdminPassword"] = RandomPassword();
+      secret["ReplPassword"] = RandomPassword();
+      return ctx_->store->Commit({{kind::kDbInstanceSecret, id, secret}});
+    }
+    return ReconcileResult::After(std::chrono::milliseconds(0));
+  }
+  if (s.servers.empty()) return Plan(id, s);
+  if (!s.Status()["Failover"].is_null() && s.Status().contains("Failover")) return RunFailover(id, s);
+
+  std::vector<StoreWrite> server_writes;
+
+  // Servers no longer in a role: stop, then forget (their folder too).
+  for (auto& [sid, server] : s.servers) {
+    if (sid == id + "/" + s.Primary() || sid == id + "/" + s.Standby()) continue;
+    if (!supervisor_.Stop(server, kServerPolicy)) {
+      server_writes.push_back({kind::kDbServer, sid, server});
+      continue;
+    }
+    std::error_code ec;
+    fs::remove_all(ConfigOf(server, *s.inst).dir, ec);
+    server_writes.push_back({kind::kDbServer, sid, std::nullopt});
+  }
+  if (Status st = CommitServers(std::move(server_writes)); !st.ok()) return st;
+  server_writes.clear();
+
+  Json* primary = s.Server(id + "/" + s.Primary());
+  if (!primary) return Status::Internal("db instance " + id + " has no primary server");
+  Json* standby = s.Standby().empty() ? nullptr : s.Server(id + "/" + s.Standby());
+
+  // Prepare what is not ready yet: the primary first, then the standby (it copies or follows the primary).
+  if (!primary->value("Ready", false)) {
+    Status st = Prepare(id, s, *primary);
+    if (Status c = CommitServers({{kind::kDbServer, id + "/" + s.Primary(), *primary}}); !c.ok()) return c;
+    if (!st.ok()) return st;
+    return ReconcileResult::After(std::chrono::milliseconds(0));
+  }
+  if (standby && !standby->value("Ready", false) && supervisor_.Running(*primary)) {
+    Status st = Prepare(id, s, *standby);
+    if (Status c = CommitServers({{kind::kDbServer, id + "/" + s.Standby(), *standby}}); !c.ok()) return c;
+    if (!st.ok()) return st;
+    const bool activation = !s.inst->value("MultiAZ", false);
+    return Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+      if (activation && doc["Status"].value("Created", false))
+        AddEvent(*ctx_, "db-instance", id, "0051", "Multi-AZ instance activation completed", {"availability"}, w);
+    });
+  }
+
+  // Liveness of the primary: dead, or not greeting (hung). A Multi-AZ instance with a healthy standby fails
+  // over; otherwise the primary restarts in place.
+  const bool standby_ok = standby && standby->value("Ready", false) && supervisor_.Running(*standby);
+  const bool primary_running = supervisor_.Running(*primary);
+  bool primary_healthy = primary_running;
+  if (primary_running) {
+    const bool greeted = ProbeGreeting(Str(*primary, "Address"), s.inst->value("Port", 3306), kProbeTimeoutMs);
+    std::lock_guard lock(mu_);
+    int& failures = probe_failures_[id];
+    failures = greeted ? 0 : failures + 1;
+    primary_healthy = failures < kProbeFailuresForFailover;
+  }
+  if (!primary_healthy) {
+    {
+      std::lock_guard lock(mu_);
+      probe_failures_[id] = 0;
+    }
+    if (standby_ok) {
+      AP_RETURN_IF_ERROR(StartFailover(id, s, false,
+                                       primary_running ? "the primary stopped answering" : "the primary exited"));
+      return ReconcileResult::After(std::chrono::milliseconds(0));
+    }
+    if (primary_running) {
+      // Hung and nowhere to fail over to: kill it, and restart it below on the next pass.
+      ctx_->launcher->SignalGroup(RecordedProcess(*primary), true);
+      return ReconcileResult::After(std::chrono::milliseconds(20));
+    }
+  }
+  if (!primary_running) {
+    Status launch_error;
+    auto kept = supervisor_.KeepRunning(*primary, ServerLaunchSpec(ConfigOf(*primary, *s.inst)), kServerPolicy,
+                                        "db_instance=" + id + " primary", &launch_error);
+    Status c = CommitServers({{kind::kDbServer, id + "/" + s.Primary(), *primary}});
+    if (kept == Supervisor::Kept::kLaunched) {
+      WaitForGreeting(Str(*primary, "Address"), s.inst->value("Port", 3306), 10'000);
+      AP_RETURN_IF_ERROR(Update(id, [&](Json&, std::vector<StoreWrite>* w) {
+        AddEvent(*ctx_, "db-instance", id, "0006", "DB instance restarted", {"availability"}, w);
+      }));
+    }
+    if (!launch_error.ok()) return launch_error;
+    if (!c.ok()) return c;
+    return ReconcileResult::After(std::chrono::milliseconds(kHealthPeriodMs));
+  }
+  if (standby && standby->value("Ready", false) && !standby_ok) {
+    (void)supervisor_.KeepRunning(*standby, ServerLaunchSpec(ConfigOf(*standby, *s.inst)), kServerPolicy,
+                                  "db_instance=" + id + " standby");
+    AP_RETURN_IF_ERROR(CommitServers({{kind::kDbServer, id + "/" + s.Standby(), *standby}}));
+  }
+
+  // The primary is writable (semi-sync on while the standby is attached), and the endpoint leads to it.
+  AP_RETURN_IF_ERROR(AssertPrimary(id, s, *primary));
+  AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, Str(*primary, "Address")));
+
+  // Requests: reboot, master password, Multi-AZ on or off.
+  const int64_t reboot_seq = spec.value("RebootSeq", int64_t{0});
+  if (reboot_seq > s.Status().value("RebootSeqDone", int64_t{0})) {
+    if (spec.value("RebootForceFailover", false) && standby_ok) {
+      AP_RETURN_IF_ERROR(StartFailover(id, s, true, "a reboot with failover was requested"));
+      return ReconcileResult::After(std::chrono::milliseconds(0));
+    }
+    AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, ""));
+    AP_RETURN_IF_ERROR(RestartServer(*primary));
+    AP_RETURN_IF_ERROR(CommitServers({{kind::kDbServer, id + "/" + s.Primary(), *primary}}));
+    if (auto c = Admin(s, *primary, 5)) (void)ActAsPrimary(*c, standby_ok);
+    AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, Str(*primary, "Address")));
+    return Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+      doc["Status"]["RebootSeqDone"] = reboot_seq;
+      AddEvent(*ctx_, "db-instance", id, "0006", "DB instance restarted", {"availability"}, w);
+    });
+  }
+  const int64_t password_seq = s.secret->value("PasswordSeq", int64_t{0});
+  if (password_seq > s.Status().value("PasswordSeqApplied", int64_t{0})) {
+    auto c = Admin(s, *primary);
+    if (!c) return Status::Internal("db instance " + id + ": cannot reach the primary to set the password");
+    AP_RETURN_IF_ERROR(SetMasterPassword(*c, Str(*s.inst, "MasterUsername"), Str(*s.secret, "MasterUserPassword")));
+    AP_RETURN_IF_ERROR(Update(id, [&](Json& doc, std::vector<StoreWrite>*) { doc["Status"]["PasswordSeqApplied"] = password_seq; }));
+  }
+  const bool want_multi_az = spec.value("MultiAZ", false);
+  if (want_multi_az && !standby) {
+    // A standby for an instance becoming Multi-AZ (or one whose standby was lost): from a backup of the primary.
+    std::string az = Str(*s.inst, "SecondaryAvailabilityZone");
+    const std::string primary_az = Str(*primary, "AvailabilityZone");
+    if (az.empty() || az == primary_az) {
+      for (const auto& candidate : ctx_->catalog->availability_zones())
+        if (candidate != primary_az) { az = candidate; break; }
+    }
+    std::vector<StoreWrite> writes;
+    std::lock_guard lock(*ctx_->mu);
+    auto address = AllocatePrivateAddress(*ctx_, az, &writes);
+    if (!address.ok()) return address.status();
+    const int n = s.Status().value("NextServer", 1);
+    const std::string name = "s" + std::to_string(n);
+    Json server = {{"DBInstanceIdentifier", id}, {"Name", name}, {"AvailabilityZone", az},
+                   {"Address", *address},      {"ServerId", n},  {"Role", "standby"},
+                   {"Source", "backup"},       {"Ready", false}, {"LaunchToken", NewLaunchToken()}};
+    writes.push_back({kind::kDbServer, id + "/" + name, server});
+    auto current = ctx_->store->Get(kind::kDbInstance, id);
+    if (!current) return Status::Ok();
+    Json doc = *current;
+    doc["Status"]["Standby"] = name;
+    doc["Status"]["NextServer"] = n + 1;
+    if (!doc.value("MultiAZ", false))
+      AddEvent(*ctx_, "db-instance", id, "0050", "Multi-AZ instance activation started", {"availability"}, &writes);
+    writes.push_back({kind::kDbInstance, id, doc});
+    return ctx_->store->Commit(writes);
+  }
+  if (!want_multi_az && standby) {
+    // Single-AZ again: the standby goes (stopped and removed on the next pass) and semi-sync is off.
+    if (auto c = Admin(s, *primary)) (void)ActAsPrimary(*c, false);
+    return Update(id, [&](Json& doc, std::vector<StoreWrite>*) {
+      doc["Status"]["Standby"] = "";
+      doc["MultiAZ"] = false;
+      doc.erase("SecondaryAvailabilityZone");
+    });
+  }
+
+  // Status as the API shows it.
+  const bool endpoint_ready = s.endpoint && ReadEndpointAppliedVersion(EndpointConfigPath(*ctx_, id)) >=
+                                                s.endpoint->value("ConfigVersion", int64_t{0});
+  AP_RETURN_IF_ERROR(Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+    Json& st = doc["Status"];
+    if (!st.value("Created", false) && endpoint_ready && (!want_multi_az || standby_ok)) {
+      st["Created"] = true;
+      AddEvent(*ctx_, "db-instance", id, "0005", "DB instance created", {"creation"}, w);
+    }
+    const bool created = st.value("Created", false);
+    doc["MultiAZ"] = standby_ok || (!created && want_multi_az);
+    doc["AvailabilityZone"] = Str(*primary, "AvailabilityZone");
+    if (standby) doc["SecondaryAvailabilityZone"] = Str(*standby, "AvailabilityZone");
+    std::string status = db_status::kAvailable;
+    if (!created) status = db_status::kCreating;
+    else if (doc["Spec"].value("MultiAZ", false) != doc.value("MultiAZ", false)) status = db_status::kModifying;
+    doc["DBInstanceStatus"] = status;
+  }));
+  return ReconcileResult::After(std::chrono::milliseconds(kHealthPeriodMs));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+ReconcileResult DbInstanceController::Plan(const std::string& id, Snapshot& s) {
+  const Json& inst = *s.inst;
+  std::string az = Str(inst, "AvailabilityZone");
+  if (az.empty()) az = ctx_->catalog->availability_zones().front();
+  std::vector<StoreWrite> writes;
+  std::lock_guard lock(*ctx_->mu);
+  auto current = ctx_->store->Get(kind::kDbInstance, id);
+  if (!current) return ReconcileResult::Done();
+  Json doc = *current;
+  if (!doc.contains("Status")) doc["Status"] = Json::object();
+  auto add = [&](const std::string& name, const std::string& server_az, const std::string& role, int n) -> Status {
+    auto address = AllocatePrivateAddress(*ctx_, server_az, &writes);
+    if (!address.ok()) return address.status();
+    writes.push_back({kind::kDbServer, id + "/" + name,
+                      Json{{"DBInstanceIdentifier", id}, {"Name", name}, {"AvailabilityZone", server_az},
+                           {"Address", *address}, {"ServerId", n}, {"Role", role}, {"Source", "fresh"},
+                           {"Ready", false}, {"LaunchToken", NewLaunchToken()}}});
+    return Status::Ok();
+  };
+  AP_RETURN_IF_ERROR(add("s1", az, "primary", 1));
+  doc["Status"]["Primary"] = "s1";
+  doc["Status"]["Standby"] = "";
+  doc["Status"]["NextServer"] = 2;
+  doc["AvailabilityZone"] = az;
+  if (doc["Spec"].value("MultiAZ", false)) {
+    std::string second = Str(doc, "SecondaryAvailabilityZone");
+    if (second.empty() || second == az) {
+      for (const auto& candidate : ctx_->catalog->availability_zones())
+        if (candidate != az) { second = candidate; break; }
+    }
+    AP_RETURN_IF_ERROR(add("s2", second, "standby", 2));
+    doc["Status"]["Standby"] = "s2";
+    doc["Status"]["NextServer"] = 3;
+    doc["SecondaryAvailabilityZone"] = second;
+  }
+  writes.push_back({kind::kDbInstance, id, doc});
+  return ctx_->store->Commit(writes);
+}
+
+Status DbInstanceController::Prepare(const std::string& id, Snapshot& s, Json& server) {
+  const ServerConfig cfg = ConfigOf(server, *s.inst);
+  const AdminAccounts accounts = AccountsOf(s);
+  // Whatever a half-finished earlier attempt left behind goes first.
+  if (supervisor_.Running(server)) {
+    ctx_->launcher->SignalGroup(RecordedProcess(server), true);
+    for (int i = 0; i < 200 && ctx_->launcher->GroupAlive(RecordedProcess(server)); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Supervisor::Clear(server);
+  std::error_code ec;
+  fs::remove_all(DataDir(cfg), ec);
+  AP_RETURN_IF_ERROR(WriteServerConfig(cfg));
+
+  const bool from_backup = Str(server, "Source") == "backup";
+  std::string gtid;
+  if (from_backup) {
+    Json* primary = s.Server(id + "/" + s.Primary());
+    if (!primary) return Status::Internal("no primary to copy");
+    const std::string work = InstanceDir(*ctx_, id) + "/rebuild";
+    fs::create_directories(work, ec);
+    const std::string options = work + "/client.cnf";
+    AP_RETURN_IF_ERROR(WriteClientOptions(options, Str(*primary, "Address"), s.inst->value("Port", 3306), accounts));
+    auto taken = TakeBackup(ConfigOf(*primary, *s.inst), options, work + "/backup", cfg.dir + "/rebuild.log");
+    if (!taken.ok()) return taken.status();
+    gtid = *taken;
+    AP_RETURN_IF_ERROR(RestoreBackup(work + "/backup", cfg, cfg.dir + "/rebuild.log"));
+    fs::remove_all(work, ec);
+  } else {
+    AP_RETURN_IF_ERROR(InitializeDataDir(cfg));
+  }
+  AP_RETURN_IF_ERROR(ChownTree(cfg.dir, cfg.uid));
+  AP_RETURN_IF_ERROR(supervisor_.Launch(server, ServerLaunchSpec(cfg)));
+  if (!WaitForGreeting(cfg.address, cfg.port, 30'000))
+    return Status::Internal("db instance " + id + ": server " + Str(server, "Name") + " did not start (see " +
+                            cfg.dir + "/error.log)");
+  if (!from_backup) AP_RETURN_IF_ERROR(Bootstrap(cfg, accounts));
+  auto conn = Admin(s, server, 5);
+  if (!conn) return Status::Internal("db instance " + id + ": cannot log in to server " + Str(server, "Name"));
+  if (Str(server, "Role") == "primary") {
+    AP_RETURN_IF_ERROR(ActAsPrimary(*conn, false));
+    AP_RETURN_IF_ERROR(
+        CreateMasterUser(*conn, Str(*s.inst, "MasterUsername"), Str(*s.secret, "MasterUserPassword")));
+  } else {
+    Json* primary = s.Server(id + "/" + s.Primary());
+    if (!primary) return Status::Internal("no primary to follow");
+    if (from_backup) AP_RETURN_IF_ERROR(conn->Exec("SET GLOBAL gtid_slave_pos=" + conn->Quote(gtid)));
+    AP_RETURN_IF_ERROR(StartReplication(*conn, Str(*primary, "Address"), cfg.port, accounts, false));
+  }
+  server["Ready"] = true;
+  spdlog::info("db_instance={} server={} address={} ready ({})", id, Str(server, "Name"), cfg.address,
+               from_backup ? "from a backup of the primary" : "new");
+  return Status::Ok();
+}
+
+Status DbInstanceController::RestartServer(Json& server) {
+  ctx_->launcher->SignalGroup(RecordedProcess(server), false);
+  for (int i = 0; i < 1000 && ctx_->launcher->GroupAlive(RecordedProcess(server)); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (ctx_->launcher->GroupAlive(RecordedProcess(server))) ctx_->launcher->SignalGroup(RecordedProcess(server), true);
+  Supervisor::Clear(server);
+  const std::string id = Str(server, "DBInstanceIdentifier");
+  auto inst = ctx_->store->Get(kind::kDbInstance, id);
+  if (!inst) return Status::Ok();
+  const ServerConfig cfg = ConfigOf(server, *inst);
+  AP_RETURN_IF_ERROR(supervisor_.Launch(server, ServerLaunchSpec(cfg)));
+  if (!WaitForGreeting(cfg.address, cfg.port, 30'000)) return Status::Internal("db instance " + id + " did not restart");
+  return Status::Ok();
+}
+
+Status DbInstanceController::AssertPrimary(const std::string& id, Snapshot& s, const Json& primary) {
+  const int64_t now = ctx_->clock->NowMillis();
+  const bool endpoint_on_primary = s.endpoint && Str(*s.endpoint, "Backend") == Str(primary, "Address");
+  {
+    std::lock_guard lock(mu_);
+    // Once a second is enough while all is well; at once when the endpoint does not lead here yet.
+    if (endpoint_on_primary && now - last_assert_[id] < 1000) return Status::Ok();
+    last_assert_[id] = now;
+  }
+  auto conn = Admin(s, primary);
+  if (!conn) return Status::Internal("db instance " + id + ": cannot reach the primary");
+  Json* standby = s.Standby().empty() ? nullptr : s.Server(id + "/" + s.Standby());
+  const bool attached = standby && standby->value("Ready", false) && supervisor_.Running(*standby);
+  AP_RETURN_IF_ERROR(ActAsPrimary(*conn, attached));
+  // The synchronous guarantee, watched: its loss and its return are events.
+  auto rows = conn->Query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'");
+  if (!rows.ok()) return rows.status();
+  const bool on = !rows->empty() && (*rows)[0]["Value"] == "ON";
+  const bool was_on = s.Status().value("SemiSync", false);
+  if (on == was_on) return Status::Ok();
+  // Off is expected (no event) while there is no standby; an event only when a Multi-AZ pair loses it.
+  return Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+    doc["Status"]["SemiSync"] = on;
+    if (on) {
+      AddEvent(*ctx_, "db-instance", id, "0176", "Synchronous replication to the standby restored", {"availability"},
+               w);
+    } else if (attached) {
+      AddEvent(*ctx_, "db-instance", id, "0175",
+               "Synchronous replication to the standby lost: commits are acknowledged without the standby",
+               {"availability"}, w);
+    }
+  });
+}
+
+Status DbInstanceController::EnsureEndpoint(const std::string& id, Snapshot& s, const std::string& backend) {
+  const Json& inst = *s.inst;
+  if (!s.endpoint) {
+    Json ep = {{"DBInstanceIdentifier", id}, {"ConfigVersion", 0}, {"Backend", ""}, {"LaunchToken", NewLaunchToken()}};
+    AP_RETURN_IF_ERROR(CommitServers({{kind::kDbEndpoint, id, ep}}));
+    s.endpoint = ep;
+  }
+  Json ep = *s.endpoint;
+  const std::string path = EndpointConfigPath(*ctx_, id);
+  EndpointConfig want;
+  want.address = Str(inst["Endpoint"], "Address");
+  want.port = inst["Endpoint"].value("Port", inst.value("Port", 3306));
+  want.backend_address = backend;
+  want.backend_port = backend.empty() ? 0 : inst.value("Port", 3306);
+  auto have = ReadEndpointConfig(path);
+  bool changed = false;
+  if (!have.ok() || have->address != want.address || have->port != want.port ||
+      have->backend_address != want.backend_address || have->backend_port != want.backend_port) {
+    want.version = ep.value("ConfigVersion", int64_t{0}) + 1;
+    std::error_code ec;
+    fs::create_directories(fs::path(path).parent_path(), ec);
+    AP_RETURN_IF_ERROR(WriteEndpointConfig(path, want));
+    ep["ConfigVersion"] = want.version;
+    ep["Backend"] = backend;
+    changed = true;
+  }
+  LaunchSpec spec;
+  spec.argv = {ctx_->self_exe, "db-endpoint", "--config", path};
+  spec.env = {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}, {"LANG", "C.UTF-8"}};
+  spec.working_dir = fs::path(path).parent_path().string();
+  spec.log_path = spec.working_dir + "/endpoint.log";
+  auto kept = supervisor_.KeepRunning(ep, spec, kEndpointPolicy, "db_instance=" + id + " endpoint");
+  if (kept == Supervisor::Kept::kRunning && changed) supervisor_.Signal(ep, SIGHUP);
+  if (ep != *s.endpoint) {
+    AP_RETURN_IF_ERROR(CommitServers({{kind::kDbEndpoint, id, ep}}));
+    s.endpoint = ep;
+  }
+  if (changed) {
+    // The switch is done when the endpoint says so (a SIGHUP is applied in well under a millisecond).
+    for (int i = 0; i < 500 && ReadEndpointAppliedVersion(path) < want.version; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Failover: Status.Failover = {Phase, From, To, Planned, Reason}, each phase committed before it acts.
+
+Status DbInstanceController::StartFailover(const std::string& id, Snapshot& s, bool planned, const std::string& reason) {
+  spdlog::warn("db_instance={} failover from {} to {}: {}", id, s.Primary(), s.Standby(), reason);
+  const int64_t reboot_seq = (*s.inst)["Spec"].value("RebootSeq", int64_t{0});
+  const std::string from = s.Primary(), to = s.Standby();
+  return Update(
+      id,
+      [&](Json& doc, std::vector<StoreWrite>* w) {
+        AddEvent(*ctx_, "db-instance", id, "0013", "Multi-AZ instance failover started", {"failover"}, w);
+        doc["Status"]["Failover"] = {{"Phase", "fence"},  {"From", from},    {"To", to},
+                                     {"Planned", planned}, {"Reason", reason}, {"StartedAt", ctx_->clock->NowMillis()}};
+        if (planned) doc["Status"]["RebootSeqDone"] = reboot_seq;
+      });
+}
+
+ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapshot& s) {
+  Json fo = s.Status()["Failover"];
+  const std::string phase = Str(fo, "Phase");
+  const bool planned = fo.value("Planned", false);
+  Json* from = s.Server(id + "/" + Str(fo, "From"));
+  Json* to = s.Server(id + "/" + Str(fo, "To"));
+  if (!to) return Status::Internal("db instance " + id + ": failover target is gone");
+  FailoverHook(phase);
+
+  if (phase == "fence") {
+    // New connections wait at the endpoint; sessions to the old primary end.
+    AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, ""));
+    bool fenced = false;
+    if (planned && from && supervisor_.Running(*from)) {
+      if (auto c = Admin(s, *from)) fenced = c->Exec("SET GLOBAL read_only=1").ok();
+    }
+    if (!fenced && from) {
+      // The old primary can take no further write: it is gone.
+      ctx_->launcher->SignalGroup(RecordedProcess(*from), true);
+      for (int i = 0; i < 500 && ctx_->launcher->GroupAlive(RecordedProcess(*from)); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (ctx_->launcher->GroupAlive(RecordedProcess(*from))) return Status::Internal("old primary not yet dead");
+      (*from)["Role"] = "fenced";
+      AP_RETURN_IF_ERROR(CommitServers({{kind::kDbServer, id + "/" + Str(*from, "Name"), *from}}));
+    }
+    AP_RETURN_IF_ERROR(Update(id, [&](Json& doc, std::vector<StoreWrite>*) {
+      doc["Status"]["Failover"]["Phase"] = "promote";
+      doc["Status"]["Failover"]["Planned"] = fenced;  // a planned one whose primary did not answer became unplanned
+    }));
+    return ReconcileResult::After(std::chrono::milliseconds(0));
+  }
+
+  if (phase == "promote") {
+    auto conn = Admin(s, *to, 5);
+    if (!conn) return Status::Internal("db instance " + id + ": cannot reach the standby to promote it");
+    auto replica = ReadReplicaState(*conn);
+    if (!replica.ok()) return replica.status();
+    if (replica->has_value()) {
+      auto pos = PromoteStandby(*conn, 10);
+      if (!pos.ok()) return pos.status();
+      spdlog::info("db_instance={} promoted {} at GTID {}", id, Str(*to, "Name"), *pos);
+    }
+    AP_RETURN_IF_ERROR(ActAsPrimary(*conn, false));
+    std::vector<StoreWrite> writes;
+    (*to)["Role"] = "primary";
+    writes.push_back({kind::kDbServer, id + "/" + Str(*to, "Name"), *to});
+    if (planned && from) {
+      // The old primary follows the new one and is the standby from now on.
+      if (auto old = Admin(s, *from, 5)) {
+        AP_RETURN_IF_ERROR(StartReplication(*old, Str(*to, "Address"), s.inst->value("Port", 3306), AccountsOf(s), true));
+      } else {
+        return Status::Internal("db instance " + id + ": cannot reach the old primary to make it the standby");
+      }
+      (*from)["Role"] = "standby";
+      writes.push_back({kind::kDbServer, id + "/" + Str(*from, "Name"), *from});
+    }
+    const std::string from_name = Str(fo, "From"), to_name = Str(fo, "To");
+    const std::string from_az = from ? Str(*from, "AvailabilityZone") : "";
+    AP_RETURN_IF_ERROR(Update(
+        id,
+        [&](Json& doc, std::vector<StoreWrite>*) {
+          doc["Status"]["Primary"] = to_name;
+          doc["Status"]["Standby"] = planned ? from_name : "";
+          doc["Status"]["Failover"]["Phase"] = "repoint";
+          doc["AvailabilityZone"] = Str(*to, "AvailabilityZone");
+          if (!from_az.empty()) doc["SecondaryAvailabilityZone"] = from_az;
+        },
+        writes));
+    return ReconcileResult::After(std::chrono::milliseconds(0));
+  }
+
+  // repoint
+  AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, Str(*to, "Address")));
+  const int64_t started = fo.value("StartedAt", int64_t{0});
+  spdlog::info("db_instance={} failover complete in {} ms", id, ctx_->clock->NowMillis() - started);
+  {
+    std::lock_guard lock(mu_);
+    last_assert_[id] = 0;
+  }
+  return Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+    doc["Status"].erase("Failover");
+    AddEvent(*ctx_, "db-instance", id, "0015",
+             "Multi-AZ failover to standby complete - DNS propagation may take a few minutes", {"failover"}, w);
+    AddEvent(*ctx_, "db-instance", id, "0049", "Multi-AZ instance failover completed", {"failover"}, w);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+ReconcileResult DbInstanceController::StopAll(const std::string& id, Snapshot& s) {
+  bool all_stopped = true;
+  std::vector<StoreWrite> writes;
+  for (auto& [sid, server] : s.servers) {
+    if (!supervisor_.Stop(server, kServerPolicy)) all_stopped = false;
+    writes.push_back({kind::kDbServer, sid, server});
+  }
+  if (s.endpoint) {
+    Json ep = *s.endpoint;
+    if (!supervisor_.Stop(ep, kEndpointPolicy)) all_stopped = false;
+    writes.push_back({kind::kDbEndpoint, id, ep});
+  }
+  AP_RETURN_IF_ERROR(CommitServers(std::move(writes)));
+  if (!all_stopped) return ReconcileResult::After(std::chrono::milliseconds(100));
+  for (auto& [sid, server] : s.servers) Supervisor::Clear(server);
+  return Update(id, [&](Json& doc, std::vector<StoreWrite>*) { doc["DBInstanceStatus"] = db_status::kStopped; });
+}
+
+ReconcileResult DbInstanceController::Delete(const std::string& id, Snapshot& s) {
+  bool all_stopped = true;
+  std::vector<StoreWrite> writes;
+  for (auto& [sid, server] : s.servers) {
+    if (!supervisor_.Stop(server, kServerPolicy)) all_stopped = false;
+    writes.push_back({kind::kDbServer, sid, server});
+  }
+  if (s.endpoint) {
+    Json ep = *s.endpoint;
+    if (!supervisor_.Stop(ep, kEndpointPolicy)) all_stopped = false;
+    writes.push_back({kind::kDbEndpoint, id, ep});
+  }
+  if (!all_stopped) {
+    AP_RETURN_IF_ERROR(CommitServers(std::move(writes)));
+    return ReconcileResult::After(std::chrono::milliseconds(100));
+  }
+  writes.clear();
+  for (auto& [sid, server] : s.servers) writes.push_back({kind::kDbServer, sid, std::nullopt});
+  if (s.endpoint) writes.push_back({kind::kDbEndpoint, id, std::nullopt});
+  if (s.inst) {
+    writes.push_back({kind::kDbInstance, id, std::nullopt});
+    writes.push_back({kind::kDbInstanceSecret, id, std::nullopt});
+    std::lock_guard lock(*ctx_->mu);
+    AddEvent(*ctx_, "db-instance", id, "0003", "DB instance deleted", {"deletion"}, &writes);
+  }
+  std::error_code ec;
+  fs::remove_all(InstanceDir(*ctx_, id), ec);
+  {
+    std::lock_guard lock(mu_);
+    probe_failures_.erase(id);
+    last_assert_.erase(id);
+  }
+  AP_RETURN_IF_ERROR(CommitServers(std::move(writes)));
+  spdlog::info("db_instance={} deleted", id);
+  return ReconcileResult::Done();
+}
+
+}  // namespace autopipe::rds

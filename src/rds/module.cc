@@ -1,0 +1,36 @@
+#include "rds/module.h"
+
+#include <CLI/CLI.hpp>
+
+#include "rds/db_controller.h"
+#include "rds/db_endpoint.h"
+#include "rds/db_instances.h"
+
+namespace autopipe {
+
+ServiceModule RdsModule() {
+  ServiceModule m;
+  m.name = "rds";
+  m.document_kinds = {kind::kDbInstance, kind::kDbInstanceSecret, kind::kRdsEvent, kind::kDbServer,
+                      kind::kDbEndpoint};
+  m.controllers = [](RegionContext* ctx) {
+    std::vector<std::unique_ptr<Controller>> v;
+    v.push_back(std::make_unique<rds::DbInstanceController>(ctx));
+    return v;
+  };
+  // Server documents stay as they are: the next start finds their processes gone and restarts them (a
+  // primary in place, never a failover: `down` stopped both servers of a pair).
+  m.process_kinds = {{"db-server", kind::kDbServer, nullptr}, {"db-endpoint", kind::kDbEndpoint, nullptr}};
+  m.addresses_in_use = [](const RegionContext& ctx, std::set<std::string>* in_use) {
+    for (const auto& server : ctx.store->List(kind::kDbServer)) in_use->insert((*server)["Address"].get<std::string>());
+  };
+  m.subcommands = {{"db-endpoint", "(internal) the stable endpoint of one DB instance (rds/db_endpoint.h)", true,
+                    [](CLI::App* cmd) {
+                      auto config = std::make_shared<std::string>();
+                      cmd->add_option("--config", *config, "the endpoint's config.json")->required();
+                      return std::function<int()>([config] { return rds::RunDbEndpoint(*config); });
+                    }}};
+  return m;
+}
+
+}  // namespace autopipe
