@@ -2,6 +2,7 @@
 #include "autoscaling/module.h"
 #include "ec2/module.h"
 #include "elb/module.h"
+#include "rds/module.h"
 #include "region/module.h"
 
 namespace autopipe {
@@ -12,6 +13,7 @@ const std::vector<ServiceModule>& AllModules() {
       AutoScalingModule(),
       Ec2Module(),
       ElbModule(),
+      RdsModule(),
   };
   return modules;
 }
