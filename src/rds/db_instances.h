@@ -65,6 +65,17 @@ inline constexpr char kDeleting[] = "deleting";
 inline constexpr char kFailed[] = "failed";
 }  // namespace db_status
 
+// The DB instance classes this region offers, with the size each stands for. The controller sizes a server from
+// small defaults scaled by these (tens of MB, not the class's real GB); the API refuses any other class.
+struct DbInstanceClass {
+  const char* name;  // "db.t3.medium"
+  int vcpus;
+  double memory_gib;
+};
+const std::vector<DbInstanceClass>& DbInstanceClasses();
+// nullptr when `name` is not one of DbInstanceClasses().
+const DbInstanceClass* FindDbInstanceClass(const std::string& name);
+
 // Appends an event to `writes` (the caller commits it with its own change). `event_id` is the number only
 // ("0013"); the document gets "RDS-EVENT-0013". Categories as RDS gives them for that event.
 void AddEvent(const RegionContext& ctx, const std::string& source_type, const std::string& source_id,

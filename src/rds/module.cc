@@ -2,9 +2,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "api/api_server.h"
 #include "rds/db_controller.h"
 #include "rds/db_endpoint.h"
 #include "rds/db_instances.h"
+#include "rds/rds_service.h"
 
 namespace autopipe {
 
@@ -13,6 +15,7 @@ ServiceModule RdsModule() {
   m.name = "rds";
   m.document_kinds = {kind::kDbInstance, kind::kDbInstanceSecret, kind::kRdsEvent, kind::kDbServer,
                       kind::kDbEndpoint};
+  m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(RdsApi(ctx)); };
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;
     v.push_back(std::make_unique<rds::DbInstanceController>(ctx));
