@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -29,7 +30,17 @@ void FailoverHook(const std::string& phase) {
     std::lock_guard lock(hook_mu);
     hook = failover_hook;
   }
-  if (hook) hook(phase);
+  if (hook) {
+    hook(phase);
+    return;
+  }
+  // The e2e tests' hook (tests/e2e/test_rds.py): the server stalls at this phase so the test can kill -9 it
+  // there. Only ever set by a test, in the server's environment.
+  static const char* stall_at = std::getenv("AUTOPIPE_TEST_FAILOVER_STALL_AT");
+  if (stall_at && phase == stall_at) {
+    spdlog::warn("failover stalled at phase {} (AUTOPIPE_TEST_FAILOVER_STALL_AT)", phase);
+    std::this_thread::sleep_for(std::chrono::seconds(30));
+  }
 }
 
 std::string Str(const Json& j, const char* key) {
@@ -184,7 +195,7 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
     return ReconcileResult::After(std::chrono::milliseconds(0));
   }
   if (s.servers.empty()) return Plan(id, s);
-  if (!s.Status()["Failover"].is_null() && s.Status().contains("Failover")) return RunFailover(id, s);
+  if (s.Status().contains("Failover") && !s.Status()["Failover"].is_null()) return RunFailover(id, s);
 
   std::vector<StoreWrite> server_writes;
 
@@ -208,9 +219,20 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
 
   // Prepare what is not ready yet: the primary first, then the standby (it copies or follows the primary).
   if (!primary->value("Ready", false)) {
+    // A new pair is prepared side by side: the standby only needs the primary's address to start following it.
+    const bool pair = standby && !standby->value("Ready", false) && Str(*standby, "Source") == "fresh";
+    Status standby_status;
+    std::thread standby_thread;
+    if (pair) standby_thread = std::thread([&] { standby_status = Prepare(id, s, *standby); });
     Status st = Prepare(id, s, *primary);
-    if (Status c = CommitServers({{kind::kDbServer, id + "/" + s.Primary(), *primary}}); !c.ok()) return c;
+    std::vector<StoreWrite> writes = {{kind::kDbServer, id + "/" + s.Primary(), *primary}};
+    if (pair) {
+      standby_thread.join();
+      writes.push_back({kind::kDbServer, id + "/" + s.Standby(), *standby});
+    }
+    if (Status c = CommitServers(std::move(writes)); !c.ok()) return c;
     if (!st.ok()) return st;
+    if (!standby_status.ok()) return standby_status;
     return ReconcileResult::After(std::chrono::milliseconds(0));
   }
   if (standby && !standby->value("Ready", false) && supervisor_.Running(*primary)) {
@@ -229,8 +251,9 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
   const bool standby_ok = standby && standby->value("Ready", false) && supervisor_.Running(*standby);
   const bool primary_running = supervisor_.Running(*primary);
   bool primary_healthy = primary_running;
+  bool greeted = false;
   if (primary_running) {
-    const bool greeted = ProbeGreeting(Str(*primary, "Address"), s.inst->value("Port", 3306), kProbeTimeoutMs);
+    greeted = ProbeGreeting(Str(*primary, "Address"), s.inst->value("Port", 3306), kProbeTimeoutMs);
     std::lock_guard lock(mu_);
     int& failures = probe_failures_[id];
     failures = greeted ? 0 : failures + 1;
@@ -273,6 +296,9 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
     AP_RETURN_IF_ERROR(CommitServers({{kind::kDbServer, id + "/" + s.Standby(), *standby}}));
   }
 
+  // A primary that missed a greeting is not asked anything (a client call to a hung server blocks for whole
+  // seconds): the next probes decide.
+  if (!greeted) return ReconcileResult::After(std::chrono::milliseconds(kHealthPeriodMs));
   // The primary is writable (semi-sync on while the standby is attached), and the endpoint leads to it.
   AP_RETURN_IF_ERROR(AssertPrimary(id, s, *primary));
   AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, Str(*primary, "Address")));
@@ -403,6 +429,10 @@ ReconcileResult DbInstanceController::Plan(const std::string& id, Snapshot& s) {
 }
 
 Status DbInstanceController::Prepare(const std::string& id, Snapshot& s, Json& server) {
+  const auto started = std::chrono::steady_clock::now();
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+  };
   const ServerConfig cfg = ConfigOf(server, *s.inst);
   const AdminAccounts accounts = AccountsOf(s);
   // Whatever a half-finished earlier attempt left behind goes first.
@@ -431,9 +461,10 @@ Status DbInstanceController::Prepare(const std::string& id, Snapshot& s, Json& s
     AP_RETURN_IF_ERROR(RestoreBackup(work + "/backup", cfg, cfg.dir + "/rebuild.log"));
     fs::remove_all(work, ec);
   } else {
-    AP_RETURN_IF_ERROR(InitializeDataDir(cfg));
+    AP_RETURN_IF_ERROR(InitializeDataDirFromTemplate(cfg, ctx_->data_dir + "/rds/.template"));
   }
   AP_RETURN_IF_ERROR(ChownTree(cfg.dir, cfg.uid));
+  const int64_t data_ms = ms_since(started);
   AP_RETURN_IF_ERROR(supervisor_.Launch(server, ServerLaunchSpec(cfg)));
   if (!WaitForGreeting(cfg.address, cfg.port, 30'000))
     return Status::Internal("db instance " + id + ": server " + Str(server, "Name") + " did not start (see " +
@@ -452,8 +483,8 @@ Status DbInstanceController::Prepare(const std::string& id, Snapshot& s, Json& s
     AP_RETURN_IF_ERROR(StartReplication(*conn, Str(*primary, "Address"), cfg.port, accounts, false));
   }
   server["Ready"] = true;
-  spdlog::info("db_instance={} server={} address={} ready ({})", id, Str(server, "Name"), cfg.address,
-               from_backup ? "from a backup of the primary" : "new");
+  spdlog::info("db_instance={} server={} address={} ready in {} ms (data dir {} ms, {})", id, Str(server, "Name"),
+               cfg.address, ms_since(started), data_ms, from_backup ? "from a backup of the primary" : "new");
   return Status::Ok();
 }
 
@@ -492,16 +523,21 @@ Status DbInstanceController::AssertPrimary(const std::string& id, Snapshot& s, c
   const bool on = !rows->empty() && (*rows)[0]["Value"] == "ON";
   const bool was_on = s.Status().value("SemiSync", false);
   if (on == was_on) return Status::Ok();
-  // Off is expected (no event) while there is no standby; an event only when a Multi-AZ pair loses it.
+  // A Multi-AZ instance losing its synchronous standby (the standby died, lagged past the timeout, or is being
+  // rebuilt after a failover) is an event, and so is the guarantee's return; a Single-AZ one never had it.
+  const bool multi_az = (*s.inst)["Spec"].value("MultiAZ", false) && s.Status().value("Created", false);
   return Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
-    doc["Status"]["SemiSync"] = on;
-    if (on) {
-      AddEvent(*ctx_, "db-instance", id, "0176", "Synchronous replication to the standby restored", {"availability"},
-               w);
-    } else if (attached) {
+    Json& st = doc["Status"];
+    st["SemiSync"] = on;
+    if (!on && multi_az) {
+      st["SemiSyncLost"] = true;
       AddEvent(*ctx_, "db-instance", id, "0175",
                "Synchronous replication to the standby lost: commits are acknowledged without the standby",
                {"availability"}, w);
+    } else if (on && st.value("SemiSyncLost", false)) {
+      st["SemiSyncLost"] = false;
+      AddEvent(*ctx_, "db-instance", id, "0176", "Synchronous replication to the standby restored", {"availability"},
+               w);
     }
   });
 }
@@ -576,6 +612,12 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
   Json* to = s.Server(id + "/" + Str(fo, "To"));
   if (!to) return Status::Internal("db instance " + id + ": failover target is gone");
   FailoverHook(phase);
+  const auto phase_start = std::chrono::steady_clock::now();
+  auto log_phase = [&](const char* what) {
+    spdlog::info("db_instance={} failover {} took {} us", id, what,
+                 std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - phase_start)
+                     .count());
+  };
 
   if (phase == "fence") {
     // New connections wait at the endpoint; sessions to the old primary end.
@@ -593,6 +635,7 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
       (*from)["Role"] = "fenced";
       AP_RETURN_IF_ERROR(CommitServers({{kind::kDbServer, id + "/" + Str(*from, "Name"), *from}}));
     }
+    log_phase(fenced ? "fence (read-only)" : "fence (killed)");
     AP_RETURN_IF_ERROR(Update(id, [&](Json& doc, std::vector<StoreWrite>*) {
       doc["Status"]["Failover"]["Phase"] = "promote";
       doc["Status"]["Failover"]["Planned"] = fenced;  // a planned one whose primary did not answer became unplanned
@@ -611,6 +654,7 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
       spdlog::info("db_instance={} promoted {} at GTID {}", id, Str(*to, "Name"), *pos);
     }
     AP_RETURN_IF_ERROR(ActAsPrimary(*conn, false));
+    log_phase("promote");
     std::vector<StoreWrite> writes;
     (*to)["Role"] = "primary";
     writes.push_back({kind::kDbServer, id + "/" + Str(*to, "Name"), *to});
@@ -621,6 +665,7 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
       } else {
         return Status::Internal("db instance " + id + ": cannot reach the old primary to make it the standby");
       }
+      log_phase("old primary rejoined");
       (*from)["Role"] = "standby";
       writes.push_back({kind::kDbServer, id + "/" + Str(*from, "Name"), *from});
     }
@@ -641,6 +686,7 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
 
   // repoint
   AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, Str(*to, "Address")));
+  log_phase("repoint");
   const int64_t started = fo.value("StartedAt", int64_t{0});
   spdlog::info("db_instance={} failover complete in {} ms", id, ctx_->clock->NowMillis() - started);
   {

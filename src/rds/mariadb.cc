@@ -124,6 +124,26 @@ Status InitializeDataDir(const ServerConfig& c) {
   return RunCommand(argv, c.dir + "/install.log", 60'000);
 }
 
+Status InitializeDataDirFromTemplate(const ServerConfig& c, const std::string& template_dir) {
+  static std::mutex template_mu;
+  std::error_code ec;
+  {
+    std::lock_guard lock(template_mu);
+    if (!fs::exists(template_dir + "/complete")) {
+      fs::remove_all(template_dir, ec);
+      ServerConfig t = c;
+      t.dir = template_dir;
+      t.address = "127.0.0.1";
+      t.uid.reset();
+      AP_RETURN_IF_ERROR(WriteServerConfig(t));
+      AP_RETURN_IF_ERROR(InitializeDataDir(t));
+      AP_RETURN_IF_ERROR(lb::WriteFileAtomically(template_dir + "/complete", "mariadb-install-db done\n"));
+    }
+  }
+  fs::remove_all(DataDir(c), ec);
+  return RunCommand({"cp", "-a", "--reflink=auto", template_dir + "/data", DataDir(c)}, c.dir + "/install.log", 60'000);
+}
+
 Status ChownTree(const std::string& path, std::optional<uid_t> uid) {
   if (!uid) return Status::Ok();
   std::error_code ec;

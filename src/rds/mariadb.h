@@ -50,6 +50,11 @@ Status RunCommand(const std::vector<std::string>& argv, const std::string& log_p
 // the server's socket; Bootstrap replaces it). Blocks about half a second.
 Status InitializeDataDir(const ServerConfig& c);
 
+// A fresh data dir for c, copied from a template made once per region folder (`template_dir`, with
+// mariadb-install-db the first time), so that a new server costs a file copy instead of an initialisation.
+// Safe from several threads at once.
+Status InitializeDataDirFromTemplate(const ServerConfig& c, const std::string& template_dir);
+
 // Gives the server's folder to its uid (after install or a restore, which run as the region's user).
 Status ChownTree(const std::string& path, std::optional<uid_t> uid);
 

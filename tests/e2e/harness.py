@@ -217,6 +217,18 @@ def lb_node_processes(data_dir):
     return out
 
 
+def data_dir_processes(data_dir):
+    """(pid, cmdline) of every process whose command line names a path inside data_dir (database servers, DB
+    endpoints, cache nodes: whatever the region started with its files there)."""
+    out = []
+    needle = data_dir.rstrip("/") + "/"
+    for pid in all_pids():
+        cmd = " ".join(proc_cmdline(pid) or [])
+        if needle in cmd and pid_alive(pid):
+            out.append((pid, cmd))
+    return out
+
+
 def instance_init_pid(instance_id, block_prefix=None):
     """The instance's init: the process with AUTOPIPE_INSTANCE_ID=<id> whose parent is not another such
     process (the root of the instance's process tree)."""
@@ -475,6 +487,7 @@ class Region:
         self._boto_proxies = {}  # (service, config) -> _FollowingClient handed to tests
         self._closed = False
         self._starts = 0
+        self.extra_env = {}  # added to the server's environment at the next start (test hooks)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -556,6 +569,7 @@ class Region:
         for k in list(env):
             if k.startswith("AWS_") or k.lower() in ("http_proxy", "https_proxy", "all_proxy"):
                 del env[k]
+        env.update(self.extra_env)
         return env
 
     def kill9(self):
@@ -623,6 +637,14 @@ class Region:
         if lb_left:
             problems.append("load balancer nodes left after autopipe down: %r" % lb_left)
             for pid, _ in lb_left:
+                kill9(pid)
+        db_left = data_dir_processes(self.data_dir)
+        while db_left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            db_left = data_dir_processes(self.data_dir)
+        if db_left:
+            problems.append("processes of the data dir left after autopipe down: %r" % db_left)
+            for pid, _ in db_left:
                 kill9(pid)
         if self._stdout:
             self._stdout.close()
