@@ -49,6 +49,8 @@ Status WriteServerConfig(const ServerConfig& c) {
   std::ostringstream f;
   f << "# Written by autopipe (rds/mariadb.h); rewritten when the server's role or size changes.\n"
     << "[mariadbd]\n"
+    // First: log-basename changes the defaults of the file options that follow it.
+    << "log-basename=db\n"
     << "datadir=" << DataDir(c) << "\n"
     << "socket=" << SocketPath(c) << "\n"
     << "pid-file=" << c.dir << "/mysqld.pid\n"
@@ -56,7 +58,6 @@ Status WriteServerConfig(const ServerConfig& c) {
     << "bind-address=" << c.address << "\n"
     << "port=" << c.port << "\n"
     << "server-id=" << c.server_id << "\n"
-    << "log-basename=db\n"
     << "log-bin=db-bin\n"
     << "binlog_format=ROW\n"
     << "log_slave_updates=1\n"

@@ -6,6 +6,7 @@
 #include "rds/db_controller.h"
 #include "rds/db_endpoint.h"
 #include "rds/db_instances.h"
+#include "rds/db_metrics.h"
 #include "rds/rds_service.h"
 
 namespace autopipe {
@@ -27,6 +28,7 @@ ServiceModule RdsModule() {
   m.addresses_in_use = [](const RegionContext& ctx, std::set<std::string>* in_use) {
     for (const auto& server : ctx.store->List(kind::kDbServer)) in_use->insert((*server)["Address"].get<std::string>());
   };
+  m.collect_metrics = rds::CollectDbMetrics;
   m.subcommands = {{"db-endpoint", "(internal) the stable endpoint of one DB instance (rds/db_endpoint.h)", true,
                     [](CLI::App* cmd) {
                       auto config = std::make_shared<std::string>();

@@ -195,6 +195,10 @@ class RegionImpl : public Region {
   const std::string& endpoint() const override { return endpoint_; }
   const ApiRouter& router() const override { return *router_; }
 
+  std::optional<Json> GetDocument(const std::string& kind, const std::string& id) const override {
+    return store_->Get(kind, id);
+  }
+
   int InServiceCount(const std::string& name) const override {
     std::lock_guard lock(mu_);
     auto g = store_->Get(kind::kAutoScalingGroup, name);
@@ -457,7 +461,32 @@ int RunUp(const RegionOptions& opts) {
   if (!attach.ok() && attach.status().code() != "AlreadyExists") {
     std::cerr << "autopipe up: " << attach.status().ToString() << "\n";
   }
+  // §3's database, verbatim (Multi-AZ MySQL, which is MariaDB here), then §4's 7-day backup retention.
+  auto db = api.Invoke("rds", "CreateDBInstance",
+                       {{"DBInstanceIdentifier", "auto-pipeline-db"},
+                        {"DBInstanceClass", "db.t3.medium"},
+                        {"Engine", "mysql"},
+                        {"AllocatedStorage", "20"},
+                        {"MultiAZ", "true"},
+                        {"MasterUsername", "admin"},
+                        {"MasterUserPassword", "password"},
+                        {"VpcSecurityGroupIds.member.1", "sg-12345678"}});
+  if (!db.ok() && db.status().code() != "DBInstanceAlreadyExists") {
+    std::cerr << "autopipe up: " << db.status().ToString() << "\n";
+  }
+  auto retention = api.Invoke("rds", "ModifyDBInstance",
+                              {{"DBInstanceIdentifier", "auto-pipeline-db"}, {"BackupRetentionPeriod", "7"}});
+  if (!retention.ok()) std::cerr << "autopipe up: " << retention.status().ToString() << "\n";
   WaitGone([&] { return region.InServiceCount("auto-pipeline-asg") < 5; }, std::chrono::seconds(30));
+  Json db_instance;
+  WaitGone(
+      [&] {
+        db_instance = region.GetDocument("db_instance", "auto-pipeline-db").value_or(Json::object());
+        return db_instance.value("DBInstanceStatus", "") != "available";
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(250));
+  const std::string db_address =
+      db_instance.contains("Endpoint") ? db_instance["Endpoint"].value("Address", "") : "";
   int lb_in_service = 0;
   WaitGone(
       [&] {
@@ -478,6 +507,12 @@ int RunUp(const RegionOptions& opts) {
             << lb_in_service << " instances InService:\n"
             << "  DNS name          " << dns_name << "\n"
             << "  curl http://" << dns_name << "/\n\n"
+            << "RDS MySQL auto-pipeline-db (MariaDB, Multi-AZ " << db_instance.value("AvailabilityZone", "?") << " + standby in "
+            << db_instance.value("SecondaryAvailabilityZone", "?") << ", backups kept "
+            << db_instance.value("BackupRetentionPeriod", 0) << " days), " << db_instance.value("DBInstanceStatus", "not available")
+            << ":\n"
+            << "  endpoint          " << db_address << ":3306\n"
+            << "  mariadb -h " << db_address << " -P 3306 -u admin -p     (the password is the seed's)\n\n"
             << "Use the aws CLI or boto3 against it:\n"
             << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
             << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"

@@ -12,9 +12,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
+#include "store/store.h"
 
 namespace autopipe {
 
@@ -39,6 +41,8 @@ class Region {
   // Number of instances (per lifecycle state) of a group; for `up`'s progress display.
   virtual int InServiceCount(const std::string& group) const = 0;
   virtual std::string DescribeInstancesText() const = 0;
+  // One stored document (for `up`'s summary), nullopt when absent.
+  virtual std::optional<nlohmann::ordered_json> GetDocument(const std::string& kind, const std::string& id) const = 0;
 };
 
 // `autopipe server`: runs until SIGINT/SIGTERM. Returns the process exit code.

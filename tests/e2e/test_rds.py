@@ -47,9 +47,12 @@ def connect(address, port=3306, timeout=5):
 
 
 def event_messages(region, db=DB):
-    events = region.boto3("rds").describe_events(SourceType="db-instance", SourceIdentifier=db,
-                                                 Duration=60)["Events"]
-    return [e["Message"] for e in events]
+    pages = region.boto3("rds").get_paginator("describe_events").paginate(
+        SourceType="db-instance", SourceIdentifier=db, Duration=60)
+    return [e["Message"] for page in pages for e in page["Events"]]
+
+
+FAILOVER_DONE = "Multi-AZ instance failover completed"
 
 
 class Writer:
@@ -143,19 +146,35 @@ class RdsTest(unittest.TestCase):
             table, len(writer.acked), writer.errors,
             (writer.resumed - writer.first_error) * 1000 if writer.resumed and writer.first_error else -1))
 
+    def semi_sync_clients(self):
+        try:
+            with connect(self.address, timeout=2) as c, c.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
+                            "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')")
+                st = dict(cur.fetchall())
+        except pymysql.err.OperationalError:
+            return 0
+        return int(st.get("Rpl_semi_sync_master_clients", 0)) if st.get("Rpl_semi_sync_master_status") == "ON" else 0
+
     def wait_multi_az_again(self, old_primary_az):
+        """Until a standby in the old primary's AZ really replicates semi-synchronously again."""
         def ready():
             d = describe(self.region)
             return d if (d["DBInstanceStatus"] == "available" and d["MultiAZ"]
-                         and d.get("SecondaryAvailabilityZone") == old_primary_az) else None
-        return wait_until(ready, 60, 0.2, "the standby rebuilt in %s" % old_primary_az)
+                         and d.get("SecondaryAvailabilityZone") == old_primary_az
+                         and self.semi_sync_clients() >= 1) else None
+        return wait_until(ready, 90, 0.2, "the standby rebuilt in %s" % old_primary_az)
 
     def fail_over_by(self, table, act):
         before = describe(self.region)
+        self.assertGreaterEqual(self.semi_sync_clients(), 1, "no synchronous standby before the failover")
+        failovers = event_messages(self.region).count(FAILOVER_DONE)
         self.new_table(table)
         writer = Writer(self.address, table).start()
         sid, pid = self.primary_server()
         act(pid)
+        wait_until(lambda: event_messages(self.region).count(FAILOVER_DONE) > failovers, 60, 0.1,
+                   "the failover to complete")
         writer.wait_for_more()
         writer.stop()
         self.assert_nothing_lost(writer, table)
@@ -223,6 +242,7 @@ class RdsTest(unittest.TestCase):
             with self.subTest(phase=phase):
                 table = "crash_" + phase
                 before = describe(self.region)
+                self.assertGreaterEqual(self.semi_sync_clients(), 1)
                 self.new_table(table)
                 writer = Writer(self.address, table).start()
                 self.region.kill9()
@@ -260,6 +280,7 @@ class RdsTest(unittest.TestCase):
 
     def test_8_api_answers_during_failover(self):
         rds = self.region.boto3("rds")
+        old_az = describe(self.region)["AvailabilityZone"]
         sid, pid = self.primary_server()
         os.kill(pid, signal.SIGKILL)
         slowest = 0.0
@@ -269,7 +290,7 @@ class RdsTest(unittest.TestCase):
             rds.describe_db_instances()
             slowest = max(slowest, time.monotonic() - t)
         harness.log("slowest DescribeDBInstances during a failover and rebuild: %.1f ms" % (slowest * 1000))
-        self.wait_multi_az_again(describe(self.region)["SecondaryAvailabilityZone"])
+        self.wait_multi_az_again(old_az)
 
 
 SOLO_PASSWORD = "Sekr3t-Pa55-w0rd"
