@@ -276,6 +276,8 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
     }
   }
   if (!primary_running) {
+    // It restarts read-only: new connections wait at the endpoint until it is writable again.
+    AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, ""));
     Status launch_error;
     auto kept = supervisor_.KeepRunning(*primary, ServerLaunchSpec(ConfigOf(*primary, *s.inst)), kServerPolicy,
                                         "db_instance=" + id + " primary", &launch_error);

@@ -294,10 +294,11 @@ class RdsTest(unittest.TestCase):
 
 
 SOLO_PASSWORD = "Sekr3t-Pa55-w0rd"
+SOLO = {"password": SOLO_PASSWORD}  # the master password now
 
 
 def connect_solo(address, timeout=5):
-    return pymysql.connect(host=address, port=3306, user="admin", password=SOLO_PASSWORD, autocommit=True,
+    return pymysql.connect(host=address, port=3306, user="admin", password=SOLO["password"], autocommit=True,
                            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
 
 
@@ -342,6 +343,35 @@ class RdsSingleAzTest(unittest.TestCase):
                 return False
         wait_until(back, 30, 0.1, "the Single-AZ primary back in place")
         self.assertIn("DB instance restarted", event_messages(region, "solo"))
+
+        rds = region.boto3("rds")
+        # A new master password works at once; the old one no longer does.
+        old_password = SOLO["password"]
+        SOLO["password"] = "An0ther-Secret"
+        rds.modify_db_instance(DBInstanceIdentifier="solo", MasterUserPassword=SOLO["password"],
+                               ApplyImmediately=True)
+        wait_until(back, 30, 0.2, "the new master password accepted")
+        with self.assertRaises(pymysql.err.OperationalError):
+            pymysql.connect(host=address, user="admin", password=old_password, connect_timeout=2).close()
+        self.assert_secret_nowhere(region, SOLO["password"])
+
+        # Single-AZ -> Multi-AZ online: a standby from a backup of the primary, events 0050/0051.
+        rds.modify_db_instance(DBInstanceIdentifier="solo", MultiAZ=True, ApplyImmediately=True)
+        d = wait_until(lambda: (lambda d: d if d["MultiAZ"] and d["DBInstanceStatus"] == "available" else None)(
+            describe(region, "solo")), 60, 0.2, "solo Multi-AZ")
+        self.assertNotEqual(d["AvailabilityZone"], d["SecondaryAvailabilityZone"])
+        messages = event_messages(region, "solo")
+        self.assertIn("Multi-AZ instance activation started", messages)
+        self.assertIn("Multi-AZ instance activation completed", messages)
+        wait_until(back, 10, 0.2, "the data still there")
+
+        # Stop keeps the data and runs nothing; start brings it back.
+        rds.stop_db_instance(DBInstanceIdentifier="solo")
+        wait_until(lambda: describe(region, "solo")["DBInstanceStatus"] == "stopped", 30, 0.2, "solo stopped")
+        self.assertEqual([p for p in harness.data_dir_processes(region.data_dir) if "mariadbd" in p[1]], [])
+        rds.start_db_instance(DBInstanceIdentifier="solo")
+        wait_available(region, "solo")
+        wait_until(back, 30, 0.2, "the data back after start")
 
         # Delete: every process and file of the instance goes.
         region.boto3("rds").delete_db_instance(DBInstanceIdentifier="solo", SkipFinalSnapshot=True)
