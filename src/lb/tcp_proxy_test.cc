@@ -1,5 +1,6 @@
 // TcpProxy and TcpSession on loopback with real sockets: bytes both ways, half-close, back-pressure, idle
-// timeout, and a back end that changes (new connections follow it; sessions to a dropped one are closed).
+// timeout, a back end that changes (new connections follow it; sessions to a dropped one are closed), and
+// connections held while there is none.
 #include "lb/tcp_proxy.h"
 
 #include <arpa/inet.h>
@@ -188,6 +189,30 @@ TEST(TcpProxyTest, NoBackEndOrARefusedConnectClosesTheClient) {
   client = ConnectTo((*proxy)->port());
   EXPECT_TRUE(ClosedByPeer(client));
   ::close(client);
+}
+
+TEST(TcpProxyTest, WithHoldANewConnectionWaitsForABackEndInsteadOfBeingRefused) {
+  FakeBackend primary;
+  SwitchableBackend pick;  // no back end yet: a failover between fencing and promotion
+  TcpProxy::Options options;
+  options.hold_when_no_backend = true;
+  auto proxy = TcpProxy::Start("127.0.0.1", 0, pick.Picker(), options);
+  ASSERT_TRUE(proxy.ok());
+
+  int client = ConnectTo((*proxy)->port());  // completes in the kernel: the connection waits in the backlog
+  SendAll(client, "early");
+  pollfd p{client, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 100), 0) << "the held client was closed or answered";
+  EXPECT_EQ((*proxy)->session_count(), 0u);
+
+  // Promotion done: the held connection goes to the new primary, bytes sent meanwhile included.
+  pick.Set(primary.address);
+  int server = primary.Accept();
+  ASSERT_GE(server, 0);
+  EXPECT_EQ(Recv(server, 5), "early");
+  SendAll(server, "hello");
+  EXPECT_EQ(Recv(client, 5), "hello");
+  for (int fd : {client, server}) ::close(fd);
 }
 
 TEST(TcpProxyTest, AFullBufferStopsReadingTheSenderUntilTheOtherSideReads) {

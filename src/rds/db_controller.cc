@@ -177,6 +177,22 @@ std::unique_ptr<Connection> DbInstanceController::Admin(const Snapshot& s, const
 // ---------------------------------------------------------------------------------------------------------
 
 ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
+  // A standby build that finished: its document is committed; its error, if any, is this pass's.
+  {
+    std::unique_ptr<Build> finished;
+    {
+      std::lock_guard lock(mu_);
+      auto it = builds_.find(id);
+      if (it != builds_.end() && it->second->done) {
+        finished = std::move(it->second);
+        builds_.erase(it);
+      }
+    }
+    if (finished) {
+      finished->thread.join();
+      if (!finished->status.ok()) return finished->status;
+    }
+  }
   Snapshot s = Read(id);
   if (!s.inst) return Delete(id, s);  // leftovers of an instance whose document is gone
   Json& spec = (*s.inst)["Spec"];
@@ -235,15 +251,11 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
     if (!standby_status.ok()) return standby_status;
     return ReconcileResult::After(std::chrono::milliseconds(0));
   }
-  if (standby && !standby->value("Ready", false) && supervisor_.Running(*primary)) {
-    Status st = Prepare(id, s, *standby);
-    if (Status c = CommitServers({{kind::kDbServer, id + "/" + s.Standby(), *standby}}); !c.ok()) return c;
-    if (!st.ok()) return st;
-    const bool activation = !s.inst->value("MultiAZ", false);
-    return Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
-      if (activation && doc["Status"].value("Created", false))
-        AddEvent(*ctx_, "db-instance", id, "0051", "Multi-AZ instance activation completed", {"availability"}, w);
-    });
+  if (standby && !standby->value("Ready", false)) {
+    // A standby built from a backup takes seconds (more for a big database): it is built on a thread of its own
+    // while this instance's passes go on watching the primary.
+    std::lock_guard lock(mu_);
+    if (!builds_.count(id) && supervisor_.Running(*primary)) StartStandbyBuild(id, s, *standby);
   }
 
   // Liveness of the primary: dead, or not greeting (hung). A Multi-AZ instance with a healthy standby fails
@@ -378,7 +390,9 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
       AddEvent(*ctx_, "db-instance", id, "0005", "DB instance created", {"creation"}, w);
     }
     const bool created = st.value("Created", false);
-    doc["MultiAZ"] = standby_ok || (!created && want_multi_az);
+    // A Multi-AZ instance stays Multi-AZ while its standby is replaced after a failover; one becoming Multi-AZ
+    // is so once its standby runs.
+    doc["MultiAZ"] = standby_ok || (!created && want_multi_az) || (standby && doc.value("MultiAZ", false));
     doc["AvailabilityZone"] = Str(*primary, "AvailabilityZone");
     if (standby) doc["SecondaryAvailabilityZone"] = Str(*standby, "AvailabilityZone");
     std::string status = db_status::kAvailable;
@@ -488,6 +502,43 @@ Status DbInstanceController::Prepare(const std::string& id, Snapshot& s, Json& s
   spdlog::info("db_instance={} server={} address={} ready in {} ms (data dir {} ms, {})", id, Str(server, "Name"),
                cfg.address, ms_since(started), data_ms, from_backup ? "from a backup of the primary" : "new");
   return Status::Ok();
+}
+
+DbInstanceController::~DbInstanceController() {
+  std::map<std::string, std::unique_ptr<Build>> builds;
+  {
+    std::lock_guard lock(mu_);
+    builds.swap(builds_);
+  }
+  for (auto& [id, b] : builds) b->thread.join();
+}
+
+bool DbInstanceController::Building(const std::string& id) {
+  std::lock_guard lock(mu_);
+  return builds_.count(id) > 0;
+}
+
+void DbInstanceController::StartStandbyBuild(const std::string& id, const Snapshot& s, const Json& standby) {
+  auto build = std::make_unique<Build>();
+  Build* b = build.get();
+  const bool activation = !s.inst->value("MultiAZ", false);
+  b->thread = std::thread([this, id, snap = s, server = standby, b, activation]() mutable {
+    Status st = Prepare(id, snap, server);
+    const std::string sid = id + "/" + server.value("Name", "");
+    Status committed = CommitServers({{kind::kDbServer, sid, server}});
+    if (st.ok()) st = committed;
+    if (st.ok() && activation) {
+      st = Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+        if (doc["Status"].value("Created", false))
+          AddEvent(*ctx_, "db-instance", id, "0051", "Multi-AZ instance activation completed", {"availability"}, w);
+      });
+    }
+    if (!st.ok()) spdlog::warn("db_instance={} standby {} not built: {}", id, server.value("Name", ""), st.ToString());
+    std::lock_guard lock(mu_);
+    b->status = st;
+    b->done = true;
+  });
+  builds_[id] = std::move(build);
 }
 
 Status DbInstanceController::RestartServer(Json& server) {
@@ -622,12 +673,18 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
   };
 
   if (phase == "fence") {
+    bool fenced = false;
+    std::unique_ptr<Connection> old_primary;
+    if (planned && from && supervisor_.Running(*from)) {
+      // Writes pause from the hold below until the repoint: first let the standby apply what it has
+      // (bounded), so that the promotion has next to nothing left to wait for.
+      old_primary = Admin(s, *from);
+      auto standby = Admin(s, *to);
+      if (old_primary && standby) (void)CatchUp(*old_primary, *standby, 2000);  // best effort: promote waits anyway
+    }
     // New connections wait at the endpoint; sessions to the old primary end.
     AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, ""));
-    bool fenced = false;
-    if (planned && from && supervisor_.Running(*from)) {
-      if (auto c = Admin(s, *from)) fenced = c->Exec("SET GLOBAL read_only=1").ok();
-    }
+    if (old_primary) fenced = old_primary->Exec("SET GLOBAL read_only=1").ok();
     if (!fenced && from) {
       // The old primary can take no further write: it is gone.
       ctx_->launcher->SignalGroup(RecordedProcess(*from), true);
@@ -706,6 +763,7 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
 // ---------------------------------------------------------------------------------------------------------
 
 ReconcileResult DbInstanceController::StopAll(const std::string& id, Snapshot& s) {
+  if (Building(id)) return ReconcileResult::After(std::chrono::milliseconds(100));  // it may still launch
   bool all_stopped = true;
   std::vector<StoreWrite> writes;
   for (auto& [sid, server] : s.servers) {
@@ -724,6 +782,7 @@ ReconcileResult DbInstanceController::StopAll(const std::string& id, Snapshot& s
 }
 
 ReconcileResult DbInstanceController::Delete(const std::string& id, Snapshot& s) {
+  if (Building(id)) return ReconcileResult::After(std::chrono::milliseconds(100));  // it may still launch
   bool all_stopped = true;
   std::vector<StoreWrite> writes;
   for (auto& [sid, server] : s.servers) {

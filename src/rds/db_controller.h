@@ -38,6 +38,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "process/supervisor.h"
@@ -67,6 +68,7 @@ void SetFailoverHookForTest(std::function<void(const std::string& phase)> hook);
 class DbInstanceController : public Controller {
  public:
   explicit DbInstanceController(RegionContext* ctx) : ctx_(ctx), supervisor_(ctx->launcher, ctx->clock) {}
+  ~DbInstanceController() override;  // waits for standby builds in progress
   const char* name() const override { return "db-instance"; }
   std::vector<std::string> Keys() override;
   std::vector<Watch> Watches() const override;
@@ -91,6 +93,9 @@ class DbInstanceController : public Controller {
   Status EnsureEndpoint(const std::string& id, Snapshot& s, const std::string& backend);
   Status AssertPrimary(const std::string& id, Snapshot& s, const Json& primary);
   Status RestartServer(Json& server);
+  // A standby from a backup, on a thread of its own (at most one per instance); Reconcile collects it.
+  void StartStandbyBuild(const std::string& id, const Snapshot& s, const Json& standby);
+  bool Building(const std::string& id);
 
   ServerConfig ConfigOf(const Json& server, const Json& inst) const;
   AdminAccounts AccountsOf(const Snapshot& s) const;
@@ -103,6 +108,12 @@ class DbInstanceController : public Controller {
   std::mutex mu_;
   std::map<std::string, int> probe_failures_;   // guarded by mu_
   std::map<std::string, int64_t> last_assert_;  // guarded by mu_
+  struct Build {
+    std::thread thread;
+    bool done = false;  // guarded by mu_
+    Status status;      // guarded by mu_
+  };
+  std::map<std::string, std::unique_ptr<Build>> builds_;  // guarded by mu_
 };
 
 }  // namespace rds

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/log.h"
 #include "lb/node_files.h"
 
 namespace fs = std::filesystem;
@@ -72,6 +73,8 @@ Status WriteServerConfig(const ServerConfig& c) {
     << "performance_schema=OFF\n"
     << "max_connections=" << c.max_connections << "\n"
     << "rpl_semi_sync_slave_enabled=1\n"
+    << "slave_parallel_threads=2\n"
+    << "slave_parallel_mode=optimistic\n"
     << "rpl_semi_sync_master_wait_point=AFTER_SYNC\n"
     << "rpl_semi_sync_master_timeout=1000\n";
   if (!c.uid && geteuid() == 0) f << "user=root\n";
@@ -308,6 +311,11 @@ Status StartReplication(Connection& replica, const std::string& primary_address,
                         const AdminAccounts& accounts, bool use_current_pos) {
   AP_RETURN_IF_ERROR(replica.Exec("SET GLOBAL read_only=1"));
   AP_RETURN_IF_ERROR(replica.Exec("SET GLOBAL rpl_semi_sync_master_enabled=0"));
+  // A standby applies without flushing each transaction to disk: what a commit's acknowledgement depends on is
+  // the standby having received it (semi-sync), and a standby that dies is rebuilt or catches up by GTID. It
+  // keeps up with its primary this way, so a promotion has little left to apply. ActAsPrimary makes it durable.
+  AP_RETURN_IF_ERROR(replica.Exec("SET GLOBAL sync_binlog=0"));
+  AP_RETURN_IF_ERROR(replica.Exec("SET GLOBAL innodb_flush_log_at_trx_commit=2"));
   AP_RETURN_IF_ERROR(replica.Exec("STOP SLAVE"));
   AP_RETURN_IF_ERROR(replica.Exec("CHANGE MASTER TO MASTER_HOST=" + replica.Quote(primary_address) +
                                   ", MASTER_PORT=" + std::to_string(port) + ", MASTER_USER='" + kReplUser +
@@ -318,23 +326,46 @@ Status StartReplication(Connection& replica, const std::string& primary_address,
 }
 
 Result<std::string> PromoteStandby(Connection& standby, int wait_s) {
-  AP_RETURN_IF_ERROR(standby.Exec("STOP SLAVE IO_THREAD"));
-  AP_ASSIGN_OR_RETURN(auto rows, standby.Query("SHOW SLAVE STATUS"));
+  // Each step is timed: a slow one is logged (a promotion is on the clients' critical path).
+  auto timed = [](const char* what, auto&& step) {
+    const auto t = std::chrono::steady_clock::now();
+    auto result = step();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+    if (ms >= 50) spdlog::info("promotion step '{}' took {} ms", what, ms);
+    return result;
+  };
+  AP_RETURN_IF_ERROR(timed("STOP SLAVE IO_THREAD", [&] { return standby.Exec("STOP SLAVE IO_THREAD"); }));
+  AP_ASSIGN_OR_RETURN(auto rows, timed("SHOW SLAVE STATUS", [&] { return standby.Query("SHOW SLAVE STATUS"); }));
   std::string received = rows.empty() ? "" : rows[0]["Gtid_IO_Pos"];
   if (!received.empty()) {
-    AP_ASSIGN_OR_RETURN(auto waited, standby.Scalar("SELECT MASTER_GTID_WAIT(" + standby.Quote(received) + ", " +
-                                                    std::to_string(wait_s) + ")"));
+    AP_ASSIGN_OR_RETURN(auto waited, timed("MASTER_GTID_WAIT", [&] {
+                          return standby.Scalar("SELECT MASTER_GTID_WAIT(" + standby.Quote(received) + ", " +
+                                                std::to_string(wait_s) + ")");
+                        }));
     if (!waited || *waited != "0")
       return Status::Internal("the standby did not apply what it received within " + std::to_string(wait_s) + " s");
   }
-  AP_RETURN_IF_ERROR(standby.Exec("STOP SLAVE"));
-  AP_RETURN_IF_ERROR(standby.Exec("RESET SLAVE ALL"));
-  AP_RETURN_IF_ERROR(standby.Exec("SET GLOBAL read_only=0"));
+  AP_RETURN_IF_ERROR(timed("STOP SLAVE", [&] { return standby.Exec("STOP SLAVE"); }));
+  AP_RETURN_IF_ERROR(timed("RESET SLAVE ALL", [&] { return standby.Exec("RESET SLAVE ALL"); }));
+  AP_RETURN_IF_ERROR(timed("read_only=0", [&] { return standby.Exec("SET GLOBAL read_only=0"); }));
   AP_ASSIGN_OR_RETURN(auto pos, standby.Scalar("SELECT @@gtid_current_pos"));
   return pos.value_or("");
 }
 
+Status CatchUp(Connection& primary, Connection& replica, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    AP_ASSIGN_OR_RETURN(auto logged, primary.Scalar("SELECT @@gtid_binlog_pos"));
+    AP_ASSIGN_OR_RETURN(auto applied, replica.Scalar("SELECT @@gtid_current_pos"));
+    if (logged.value_or("") == applied.value_or("")) return Status::Ok();
+    if (std::chrono::steady_clock::now() > deadline) return Status::Internal("the standby is still behind");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 Status ActAsPrimary(Connection& primary, bool semi_sync) {
+  AP_RETURN_IF_ERROR(primary.Exec("SET GLOBAL sync_binlog=1"));
+  AP_RETURN_IF_ERROR(primary.Exec("SET GLOBAL innodb_flush_log_at_trx_commit=1"));
   AP_RETURN_IF_ERROR(primary.Exec(std::string("SET GLOBAL rpl_semi_sync_master_enabled=") + (semi_sync ? "1" : "0")));
   return primary.Exec("SET GLOBAL read_only=0");
 }

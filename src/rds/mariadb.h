@@ -110,7 +110,8 @@ Status Bootstrap(const ServerConfig& c, const AdminAccounts& accounts);
 Status CreateMasterUser(Connection& primary, const std::string& user, const std::string& password);
 Status SetMasterPassword(Connection& primary, const std::string& user, const std::string& password);
 
-// Makes `replica` replicate from primary_address:port with GTID and semi-sync, read-only. A new replica starts
+// Makes `replica` replicate from primary_address:port with GTID and semi-sync, read-only, applying without a
+// flush per transaction (it must keep up; ActAsPrimary makes it durable again). A new replica starts
 // from gtid_slave_pos; a former primary rejoining (use_current_pos) from what its own binary log holds.
 Status StartReplication(Connection& replica, const std::string& primary_address, int port,
                         const AdminAccounts& accounts, bool use_current_pos);
@@ -119,7 +120,11 @@ Status StartReplication(Connection& replica, const std::string& primary_address,
 // applied (up to wait_s), forgets the primary and lifts read_only. Returns the GTID position it ended at.
 Result<std::string> PromoteStandby(Connection& standby, int wait_s);
 
-// Lifts read_only and turns the semi-sync primary side on or off (on only while a standby is attached).
+// Waits (up to timeout_ms) until `replica` has applied everything `primary` has logged so far.
+Status CatchUp(Connection& primary, Connection& replica, int timeout_ms);
+
+// Makes a server a durable primary (sync_binlog=1, innodb_flush_log_at_trx_commit=1), lifts read_only and turns
+// the semi-sync primary side on or off (on only while a standby is attached).
 Status ActAsPrimary(Connection& primary, bool semi_sync);
 
 struct ReplicaState {
