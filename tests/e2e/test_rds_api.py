@@ -8,6 +8,7 @@ own), the test stands in for the controller: it stops the server, writes the sta
 the server again (ensure_available).
 """
 
+import glob
 import json
 import os
 import sqlite3
@@ -311,10 +312,27 @@ class RdsApiTest(unittest.TestCase):
                                  "--db-instance-class", "db.t3.medium", "--engine-version", "8.0.39")
         self.assertTrue(all(o["MultiAZCapable"] for o in one["OrderableDBInstanceOptions"]))
 
+    def test_y_no_password_in_the_server_log(self):
+        out = self.region.cli_v1("rds", "modify-db-instance", "--db-instance-identifier", "app-db",
+                                 "--master-user-password", "Fresh-Passw0rd-x")["DBInstance"]
+        self.assertEqual(out["PendingModifiedValues"], {"MasterUserPassword": "****"})
+        self.assertNotIn("Fresh-Passw0rd-x", json.dumps(out))
+        self.region.cli_error("rds", "modify-db-instance", "--db-instance-identifier", "app-db",
+                              "--master-user-password", "Bad@Passw0rd")
+        logs = glob.glob(os.path.join(self.region.root, "server.stdout.*"))
+        self.assertTrue(logs)
+        for path in logs:
+            with open(path, errors="replace") as f:
+                text = f.read()
+            for secret in ("Secret-Passw0rd", "Fresh-Passw0rd-x", "Bad@Passw0rd"):
+                self.assertNotIn(secret, text, path)
+        self.assertNotIn("Fresh-Passw0rd-x", json.dumps(describe(self.region, "app-db"), default=str))
+
     def test_z_lifecycle_calls(self):
         # Runs last in this class: it leaves app-db on its way out.
         r = self.region
         c = r.boto3("rds")
+        ensure_available(r, "app-db")  # after the password change
         self.assertEqual(c.reboot_db_instance(DBInstanceIdentifier="app-db")["DBInstance"]["DBInstanceStatus"],
                          "rebooting")
         self.assertEqual(r.cli_error_code("rds", "stop-db-instance", "--db-instance-identifier", "app-db")[0],
