@@ -623,6 +623,23 @@ TEST_F(RdsServiceTest, EventsPage) {
   EXPECT_FALSE(second.contains("Marker"));
 }
 
+TEST_F(RdsServiceTest, EventsAreKeptFourteenDays) {
+  clock_.Set(1764590400000);
+  auto add = [&] {
+    std::vector<StoreWrite> writes;
+    rds::AddEvent(ctx_, "db-instance", "a", "0006", "DB instance restarted", {"availability"}, &writes);
+    ASSERT_TRUE(store_->Commit(writes).ok());
+  };
+  add();
+  clock_.Advance(13LL * 24 * 3600 * 1000);
+  add();
+  EXPECT_EQ(store_->Count(kind::kRdsEvent), 2u);
+  clock_.Advance(2LL * 24 * 3600 * 1000);
+  add();  // the first is now 15 days old
+  EXPECT_EQ(store_->Count(kind::kRdsEvent), 2u);
+  EXPECT_EQ(MustCall("DescribeEvents", {{"Duration", "40000"}})["Events"].size(), 2u);
+}
+
 // ---- Engine versions and orderable options --------------------------------------------------------------------
 
 TEST_F(RdsServiceTest, EngineVersionsSayWhatRuns) {
