@@ -315,6 +315,12 @@ TEST_F(RouterTest, ParametersThatAreNotAllowedTextAreRefusedAtTheEdge) {
   auto surrogate = router_.Handle(Signed("autoscaling", R"({"Note":"\ud800"})", JsonHeaders("A.Echo")));
   EXPECT_EQ(surrogate.status, 400);
   EXPECT_EQ(calls_, 0);
+  // A secret is not repeated.
+  auto secret = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&MasterUserPassword=hunter2%01x"));
+  EXPECT_EQ(secret.status, 400);
+  EXPECT_NE(secret.body.find("Value &apos;***&apos; at &apos;masterUserPassword&apos;"), std::string::npos)
+      << secret.body;
+  EXPECT_EQ(secret.body.find("hunter2"), std::string::npos) << secret.body;
   // Tab, CR, LF, non-ASCII letters and 4-byte characters are fine.
   auto fine = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Note=a%09b%0D%0Ac%C3%A9%F0%9F%98%80"));
   EXPECT_EQ(fine.status, 200) << fine.body;

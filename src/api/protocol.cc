@@ -352,12 +352,18 @@ Status ListTooLong(const std::string& field, size_t size, size_t max) {
                             std::to_string(max));
 }
 
+// Secrets (RDS's MasterUserPassword, ElastiCache's AuthToken, ...) are never repeated in a message or a log.
+bool IsSecretParameter(const std::string& key) {
+  return key.find("Password") != std::string::npos || key.find("AuthToken") != std::string::npos;
+}
+
 Status CheckParameterText(const FormParams& params) {
   for (const auto& [key, value] : params) {
     for (size_t i = 0; i < value.size();) {
       size_t n = AllowedCharAt(value, i);
       if (n == 0) {
-        return Status::Validation("1 validation error detected: Value '" + Printable(value) + "' at '" +
+        const std::string shown = IsSecretParameter(key) ? "***" : Printable(value);
+        return Status::Validation("1 validation error detected: Value '" + shown + "' at '" +
                                   FieldPath(key) +
                                   "' failed to satisfy constraint: Member must satisfy regular expression pattern: "
                                   "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\r\\n\\t]*");

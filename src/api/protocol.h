@@ -182,7 +182,8 @@ class RenderedPartCache {
 };
 // Every parameter value must be UTF-8 holding only the characters AWS's string shapes allow (no control
 // characters but tab, CR and LF; no U+FFFE/U+FFFF). Otherwise the ValidationError AWS gives, naming the first
-// offending parameter (its value shown with the bad characters replaced by U+FFFD).
+// offending parameter (its value shown with the bad characters replaced by U+FFFD; a secret's value, a parameter
+// whose name has "Password" or "AuthToken" in it, as ***).
 Status CheckParameterText(const FormParams& params);
 
 // `query_mode`: a JSON 1.0 error also carries x-amzn-query-error: Code;Sender|Receiver.

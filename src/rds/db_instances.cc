@@ -2,11 +2,15 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 
 #include "common/ids.h"
 
 namespace autopipe::rds {
 namespace {
+
+constexpr int64_t kEventRetentionMillis = 14LL * 24 * 3600 * 1000;
+constexpr size_t kMaxEventsDroppedPerCall = 100;  // bounds one commit; later events drop the rest
 
 // The resource type an RDS ARN names for an event source type.
 std::string ArnResourceType(const std::string& source_type) {
@@ -57,6 +61,16 @@ void AddEvent(const RegionContext& ctx, const std::string& source_type, const st
                 {"EventCategories", std::move(categories)},
                 {"Date", now}};
   writes->push_back({kind::kRdsEvent, prefix + RandomHex(8), std::move(event), std::nullopt});
+  // RDS keeps events for 14 days. Ids begin with their time, so the expired ones come first.
+  size_t dropped = 0;
+  for (const auto& old : ctx.store->Ids(kind::kRdsEvent)) {
+    if (dropped >= kMaxEventsDroppedPerCall || old.size() < 13 ||
+        std::strtoll(old.substr(0, 13).c_str(), nullptr, 10) >= now - kEventRetentionMillis) {
+      break;
+    }
+    writes->push_back({kind::kRdsEvent, old, std::nullopt, std::nullopt});
+    ++dropped;
+  }
 }
 
 std::string DbInstanceArn(const RegionContext& ctx, const std::string& id) { return ctx.Arn("rds", "db:" + id); }

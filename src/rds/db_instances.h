@@ -77,7 +77,8 @@ const std::vector<DbInstanceClass>& DbInstanceClasses();
 const DbInstanceClass* FindDbInstanceClass(const std::string& name);
 
 // Appends an event to `writes` (the caller commits it with its own change). `event_id` is the number only
-// ("0013"); the document gets "RDS-EVENT-0013". Categories as RDS gives them for that event.
+// ("0013"); the document gets "RDS-EVENT-0013". Categories as RDS gives them for that event. Events older than
+// 14 days (RDS's retention) are deleted in the same writes.
 void AddEvent(const RegionContext& ctx, const std::string& source_type, const std::string& source_id,
               const std::string& event_id, const std::string& message, std::vector<std::string> categories,
               std::vector<StoreWrite>* writes);

@@ -76,7 +76,7 @@ constexpr std::array<EngineVersion, 6> kEngineVersions = {{
     {"mariadb", "10.11.9", "10.11", "mariadb10.11", true},
 }};
 
-constexpr char kWhatRuns[] = "MariaDB 10.11 (Debian's mariadb-server package)";
+constexpr char kWhatRuns[] = "served by MariaDB 10.11, Debian's mariadb-server package";
 
 const EngineVersion* MajorOf(const std::string& engine, const std::string& version) {
   for (const auto& v : kEngineVersions) {
@@ -564,7 +564,7 @@ Json EngineVersionXml(const EngineVersion& v) {
       .Add("EngineVersion", v.version)
       .Add("DBParameterGroupFamily", v.family)
       .Add("DBEngineDescription", mysql ? "MySQL Community Edition" : "MariaDb Community Edition")
-      .Add("DBEngineVersionDescription", name + v.version + " (served by " + kWhatRuns + ")")
+      .Add("DBEngineVersionDescription", name + v.version + " (" + kWhatRuns + ")")
       .Add("ValidUpgradeTarget", Json::array())
       .Add("ExportableLogTypes", Json::array({"audit", "error", "general", "slowquery"}))
       .Add("SupportsLogExportsToCloudwatchLogs", false)
@@ -741,8 +741,9 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
   std::vector<StoreWrite> writes;
   AP_ASSIGN_OR_RETURN(auto index, AllocateEndpointIndex(&writes));
   const int64_t the_port = port.value_or(kDefaultPort);
-  std::string dbi = "db-" + RandomHex(26);
+  std::string dbi = RandomHex(26);
   std::transform(dbi.begin(), dbi.end(), dbi.begin(), [](unsigned char c) { return std::toupper(c); });
+  dbi = "db-" + dbi;
   Json db = {
       {"DBInstanceIdentifier", id},
       {"DBInstanceClass", *cls},
