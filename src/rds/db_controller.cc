@@ -339,7 +339,30 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
     auto c = Admin(s, *primary);
     if (!c) return Status::Internal("db instance " + id + ": cannot reach the primary to set the password");
     AP_RETURN_IF_ERROR(SetMasterPassword(*c, Str(*s.inst, "MasterUsername"), Str(*s.secret, "MasterUserPassword")));
-    AP_RETURN_IF_ERROR(Update(id, [&](Json& doc, std::vector<StoreWrite>*) { doc["Status"]["PasswordSeqApplied"] = password_seq; }));
+    AP_RETURN_IF_ERROR(Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+      doc["Status"]["PasswordSeqApplied"] = password_seq;
+      if (doc.contains("PendingModifiedValues")) doc["PendingModifiedValues"].erase("MasterUserPassword");
+      AddEvent(*ctx_, "db-instance", id, "0016", "Reset master credentials", {"configuration change"}, w);
+    }));
+  }
+  // A new instance class applies online: the buffer pool is resized on every server (MariaDB resizes it in
+  // place) and the option files say the new size for the next start.
+  const std::string want_class = spec.value("DBInstanceClass", Str(*s.inst, "DBInstanceClass"));
+  if (want_class != Str(*s.inst, "DBInstanceClass")) {
+    Json sized = *s.inst;
+    sized["DBInstanceClass"] = want_class;
+    for (Json* server : {primary, standby}) {
+      if (!server) continue;
+      const ServerConfig cfg = ConfigOf(*server, sized);
+      AP_RETURN_IF_ERROR(WriteServerConfig(cfg));
+      if (auto c = Admin(s, *server)) {
+        AP_RETURN_IF_ERROR(c->Exec("SET GLOBAL innodb_buffer_pool_size=" + std::to_string(cfg.buffer_pool_mb) + "*1024*1024"));
+      }
+    }
+    return Update(id, [&](Json& doc, std::vector<StoreWrite>*) {
+      doc["DBInstanceClass"] = want_class;
+      if (doc.contains("PendingModifiedValues")) doc["PendingModifiedValues"].erase("DBInstanceClass");
+    });
   }
   const bool want_multi_az = spec.value("MultiAZ", false);
   if (want_multi_az && !standby) {
