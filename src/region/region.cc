@@ -474,9 +474,6 @@ int RunUp(const RegionOptions& opts) {
   if (!db.ok() && db.status().code() != "DBInstanceAlreadyExists") {
     std::cerr << "autopipe up: " << db.status().ToString() << "\n";
   }
-  auto retention = api.Invoke("rds", "ModifyDBInstance",
-                              {{"DBInstanceIdentifier", "auto-pipeline-db"}, {"BackupRetentionPeriod", "7"}});
-  if (!retention.ok()) std::cerr << "autopipe up: " << retention.status().ToString() << "\n";
   WaitGone([&] { return region.InServiceCount("auto-pipeline-asg") < 5; }, std::chrono::seconds(30));
   Json db_instance;
   WaitGone(
@@ -485,6 +482,11 @@ int RunUp(const RegionOptions& opts) {
         return db_instance.value("DBInstanceStatus", "") != "available";
       },
       std::chrono::seconds(60), std::chrono::milliseconds(250));
+  // §4's command, once the instance is available (RDS refuses modifications while it is being created).
+  auto retention = api.Invoke("rds", "ModifyDBInstance",
+                              {{"DBInstanceIdentifier", "auto-pipeline-db"}, {"BackupRetentionPeriod", "7"}});
+  if (!retention.ok()) std::cerr << "autopipe up: " << retention.status().ToString() << "\n";
+  db_instance = region.GetDocument("db_instance", "auto-pipeline-db").value_or(db_instance);
   const std::string db_address =
       db_instance.contains("Endpoint") ? db_instance["Endpoint"].value("Address", "") : "";
   int lb_in_service = 0;

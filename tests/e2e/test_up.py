@@ -39,7 +39,7 @@ class UpTest(unittest.TestCase):
                 if "Press Ctrl-C" in line:
                     ready.set()
         threading.Thread(target=reader, daemon=True).start()
-        self.assertTrue(ready.wait(45), "autopipe up did not report readiness:\n" + "".join(lines))
+        self.assertTrue(ready.wait(90), "autopipe up did not report readiness:\n" + "".join(lines))
         return "".join(lines)
 
     def _stop(self):
@@ -95,11 +95,32 @@ class UpTest(unittest.TestCase):
                           group["DesiredCapacity"]), ("auto-pipeline-asg", 2, 10, 5))
         self.assertEqual(group["LaunchConfigurationName"], "auto-pipeline-launch-config")
 
+        # The seed's Multi-AZ database, with 7-day retention, at the printed endpoint, as the printed mariadb
+        # command reaches it (the seed's password on stdin, not in argv).
+        db = re.search(r"mariadb -h (127\.%d\.210\.\d+) -P 3306 -u admin -p" % self.block, out)
+        self.assertIsNotNone(db, out)
+        self.assertIn("backups kept 7 days), available", out)
+        sql = subprocess.run(["mariadb", "-h", db.group(1), "-P", "3306", "-u", "admin", "-p", "-N", "-e",
+                              "SELECT @@read_only, CURRENT_USER()"], input="password\n", capture_output=True,
+                             text=True, timeout=30)
+        if sql.returncode != 0 and "password" in sql.stderr.lower():
+            # mariadb reads -p's password from the terminal only: pass it through an option file instead.
+            cnf = os.path.join(self.data_dir, "..", "client.cnf")
+            with open(cnf, "w") as f:
+                f.write("[client]\npassword=password\n")
+            os.chmod(cnf, 0o600)
+            sql = subprocess.run(["mariadb", "--defaults-extra-file=" + cnf, "-h", db.group(1), "-P", "3306",
+                                  "-u", "admin", "-N", "-e", "SELECT @@read_only, CURRENT_USER()"],
+                                 capture_output=True, text=True, timeout=30)
+        self.assertEqual(sql.returncode, 0, sql.stderr)
+        self.assertTrue(sql.stdout.startswith("0\tadmin@"), sql.stdout)
+
         # Ctrl-C stops the region and every process it runs.
         self.proc.send_signal(signal.SIGINT)
         self.assertEqual(self.proc.wait(30), 0)
         self.assertEqual(instance_processes(self.block_prefix), [])
         self.assertEqual(harness.lb_node_processes(self.data_dir), [])
+        self.assertEqual(harness.data_dir_processes(self.data_dir), [])
 
         # A second `up` on the same data dir brings the same stack back.
         out = self._start_up()
