@@ -7,6 +7,7 @@
 
 #include "api/page_token.h"
 #include "autoscaling/groups.h"
+#include "autoscaling/policies.h"
 #include "common/ids.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
@@ -1001,6 +1002,7 @@ ApiService AutoScalingApi(RegionContext* ctx) {
       op("DetachLoadBalancers", Access::kWrite, &AutoScalingService::DetachLoadBalancers, {{"LoadBalancerNames", 10}}),
       op("DescribeLoadBalancers", Access::kRead, &AutoScalingService::DescribeLoadBalancers),
   };
+  for (auto& o : ScalingPolicyOperations(ctx)) api.operations.push_back(std::move(o));  // autoscaling/policies.h
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {
     if (ctx->wake) ctx->wake();

@@ -3,6 +3,7 @@
 #include "ec2/module.h"
 #include "elb/module.h"
 #include "region/module.h"
+#include "sns/module.h"
 
 namespace autopipe {
 
@@ -12,6 +13,7 @@ const std::vector<ServiceModule>& AllModules() {
       AutoScalingModule(),
       Ec2Module(),
       ElbModule(),
+      SnsModule(),
   };
   return modules;
 }
