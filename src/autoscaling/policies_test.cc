@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "autoscaling/groups.h"
 #include "autoscaling/module.h"
 #include "region/region_fixture.h"
 
