@@ -15,7 +15,7 @@ namespace autopipe {
 namespace {
 
 constexpr char kGroup[] = "auto-pipeline-asg";
-constexpr char kAtStart[] = "At 2023-11-14T22:13:20Z ";
+constexpr char kAtNext[] = "At 2023-11-14T22:13:21Z ";  // FakeClock's start + 1 s
 
 TEST(ScalingPolicyArithmetic, AdjustmentTypes) {
   struct Case {
@@ -144,13 +144,14 @@ TEST_F(ScalingPolicyTest, Validation) {
 
 TEST_F(ScalingPolicyTest, ExecutePolicyChangesDesiredCapacityWithAwsCauseAndClamps) {
   PutSimple("out", "ChangeInCapacity", 3);
+  clock_.Advance(1000);  // the policy's activities are the newest
   MustCall("ExecutePolicy", {{"AutoScalingGroupName", kGroup}, {"PolicyName", "out"}});
   EXPECT_EQ(Desired(), 5);
   Settle();
   auto acts = MustCall("DescribeScalingActivities", {{"AutoScalingGroupName", kGroup}})["Activities"];
   EXPECT_EQ(acts[0]["Cause"].get<std::string>().rfind(
-                std::string(kAtStart) + "a user request executed policy out changing the desired capacity from 2 to "
-                                        "5.  " + kAtStart + "an instance was started",
+                std::string(kAtNext) + "a user request executed policy out changing the desired capacity from 2 to "
+                                       "5.  " + kAtNext + "an instance was started",
                 0),
             0u)
       << acts[0]["Cause"];
