@@ -92,6 +92,17 @@ int WarmedCapacity(const RegionContext& ctx, const Json& group, int64_t warmup_s
 
 }  // namespace
 
+namespace {
+
+// A policy belongs to the group it was made for, not to a later group of the same name (AWS deletes a group's
+// policies with it; here they stay behind, inert, until a Put of the same name replaces them).
+bool PolicyOfLiveGroup(const RegionContext& ctx, const Json& policy) {
+  auto g = ctx.store->Get(kind::kAutoScalingGroup, policy["AutoScalingGroupName"]);
+  return g && (*g)["AutoScalingGroupARN"] == policy.value("AutoScalingGroupARN", Json());
+}
+
+}  // namespace
+
 int AdjustedCapacity(const std::string& type, int adjustment, int current, std::optional<int> min_magnitude) {
   if (type == "ExactCapacity") return adjustment;
   if (type == "PercentChangeInCapacity") {
@@ -228,7 +239,7 @@ Status RunPolicyForAlarm(RegionContext* ctx, const std::string& policy_arn, cons
   std::lock_guard lock(*ctx->mu);
   std::optional<Json> policy;
   for (const auto& p : ctx->store->List(kind::kScalingPolicy)) {
-    if ((*p)["PolicyARN"] == policy_arn) policy = *p;
+    if ((*p)["PolicyARN"] == policy_arn && PolicyOfLiveGroup(*ctx, *p)) policy = *p;
   }
   if (!policy) return Status(404, "ResourceNotFound", "No scaling policy " + policy_arn);
   PolicyTrigger t;
@@ -313,7 +324,7 @@ Result<std::pair<std::string, Json>> PolicyService::Find(const std::optional<std
                                                          const std::string& name_or_arn) {
   for (const auto& id : ctx_->store->Ids(kind::kScalingPolicy)) {
     auto p = ctx_->store->Get(kind::kScalingPolicy, id);
-    if (!p) continue;
+    if (!p || !PolicyOfLiveGroup(*ctx_, *p)) continue;
     const bool match = (*p)["PolicyARN"] == name_or_arn ||
                        ((*p)["PolicyName"] == name_or_arn && (!group || (*p)["AutoScalingGroupName"] == *group));
     if (match) return std::make_pair(id, *p);
@@ -386,11 +397,18 @@ Result<Json> PolicyService::PutScalingPolicy(const Params& p) {
   if (!g) return Validation("AutoScalingGroup name not found - AutoScalingGroup " + group + " not found");
 
   std::string id = NewUuid();
+  std::vector<StoreWrite> writes;
   for (const auto& doc : ctx_->store->List(kind::kScalingPolicy)) {
-    if ((*doc)["AutoScalingGroupName"] == group && (*doc)["PolicyName"] == name) id = (*doc)["Uuid"];
+    if ((*doc)["AutoScalingGroupName"] != group || (*doc)["PolicyName"] != name) continue;
+    if (PolicyOfLiveGroup(*ctx_, *doc)) {
+      id = (*doc)["Uuid"];  // an update keeps the policy's ARN
+    } else {
+      writes.push_back({kind::kScalingPolicy, (*doc)["Uuid"], std::nullopt});  // left by a deleted group
+    }
   }
   Json out = {{"Uuid", id},
               {"AutoScalingGroupName", group},
+              {"AutoScalingGroupARN", (*g)["AutoScalingGroupARN"]},
               {"PolicyName", name},
               {"PolicyARN", PolicyArn(*ctx_, id, group, name)},
               {"PolicyType", type},
@@ -402,7 +420,8 @@ Result<Json> PolicyService::PutScalingPolicy(const Params& p) {
   if (type == "StepScaling") out["MetricAggregationType"] = aggregation.value_or("Average");
   if (warmup) out["EstimatedInstanceWarmup"] = *warmup;
   out["Enabled"] = enabled.value_or(true);
-  AP_RETURN_IF_ERROR(ctx_->store->Commit({{kind::kScalingPolicy, id, out}}));
+  writes.push_back({kind::kScalingPolicy, id, out});
+  AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
   return Json{{"PolicyARN", out["PolicyARN"]}, {"Alarms", Json::array()}};
 }
 
@@ -434,7 +453,7 @@ Result<Json> PolicyService::DescribePolicies(const Params& p) {
   Json all = Json::array();
   for (const auto& doc : ctx_->store->List(kind::kScalingPolicy)) {
     const Json& pol = *doc;
-    if (!ctx_->store->Get(kind::kAutoScalingGroup, pol["AutoScalingGroupName"])) continue;  // group deleted
+    if (!PolicyOfLiveGroup(*ctx_, pol)) continue;  // its group was deleted
     if (group && pol["AutoScalingGroupName"] != *group) continue;
     if (!names.empty() && std::find(names.begin(), names.end(), pol["PolicyName"]) == names.end() &&
         std::find(names.begin(), names.end(), pol["PolicyARN"]) == names.end()) {

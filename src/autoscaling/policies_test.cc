@@ -115,6 +115,26 @@ TEST_F(ScalingPolicyTest, PutDescribeDeleteAndArn) {
   EXPECT_TRUE(MustCall("DescribePolicies", {})["ScalingPolicies"].empty());
 }
 
+TEST_F(ScalingPolicyTest, PoliciesGoWithTheirGroup) {
+  const std::string arn = PutSimple("out", "ChangeInCapacity", 1);
+  MustCall("DeleteAutoScalingGroup", {{"AutoScalingGroupName", kGroup}, {"ForceDelete", "true"}});
+  for (int i = 0; i < 20 && store_->Get(kind::kAutoScalingGroup, kGroup); ++i) runner_->RunPass();
+  ASSERT_FALSE(store_->Get(kind::kAutoScalingGroup, kGroup));
+  MustCall("CreateAutoScalingGroup", {{"AutoScalingGroupName", kGroup},
+                                      {"MinSize", "1"},
+                                      {"MaxSize", "6"},
+                                      {"LaunchConfigurationName", "lc"},
+                                      {"AvailabilityZones.member.1", "us-west-2a"}});
+  EXPECT_TRUE(MustCall("DescribePolicies", {})["ScalingPolicies"].empty()) << "the old group's policy is gone";
+  EXPECT_FALSE(Call("ExecutePolicy", {{"PolicyName", arn}}).ok());
+  AlarmStateChange c;
+  c.alarm_name = "a";
+  c.new_state = "ALARM";
+  EXPECT_EQ(AutoScalingModule().alarm_action_targets[0].run(&ctx_, arn, c).code(), "ResourceNotFound");
+  EXPECT_NE(PutSimple("out", "ChangeInCapacity", 1), arn) << "a new policy for the new group";
+  EXPECT_EQ(store_->Count(kind::kScalingPolicy), 1u);
+}
+
 TEST_F(ScalingPolicyTest, Validation) {
   auto base = FormParams{{"AutoScalingGroupName", kGroup}, {"PolicyName", "p"}};
   auto with = [&](FormParams extra) {

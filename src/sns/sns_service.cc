@@ -152,6 +152,7 @@ class SnsService {
   Result<Json> GetSubscriptionAttributes(const Params& p);
   Result<Json> SetSubscriptionAttributes(const Params& p);
   Result<Json> Publish(const Params& p);
+  Result<Json> PublishBatch(const Params& p);
   Result<Json> TagResource(const Params& p);
   Result<Json> UntagResource(const Params& p);
   Result<Json> ListTagsForResource(const Params& p);
@@ -537,14 +538,8 @@ Result<Json> ReadMessageAttributes(const Params& p) {
   return out;
 }
 
-Result<Json> SnsService::Publish(const Params& p) {
-  sns::PublishRequest req;
-  auto topic = p.Str("TopicArn");
-  auto target = p.Str("TargetArn");
-  if (p.Has("PhoneNumber")) return InvalidParameter("PhoneNumber Reason: this region does not send SMS");
-  if (!topic && !target) return InvalidParameter("TopicArn or TargetArn Reason: no value for required parameter");
-  if (topic && target) return InvalidParameter("TopicArn Reason: Only one of TopicArn or TargetArn may be given");
-  req.topic_arn = topic ? *topic : *target;
+// The message fields of a Publish or of one PublishBatch entry.
+Status ReadMessage(const Params& p, sns::PublishRequest& req) {
   auto message = p.Str("Message");
   if (!message) return InvalidParameter("Message Reason: no value for required parameter");
   req.message = *message;
@@ -564,8 +559,68 @@ Result<Json> SnsService::Publish(const Params& p) {
     req.message_structure_json = true;
   }
   AP_ASSIGN_OR_RETURN(req.message_attributes, ReadMessageAttributes(p));
+  return Status::Ok();
+}
+
+Result<Json> SnsService::Publish(const Params& p) {
+  sns::PublishRequest req;
+  auto topic = p.Str("TopicArn");
+  auto target = p.Str("TargetArn");
+  if (p.Has("PhoneNumber")) return InvalidParameter("PhoneNumber Reason: this region does not send SMS");
+  if (!topic && !target) return InvalidParameter("TopicArn or TargetArn Reason: no value for required parameter");
+  if (topic && target) return InvalidParameter("TopicArn Reason: Only one of TopicArn or TargetArn may be given");
+  req.topic_arn = topic ? *topic : *target;
+  AP_RETURN_IF_ERROR(ReadMessage(p, req));
   AP_ASSIGN_OR_RETURN(auto id, sns::RecordPublish(ctx_, req));
   return Json{{"MessageId", id}};
+}
+
+Result<Json> SnsService::PublishBatch(const Params& p) {
+  auto topic = p.Str("TopicArn");
+  if (!topic) return InvalidParameter("TopicArn");
+  AP_RETURN_IF_ERROR(LoadTopic(*topic).status());
+  auto entries = p.StructList("PublishBatchRequestEntries");
+  if (entries.empty()) {
+    return Status(400, "EmptyBatchRequest", "The batch request doesn't contain any entries.");
+  }
+  if (entries.size() > 10) {
+    return Status(400, "TooManyEntriesInBatchRequest", "The batch request contains more entries than permissible.");
+  }
+  std::set<std::string> ids;
+  size_t total = 0;
+  for (const auto& e : entries) {
+    auto id = e.find("Id");
+    if (id == e.end() || id->second.empty() || id->second.size() > 80 ||
+        !std::all_of(id->second.begin(), id->second.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; })) {
+      return Status(400, "InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, "
+                                                "hyphens and underscores. It can be at most 80 letters long.");
+    }
+    if (!ids.insert(id->second).second) {
+      return Status(400, "BatchEntryIdsNotDistinct", "Two or more batch entries in the request have the same Id.");
+    }
+    if (auto m = e.find("Message"); m != e.end()) total += m->second.size();
+  }
+  if (total > sns::kMaxMessageBytes) {
+    return Status(400, "BatchRequestTooLong", "The length of all the messages put together is more than the limit.");
+  }
+  Json successful = Json::array(), failed = Json::array();
+  for (const auto& e : entries) {
+    const Params entry(e, WireProtocol::kQuery);
+    sns::PublishRequest req;
+    req.topic_arn = *topic;
+    Status st = ReadMessage(entry, req);
+    Result<std::string> id = st.ok() ? sns::RecordPublish(ctx_, req) : Result<std::string>(st);
+    if (id.ok()) {
+      successful.push_back({{"Id", e.at("Id")}, {"MessageId", *id}});
+    } else {
+      failed.push_back({{"Id", e.at("Id")},
+                        {"Code", id.status().code()},
+                        {"Message", id.status().message()},
+                        {"SenderFault", id.status().sender_fault()}});
+    }
+  }
+  return Json{{"Successful", successful}, {"Failed", failed}};
 }
 
 Result<Json> SnsService::LoadTaggable(const Params& p) const {
@@ -651,6 +706,7 @@ ApiService SnsApi(RegionContext* ctx) {
       op("GetSubscriptionAttributes", Access::kRead, &SnsService::GetSubscriptionAttributes),
       op("SetSubscriptionAttributes", Access::kWrite, &SnsService::SetSubscriptionAttributes),
       op("Publish", Access::kWrite, &SnsService::Publish, {{"MessageAttributes", 100, "entry"}}),
+      op("PublishBatch", Access::kWrite, &SnsService::PublishBatch, {{"PublishBatchRequestEntries", 100}}),
       op("TagResource", Access::kWrite, &SnsService::TagResource, {kTags}),
       op("UntagResource", Access::kWrite, &SnsService::UntagResource, {{"TagKeys", kMaxTags}}),
       op("ListTagsForResource", Access::kRead, &SnsService::ListTagsForResource),

@@ -422,6 +422,38 @@ TEST_F(SnsTest, DeliveriesAreRecordedBeforeAnyAttemptAndSurviveTheController) {
   EXPECT_EQ(Json::parse(transport_->posts.back().body)["Message"], "kept");
 }
 
+TEST_F(SnsTest, PublishBatchAndRawDelivery) {
+  const std::string arn = CreateTopic();
+  const std::string sub = SubscribeHttp(arn);
+  MustCall("SetSubscriptionAttributes",
+           {{"SubscriptionArn", sub}, {"AttributeName", "RawMessageDelivery"}, {"AttributeValue", "true"}});
+  ExpectError(Call("SetSubscriptionAttributes",
+                   {{"SubscriptionArn", sub}, {"AttributeName", "RawMessageDelivery"}, {"AttributeValue", "yes"}}),
+              "InvalidParameter",
+              "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value [yes]. Must be true or false.");
+  auto r = MustCall("PublishBatch", {{"TopicArn", arn},
+                                     {"PublishBatchRequestEntries.member.1.Id", "a"},
+                                     {"PublishBatchRequestEntries.member.1.Message", "first"},
+                                     {"PublishBatchRequestEntries.member.2.Id", "b"},
+                                     {"PublishBatchRequestEntries.member.2.Message", ""}});
+  ASSERT_EQ(r["Successful"].size(), 1u);
+  EXPECT_EQ(r["Successful"][0]["Id"], "a");
+  ASSERT_EQ(r["Failed"].size(), 1u);
+  EXPECT_EQ(r["Failed"][0]["Code"], "InvalidParameter");
+  EXPECT_EQ(r["Failed"][0]["SenderFault"], true);
+  ExpectError(Call("PublishBatch", {{"TopicArn", arn},
+                                    {"PublishBatchRequestEntries.member.1.Id", "a"},
+                                    {"PublishBatchRequestEntries.member.1.Message", "x"},
+                                    {"PublishBatchRequestEntries.member.2.Id", "a"},
+                                    {"PublishBatchRequestEntries.member.2.Message", "y"}}),
+              "BatchEntryIdsNotDistinct", "Two or more batch entries in the request have the same Id.");
+  Deliver();
+  std::lock_guard lock(transport_->mu);
+  const auto& post = transport_->posts.back();
+  EXPECT_EQ(post.body, "first") << "raw delivery posts the message alone";
+  EXPECT_EQ(Header(post, "x-amz-sns-rawdelivery"), "true");
+}
+
 TEST(SnsRetryPolicy, PhasesAndLimits) {
   sns::RetryPolicy def;
   EXPECT_EQ(def.DelayBeforeRetry(1), 20);
