@@ -106,7 +106,10 @@ Result<OutgoingHttp> BuildHttp(const Json& d, const SnsSigner& signer, const std
 
 Result<OutgoingMail> BuildMail(const Json& d, const SnsSigner& signer, const std::string& endpoint) {
   OutgoingMail mail;
-  const std::string display = Str(d, "DisplayName");
+  std::string display;
+  for (char c : Str(d, "DisplayName")) {
+    if (static_cast<unsigned char>(c) >= 0x20 && c != '<' && c != '>' && c != '"') display += c;  // one header line
+  }
   mail.from = (display.empty() ? std::string("AWS Notifications") : display) + " <" + kMailFrom + ">";
   mail.to = Str(d, "Endpoint");
   const std::string type = Str(d, "Type");
@@ -366,7 +369,7 @@ void DeliveryController::Attempt(const std::string& id) {
 
   Status outcome;
   bool drop_unsent = false;
-  if (type == "Notification") {
+  if (type != "UnsubscribeConfirmation") {  // sent after its subscription is gone, by design
     auto sub = ParseSubscriptionArn(*ctx_, d.value("SubscriptionArn", ""));
     drop_unsent = !sub || !ctx_->store->Get(kind::kSnsSubscription, sub->id);
   }
@@ -420,6 +423,30 @@ void DeliveryController::Attempt(const std::string& id) {
   std::lock_guard lock(*ctx_->mu);
   Status st = ctx_->store->Commit({{kind::kSnsDelivery, id, std::move(next), vd.revision}});
   if (!st.ok() && !IsConflict(st)) spdlog::error("sns: recording delivery {}: {}", id, st.message());
+}
+
+// ---- pending subscriptions ------------------------------------------------------------------------------------
+
+std::vector<std::string> PendingSubscriptionExpiry::Keys() {
+  std::vector<std::string> ids;
+  for (const auto& id : ctx_->store->Ids(kind::kSnsSubscription)) {
+    auto s = ctx_->store->Get(kind::kSnsSubscription, id);
+    if (s && (*s)["Status"] == kPendingConfirmation) ids.push_back(id);
+  }
+  return ids;
+}
+
+ReconcileResult PendingSubscriptionExpiry::Reconcile(const std::string& id) {
+  VersionedDoc vd = ctx_->store->GetVersioned(kind::kSnsSubscription, id);
+  if (!vd.doc || (*vd.doc)["Status"] != kPendingConfirmation) return ReconcileResult::Done();
+  const int64_t since = vd.doc->value("TokenMillis", vd.doc->value("CreatedMillis", int64_t{0}));
+  const int64_t left = since + kPendingLifetimeMillis - ctx_->clock->NowMillis();
+  if (left > 0) return ReconcileResult::After(std::chrono::milliseconds(left));
+  std::lock_guard lock(*ctx_->mu);
+  Status st = ctx_->store->Commit({{kind::kSnsSubscription, id, std::nullopt, vd.revision}});
+  if (!st.ok() && !IsConflict(st)) return st;
+  spdlog::info("sns: pending subscription {} expired unconfirmed", vd.doc->value("SubscriptionArn", id));
+  return ReconcileResult::Done();
 }
 
 }  // namespace autopipe::sns

@@ -12,7 +12,8 @@
 //    own sender threads and Reconcile returns. A sender attempts it without any lock, then commits the outcome
 //    under RegionContext::mu with expect_revision: success deletes the document; failure counts the attempt and
 //    sets NextAttemptMillis by the delivery's retry policy, or deletes the document (logged as dropped) once the
-//    policy is spent. A Notification whose subscription is gone is dropped unsent.
+//    policy is spent. A Notification or SubscriptionConfirmation whose subscription is gone is dropped
+//    unsent.
 //
 // Thread-safety: BuildHttp/BuildMail are pure; transports must be thread-safe (CurlTransport is); the controller
 // follows region/controller.h and may be destroyed while senders run (it stops and joins them).
@@ -101,6 +102,20 @@ class DeliveryController : public Controller {
   std::deque<std::string> queue_;     // guarded by mu_
   std::set<std::string> in_flight_;   // queued or being sent; guarded by mu_
   std::vector<std::thread> senders_;
+};
+
+// Deletes subscriptions still pending confirmation 3 days after they were made (or last re-sent), as SNS does.
+// One key per pending sns_subscription; Reconcile takes RegionContext::mu only for the delete.
+class PendingSubscriptionExpiry : public Controller {
+ public:
+  explicit PendingSubscriptionExpiry(RegionContext* ctx) : ctx_(ctx) {}
+  const char* name() const override { return "sns-pending-expiry"; }
+  std::vector<std::string> Keys() override;
+  std::vector<Watch> Watches() const override { return {{kind::kSnsSubscription, SameKey}}; }
+  ReconcileResult Reconcile(const std::string& id) override;
+
+ private:
+  RegionContext* ctx_;
 };
 
 }  // namespace autopipe::sns

@@ -28,6 +28,7 @@ ServiceModule SnsModule() {
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;
     v.push_back(std::make_unique<sns::DeliveryController>(ctx));
+    v.push_back(std::make_unique<sns::PendingSubscriptionExpiry>(ctx));
     return v;
   };
   m.alarm_action_targets = {{"arn:aws:sns:", [](RegionContext* ctx, const std::string& arn,

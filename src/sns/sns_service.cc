@@ -50,8 +50,11 @@ Status CheckTopicAttribute(const std::string& name, const std::string& value) {
   if (name == "SignatureVersion" && value != "1" && value != "2") {
     return InvalidParameter("Attributes Reason: SignatureVersion must be 1 or 2");
   }
-  if (name == "DisplayName" && value.size() > 100) {
-    return InvalidParameter("Attributes Reason: DisplayName must be at most 100 characters");
+  if (name == "DisplayName" &&
+      (value.size() > 100 || std::any_of(value.begin(), value.end(),
+                                         [](unsigned char c) { return c < 0x20 || c == 0x7f; }))) {
+    return InvalidParameter("Attributes Reason: DisplayName must be at most 100 characters, without line breaks or "
+                            "control characters");
   }
   if (name == "DeliveryPolicy") return sns::CheckTopicDeliveryPolicy(value);
   if (name == "TracingConfig" && value != "Active" && value != "PassThrough") {

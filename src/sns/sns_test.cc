@@ -284,6 +284,31 @@ TEST_F(SnsTest, ConfirmationViaApiAndTokenChecks) {
   EXPECT_EQ(Header(transport_->posts.back(), "x-amz-sns-message-type"), "UnsubscribeConfirmation");
 }
 
+TEST_F(SnsTest, AuthenticatedUnsubscribeRefusesTheUnsignedUrlAndDeletedTopicsDropTheirDeliveries) {
+  const std::string arn = CreateTopic();
+  MustCall("Subscribe", {{"TopicArn", arn}, {"Protocol", "http"}, {"Endpoint", "http://127.0.0.1:9/"}});
+  std::string token = (*store_->List(kind::kSnsSubscription)[0])["Token"];
+  std::string sub = MustCall("ConfirmSubscription",
+                             {{"TopicArn", arn}, {"Token", token}, {"AuthenticateOnUnsubscribe", "true"}})["SubscriptionArn"];
+  HttpReply r = router_.Handle({"GET", "/?Action=Unsubscribe&SubscriptionArn=" + UriEncode(sub), {}, ""});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("AuthorizationError"), std::string::npos);
+  EXPECT_EQ(MustCall("ListSubscriptions", {})["Subscriptions"].size(), 1u);
+  // Deleting the topic takes its subscriptions; what was queued for them is dropped unsent.
+  MustCall("Publish", {{"TopicArn", arn}, {"Message", "orphan"}});
+  MustCall("DeleteTopic", {{"TopicArn", arn}});
+  MustCall("DeleteTopic", {{"TopicArn", arn}});  // again: not an error
+  EXPECT_TRUE(MustCall("ListSubscriptions", {})["Subscriptions"].empty());
+  {
+    std::lock_guard lock(transport_->mu);
+    transport_->posts.clear();
+  }
+  Deliver();
+  EXPECT_EQ(store_->Count(kind::kSnsDelivery), 0u);
+  std::lock_guard lock(transport_->mu);
+  EXPECT_TRUE(transport_->posts.empty());
+}
+
 TEST_F(SnsTest, UnsignedRequestsOtherThanSnsGetsAreStillRefused) {
   HttpReply r = router_.Handle({"GET", "/?Action=ListTopics", {}, ""});
   EXPECT_EQ(r.status, 403);
@@ -452,6 +477,17 @@ TEST_F(SnsTest, PublishBatchAndRawDelivery) {
   const auto& post = transport_->posts.back();
   EXPECT_EQ(post.body, "first") << "raw delivery posts the message alone";
   EXPECT_EQ(Header(post, "x-amz-sns-rawdelivery"), "true");
+}
+
+TEST_F(SnsTest, UnconfirmedSubscriptionsExpireAfterThreeDays) {
+  const std::string arn = CreateTopic();
+  MustCall("Subscribe", {{"TopicArn", arn}, {"Protocol", "http"}, {"Endpoint", "http://127.0.0.1:9/"}});
+  clock_.Advance(sns::kPendingLifetimeMillis - 1000);
+  runner_->RunPass();
+  EXPECT_EQ(MustCall("ListSubscriptions", {})["Subscriptions"].size(), 1u);
+  clock_.Advance(1001);
+  runner_->RunPass();
+  EXPECT_TRUE(MustCall("ListSubscriptions", {})["Subscriptions"].empty());
 }
 
 TEST(SnsRetryPolicy, PhasesAndLimits) {

@@ -11,6 +11,7 @@ import http.server
 import json
 import socketserver
 import threading
+import time
 import unittest
 import urllib.parse
 import urllib.request
@@ -19,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from harness import Region, wait_until
+from harness import Region, hold_for, wait_until
 
 TOPIC_NAME = "AutoPipelineAlerts"
 # The seed's command, word for word.
@@ -57,6 +58,8 @@ class Subscriber:
         self.received = []  # (headers dict, parsed body)
         self.failed_attempts = 0
         self.failing = False
+        self.fail_next = 0          # answer this many more Notifications with 500
+        self.attempt_times = []     # monotonic time of every Notification POST
         self.lock = threading.Lock()
         owner = self
 
@@ -65,7 +68,11 @@ class Subscriber:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with owner.lock:
-                    if owner.failing and headers.get("x-amz-sns-message-type") == "Notification":
+                    notification = headers.get("x-amz-sns-message-type") == "Notification"
+                    if notification:
+                        owner.attempt_times.append(time.monotonic())
+                    if notification and (owner.failing or owner.fail_next > 0):
+                        owner.fail_next = max(0, owner.fail_next - 1)
                         owner.failed_attempts += 1
                         self.send_response(500)
                     else:
@@ -257,6 +264,26 @@ class SnsTest(unittest.TestCase):
         mail = self.smtp.wait_for(lambda r, m: m["Subject"] == "Disk space")
         self.assertIn("The disk is full", mail.get_payload())
         self.assertIn("no-reply@sns.amazonaws.com", mail["From"])
+
+    def test_failing_subscriber_gets_retries_per_its_delivery_policy(self):
+        arn = self.sns.create_topic(Name="retry-topic")["TopicArn"]
+        sub = self.subscriber()
+        policy = {"healthyRetryPolicy": {"minDelayTarget": 1, "maxDelayTarget": 1, "numRetries": 2}}
+        self.subscribe_http(arn, sub, Attributes={"DeliveryPolicy": json.dumps(policy)})
+        # Fails twice, then answers: the third attempt (the second retry) delivers, with the same MessageId.
+        sub.fail_next = 2
+        mid = self.sns.publish(TopicArn=arn, Message="third time lucky")["MessageId"]
+        _, msg = sub.wait_for("Notification", lambda m: m["MessageId"] == mid)
+        verify_signature(msg)
+        with sub.lock:
+            times = list(sub.attempt_times)
+        self.assertEqual(len(times), 3)
+        self.assertTrue(all(b - a >= 0.9 for a, b in zip(times, times[1:])), times)
+        # Always failing: 1 attempt + 2 retries, then SNS gives up.
+        sub.failing = True
+        self.sns.publish(TopicArn=arn, Message="never")
+        wait_until(lambda: sub.failed_attempts == 2 + 3, 30, 0.1, "three failed attempts")
+        hold_for(lambda: sub.failed_attempts == 5, 3, 0.2, "no fourth attempt")
 
     def test_validation_errors(self):
         arn = self.sns.create_topic(Name="validation-topic")["TopicArn"]
