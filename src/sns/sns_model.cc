@@ -217,6 +217,144 @@ RetryPolicy PolicyFor(const Json& topic, const Json& subscription) {
   return p;
 }
 
+// ---- filter policies ------------------------------------------------------------------------------------------
+
+namespace {
+
+Status BadFilter(const std::string& why) { return InvalidParameter("Filter policy: " + why); }
+
+Status CheckCondition(const Json& c) {
+  if (c.is_string() || c.is_number() || c.is_null()) return Status::Ok();
+  if (!c.is_object() || c.size() != 1) return BadFilter("each condition is a string, a number or a one-key object");
+  const std::string op = c.begin().key();
+  const Json& v = c.begin().value();
+  if (op == "prefix" || op == "suffix" || op == "equals-ignore-case") {
+    return v.is_string() ? Status::Ok() : BadFilter(op + " needs a string");
+  }
+  if (op == "exists") return v.is_boolean() ? Status::Ok() : BadFilter("exists needs true or false");
+  if (op == "anything-but") {
+    if (v.is_string() || v.is_number()) return Status::Ok();
+    if (v.is_array()) {
+      for (const auto& x : v) {
+        if (!x.is_string() && !x.is_number()) return BadFilter("anything-but lists strings or numbers");
+      }
+      return Status::Ok();
+    }
+    if (v.is_object() && v.size() == 1 && v.contains("prefix") && v["prefix"].is_string()) return Status::Ok();
+    return BadFilter("anything-but needs a value, a list of values or {\"prefix\": ...}");
+  }
+  if (op == "numeric") {
+    static const std::set<std::string> kOps = {"=", "<", "<=", ">", ">="};
+    if (!v.is_array() || (v.size() != 2 && v.size() != 4)) return BadFilter("numeric needs [op, n] or [op, n, op, n]");
+    for (size_t i = 0; i < v.size(); i += 2) {
+      if (!v[i].is_string() || !kOps.count(v[i].get<std::string>()) || !v[i + 1].is_number()) {
+        return BadFilter("numeric operators are = < <= > >=, each followed by a number");
+      }
+    }
+    return Status::Ok();
+  }
+  return BadFilter("unrecognized operator " + op);
+}
+
+std::optional<double> AsNumber(const std::string& s) {
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0') return std::nullopt;
+  return v;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool EqualsValue(const Json& want, const std::string& value, bool numeric) {
+  if (want.is_string()) return !numeric && want.get<std::string>() == value;
+  if (want.is_number()) {
+    auto v = AsNumber(value);
+    return numeric && v && *v == want.get<double>();
+  }
+  return false;
+}
+
+// One value of an attribute against one condition.
+bool ValueMatches(const Json& c, const std::string& value, bool numeric) {
+  if (!c.is_object()) return EqualsValue(c, value, numeric);
+  const std::string op = c.begin().key();
+  const Json& v = c.begin().value();
+  if (op == "prefix") return value.compare(0, v.get<std::string>().size(), v.get<std::string>()) == 0;
+  if (op == "suffix") return EndsWith(value, v.get<std::string>());
+  if (op == "equals-ignore-case") {
+    const std::string w = v;
+    return w.size() == value.size() && std::equal(w.begin(), w.end(), value.begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+           });
+  }
+  if (op == "exists") return v.get<bool>();
+  if (op == "anything-but") {
+    if (v.is_object()) return value.compare(0, v["prefix"].get<std::string>().size(), v["prefix"].get<std::string>()) != 0;
+    if (v.is_array()) {
+      return std::none_of(v.begin(), v.end(), [&](const Json& x) { return EqualsValue(x, value, numeric); });
+    }
+    return !EqualsValue(v, value, numeric);
+  }
+  if (op == "numeric") {
+    auto x = numeric ? AsNumber(value) : std::nullopt;
+    if (!x) return false;
+    for (size_t i = 0; i < v.size(); i += 2) {
+      const std::string o = v[i];
+      const double n = v[i + 1];
+      const bool ok = o == "=" ? *x == n : o == "<" ? *x < n : o == "<=" ? *x <= n : o == ">" ? *x > n : *x >= n;
+      if (!ok) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status CheckFilterPolicy(const std::string& text) {
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return BadFilter("failed to parse JSON");
+  if (j.size() > 5) return BadFilter("at most 5 attribute names");
+  size_t combinations = 1;
+  for (const auto& [name, conditions] : j.items()) {
+    if (!conditions.is_array() || conditions.empty()) return BadFilter("the value of " + name + " must be a list");
+    for (const auto& c : conditions) AP_RETURN_IF_ERROR(CheckCondition(c));
+    combinations *= conditions.size();
+  }
+  if (combinations > 150) return BadFilter("more than 150 combinations of values");
+  return Status::Ok();
+}
+
+bool MatchesFilterPolicy(const Json& policy, const Json& attributes) {
+  for (const auto& [name, conditions] : policy.items()) {
+    const bool present = attributes.contains(name);
+    bool any = false;
+    for (const auto& c : conditions) {
+      if (c.is_object() && c.contains("exists")) {
+        any = any || c["exists"].get<bool>() == present;
+        continue;
+      }
+      if (!present) continue;
+      const std::string type = attributes[name].value("Type", "String");
+      const std::string value = attributes[name].value("Value", "");
+      if (type.rfind("String.Array", 0) == 0) {
+        Json arr = Json::parse(value, nullptr, false);
+        if (!arr.is_array()) continue;
+        for (const auto& el : arr) {
+          if (el.is_string()) any = any || ValueMatches(c, el.get<std::string>(), false);
+          if (el.is_number()) any = any || ValueMatches(c, el.dump(), true);
+        }
+      } else {
+        any = any || ValueMatches(c, value, type.rfind("Number", 0) == 0);
+      }
+    }
+    if (!any) return false;
+  }
+  return true;
+}
+
 // ---- recording deliveries -------------------------------------------------------------------------------------
 
 std::string NewDeliveryId(int64_t now_millis) {
@@ -268,6 +406,11 @@ Result<std::string> RecordPublish(RegionContext* ctx, const PublishRequest& req)
   for (const auto& sub : ctx->store->List(kind::kSnsSubscription)) {
     if ((*sub)["TopicArn"] != req.topic_arn || (*sub)["Status"] != kConfirmed) continue;
     if (!IsDeliverableProtocol((*sub)["Protocol"])) continue;
+    const Json& sub_attrs = (*sub)["Attributes"];
+    if (sub_attrs.contains("FilterPolicy") && sub_attrs.value("FilterPolicyScope", "MessageAttributes") == "MessageAttributes") {
+      Json policy = Json::parse(sub_attrs["FilterPolicy"].get<std::string>(), nullptr, false);
+      if (policy.is_object() && !MatchesFilterPolicy(policy, req.message_attributes)) continue;
+    }
     Json d = NewDelivery(*ctx, *topic, *sub, "Notification");
     d["MessageId"] = message_id;  // one message, one id, whichever endpoint it reaches
     std::string text = req.message;

@@ -95,6 +95,15 @@ std::string EffectiveTopicDeliveryPolicy(const Json& topic);
 // The policy a delivery to `subscription` of `topic` follows.
 RetryPolicy PolicyFor(const Json& topic, const Json& subscription);
 
+// ---- filter policies ------------------------------------------------------------------------------------------
+// A subscription's FilterPolicy (scope MessageAttributes): {"attr": [condition, ...], ...}. A message passes when
+// every named attribute satisfies at least one of its conditions: a string (equal to a String attribute, or to an
+// element of a String.Array), a number (numerically equal to a Number attribute), {"prefix": s}, {"suffix": s},
+// {"equals-ignore-case": s}, {"anything-but": value | [values] | {"prefix": s}}, {"numeric": [op, n(, op, n)]}
+// with op one of = < <= > >=, or {"exists": bool}. A missing attribute satisfies only {"exists": false}.
+Status CheckFilterPolicy(const std::string& text);
+bool MatchesFilterPolicy(const Json& policy, const Json& message_attributes);
+
 // ---- recording deliveries -------------------------------------------------------------------------------------
 // A new sns_delivery document (not yet written) for `subscription`.
 Json NewDelivery(const RegionContext& ctx, const Json& topic, const Json& subscription, const std::string& type);

@@ -77,7 +77,14 @@ Status CheckSubscriptionAttribute(const std::string& name, const std::string& va
                             "]. Must be true or false.");
   }
   if (name == "DeliveryPolicy") return sns::CheckSubscriptionDeliveryPolicy(value);
-  if (name == "FilterPolicy" || name == "RedrivePolicy") {
+  if (name == "FilterPolicy") return sns::CheckFilterPolicy(value);
+  if (name == "FilterPolicyScope" && value != "MessageAttributes" && value != "MessageBody") {
+    return InvalidParameter("Attributes Reason: FilterPolicyScope must be MessageAttributes or MessageBody");
+  }
+  if (name == "FilterPolicyScope" && value == "MessageBody") {
+    return InvalidParameter("Attributes Reason: FilterPolicyScope MessageBody is not supported by this region");
+  }
+  if (name == "RedrivePolicy") {
     Json j = Json::parse(value, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return InvalidParameter(name + ": failed to parse JSON");
   }

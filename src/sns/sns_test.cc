@@ -523,6 +523,55 @@ TEST(SnsRetryPolicy, PhasesAndLimits) {
   EXPECT_EQ(email.DelayBeforeRetry(50), 600);
 }
 
+TEST(SnsFilterPolicy, Conditions) {
+  auto attrs = Json::parse(R"({"color": {"Type": "String", "Value": "red"},
+                               "size": {"Type": "Number", "Value": "12"},
+                               "tags": {"Type": "String.Array", "Value": "[\"a\", \"b\"]"}})");
+  auto match = [&](const char* policy) {
+    EXPECT_TRUE(sns::CheckFilterPolicy(policy).ok()) << policy;
+    return sns::MatchesFilterPolicy(Json::parse(policy), attrs);
+  };
+  EXPECT_TRUE(match(R"({"color": ["red", "blue"]})"));
+  EXPECT_FALSE(match(R"({"color": ["blue"]})"));
+  EXPECT_TRUE(match(R"({"color": ["red"], "size": [12]})"));
+  EXPECT_FALSE(match(R"({"color": ["red"], "size": [13]})")) << "every key must match";
+  EXPECT_TRUE(match(R"({"size": [{"numeric": [">", 10, "<=", 12]}]})"));
+  EXPECT_FALSE(match(R"({"size": [{"numeric": ["<", 10]}]})"));
+  EXPECT_TRUE(match(R"({"color": [{"prefix": "r"}]})"));
+  EXPECT_TRUE(match(R"({"color": [{"suffix": "ed"}]})"));
+  EXPECT_TRUE(match(R"({"color": [{"equals-ignore-case": "RED"}]})"));
+  EXPECT_FALSE(match(R"({"color": [{"anything-but": ["red", "blue"]}]})"));
+  EXPECT_TRUE(match(R"({"color": [{"anything-but": {"prefix": "b"}}]})"));
+  EXPECT_TRUE(match(R"({"tags": ["b"]})"));
+  EXPECT_FALSE(match(R"({"missing": ["x"]})"));
+  EXPECT_TRUE(match(R"({"missing": [{"exists": false}]})"));
+  EXPECT_FALSE(match(R"({"color": [{"exists": false}]})"));
+  EXPECT_FALSE(sns::CheckFilterPolicy(R"({"color": "red"})").ok());
+  EXPECT_FALSE(sns::CheckFilterPolicy(R"({"size": [{"numeric": ["!=", 1]}]})").ok());
+  EXPECT_FALSE(sns::CheckFilterPolicy(R"({"a": [{"wildcard": "x"}]})").ok());
+}
+
+TEST_F(SnsTest, FilterPolicySelectsWhichSubscriptionsGetAMessage) {
+  const std::string arn = CreateTopic();
+  const std::string sub = SubscribeHttp(arn);
+  MustCall("SetSubscriptionAttributes", {{"SubscriptionArn", sub},
+                                         {"AttributeName", "FilterPolicy"},
+                                         {"AttributeValue", R"({"severity": ["high"]})"}});
+  MustCall("Publish", {{"TopicArn", arn}, {"Message", "no attributes"}});
+  MustCall("Publish", {{"TopicArn", arn},
+                       {"Message", "low"},
+                       {"MessageAttributes.entry.1.Name", "severity"},
+                       {"MessageAttributes.entry.1.Value.DataType", "String"},
+                       {"MessageAttributes.entry.1.Value.StringValue", "low"}});
+  EXPECT_EQ(store_->Count(kind::kSnsDelivery), 0u) << "filtered out at publish";
+  MustCall("Publish", {{"TopicArn", arn},
+                       {"Message", "high"},
+                       {"MessageAttributes.entry.1.Name", "severity"},
+                       {"MessageAttributes.entry.1.Value.DataType", "String"},
+                       {"MessageAttributes.entry.1.Value.StringValue", "high"}});
+  EXPECT_EQ(store_->Count(kind::kSnsDelivery), 1u);
+}
+
 TEST(SnsSigning, CanonicalStringsFollowSnsOrder) {
   Json n = {{"Type", "Notification"}, {"MessageId", "id"}, {"TopicArn", "arn"}, {"Message", "m"}, {"Timestamp", "t"}};
   EXPECT_EQ(sns::StringToSign(n), "Message\nm\nMessageId\nid\nTimestamp\nt\nTopicArn\narn\nType\nNotification\n");
