@@ -56,6 +56,7 @@ class Subscriber:
 
     def __init__(self):
         self.received = []  # (headers dict, parsed body)
+        self.raw = []       # bodies of raw deliveries
         self.failed_attempts = 0
         self.failing = False
         self.fail_next = 0          # answer this many more Notifications with 500
@@ -75,6 +76,9 @@ class Subscriber:
                         owner.fail_next = max(0, owner.fail_next - 1)
                         owner.failed_attempts += 1
                         self.send_response(500)
+                    elif headers.get("x-amz-sns-rawdelivery") == "true":
+                        owner.raw.append(body)
+                        self.send_response(200)
                     else:
                         owner.received.append((headers, json.loads(body)))
                         self.send_response(200)
@@ -96,6 +100,10 @@ class Subscriber:
     def messages(self, type_):
         with self.lock:
             return [(h, m) for h, m in self.received if m.get("Type") == type_]
+
+    def messages_raw(self):
+        with self.lock:
+            return list(self.raw)
 
     def wait_for(self, type_, pred=lambda m: True, timeout=30):
         return wait_until(lambda: next(((h, m) for h, m in self.messages(type_) if pred(m)), None), timeout, 0.1,
@@ -284,6 +292,27 @@ class SnsTest(unittest.TestCase):
         self.sns.publish(TopicArn=arn, Message="never")
         wait_until(lambda: sub.failed_attempts == 2 + 3, 30, 0.1, "three failed attempts")
         hold_for(lambda: sub.failed_attempts == 5, 3, 0.2, "no fourth attempt")
+
+    def test_publish_batch_raw_delivery_and_filter_policy(self):
+        arn = self.sns.create_topic(Name="batch-topic")["TopicArn"]
+        raw, filtered = self.subscriber(), self.subscriber()
+        raw_arn = self.subscribe_http(arn, raw)
+        self.sns.set_subscription_attributes(SubscriptionArn=raw_arn, AttributeName="RawMessageDelivery",
+                                             AttributeValue="true")
+        self.subscribe_http(arn, filtered, Attributes={"FilterPolicy": json.dumps({"kind": ["wanted"]})})
+        out = self.sns.publish_batch(TopicArn=arn, PublishBatchRequestEntries=[
+            {"Id": "one", "Message": "plain"},
+            {"Id": "two", "Message": "tagged", "MessageAttributes": {
+                "kind": {"DataType": "String", "StringValue": "wanted"}}},
+            {"Id": "bad", "Message": ""}])
+        self.assertEqual(sorted(e["Id"] for e in out["Successful"]), ["one", "two"])
+        self.assertEqual([(e["Id"], e["Code"], e["SenderFault"]) for e in out["Failed"]],
+                         [("bad", "InvalidParameter", True)])
+        wait_until(lambda: len(raw.messages_raw()) == 2, 30, 0.1, "two raw deliveries")
+        self.assertEqual(sorted(raw.messages_raw()), ["plain", "tagged"])
+        _, msg = filtered.wait_for("Notification")
+        self.assertEqual(msg["Message"], "tagged")
+        hold_for(lambda: len(filtered.messages("Notification")) == 1, 1, 0.2, "the filter keeps 'plain' out")
 
     def test_validation_errors(self):
         arn = self.sns.create_topic(Name="validation-topic")["TopicArn"]
