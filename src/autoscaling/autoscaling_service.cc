@@ -696,6 +696,11 @@ Result<Json> AutoScalingService::SetDesiredCapacity(const Params& p) {
     return Status::Validation("New SetDesiredCapacity value " + std::to_string(want) + " is below min value " +
                               std::to_string(g["MinSize"].get<int>()) + " for the AutoScalingGroup.");
   }
+  if (honor.value_or(false) && GroupInCooldown(*ctx_, g)) {  // autoscaling/policies.h
+    return Status(400, "ScalingActivityInProgress",
+                  "You cannot set desired capacity while a scaling activity is in progress or the group " + name +
+                      " is in its cooldown period.");
+  }
   if (want == old) return Json();
   g["DesiredCapacity"] = want;
   g["CapacityCause"] = CauseAt(ctx_->clock->NowMillis()) + "a user request explicitly set group desired capacity "

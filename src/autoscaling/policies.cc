@@ -58,7 +58,9 @@ std::vector<StepAdjustment> StepsOf(const Json& policy) {
   return steps;
 }
 
-bool InCooldown(const RegionContext& ctx, const Json& group) {
+}  // namespace
+
+bool GroupInCooldown(const RegionContext& ctx, const Json& group) {
   for (const auto& [id, m] : group["Instances"].items()) {
     if (m["LifecycleState"] == lifecycle::kPending || m["LifecycleState"] == lifecycle::kTerminating) return true;
   }
@@ -73,6 +75,8 @@ bool InCooldown(const RegionContext& ctx, const Json& group) {
   }
   return ctx.clock->NowMillis() < end + 1000 * group["PolicyCooldown"]["Seconds"].get<int64_t>();
 }
+
+namespace {
 
 // Members launched less than `warmup_seconds` ago (or still Pending) count as warming up.
 int WarmedCapacity(const RegionContext& ctx, const Json& group, int64_t warmup_seconds, bool* warming) {
@@ -178,7 +182,7 @@ Status RunPolicy(RegionContext* ctx, const Json& policy, const PolicyTrigger& tr
   const int old = g["DesiredCapacity"], min = g["MinSize"], max = g["MaxSize"];
   int want = old;
   if (type == "SimpleScaling") {
-    if (trigger.honor_cooldown && InCooldown(*ctx, g)) {
+    if (trigger.honor_cooldown && GroupInCooldown(*ctx, g)) {
       return Status(400, "ScalingActivityInProgress",
                     "Policy " + name + " cannot run now: group " + group_name +
                         " has a scaling activity in progress or is in its cooldown period");

@@ -66,6 +66,11 @@ struct PolicyTrigger {
   std::optional<double> breach_threshold;  // StepScaling
 };
 
+// True while the group is in its scaling cooldown as described above (a member Pending or Terminating, an activity
+// since the last policy run still InProgress, or less than that policy's cooldown since the last one ended).
+// SetDesiredCapacity with HonorCooldown consults it too. Call with RegionContext::mu held.
+bool GroupInCooldown(const RegionContext& ctx, const Json& group);
+
 // Runs a policy against its group: the new desired capacity is written with its cause. Refuses
 // (ScalingActivityInProgress) a SimpleScaling run during the cooldown when the trigger honours it. Call with
 // RegionContext::mu held.

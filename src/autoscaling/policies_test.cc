@@ -194,6 +194,11 @@ TEST_F(ScalingPolicyTest, CooldownHonouredUntilActivitiesEndPlusCooldown) {
   MustCall("ExecutePolicy", {{"AutoScalingGroupName", kGroup}, {"PolicyName", "out"}});
   EXPECT_EQ(Desired(), 4);
   Settle();
+  // SetDesiredCapacity with HonorCooldown waits for the same cooldown; without it, it does not.
+  EXPECT_EQ(Call("SetDesiredCapacity", {{"AutoScalingGroupName", kGroup}, {"DesiredCapacity", "2"},
+                                        {"HonorCooldown", "true"}}).status().code(),
+            "ScalingActivityInProgress");
+  EXPECT_EQ(Desired(), 4);
   clock_.Advance(60'001);
   MustCall("ExecutePolicy", honour);
   EXPECT_EQ(Desired(), 5);
