@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
                     "127.N: the /16 of 127.0.0.0/8 this region's private addresses come from (default: by region)");
     cmd->add_option("--log-level", region.log_level, "debug, info, warn")->capture_default_str();
     cmd->add_flag("--log-stderr", region.log_to_stderr, "log to stderr instead of DATA_DIR/server.log");
+    cmd->add_option("--smtp-relay", region.smtp_relay,
+                    "HOST:PORT of the SMTP relay that SNS email notifications are sent through");
   };
   auto* server = app.add_subcommand("server", "run a region's API endpoint and controllers in the foreground");
   add_region_flags(server);

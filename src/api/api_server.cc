@@ -87,6 +87,12 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
                        query_mode);
   }
 
+  if (HeaderCount(http, "authorization") == 0) {
+    for (const auto& handler : public_handlers_) {
+      if (auto reply = handler(http)) return std::move(*reply);
+    }
+  }
+
   auto caller = VerifySigV4(http, secrets_, region_, clock_->NowSeconds());
   if (!caller.ok()) return RenderError(nullptr, protocol, request_id, caller.status(), query_mode);
 

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,6 +78,12 @@ class ApiRouter {
       : region_(std::move(region)), secrets_(std::move(secrets)), clock_(clock) {}
 
   void AddService(ApiService service);
+  // A handler for requests that carry no signature at all (no Authorization header): SNS's SubscribeURL and
+  // UnsubscribeURL and its SigningCertURL are plain GETs. A handler answers the requests it recognises and
+  // returns nullopt for the rest; an unsigned request no handler answers gets MissingAuthenticationToken.
+  // Handlers must be thread-safe; they run without any lock held (take the service's own for writes).
+  using PublicHandler = std::function<std::optional<HttpReply>(const SigV4Request&)>;
+  void AddPublicHandler(PublicHandler handler) { public_handlers_.push_back(std::move(handler)); }
   HttpReply Handle(const SigV4Request& http) const;
 
   // Runs an operation without HTTP or signatures, with the same table and locking: for in-process callers such
@@ -102,6 +109,7 @@ class ApiRouter {
   SecretLookup secrets_;
   const Clock* clock_;
   std::map<std::string, Service> services_;  // by SigV4 service name
+  std::vector<PublicHandler> public_handlers_;
 };
 
 class ApiServer {

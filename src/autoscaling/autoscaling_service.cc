@@ -7,6 +7,7 @@
 
 #include "api/page_token.h"
 #include "autoscaling/groups.h"
+#include "autoscaling/policies.h"
 #include "common/ids.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
@@ -695,6 +696,11 @@ Result<Json> AutoScalingService::SetDesiredCapacity(const Params& p) {
     return Status::Validation("New SetDesiredCapacity value " + std::to_string(want) + " is below min value " +
                               std::to_string(g["MinSize"].get<int>()) + " for the AutoScalingGroup.");
   }
+  if (honor.value_or(false) && GroupInCooldown(*ctx_, g)) {  // autoscaling/policies.h
+    return Status(400, "ScalingActivityInProgress",
+                  "You cannot set desired capacity while a scaling activity is in progress or the group " + name +
+                      " is in its cooldown period.");
+  }
   if (want == old) return Json();
   g["DesiredCapacity"] = want;
   g["CapacityCause"] = CauseAt(ctx_->clock->NowMillis()) + "a user request explicitly set group desired capacity "
@@ -1001,6 +1007,7 @@ ApiService AutoScalingApi(RegionContext* ctx) {
       op("DetachLoadBalancers", Access::kWrite, &AutoScalingService::DetachLoadBalancers, {{"LoadBalancerNames", 10}}),
       op("DescribeLoadBalancers", Access::kRead, &AutoScalingService::DescribeLoadBalancers),
   };
+  for (auto& o : ScalingPolicyOperations(ctx)) api.operations.push_back(std::move(o));  // autoscaling/policies.h
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {
     if (ctx->wake) ctx->wake();

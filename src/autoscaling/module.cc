@@ -3,13 +3,14 @@
 #include "api/api_server.h"
 #include "autoscaling/autoscaling_service.h"
 #include "autoscaling/group_controller.h"
+#include "autoscaling/policies.h"
 
 namespace autopipe {
 
 ServiceModule AutoScalingModule() {
   ServiceModule m;
   m.name = "autoscaling";
-  m.document_kinds = {kind::kLaunchConfiguration, kind::kAutoScalingGroup, kind::kActivity};
+  m.document_kinds = {kind::kLaunchConfiguration, kind::kAutoScalingGroup, kind::kActivity, kind::kScalingPolicy};
   m.add_api = [](RegionContext* ctx, ApiRouter* router) {
     router->AddService(AutoScalingApi(ctx));
   };
@@ -18,6 +19,8 @@ ServiceModule AutoScalingModule() {
     v.push_back(std::make_unique<GroupController>(ctx));
     return v;
   };
+  // Alarms whose actions name a scaling policy run it (autoscaling/policies.h).
+  m.alarm_action_targets = {{"arn:aws:autoscaling:", RunPolicyForAlarm}};
   return m;
 }
 

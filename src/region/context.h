@@ -27,6 +27,11 @@ struct RegionContext {
   // Instances run under identities of their own (ec2/instances.h InstanceUidFor). The server turns this on when
   // it runs as root; off, they run as the server's user.
   bool instance_identities = false;
+  // The API endpoint as clients reach it ("http://127.0.0.1:4566"): set once the API is bound, before any
+  // controller runs or request is served (SNS puts it in SubscribeURL, UnsubscribeURL and SigningCertURL).
+  std::string endpoint;
+  // HOST:PORT of the SMTP relay that email notifications go through (`server --smtp-relay`); empty: none.
+  std::string smtp_relay;
   std::mutex* mu = nullptr;
   // Called after a successful API write. The region's controllers hear of every commit through the store's
   // change notifications, so in a region this does nothing; tests may hook it.

@@ -4,6 +4,7 @@
 #include "elb/module.h"
 #include "rds/module.h"
 #include "region/module.h"
+#include "sns/module.h"
 
 namespace autopipe {
 
@@ -14,6 +15,7 @@ const std::vector<ServiceModule>& AllModules() {
       Ec2Module(),
       ElbModule(),
       RdsModule(),
+      SnsModule(),
   };
   return modules;
 }

@@ -128,6 +128,7 @@ class RegionImpl : public Region {
     ctx_.self_exe = SelfExe();
     ctx_.instance_identities = InstanceIdentitiesAvailable();
     if (!ctx_.instance_identities) spdlog::warn("{}", kSharedIdentityWarning);
+    ctx_.smtp_relay = opts.smtp_relay;
     ctx_.mu = &mu_;
     runtime_ = std::make_unique<ControllerRuntime>(kControllerPeriod);
     // A write's commit already reaches the controllers that watch what it changed (the store subscription
@@ -153,6 +154,7 @@ class RegionImpl : public Region {
     auto bound = api_->Bind(host, port);
     if (!bound.ok()) return bound.status();
     endpoint_ = "http://" + host + ":" + std::to_string(*bound);
+    ctx_.endpoint = endpoint_;  // before any controller runs or request is served
 
     // A server killed between a fork and its commit left a process no document records: find it first.
     AdoptUnrecordedProcesses(*store_, *launcher_, clock_.NowMillis());

@@ -27,6 +27,7 @@ struct RegionOptions {
   std::string address_block;  // empty: Catalog::DefaultAddressBlock(region)
   std::string log_level = "info";
   bool log_to_stderr = false;  // else DIR/server.log
+  std::string smtp_relay;      // HOST:PORT of the SMTP smarthost for SNS email subscriptions; empty: none
 };
 
 class ApiRouter;

@@ -488,6 +488,7 @@ class Region:
         self._closed = False
         self._starts = 0
         self.extra_env = {}  # added to the server's environment at the next start (test hooks)
+        self.server_args = []  # extra `autopipe server` flags (e.g. --smtp-relay), set before start()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -529,7 +530,7 @@ class Region:
         # Port 0: the server binds a port the kernel picks and writes the endpoint it listens on to DIR/endpoint
         # (after it listens), so no other process can take the port between choosing and binding it.
         argv = [binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
-                "--region", REGION_NAME, "--address-block", "127.%d" % self.block]
+                "--region", REGION_NAME, "--address-block", "127.%d" % self.block] + list(self.server_args)
         log("starting %s" % " ".join(argv))
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._stdout,
                                      stderr=subprocess.STDOUT, start_new_session=True,
