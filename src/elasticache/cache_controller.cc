@@ -59,6 +59,36 @@ std::string Role(const CacheClusterController::Probe& p) {
   return it == p.replication.end() ? "" : it->second;
 }
 
+// redis-server's settings for one node, in order.
+std::vector<std::pair<std::string, std::string>> NodeSettings(const Json& rg, const Json& node) {
+  const std::string address = node["Address"];
+  std::vector<std::pair<std::string, std::string>> s = {
+      {"bind", address},
+      {"bind-source-addr", address},
+      {"port", std::to_string(node["Port"].get<int>())},
+      {"protected-mode", "no"},
+      {"daemonize", "no"},
+      {"dir", "./"},
+      {"save", ""},
+      {"appendonly", "no"},
+      {"maxmemory", std::to_string(MaxMemoryMibFor(rg["CacheNodeType"])) + "mb"},
+      {"maxmemory-policy", "volatile-lru"},
+      {"repl-diskless-sync", "yes"},
+      {"repl-diskless-sync-delay", "0"},
+  };
+  if (rg["ClusterEnabled"].get<bool>()) {
+    s.insert(s.end(), {{"cluster-enabled", "yes"},
+                       {"cluster-config-file", "nodes.conf"},
+                       {"cluster-node-timeout", "5000"},
+                       {"cluster-announce-ip", address},
+                       {"cluster-require-full-coverage", "no"},
+                       // Only the control plane promotes (Redis alone cannot with two shards, and must not race
+                       // it with more).
+                       {"cluster-replica-no-failover", "yes"}});
+  }
+  return s;
+}
+
 const ClusterNode* Myself(const CacheClusterController::Probe& p) {
   for (const auto& n : p.nodes) {
     if (n.Has("myself")) return &n;
@@ -138,29 +168,15 @@ Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
   fs::create_directories(dir, ec);
   if (ec) return Status::Internal("cannot create " + dir + ": " + ec.message());
   const std::string address = node["Address"];
-  const int port = node["Port"].get<int>();
-  std::string conf;
-  conf += "# Written by the ElastiCache controller for " + Str(node, "CacheClusterId") + "\n";
-  conf += "bind " + address + "\n";
-  conf += "bind-source-addr " + address + "\n";
-  conf += "port " + std::to_string(port) + "\n";
-  conf += "protected-mode no\ndaemonize no\ndir ./\nlogfile \"\"\nsave \"\"\nappendonly no\n";
-  conf += "maxmemory " + std::to_string(MaxMemoryMibFor(rg["CacheNodeType"])) + "mb\n";
-  conf += "maxmemory-policy volatile-lru\n";
-  conf += "repl-diskless-sync yes\nrepl-diskless-sync-delay 0\n";
-  if (rg["ClusterEnabled"].get<bool>()) {
-    conf += "cluster-enabled yes\ncluster-config-file nodes.conf\n";
-    conf += "cluster-node-timeout 5000\n";
-    conf += "cluster-announce-ip " + address + "\n";
-    conf += "cluster-require-full-coverage no\n";
-    // Only the control plane promotes (Redis alone cannot with two shards, and must not race it with more).
-    conf += "cluster-replica-no-failover yes\n";
-  }
+  // The settings go on the command line (the node's uid may not be able to open a file under the data dir:
+  // Redis opens its config file by absolute path); redis.conf records them for people.
+  std::string conf = "# The settings the ElastiCache controller starts " + Str(node, "CacheClusterId") + " with\n";
+  for (const auto& [k, v] : NodeSettings(rg, node)) conf += k + " \"" + v + "\"\n";
   AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/redis.conf", conf, 0600));
   if (ctx_->instance_identities) {
     auto uid = InstanceUidFor(address);
     if (!uid) return Status::Internal("no identity for address " + address);
-    for (const std::string& p : {dir, dir + "/redis.conf"}) {
+    for (const std::string& p : {dir}) {
       if (::chown(p.c_str(), *uid, *uid) != 0) return Status::Internal("cannot hand " + p + " to its node's uid");
     }
     if (::chmod(dir.c_str(), 0700) != 0) return Status::Internal("cannot chmod " + dir);
@@ -169,11 +185,15 @@ Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
   return Status::Ok();
 }
 
-LaunchSpec CacheClusterController::NodeLaunchSpec(const Json& node) const {
+LaunchSpec CacheClusterController::NodeLaunchSpec(const Json& rg, const Json& node) const {
   const std::string dir = NodeDir(*ctx_, Str(node, "ReplicationGroupId"), Str(node, "CacheClusterId"));
   LaunchSpec spec;
   // Paths relative to the working directory: the node's uid may not traverse the data dir above its folder.
-  spec.argv = {RedisServerPath(), "redis.conf"};
+  spec.argv = {RedisServerPath()};
+  for (const auto& [k, v] : NodeSettings(rg, node)) {
+    spec.argv.push_back("--" + k);
+    spec.argv.push_back(v);
+  }
   spec.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", dir}, {"LANG", "C.UTF-8"}};
   spec.working_dir = dir;
   spec.log_path = dir + "/redis.log";
@@ -242,7 +262,7 @@ void CacheClusterController::RunProcesses(Pass& pass) {
           continue;
         }
         const bool first = RecordedProcess(node).pid == 0;
-        if (supervisor_.KeepRunning(node, NodeLaunchSpec(node), kPolicy, what) == Supervisor::Kept::kLaunched &&
+        if (supervisor_.KeepRunning(node, NodeLaunchSpec(pass.rg, node), kPolicy, what) == Supervisor::Kept::kLaunched &&
             status == node_status::kRecovering && first) {
           pass.Event(id, "cache-cluster", "Recovering cache nodes 0001");
         }

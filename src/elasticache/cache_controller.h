@@ -86,7 +86,7 @@ class CacheClusterController : public Controller {
   Status Commit(Pass& pass);
 
   Status PrepareNodeDir(const Json& rg, Json& node);
-  LaunchSpec NodeLaunchSpec(const Json& node) const;
+  LaunchSpec NodeLaunchSpec(const Json& rg, const Json& node) const;
   std::unique_ptr<elasticache::RedisConnection> Connect(const Json& node) const;
   Result<std::string> Run(const Json& node, const std::vector<std::string>& argv) const;
 
