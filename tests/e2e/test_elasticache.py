@@ -115,8 +115,9 @@ def primary_of(slot, endpoint):
 
 
 class Writer:
-    """A thread writing one key of each shard in turn through a RedisCluster client; records per key the times
-    of acknowledged writes and of errors (bounded in time)."""
+    """One thread per key, each writing its key in a loop through its own RedisCluster client (so a stalled shard
+    cannot hold up the other's writes); records per key the times of acknowledged writes and of errors (bounded in
+    time)."""
 
     def __init__(self, endpoint, keys, max_seconds=60):
         self.keys = keys
@@ -125,38 +126,39 @@ class Writer:
         self.stopping = False
         self.acks = {k: [] for k in keys}
         self.errors = {k: [] for k in keys}
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.threads = [threading.Thread(target=self.run, args=(k,), daemon=True) for k in keys]
 
     def client(self):
         return RedisCluster(host=self.endpoint["Address"], port=self.endpoint["Port"], socket_timeout=0.5,
                             socket_connect_timeout=0.5, cluster_error_retry_attempts=1)
 
-    def run(self):
+    def run(self, k):
         c = None
         n = 0
         while not self.stopping and time.monotonic() < self.stop_at:
-            for k in self.keys:
-                n += 1
-                try:
-                    if c is None:
-                        c = self.client()
-                    c.set(k, str(n))
-                    self.acks[k].append(time.monotonic())
-                except Exception:  # noqa: BLE001 - any failure counts as a failed write
-                    self.errors[k].append(time.monotonic())
-                    with contextlib.suppress(Exception):
-                        if c is not None:
-                            c.close()
-                    c = None
+            n += 1
+            try:
+                if c is None:
+                    c = self.client()
+                c.set(k, str(n))
+                self.acks[k].append(time.monotonic())
+            except Exception:  # noqa: BLE001 - any failure counts as a failed write
+                self.errors[k].append(time.monotonic())
+                with contextlib.suppress(Exception):
+                    if c is not None:
+                        c.close()
+                c = None
             time.sleep(0.01)
 
     def __enter__(self):
-        self.thread.start()
+        for t in self.threads:
+            t.start()
         return self
 
     def __exit__(self, *exc):
         self.stopping = True
-        self.thread.join(10)
+        for t in self.threads:
+            t.join(10)
 
     def acked_after(self, key, t):
         return [a for a in self.acks[key] if a > t]
