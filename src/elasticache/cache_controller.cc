@@ -231,6 +231,15 @@ void CacheClusterController::RunProcesses(Pass& pass) {
       }
       continue;
     }
+    if (status == node_status::kDeleting) {
+      // A replica DecreaseReplicaCount removed: stopped, then forgotten by the others (EnforceTopology).
+      if (supervisor_.Stop(node, kPolicy)) {
+        pass.deleted_nodes.insert(id);
+        pass.Event(id, "cache-cluster", "Cache cluster deleted");
+      }
+      pass.busy = true;
+      continue;
+    }
     if (status == node_status::kRecovering) {
       // The failed process must be gone, and the shard's failover finished, before the node is rebuilt empty.
       if (!node.value("Wiped", false)) {
@@ -277,7 +286,7 @@ void CacheClusterController::RunProcesses(Pass& pass) {
 void CacheClusterController::ProbeAll(Pass& pass) {
   const bool cluster = pass.cluster();
   for (auto& [id, node] : pass.nodes) {
-    if (pass.failed.count(id) || RecordedProcess(node).pid <= 0) continue;
+    if (pass.failed.count(id) || RecordedProcess(node).pid <= 0 || node["Status"] == node_status::kDeleting) continue;
     Probe probe;
     if (auto c = Connect(node)) {
       auto info = c->Command({"INFO", "replication"});
@@ -521,7 +530,8 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
       if (!pass.Up(id) || Role(pp) != "master") continue;
       const Probe& p = pass.probes[id];
       const bool recovering = node["Status"] == node_status::kRecovering;
-      if (node["Status"] != node_status::kAvailable && !recovering) continue;
+      const bool added = node["Status"] == node_status::kCreating;  // IncreaseReplicaCount
+      if (node["Status"] != node_status::kAvailable && !recovering && !added) continue;
       bool ok = true;
       if (cluster) {
         const ClusterNode* me = Myself(p);
@@ -544,6 +554,11 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
       if (!ok) {
         pass.busy = true;
         continue;
+      }
+      if (added) {
+        node["RedisNodeId"] = p.my_id;
+        node["Status"] = node_status::kAvailable;
+        pass.Event(id, "cache-cluster", "Added cache node 0001 in availability zone " + Str(node, "AvailabilityZone"));
       }
       if (recovering) {
         const std::string old_id = node.value("RedisNodeId", "");
@@ -580,14 +595,20 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
       pass.busy = true;
     }
   }
+  for (const auto& id : pass.deleted_nodes) {
+    const std::string old_id = pass.nodes[id].value("RedisNodeId", "");
+    if (cluster && !old_id.empty()) forget.insert(old_id);
+  }
   for (const auto& old_id : forget) {
     for (const auto& [id, node] : pass.nodes) {
+      if (pass.deleted_nodes.count(id) || node["Status"] == node_status::kDeleting) continue;
       if (pass.Up(id) && FindNode(pass.probes[id], old_id)) (void)Run(node, {"CLUSTER", "FORGET", old_id});
     }
   }
   if (pass.rg["Status"] == rg_status::kModifying) {
-    bool settled = std::all_of(pass.nodes.begin(), pass.nodes.end(),
-                               [](const auto& kv) { return kv.second["Status"] == node_status::kAvailable; });
+    bool settled = std::all_of(pass.nodes.begin(), pass.nodes.end(), [&](const auto& kv) {
+      return kv.second["Status"] == node_status::kAvailable || pass.deleted_nodes.count(kv.first);
+    });
     for (const auto& ng : pass.rg["NodeGroups"]) {
       if (ng.contains("FailoverFrom") || ng.contains("FailoverRequested")) settled = false;
     }

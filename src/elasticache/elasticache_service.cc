@@ -186,6 +186,12 @@ class ElastiCacheService {
   Result<Json> DescribeEvents(const Params& p);
   Result<Json> DescribeCacheParameterGroups(const Params& p);
   Result<Json> DescribeCacheEngineVersions(const Params& p);
+  Result<Json> ModifyReplicationGroup(const Params& p);
+  Result<Json> IncreaseReplicaCount(const Params& p);
+  Result<Json> DecreaseReplicaCount(const Params& p);
+  Result<Json> AddTagsToResource(const Params& p);
+  Result<Json> ListTagsForResource(const Params& p);
+  Result<Json> RemoveTagsFromResource(const Params& p);
 
  private:
   Result<Json> LoadGroup(const std::string& id) const {
@@ -194,6 +200,15 @@ class ElastiCacheService {
     return *doc;
   }
   Status Save(const std::vector<StoreWrite>& writes) { return ctx_->store->Commit(writes); }
+  Result<Json> LoadAvailableGroup(const Params& p);
+  // The shards' new replica counts (and preferred AZs) of an Increase/DecreaseReplicaCount call.
+  struct ShardChange {
+    std::string node_group_id;
+    int64_t count = 0;
+    std::vector<std::string> azs;
+  };
+  Result<std::vector<ShardChange>> ReadReplicaChanges(const Params& p, const Json& rg);
+  Result<Json> LoadTagged(const Params& p);
 
   RegionContext* ctx_;
 };
@@ -706,6 +721,296 @@ Result<Json> ElastiCacheService::DescribeCacheEngineVersions(const Params& p) {
   return Json{{"CacheEngineVersions", std::move(versions)}};
 }
 
+Result<Json> ElastiCacheService::LoadAvailableGroup(const Params& p) {
+  auto id = p.Str("ReplicationGroupId");
+  if (!id) return Missing("ReplicationGroupId");
+  AP_ASSIGN_OR_RETURN(auto rg, LoadGroup(*id));
+  if (rg["Status"] != rg_status::kAvailable) {
+    return InvalidRgState("Replication group " + rg["ReplicationGroupId"].get<std::string>() +
+                          " is not in available state.");
+  }
+  return rg;
+}
+
+Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
+  const bool cluster = rg["ClusterEnabled"].get<bool>();
+  for (const char* unsupported : {"CacheNodeType", "EngineVersion", "AuthToken", "PrimaryClusterId", "NodeGroupId",
+                                  "SnapshottingClusterId", "TransitEncryptionEnabled", "ClusterMode"}) {
+    if (p.Has(unsupported)) {
+      return Status::InvalidParameterValue(std::string("Changing ") + unsupported +
+                                           " is not supported by this region yet.");
+    }
+  }
+  if (auto pg = p.Str("CacheParameterGroupName"); pg && *pg != rg["CacheParameterGroupName"]) {
+    if (!FindParameterGroup(*pg)) return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *pg + " not found.");
+    return Status::InvalidParameterValue("Changing the parameter group is not supported by this region yet.");
+  }
+  auto failover = p.Bool("AutomaticFailoverEnabled");
+  if (!failover.ok()) return failover.status();
+  auto multi_az = p.Bool("MultiAZEnabled");
+  if (!multi_az.ok()) return multi_az.status();
+  auto apply = p.Bool("ApplyImmediately");
+  if (!apply.ok()) return apply.status();
+  bool af = failover->value_or(rg["AutomaticFailoverEnabled"].get<bool>());
+  bool maz = multi_az->value_or(rg["MultiAZEnabled"].get<bool>());
+  if (cluster && !af) {
+    return InvalidCombination(
+        "Turning off automatic failover for replication group with cluster mode enabled is not supported.");
+  }
+  size_t nodes = 0;
+  for (const auto& ng : rg["NodeGroups"]) nodes += ng["Members"].size();
+  if (af && !cluster && nodes < 2) {
+    return InvalidCombination(
+        "When using automatic failover, there must be at least 2 cache clusters in the replication group.");
+  }
+  if (maz && !af) {
+    // Turning failover off turns Multi-AZ off with it unless the call asks for Multi-AZ.
+    if (multi_az->has_value()) return InvalidCombination("Multi-AZ can only be enabled when automatic failover is enabled.");
+    maz = false;
+  }
+  if (maz && !rg["MultiAZEnabled"].get<bool>()) {
+    for (const auto& ng : rg["NodeGroups"]) {
+      if (ng["Members"].size() < 2) {
+        return InvalidCombination("Multi-AZ needs at least one replica in every node group.");
+      }
+    }
+  }
+  AP_ASSIGN_OR_RETURN(int64_t retention,
+                      IntParam(p, "SnapshotRetentionLimit", rg["SnapshotRetentionLimit"].get<int64_t>(), 0, 35,
+                               "SnapshotRetentionLimit must be between 0 and 35."));
+  Json updated = rg;
+  updated["AutomaticFailoverEnabled"] = af;
+  updated["MultiAZEnabled"] = maz;
+  updated["SnapshotRetentionLimit"] = retention;
+  if (auto w = p.Str("SnapshotWindow")) updated["SnapshotWindow"] = *w;
+  if (auto d = p.Str("ReplicationGroupDescription")) updated["Description"] = *d;
+  if (updated != rg) {
+    AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], updated, std::nullopt}}));
+  }
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, updated)}};
+}
+
+Result<std::vector<ElastiCacheService::ShardChange>> ElastiCacheService::ReadReplicaChanges(const Params& p,
+                                                                                          const Json& rg) {
+  if (!p.Has("ApplyImmediately")) return Missing("ApplyImmediately");
+  auto apply = p.Bool("ApplyImmediately");
+  if (!apply.ok()) return apply.status();
+  if (!apply->value_or(false)) {
+    return Status::InvalidParameterValue("ApplyImmediately must be true: replica counts change at once.");
+  }
+  std::vector<ShardChange> out;
+  const auto configs = p.StructList("ReplicaConfiguration", "ConfigureShard");
+  auto count = p.Int("NewReplicaCount");
+  if (!count.ok()) return count.status();
+  if (configs.empty() == !count->has_value()) {
+    return InvalidCombination("Either NewReplicaCount or ReplicaConfiguration must be given, not both.");
+  }
+  if (count->has_value()) {
+    for (const auto& ng : rg["NodeGroups"]) out.push_back({ng["NodeGroupId"], **count, {}});
+  }
+  for (const auto& c : configs) {
+    Params cp(c, WireProtocol::kQuery);
+    auto id = cp.Str("NodeGroupId");
+    if (!id) return Missing("ReplicaConfiguration.ConfigureShard.N.NodeGroupId");
+    auto n = cp.Int("NewReplicaCount");
+    if (!n.ok()) return n.status();
+    if (!*n) return Missing("ReplicaConfiguration.ConfigureShard.N.NewReplicaCount");
+    bool found = false;
+    for (const auto& ng : rg["NodeGroups"]) found = found || ng["NodeGroupId"] == *id;
+    if (!found) {
+      return Status(404, "NodeGroupNotFoundFault", "The node group " + *id + " was not found in replication group " +
+                                                       rg["ReplicationGroupId"].get<std::string>() + ".");
+    }
+    auto azs = cp.List("PreferredAvailabilityZones", "PreferredAvailabilityZone");
+    for (const auto& az : azs) {
+      if (!ctx_->catalog->IsAvailabilityZone(az)) {
+        return Status::InvalidParameterValue("Invalid availability zone: " + az + ".");
+      }
+    }
+    out.push_back({*id, **n, azs});
+  }
+  for (const auto& c : out) {
+    if (c.count < 0 || c.count > kMaxReplicas) {
+      return Status::InvalidParameterValue("The number of replicas per node group must be within 0 and 5.");
+    }
+  }
+  return out;
+}
+
+Result<Json> ElastiCacheService::IncreaseReplicaCount(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
+  AP_ASSIGN_OR_RETURN(auto changes, ReadReplicaChanges(p, rg));
+  const std::string rg_id = rg["ReplicationGroupId"];
+  const bool cluster = rg["ClusterEnabled"].get<bool>();
+  const int64_t now = ctx_->clock->NowMillis();
+  std::vector<StoreWrite> writes;
+  bool any = false;
+  for (const auto& c : changes) {
+    for (auto& ng : rg["NodeGroups"]) {
+      if (ng["NodeGroupId"] != c.node_group_id) continue;
+      const int64_t have = static_cast<int64_t>(ng["Members"].size()) - 1;
+      if (c.count < have) {
+        return Status::InvalidParameterValue("NewReplicaCount " + std::to_string(c.count) + " for node group " +
+                                             c.node_group_id + " is less than its " + std::to_string(have) +
+                                             " replicas: use DecreaseReplicaCount.");
+      }
+      const std::string primary = ng["Primary"];
+      const std::string primary_az = ctx_->store->Get(kind::kCacheNode, primary).value_or(Json::object())
+                                         .value("AvailabilityZone", ctx_->catalog->availability_zones()[0]);
+      const auto defaults = DefaultReplicaAzs(ctx_->catalog->availability_zones(), primary_az,
+                                              static_cast<int>(c.count));
+      std::set<std::string> taken;
+      for (const auto& m : ng["Members"]) taken.insert(m);
+      for (int64_t k = have; k < c.count; ++k) {
+        std::string cluster_id;
+        for (int i = 0; cluster_id.empty() || taken.count(cluster_id) || ctx_->store->Get(kind::kCacheNode, cluster_id);
+             ++i) {
+          cluster_id = cluster ? MemberClusterId(rg_id, c.node_group_id, i) : NonClusterMemberId(rg_id, i);
+        }
+        taken.insert(cluster_id);
+        const size_t j = static_cast<size_t>(k - have);
+        const std::string az = j < c.azs.size() ? c.azs[j] : defaults[static_cast<size_t>(k)];
+        AP_ASSIGN_OR_RETURN(std::string address, AllocatePrivateAddress(*ctx_, az, &writes));
+        Json node = {{"CacheClusterId", cluster_id},   {"ReplicationGroupId", rg_id},
+                     {"NodeGroupId", c.node_group_id}, {"CacheNodeId", "0001"},
+                     {"AvailabilityZone", az},         {"Address", address},
+                     {"Port", rg["Port"]},             {"CreateTime", now},
+                     {"Status", node_status::kCreating}, {"RedisNodeId", ""},
+                     {"Generation", 1},                {"Pid", 0},
+                     {"PidStartTime", 0},              {"LaunchToken", NewLaunchToken()}};
+        writes.push_back({kind::kCacheNode, cluster_id, std::move(node), std::nullopt});
+        ng["Members"].push_back(cluster_id);
+        any = true;
+      }
+    }
+  }
+  if (!any) return Status(400, "NoOperationFault", "The requested replica counts are the current ones.");
+  rg["Status"] = rg_status::kModifying;
+  writes.push_back({kind::kCacheReplicationGroup, rg_id, rg, std::nullopt});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::DecreaseReplicaCount(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
+  const std::string rg_id = rg["ReplicationGroupId"];
+  const auto to_remove = p.List("ReplicasToRemove");
+  std::vector<ShardChange> changes;
+  if (to_remove.empty()) {
+    AP_ASSIGN_OR_RETURN(changes, ReadReplicaChanges(p, rg));
+  } else if (!p.Bool("ApplyImmediately").ok() || !p.Bool("ApplyImmediately")->value_or(false)) {
+    return Status::InvalidParameterValue("ApplyImmediately must be true: replica counts change at once.");
+  }
+  const bool multi_az = rg["MultiAZEnabled"].get<bool>();
+  std::vector<std::string> removed;
+  for (auto& ng : rg["NodeGroups"]) {
+    std::vector<std::string> replicas;
+    for (const auto& m : ng["Members"]) {
+      if (m != ng["Primary"]) replicas.push_back(m);
+    }
+    std::vector<std::string> drop;
+    for (const auto& c : changes) {
+      if (c.node_group_id != ng["NodeGroupId"]) continue;
+      if (c.count > static_cast<int64_t>(replicas.size())) {
+        return Status::InvalidParameterValue("NewReplicaCount " + std::to_string(c.count) + " for node group " +
+                                             c.node_group_id + " is more than its " +
+                                             std::to_string(replicas.size()) + " replicas: use IncreaseReplicaCount.");
+      }
+      drop.assign(replicas.begin() + c.count, replicas.end());  // the newest go first
+    }
+    for (const auto& id : to_remove) {
+      if (std::find(replicas.begin(), replicas.end(), id) != replicas.end()) drop.push_back(id);
+      if (id == ng["Primary"]) {
+        return Status::InvalidParameterValue("Cache cluster " + id + " is a primary: only replicas can be removed.");
+      }
+    }
+    if (multi_az && replicas.size() - drop.size() < 1) {
+      return InvalidCombination("Node group " + ng["NodeGroupId"].get<std::string>() +
+                                " would have no replica left while Multi-AZ is enabled.");
+    }
+    Json kept = Json::array();
+    for (const auto& m : ng["Members"]) {
+      if (std::find(drop.begin(), drop.end(), m) == drop.end()) kept.push_back(m);
+    }
+    ng["Members"] = kept;
+    removed.insert(removed.end(), drop.begin(), drop.end());
+  }
+  for (const auto& id : to_remove) {
+    if (std::find(removed.begin(), removed.end(), id) == removed.end()) {
+      return Status(404, "CacheClusterNotFound", "CacheCluster not found: " + id);
+    }
+  }
+  if (removed.empty()) return Status(400, "NoOperationFault", "The requested replica counts are the current ones.");
+  std::vector<StoreWrite> writes;
+  for (const auto& id : removed) {
+    auto node = ctx_->store->Get(kind::kCacheNode, id);
+    if (!node) continue;
+    (*node)["Status"] = node_status::kDeleting;
+    writes.push_back({kind::kCacheNode, id, *node, std::nullopt});
+  }
+  rg["Status"] = rg_status::kModifying;
+  writes.push_back({kind::kCacheReplicationGroup, rg_id, rg, std::nullopt});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::LoadTagged(const Params& p) {
+  auto arn = p.Str("ResourceName");
+  if (!arn) return Missing("ResourceName");
+  const std::string prefix = ctx_->Arn("elasticache", "replicationgroup:");
+  if (arn->rfind(prefix, 0) != 0) {
+    return Status(400, "InvalidARN", "The ARN " + *arn + " is not a replication group ARN of this region (" + prefix +
+                                         "<id>); tags on other resources are not supported here.");
+  }
+  return LoadGroup(arn->substr(prefix.size()));
+}
+
+Result<Json> ElastiCacheService::AddTagsToResource(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  Json tags = rg["Tags"];
+  for (const auto& t : p.StructList("Tags", "Tag")) {
+    auto key = t.find("Key");
+    if (key == t.end()) continue;
+    auto value = t.find("Value");
+    const std::string v = value == t.end() ? "" : value->second;
+    auto it = std::find_if(tags.begin(), tags.end(), [&](const Json& e) { return e["Key"] == key->second; });
+    if (it != tags.end()) {
+      (*it)["Value"] = v;
+    } else {
+      tags.push_back({{"Key", key->second}, {"Value", v}});
+    }
+  }
+  if (tags.size() > kMaxTags) return Status(400, "TagQuotaPerResourceExceeded", "A resource has at most 50 tags.");
+  rg["Tags"] = tags;
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  return Json{{"TagList", tags}};
+}
+
+Result<Json> ElastiCacheService::ListTagsForResource(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  return Json{{"TagList", rg["Tags"]}};
+}
+
+Result<Json> ElastiCacheService::RemoveTagsFromResource(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  const auto keys = p.List("TagKeys");
+  Json kept = Json::array();
+  for (const auto& t : rg["Tags"]) {
+    if (std::find(keys.begin(), keys.end(), t["Key"]) == keys.end()) kept.push_back(t);
+  }
+  if (kept.size() + keys.size() > rg["Tags"].size()) {
+    for (const auto& k : keys) {
+      if (std::none_of(rg["Tags"].begin(), rg["Tags"].end(), [&](const Json& t) { return t["Key"] == k; })) {
+        return Status(404, "TagNotFound", "Tag " + k + " not found.");
+      }
+    }
+  }
+  rg["Tags"] = kept;
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  return Json{{"TagList", kept}};
+}
+
 }  // namespace
 
 ApiService ElastiCacheApi(RegionContext* ctx) {
@@ -732,7 +1037,10 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
                            {"NodeGroupConfiguration", "NodeGroupConfiguration"},
                            {"PreferredCacheClusterAZs", "AvailabilityZone"},
                            {"ReplicaAvailabilityZones", "AvailabilityZone"},
-                           {"Tags", "Tag"}};
+                           {"Tags", "Tag"},
+                           {"TagList", "Tag"},
+                           {"ReplicaConfiguration", "ConfigureShard"},
+                           {"PreferredAvailabilityZones", "PreferredAvailabilityZone"}};
   api.operations = {
       op("CreateReplicationGroup", Access::kWrite, &ElastiCacheService::CreateReplicationGroup,
          {{"NodeGroupConfiguration", 90, "NodeGroupConfiguration"},
@@ -745,6 +1053,14 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
       op("DescribeEvents", Access::kRead, &ElastiCacheService::DescribeEvents),
       op("DescribeCacheParameterGroups", Access::kRead, &ElastiCacheService::DescribeCacheParameterGroups),
       op("DescribeCacheEngineVersions", Access::kRead, &ElastiCacheService::DescribeCacheEngineVersions),
+      op("ModifyReplicationGroup", Access::kWrite, &ElastiCacheService::ModifyReplicationGroup),
+      op("IncreaseReplicaCount", Access::kWrite, &ElastiCacheService::IncreaseReplicaCount,
+         {{"ReplicaConfiguration", 90, "ConfigureShard"}}),
+      op("DecreaseReplicaCount", Access::kWrite, &ElastiCacheService::DecreaseReplicaCount,
+         {{"ReplicaConfiguration", 90, "ConfigureShard"}, {"ReplicasToRemove", 450}}),
+      op("AddTagsToResource", Access::kWrite, &ElastiCacheService::AddTagsToResource, {{"Tags", 50, "Tag"}}),
+      op("ListTagsForResource", Access::kRead, &ElastiCacheService::ListTagsForResource),
+      op("RemoveTagsFromResource", Access::kWrite, &ElastiCacheService::RemoveTagsFromResource, {{"TagKeys", 50}}),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {

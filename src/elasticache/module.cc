@@ -3,6 +3,7 @@
 #include "api/api_server.h"
 #include "elasticache/cache_controller.h"
 #include "elasticache/elasticache_service.h"
+#include "elasticache/metrics.h"
 #include "elasticache/replication_groups.h"
 
 namespace autopipe {
@@ -22,6 +23,10 @@ ServiceModule ElastiCacheModule() {
   m.process_kinds = {{"cache-node", kind::kCacheNode, nullptr}, {"cache-endpoint", kind::kCacheEndpoint, nullptr}};
   m.addresses_in_use = [](const RegionContext& ctx, std::set<std::string>* in_use) {
     for (const auto& doc : ctx.store->List(kind::kCacheNode)) in_use->insert(doc->value("Address", std::string()));
+  };
+  auto metrics = std::make_shared<elasticache::CacheMetrics>();
+  m.collect_metrics = [metrics](RegionContext* ctx, int64_t now, std::vector<MetricSample>* out) {
+    metrics->Collect(ctx, now, out);
   };
   return m;
 }

@@ -361,6 +361,50 @@ class ElastiCacheSeedTest(unittest.TestCase):
         finally:
             c.close()
 
+    def test_10_replica_count_modify_and_tags(self):
+        ec = self.ec
+
+        def cluster_nodes():
+            out = subprocess.run(["redis-cli", "-h", self.endpoint["Address"], "-p", str(self.endpoint["Port"]),
+                                  "cluster", "nodes"], capture_output=True, text=True, timeout=10)
+            return [line for line in out.stdout.splitlines() if line]
+
+        ec.increase_replica_count(ReplicationGroupId=RG, ApplyImmediately=True,
+                                  ReplicaConfiguration=[{"NodeGroupId": "0001", "NewReplicaCount": 3,
+                                                         "PreferredAvailabilityZones": ["us-west-2b"]}])
+        self.assertEqual(describe(self.region)["Status"], "modifying")
+        wait_until(lambda: all_available(self.region, 7), 30, 0.2, "the added replica")
+        members = describe(self.region)["NodeGroups"][0]["NodeGroupMembers"]
+        self.assertEqual(len(members), 4)
+        self.assertEqual(members[-1]["PreferredAvailabilityZone"], "us-west-2b")
+        wait_until(lambda: len(cluster_nodes()) == 7, 10, 0.1, "the cluster to know 7 nodes")
+        needle = members[-1]["ReadEndpoint"]["Address"] + ":"
+        wait_until(lambda: any(needle in line and "slave" in line.split()[2] for line in cluster_nodes()), 10, 0.1,
+                   "the added node %s to be a replica in CLUSTER NODES" % needle)
+
+        ec.decrease_replica_count(ReplicationGroupId=RG, ApplyImmediately=True, NewReplicaCount=2)
+        wait_until(lambda: all_available(self.region, 6), 30, 0.2, "the removed replica to go")
+        wait_until(lambda: len(cluster_nodes()) == 6, 10, 0.1, "the cluster to forget the removed node")
+        with self.assertRaises(Exception) as cm:
+            ec.decrease_replica_count(ReplicationGroupId=RG, ApplyImmediately=True, NewReplicaCount=3)
+        self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidParameterValue")
+
+        with self.assertRaises(Exception) as cm:
+            ec.modify_replication_group(ReplicationGroupId=RG, AutomaticFailoverEnabled=False, ApplyImmediately=True)
+        self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidParameterCombination")
+        self.assertEqual(cm.exception.response["Error"]["Message"],
+                         "Turning off automatic failover for replication group with cluster mode enabled is not "
+                         "supported.")
+        rg = ec.modify_replication_group(ReplicationGroupId=RG, SnapshotRetentionLimit=3,
+                                         ApplyImmediately=True)["ReplicationGroup"]
+        self.assertEqual(rg["SnapshotRetentionLimit"], 3)
+
+        arn = describe(self.region)["ARN"]
+        ec.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "team", "Value": "pipeline"}])
+        self.assertEqual(ec.list_tags_for_resource(ResourceName=arn)["TagList"], [{"Key": "team", "Value": "pipeline"}])
+        ec.remove_tags_from_resource(ResourceName=arn, TagKeys=["team"])
+        self.assertEqual(ec.list_tags_for_resource(ResourceName=arn)["TagList"], [])
+
     def test_99_delete_stops_every_node(self):
         clusters = self.ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
         pids = [redis_server_pid(c["CacheNodes"][0]["Endpoint"]["Address"]) for c in clusters]
