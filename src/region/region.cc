@@ -20,6 +20,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "ec2/instances.h"
+#include "elasticache/seed.h"
 #include "process/recorded_process.h"
 #include "region/controller.h"
 #include "region/module.h"
@@ -457,6 +458,8 @@ int RunUp(const RegionOptions& opts) {
   if (!attach.ok() && attach.status().code() != "AlreadyExists") {
     std::cerr << "autopipe up: " << attach.status().ToString() << "\n";
   }
+  // §2's Redis cluster, as the corrected call (elasticache/seed.h); it forms while the group launches.
+  const std::string redis_error = elasticache::CreateSeedReplicationGroup(api, opts.region);
   WaitGone([&] { return region.InServiceCount("auto-pipeline-asg") < 5; }, std::chrono::seconds(30));
   int lb_in_service = 0;
   WaitGone(
@@ -465,6 +468,9 @@ int RunUp(const RegionOptions& opts) {
         return lb_in_service < region.InServiceCount("auto-pipeline-asg");
       },
       std::chrono::seconds(30), std::chrono::milliseconds(250));
+
+  const std::string redis_text =
+      redis_error + elasticache::DescribeSeedReplicationGroup(api, opts.region, std::chrono::seconds(30));
 
   fs::path dir = fs::absolute(opts.data_dir);
   std::cout << "\nAuto_Pipeline region " << opts.region << " is up.\n\n"
@@ -478,6 +484,7 @@ int RunUp(const RegionOptions& opts) {
             << lb_in_service << " instances InService:\n"
             << "  DNS name          " << dns_name << "\n"
             << "  curl http://" << dns_name << "/\n\n"
+            << redis_text << "\n"
             << "Use the aws CLI or boto3 against it:\n"
             << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
             << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"
