@@ -405,6 +405,41 @@ class ElastiCacheSeedTest(unittest.TestCase):
         ec.remove_tags_from_resource(ResourceName=arn, TagKeys=["team"])
         self.assertEqual(ec.list_tags_for_resource(ResourceName=arn)["TagList"], [])
 
+    def test_11_server_killed_mid_failover_ends_with_one_primary_per_shard(self):
+        k1 = key_in(0, 8191, "mid")
+        victim_ip, victim_port = primary_of(slot_of(k1), self.endpoint)
+        pid = redis_server_pid(victim_ip, victim_port)
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)  # the failover has started (or not): either way the restart must finish it
+        self.region.kill9()
+        self.region.restart()
+        wait_until(lambda: all_available(self.region, 6), 60, 0.2, "the group after a restart mid-failover")
+
+        def masters_agree():
+            views = []
+            for c in self.ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]:
+                ep = c["CacheNodes"][0]["Endpoint"]
+                res = subprocess.run(["redis-cli", "-h", ep["Address"], "-p", str(ep["Port"]), "cluster", "nodes"],
+                                     capture_output=True, text=True, timeout=10)
+                out = res.stdout
+                if not out:
+                    harness.log("redis-cli at %s: %s" % (ep["Address"], res.stderr))
+                flags = [(line, set(line.split()[2].split(","))) for line in out.splitlines() if line]
+                masters = sorted(" ".join(line.split()[8:]) for line, f in flags
+                                 if "master" in f and not f & {"fail", "fail?", "noaddr", "handshake"})
+                views.append(masters)
+            if all(v == ["0-8191", "8192-16383"] for v in views):
+                return True
+            harness.log("views of the live primaries' slots: %r" % views)
+            return False
+        wait_until(masters_agree, 20, 0.2, "every node to see exactly one live primary per shard")
+        c = RedisCluster(host=self.endpoint["Address"], port=self.endpoint["Port"], socket_timeout=2)
+        try:
+            self.assertTrue(c.set(k1, "after"))
+            self.assertEqual(c.get(k1), b"after")
+        finally:
+            c.close()
+
     def test_99_delete_stops_every_node(self):
         clusters = self.ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
         pids = [redis_server_pid(c["CacheNodes"][0]["Endpoint"]["Address"]) for c in clusters]
