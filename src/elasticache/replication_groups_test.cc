@@ -49,7 +49,8 @@ TEST(SlotCoverageTest, RefusesOverlapsAndGaps) {
 }
 
 TEST(NamesTest, ReplicationGroupIdRules) {
-  for (const char* ok : {"a", "auto-pipeline-redis", "A1-b2", std::string(40, 'x').c_str()}) {
+  for (const std::string& ok : {std::string("a"), std::string("auto-pipeline-redis"), std::string("A1-b2"),
+                                std::string(40, 'x')}) {
     EXPECT_TRUE(ValidateReplicationGroupId(ok).ok()) << ok;
   }
   for (const std::string& bad : {std::string(""), std::string("1abc"), std::string("-abc"), std::string("abc-"),
