@@ -510,8 +510,17 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
         }
         pass.busy = true;
       } else if (ng.contains("FailoverFrom")) {
-        const ClusterNode* me = cluster ? Myself(pp) : nullptr;
-        if (!cluster || (me && me->Has("master") && !me->slots.empty())) {
+        // Done once every answering node maps the shard's slots to the new primary: only then is the failed node
+        // rebuilt at its address (a fresh node there would answer clients holding the old map with CLUSTERDOWN).
+        bool everyone_agrees = true;
+        if (cluster) {
+          for (const auto& [oid, probe] : pass.probes) {
+            if (!probe.up || pass.nodes[oid]["Status"] != node_status::kAvailable) continue;
+            const ClusterNode* seen = FindNode(probe, pp.my_id);
+            if (!seen || !seen->Has("master") || seen->slots.empty()) everyone_agrees = false;
+          }
+        }
+        if (everyone_agrees) {
           const std::string from = ng["FailoverFrom"];
           const std::string msg = "Failover from primary node " + from + " to replica node " + pid + " completed";
           pass.Event(pid, "cache-cluster", msg);
