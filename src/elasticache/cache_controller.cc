@@ -388,7 +388,6 @@ bool CacheClusterController::FormCluster(Pass& pass) {
   bool converged = true;
   if (cluster) {
     const size_t n = pass.nodes.size();
-    const Json& first = pass.nodes.at(pass.rg["NodeGroups"][0]["Primary"].get<std::string>());
     for (auto& [id, node] : pass.nodes) {
       const Probe& p = pass.probes[id];
       node["RedisNodeId"] = p.my_id;
@@ -401,9 +400,26 @@ bool CacheClusterController::FormCluster(Pass& pass) {
         }
         converged = false;
       }
-      if (p.nodes.size() < n && id != first["CacheClusterId"]) {
-        (void)Run(node, {"CLUSTER", "MEET", first["Address"], std::to_string(first["Port"].get<int>())});
+      if (p.nodes.size() < n) {
+        // Meet every node it does not know yet, all at once: the handshakes then run in parallel.
+        for (const auto& [oid, other] : pass.nodes) {
+          const bool known = std::any_of(p.nodes.begin(), p.nodes.end(), [&](const ClusterNode& cn) {
+            return cn.ip == other["Address"].get<std::string>();
+          });
+          if (oid != id && !known) {
+            (void)Run(node, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+          }
+        }
         converged = false;
+      }
+      // A replica follows its primary as soon as it knows it, so that the relationship spreads by gossip while
+      // the primaries sit out Redis's writable delay after start-up.
+      const std::string primary_id = pass.probes[(*ng)["Primary"].get<std::string>()].my_id;
+      if (!IsPrimaryOf(*ng, id) && me && me->master_id != primary_id) {
+        const ClusterNode* prim = FindNode(p, primary_id);
+        if (prim && !prim->Has("handshake") && !prim->slots.empty()) {
+          (void)Run(node, {"CLUSTER", "REPLICATE", primary_id});
+        }
       }
     }
     if (!converged) {
@@ -471,15 +487,12 @@ bool CacheClusterController::FormCluster(Pass& pass) {
 }
 
 bool CacheClusterController::EndpointsReady(Pass& pass) {
+  // A PING through each endpoint: its node listens, has been given the nodes and has found one healthy.
   for (const auto& [id, ep] : pass.endpoints) {
-    auto text = lb::ReadWholeFile(EndpointDir(*ctx_, pass.rg_id, Str(ep, "Role")) + "/status.json");
-    if (!text.ok()) return false;
-    auto status = lb::ParseNodeStatus(*text);
-    if (!status.ok() || status->config_version < ep["ConfigVersion"].get<uint64_t>()) return false;
-    if (std::none_of(status->backends.begin(), status->backends.end(),
-                     [](const lb::BackendStatus& b) { return b.health == lb::kHealthHealthy; })) {
-      return false;
-    }
+    auto c = RedisConnection::Connect(ep["Address"], ep["Port"].get<int>(), kProbeTimeoutMillis);
+    if (!c.ok()) return false;
+    auto pong = (*c)->Command({"PING"});
+    if (!pong.ok() || *pong != "PONG") return false;
   }
   return !pass.endpoints.empty();
 }
@@ -827,7 +840,7 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
   if (pass.rg["Status"] == rg_status::kCreating) {
     const bool formed = FormCluster(pass);
     SyncEndpoints(pass);
-    // Available once the endpoint serves too (its node has health-checked the nodes: status.json).
+    // Available once the endpoint serves too (a PING through it is answered).
     if (formed && EndpointsReady(pass)) {
       MarkAvailable(pass);
       SyncEndpoints(pass);

@@ -13,8 +13,10 @@
 //                  primary). This is committed first (compare-and-set on the group document), so a server killed
 //                  mid-failover resumes the same failover and never ends with two primaries in a shard;
 //   4. topology  - level-triggered toward the document: creating groups are formed (CLUSTER ADDSLOTSRANGE on
-//                  primaries, CLUSTER MEET, CLUSTER REPLICATE; REPLICAOF in non-cluster mode) and become available
-//                  once cluster_state:ok and every node's CLUSTER NODES agrees on the slots and the replicas; in an
+//                  primaries, CLUSTER MEET of every node a node does not know, CLUSTER REPLICATE as soon as a replica
+//                  knows its primary; REPLICAOF in non-cluster mode) and become available once cluster_state:ok,
+//                  every node's CLUSTER NODES agrees on the slots and the replicas, and a PING through the
+//                  configuration (or primary) endpoint is answered; in an
 //                  available group a desired primary that is still a replica gets CLUSTER FAILOVER TAKEOVER
 //                  (REPLICAOF NO ONE), every replica is pointed at its shard's primary, and a recovering node is
 //                  rebuilt empty in its own AZ at its own address, joins as a replica, and the old node id is
