@@ -459,6 +459,39 @@ class ElastiCacheSeedTest(unittest.TestCase):
             self.assertFalse(pid and harness.pid_alive(pid), "node pid %s still running" % pid)
 
 
+class DownAndStartAgainTest(unittest.TestCase):
+    def test_group_comes_back_after_down(self):
+        """`autopipe down` stops every node; the next start finds them gone and rebuilds the group (empty, as AWS
+        rebuilds a group whose every node failed), and the configuration endpoint serves both shards again."""
+        region = Region.for_test(self)
+        ec = region.boto3("elasticache")
+        ec.create_replication_group(**dict(CORRECTED_CALL, ReplicasPerNodeGroup=1, NodeGroupConfiguration=[
+            {"PrimaryAvailabilityZone": "us-west-2a", "ReplicaAvailabilityZones": ["us-west-2b"]},
+            {"PrimaryAvailabilityZone": "us-west-2b", "ReplicaAvailabilityZones": ["us-west-2a"]}]))
+        wait_until(lambda: all_available(region, 4), 60, 0.1, "the group")
+        clusters = ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+        addresses = [c["CacheNodes"][0]["Endpoint"]["Address"] for c in clusters]
+        self.assertEqual(region.down().returncode, 0)
+        for a in addresses:
+            self.assertIsNone(redis_server_pid(a), a)
+        region.restart()
+        wait_until(lambda: all_available(region, 4) and all(redis_server_pid(a) for a in addresses), 60, 0.2,
+                   "the group to be rebuilt")
+        endpoint = describe(region)["ConfigurationEndpoint"]
+        k1, k2 = key_in(0, 8191, "again"), key_in(8192, 16383, "again")
+
+        def serves():
+            try:
+                c = RedisCluster(host=endpoint["Address"], port=endpoint["Port"], socket_timeout=2)
+                try:
+                    return c.set(k1, "1") and c.set(k2, "2") and c.get(k1) == b"1" and c.get(k2) == b"2"
+                finally:
+                    c.close()
+            except Exception:  # noqa: BLE001
+                return False
+        wait_until(serves, 20, 0.2, "both shards to serve through the configuration endpoint")
+
+
 class NonClusterModeTest(unittest.TestCase):
     def test_primary_and_reader_endpoints_follow_the_primary(self):
         region = Region.for_test(self)
