@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 
+#include "api/page_token.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
 #include "elasticache/replication_groups.h"
@@ -40,6 +41,26 @@ Result<int64_t> IntParam(const Params& p, const std::string& name, int64_t fallb
 }
 
 Json EndpointJson(const std::string& address, int port) { return Json{{"Address", address}, {"Port", port}}; }
+
+// MaxRecords (20-100, default 100) and Marker paging over a whole rendered list: {"Marker"?, list: page}.
+Result<Json> Paged(const Params& p, const char* list, Json items) {
+  AP_ASSIGN_OR_RETURN(int64_t max, IntParam(p, "MaxRecords", 100, 20, 100,
+                                            "MaxRecords must be between 20 and 100."));
+  size_t offset = 0;
+  if (auto marker = p.Str("Marker")) {
+    auto decoded = DecodePageToken(list, *marker);
+    if (!decoded) return Status::InvalidParameterValue("Invalid Marker: " + *marker);
+    offset = static_cast<size_t>(*decoded);
+  }
+  Json page = Json::array();
+  for (size_t i = offset; i < items.size() && page.size() < static_cast<size_t>(max); ++i) {
+    page.push_back(std::move(items[i]));
+  }
+  Json result = Json::object();
+  if (offset + page.size() < items.size()) result["Marker"] = EncodePageToken(list, offset + page.size());
+  result[list] = std::move(page);
+  return result;
+}
 
 // ---- rendering ----------------------------------------------------------------------------------------------------
 
@@ -556,7 +577,7 @@ Result<Json> ElastiCacheService::DescribeReplicationGroups(const Params& p) {
       groups.push_back(RenderReplicationGroup(*ctx_, *doc));
     }
   }
-  return Json{{"ReplicationGroups", std::move(groups)}};
+  return Paged(p, "ReplicationGroups", std::move(groups));
 }
 
 Result<Json> ElastiCacheService::DeleteReplicationGroup(const Params& p) {
@@ -598,7 +619,7 @@ Result<Json> ElastiCacheService::DescribeCacheClusters(const Params& p) {
   } else {
     for (const auto& doc : ctx_->store->List(kind::kCacheNode)) add(*doc);
   }
-  return Json{{"CacheClusters", std::move(clusters)}};
+  return Paged(p, "CacheClusters", std::move(clusters));
 }
 
 Result<Json> ElastiCacheService::TestFailover(const Params& p) {
@@ -678,7 +699,7 @@ Result<Json> ElastiCacheService::DescribeEvents(const Params& p) {
                       {"Message", e["Message"]},
                       {"Date", IsoTimeMillis(date)}});
   }
-  return Json{{"Events", std::move(events)}};
+  return Paged(p, "Events", std::move(events));
 }
 
 Result<Json> ElastiCacheService::DescribeCacheParameterGroups(const Params& p) {
@@ -696,7 +717,7 @@ Result<Json> ElastiCacheService::DescribeCacheParameterGroups(const Params& p) {
   if (name && groups.empty()) {
     return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *name + " not found.");
   }
-  return Json{{"CacheParameterGroups", std::move(groups)}};
+  return Paged(p, "CacheParameterGroups", std::move(groups));
 }
 
 Result<Json> ElastiCacheService::DescribeCacheEngineVersions(const Params& p) {
@@ -718,7 +739,7 @@ Result<Json> ElastiCacheService::DescribeCacheEngineVersions(const Params& p) {
                          std::string("redis ") + g.engine_version + " (served by Debian's Redis " +
                              kRunningRedisVersion + " on every node)"}});
   }
-  return Json{{"CacheEngineVersions", std::move(versions)}};
+  return Paged(p, "CacheEngineVersions", std::move(versions));
 }
 
 Result<Json> ElastiCacheService::LoadAvailableGroup(const Params& p) {

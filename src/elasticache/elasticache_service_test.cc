@@ -211,6 +211,31 @@ TEST_F(ElastiCacheServiceTest, QueryXmlUsesTheModelsMemberNames) {
   EXPECT_NE(reply.body.find("<ClusterEnabled>true</ClusterEnabled>"), std::string::npos);
 }
 
+TEST_F(ElastiCacheServiceTest, DescribeCacheClustersPagesWithMarker) {
+  for (int i = 0; i < 4; ++i) {
+    MustCall("CreateReplicationGroup", SeedParams({{"ReplicationGroupId", "g" + std::to_string(i)}}));
+  }
+  std::set<std::string> seen;
+  std::string marker;
+  int pages = 0;
+  do {
+    FormParams params = {{"MaxRecords", "20"}};
+    if (!marker.empty()) params["Marker"] = marker;
+    Json page = MustCall("DescribeCacheClusters", params);
+    for (const auto& c : page["CacheClusters"]) seen.insert(c["CacheClusterId"].get<std::string>());
+    marker = page.value("Marker", std::string());
+    ++pages;
+  } while (!marker.empty() && pages < 10);
+  EXPECT_EQ(pages, 2);
+  EXPECT_EQ(seen.size(), 24u);
+  auto bad = Call("DescribeCacheClusters", {{"Marker", "garbage"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), "InvalidParameterValue");
+  auto small = Call("DescribeReplicationGroups", {{"MaxRecords", "5"}});
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.status().code(), "InvalidParameterValue");
+}
+
 TEST_F(ElastiCacheServiceTest, EngineVersionsSayWhatRuns) {
   auto versions = MustCall("DescribeCacheEngineVersions", {})["CacheEngineVersions"];
   ASSERT_FALSE(versions.empty());
