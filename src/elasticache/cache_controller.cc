@@ -826,6 +826,10 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
   pass.endpoints_before = pass.endpoints;
 
   if (pass.rg.is_null() || pass.rg["Status"] == rg_status::kDeleting) return TearDown(pass);
+  // A node no shard lists any more (DecreaseReplicaCount) is removed.
+  for (auto& [id, node] : pass.nodes) {
+    if (!ShardOf(pass.rg, id)) node["Status"] = node_status::kDeleting;
+  }
 
   RunProcesses(pass);
   ProbeAll(pass);

@@ -144,6 +144,11 @@ Json RenderReplicationGroup(const RegionContext& ctx, const Json& rg) {
 std::string CacheClusterStatus(const Json& rg, const Json& node) {
   const std::string s = node["Status"];
   if (rg["Status"] == rg_status::kDeleting) return "deleting";
+  bool member = false;
+  for (const auto& ng : rg["NodeGroups"]) {
+    for (const auto& m : ng["Members"]) member = member || m == node["CacheClusterId"];
+  }
+  if (!member) return "deleting";  // DecreaseReplicaCount removed it; the controller is stopping it
   if (s == node_status::kRecovering) return "modifying";
   return s;
 }
@@ -963,13 +968,9 @@ Result<Json> ElastiCacheService::DecreaseReplicaCount(const Params& p) {
     }
   }
   if (removed.empty()) return Status(400, "NoOperationFault", "The requested replica counts are the current ones.");
+  // Only the group document changes: a node no shard lists any more is stopped and removed by the controller
+  // (the one writer of node documents once they exist).
   std::vector<StoreWrite> writes;
-  for (const auto& id : removed) {
-    auto node = ctx_->store->Get(kind::kCacheNode, id);
-    if (!node) continue;
-    (*node)["Status"] = node_status::kDeleting;
-    writes.push_back({kind::kCacheNode, id, *node, std::nullopt});
-  }
   rg["Status"] = rg_status::kModifying;
   writes.push_back({kind::kCacheReplicationGroup, rg_id, rg, std::nullopt});
   AP_RETURN_IF_ERROR(Save(writes));

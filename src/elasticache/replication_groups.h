@@ -12,7 +12,9 @@
 //   cache_node (id = CacheClusterId "<rg>-0001-001"): one redis-server — ReplicationGroupId, NodeGroupId,
 //     CacheNodeId "0001", AvailabilityZone, Address (its own private address), Port, CreateTime,
 //     Status (creating|available|recovering|deleting), RedisNodeId (CLUSTER MYID), Generation (bumped on
-//     every rebuild), and the supervisor's record (Pid, PidStartTime, LaunchToken, RunAsUid ...).
+//     every rebuild), and the supervisor's record (Pid, PidStartTime, LaunchToken, RunAsUid ...). The API creates
+//     node documents (CreateReplicationGroup, IncreaseReplicaCount); from then on the controller is their only
+//     writer: a node that no shard of its group lists any more is deleted by it.
 //   cache_endpoint (id = "<rg>/configuration" in cluster mode, "<rg>/primary" and "<rg>/reader" otherwise):
 //     one `autopipe lb` TCP node that is the stable endpoint — ReplicationGroupId, Role, Address, Port,
 //     ConfigVersion and the supervisor's record.
