@@ -214,8 +214,8 @@ Result<std::string> CacheClusterController::Run(const Json& node, const std::vec
   if (!c.ok()) return c.status();
   auto r = (*c)->Command(argv);
   if (!r.ok()) {
-    spdlog::info("elasticache node={} {}: {}", Str(node, "CacheClusterId"), argv[0] + " " + (argv.size() > 1 ? argv[1] : ""),
-                 r.status().message());
+    const std::string command = argv[0] + " " + (argv.size() > 1 ? argv[1] : "");
+    spdlog::info("elasticache node={} {}: {}", Str(node, "CacheClusterId"), command, r.status().message());
   }
   return r;
 }
@@ -271,8 +271,8 @@ void CacheClusterController::RunProcesses(Pass& pass) {
           continue;
         }
         const bool first = RecordedProcess(node).pid == 0;
-        if (supervisor_.KeepRunning(node, NodeLaunchSpec(pass.rg, node), kPolicy, what) == Supervisor::Kept::kLaunched &&
-            status == node_status::kRecovering && first) {
+        const auto kept = supervisor_.KeepRunning(node, NodeLaunchSpec(pass.rg, node), kPolicy, what);
+        if (kept == Supervisor::Kept::kLaunched && status == node_status::kRecovering && first) {
           pass.Event(id, "cache-cluster", "Recovering cache nodes 0001");
         }
       }

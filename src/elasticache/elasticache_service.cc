@@ -769,7 +769,9 @@ Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
     }
   }
   if (auto pg = p.Str("CacheParameterGroupName"); pg && *pg != rg["CacheParameterGroupName"]) {
-    if (!FindParameterGroup(*pg)) return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *pg + " not found.");
+    if (!FindParameterGroup(*pg)) {
+      return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *pg + " not found.");
+    }
     return Status::InvalidParameterValue("Changing the parameter group is not supported by this region yet.");
   }
   auto failover = p.Bool("AutomaticFailoverEnabled");
@@ -792,7 +794,9 @@ Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
   }
   if (maz && !af) {
     // Turning failover off turns Multi-AZ off with it unless the call asks for Multi-AZ.
-    if (multi_az->has_value()) return InvalidCombination("Multi-AZ can only be enabled when automatic failover is enabled.");
+    if (multi_az->has_value()) {
+      return InvalidCombination("Multi-AZ can only be enabled when automatic failover is enabled.");
+    }
     maz = false;
   }
   if (maz && !rg["MultiAZEnabled"].get<bool>()) {

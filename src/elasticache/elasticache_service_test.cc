@@ -54,7 +54,9 @@ class ElastiCacheServiceTest : public RegionFixture {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), code);
     EXPECT_EQ(r.status().http_status(), http);
-    if (!message.empty()) EXPECT_EQ(r.status().message(), message);
+    if (!message.empty()) {
+      EXPECT_EQ(r.status().message(), message);
+    }
     EXPECT_EQ(store_->Count(kind::kCacheReplicationGroup), 0u) << "a refused call must change nothing";
     EXPECT_EQ(store_->Count(kind::kCacheNode), 0u);
   }
@@ -105,7 +107,8 @@ TEST_F(ElastiCacheServiceTest, UncorrectedParameterGroupIsRefusedAsAwsDoes) {
 
 TEST_F(ElastiCacheServiceTest, ClusterModeByClusterModeEnabled) {
   Json rg = MustCall("CreateReplicationGroup",
-                     SeedParams({{"CacheParameterGroupName", "<erase>"}, {"ClusterMode", "enabled"}}))["ReplicationGroup"];
+                     SeedParams({{"CacheParameterGroupName", "<erase>"}, {"ClusterMode", "enabled"}}));
+  rg = rg["ReplicationGroup"];
   EXPECT_EQ(rg["ClusterEnabled"], true);
   EXPECT_EQ(rg["NodeGroups"].size(), 2u);
 }

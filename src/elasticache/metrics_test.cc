@@ -107,8 +107,9 @@ TEST_F(CacheMetricsTest, OneNodesSamplesWithPerPeriodCounters) {
   ASSERT_NE(conns, nullptr);
   EXPECT_GE(conns->value, 1);  // the collector's own connection
   EXPECT_EQ(conns->namespace_, "AWS/ElastiCache");
-  EXPECT_EQ(conns->dimensions,
-            (std::vector<std::pair<std::string, std::string>>{{"CacheClusterId", "rg-0001-001"}, {"CacheNodeId", "0001"}}));
+  const std::vector<std::pair<std::string, std::string>> dimensions = {{"CacheClusterId", "rg-0001-001"},
+                                                                       {"CacheNodeId", "0001"}};
+  EXPECT_EQ(conns->dimensions, dimensions);
   const MetricSample* memory = Find(first, "DatabaseMemoryUsagePercentage");
   ASSERT_NE(memory, nullptr);
   EXPECT_GT(memory->value, 0);
