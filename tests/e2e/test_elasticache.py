@@ -414,7 +414,10 @@ class ElastiCacheSeedTest(unittest.TestCase):
         time.sleep(0.05)  # the failover has started (or not): either way the restart must finish it
         self.region.kill9()
         self.region.restart()
-        wait_until(lambda: all_available(self.region, 6), 60, 0.2, "the group after a restart mid-failover")
+        # The failed node rebuilt (a new process at its address) and the group available again. (Right after the
+        # restart the group may still read available: the new server has not looked at the nodes yet.)
+        wait_until(lambda: redis_server_pid(victim_ip, victim_port) not in (None, pid) and
+                   all_available(self.region, 6), 60, 0.2, "the group after a restart mid-failover")
 
         def masters_agree():
             views = []
