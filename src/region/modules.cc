@@ -1,6 +1,7 @@
 // The region's modules. Adding a service: a folder with its module.cc, and one line in the list below.
 #include "autoscaling/module.h"
 #include "ec2/module.h"
+#include "elasticache/module.h"
 #include "elb/module.h"
 #include "rds/module.h"
 #include "region/module.h"
@@ -16,6 +17,7 @@ const std::vector<ServiceModule>& AllModules() {
       ElbModule(),
       RdsModule(),
       SnsModule(),
+      ElastiCacheModule(),
   };
   return modules;
 }

@@ -20,6 +20,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "ec2/instances.h"
+#include "elasticache/seed.h"
 #include "process/recorded_process.h"
 #include "region/controller.h"
 #include "region/module.h"
@@ -476,6 +477,8 @@ int RunUp(const RegionOptions& opts) {
   if (!db.ok() && db.status().code() != "DBInstanceAlreadyExists") {
     std::cerr << "autopipe up: " << db.status().ToString() << "\n";
   }
+  // §2's Redis cluster, as the corrected call (elasticache/seed.h); it forms while the group launches.
+  const std::string redis_error = elasticache::CreateSeedReplicationGroup(api, opts.region);
   WaitGone([&] { return region.InServiceCount("auto-pipeline-asg") < 5; }, std::chrono::seconds(30));
   Json db_instance;
   WaitGone(
@@ -499,6 +502,9 @@ int RunUp(const RegionOptions& opts) {
       },
       std::chrono::seconds(30), std::chrono::milliseconds(250));
 
+  const std::string redis_text =
+      redis_error + elasticache::DescribeSeedReplicationGroup(api, opts.region, std::chrono::seconds(30));
+
   fs::path dir = fs::absolute(opts.data_dir);
   std::cout << "\nAuto_Pipeline region " << opts.region << " is up.\n\n"
             << "  API endpoint      " << region.endpoint() << "\n"
@@ -517,6 +523,7 @@ int RunUp(const RegionOptions& opts) {
             << ":\n"
             << "  endpoint          " << db_address << ":3306\n"
             << "  mariadb -h " << db_address << " -P 3306 -u admin -p     (the password is the seed's)\n\n"
+            << redis_text << "\n"
             << "Use the aws CLI or boto3 against it:\n"
             << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
             << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"

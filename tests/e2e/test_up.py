@@ -83,6 +83,19 @@ class UpTest(unittest.TestCase):
         served = {http_json(lb.group(1))["private_ip"] for _ in range(30)}
         self.assertTrue(served <= set(urls) and len(served) >= 2, served)
 
+        # The seed's Redis cluster (§2, the corrected call): its printed redis-cli line sets and gets keys on both
+        # shards through the configuration endpoint.
+        cli = re.search(r"redis-cli -c -h (127\.%d\.220\.\d+) -p (\d+)" % self.block, out)
+        self.assertIsNotNone(cli, out)
+        self.assertIn("available", out)
+        for key in ("a", "b", "c"):  # slots 15495, 3300, 7365: both shards
+            res = subprocess.run(["redis-cli", "-c", "-h", cli.group(1), "-p", cli.group(2), "set", key, key + "!"],
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(res.stdout.strip(), "OK", res.stderr)
+            res = subprocess.run(["redis-cli", "-c", "-h", cli.group(1), "-p", cli.group(2), "get", key],
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(res.stdout.strip(), key + "!", res.stderr)
+
         # The printed instructions work with the real CLI.
         import json
         v1 = harness._find_cli_v1() or harness._find_cli_v2()

@@ -1,0 +1,864 @@
+#include "elasticache/cache_controller.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "common/log.h"
+#include "ec2/instances.h"
+#include "lb/node_files.h"
+#include "process/recorded_process.h"
+
+namespace autopipe {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace elasticache;  // NOLINT(build/namespaces): the module's own names
+
+const char* RedisServerPath() {
+  static const std::string path = [] {
+    for (const char* p : {"/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"}) {
+      if (::access(p, X_OK) == 0) return std::string(p);
+    }
+    return std::string("/usr/bin/redis-server");
+  }();
+  return path.c_str();
+}
+
+bool IsPrimaryOf(const Json& ng, const std::string& cluster_id) { return ng["Primary"] == cluster_id; }
+
+Json* ShardOf(Json& rg, const std::string& cluster_id) {
+  for (auto& ng : rg["NodeGroups"]) {
+    for (const auto& m : ng["Members"]) {
+      if (m == cluster_id) return &ng;
+    }
+  }
+  return nullptr;
+}
+
+std::string Str(const Json& doc, const char* key) { return doc.value(key, std::string()); }
+
+int64_t Offset(const CacheClusterController::Probe& p) {
+  auto it = p.replication.find("slave_repl_offset");
+  if (it == p.replication.end()) it = p.replication.find("master_repl_offset");
+  if (it == p.replication.end()) return -1;
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+std::string Role(const CacheClusterController::Probe& p) {
+  auto it = p.replication.find("role");
+  return it == p.replication.end() ? "" : it->second;
+}
+
+// redis-server's settings for one node, in order.
+std::vector<std::pair<std::string, std::string>> NodeSettings(const Json& rg, const Json& node) {
+  const std::string address = node["Address"];
+  std::vector<std::pair<std::string, std::string>> s = {
+      {"bind", address},
+      {"bind-source-addr", address},
+      {"port", std::to_string(node["Port"].get<int>())},
+      {"protected-mode", "no"},
+      {"daemonize", "no"},
+      {"dir", "./"},
+      {"save", ""},
+      {"appendonly", "no"},
+      {"maxmemory", std::to_string(MaxMemoryMibFor(rg["CacheNodeType"])) + "mb"},
+      {"maxmemory-policy", "volatile-lru"},
+      {"repl-diskless-sync", "yes"},
+      {"repl-diskless-sync-delay", "0"},
+  };
+  if (rg["ClusterEnabled"].get<bool>()) {
+    s.insert(s.end(), {{"cluster-enabled", "yes"},
+                       {"cluster-config-file", "nodes.conf"},
+                       {"cluster-node-timeout", "5000"},
+                       {"cluster-announce-ip", address},
+                       {"cluster-require-full-coverage", "no"},
+                       // Only the control plane promotes (Redis alone cannot with two shards, and must not race
+                       // it with more).
+                       {"cluster-replica-no-failover", "yes"}});
+  }
+  return s;
+}
+
+const ClusterNode* Myself(const CacheClusterController::Probe& p) {
+  for (const auto& n : p.nodes) {
+    if (n.Has("myself")) return &n;
+  }
+  return nullptr;
+}
+
+// CLUSTER NODES shows a one-slot range as the slot alone.
+std::string AsRedisShows(const std::string& slots) {
+  auto r = ParseSlots(slots);
+  if (!r.ok() || r->first != r->last) return slots;
+  return std::to_string(r->first);
+}
+
+const ClusterNode* FindNode(const CacheClusterController::Probe& p, const std::string& id) {
+  for (const auto& n : p.nodes) {
+    if (n.id == id) return &n;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+struct CacheClusterController::Pass {
+  std::string rg_id;
+  VersionedDoc read;
+  Json rg;  // null when the group document is gone
+  std::map<std::string, Json> nodes_before, nodes;
+  std::map<std::string, Json> endpoints_before, endpoints;
+  std::vector<StoreWrite> events;
+  std::map<std::string, Probe> probes;
+  std::set<std::string> failed;
+  std::set<std::string> deleted_nodes, deleted_endpoints;
+  bool delete_group = false;
+  int64_t now = 0;
+  bool busy = false;  // something is in progress: look again soon
+
+  bool cluster() const { return rg.value("ClusterEnabled", false); }
+  void Event(const std::string& source, const std::string& type, const std::string& message) {
+    events.push_back(EventWrite(source, type, message, now, static_cast<int>(events.size())));
+    spdlog::info("elasticache {} {}: {}", type, source, message);
+  }
+  bool Up(const std::string& id) const {
+    auto it = probes.find(id);
+    return it != probes.end() && it->second.up;
+  }
+};
+
+std::vector<std::string> CacheClusterController::Keys() {
+  std::set<std::string> keys;
+  for (const auto& id : ctx_->store->Ids(kind::kCacheReplicationGroup)) keys.insert(id);
+  for (const char* k : {kind::kCacheNode, kind::kCacheEndpoint}) {
+    for (const auto& doc : ctx_->store->List(k)) keys.insert(Str(*doc, "ReplicationGroupId"));
+  }
+  return {keys.begin(), keys.end()};
+}
+
+std::vector<Controller::Watch> CacheClusterController::Watches() const {
+  Store* store = ctx_->store;
+  auto owner = [store](const char* k) {
+    return [store, k](const std::string& id) -> std::optional<std::string> {
+      auto doc = store->GetVersioned(k, id).doc;
+      if (!doc) return std::nullopt;  // gone: every key (cheap; few groups)
+      return Str(*doc, "ReplicationGroupId");
+    };
+  };
+  return {{kind::kCacheReplicationGroup, SameKey},
+          {kind::kCacheNode, owner(kind::kCacheNode)},
+          {kind::kCacheEndpoint, owner(kind::kCacheEndpoint)}};
+}
+
+// ---- nodes: files and processes ------------------------------------------------------------------------------------
+
+Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
+  const std::string dir = NodeDir(*ctx_, Str(rg, "ReplicationGroupId"), Str(node, "CacheClusterId"));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Internal("cannot create " + dir + ": " + ec.message());
+  const std::string address = node["Address"];
+  // The settings go on the command line (the node's uid may not be able to open a file under the data dir:
+  // Redis opens its config file by absolute path); redis.conf records them for people.
+  std::string conf = "# The settings the ElastiCache controller starts " + Str(node, "CacheClusterId") + " with\n";
+  for (const auto& [k, v] : NodeSettings(rg, node)) conf += k + " \"" + v + "\"\n";
+  AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/redis.conf", conf, 0600));
+  if (ctx_->instance_identities) {
+    auto uid = InstanceUidFor(address);
+    if (!uid) return Status::Internal("no identity for address " + address);
+    for (const std::string& p : {dir}) {
+      if (::chown(p.c_str(), *uid, *uid) != 0) return Status::Internal("cannot hand " + p + " to its node's uid");
+    }
+    if (::chmod(dir.c_str(), 0700) != 0) return Status::Internal("cannot chmod " + dir);
+    node["RunAsUid"] = *uid;
+  }
+  return Status::Ok();
+}
+
+LaunchSpec CacheClusterController::NodeLaunchSpec(const Json& rg, const Json& node) const {
+  const std::string dir = NodeDir(*ctx_, Str(node, "ReplicationGroupId"), Str(node, "CacheClusterId"));
+  LaunchSpec spec;
+  // Paths relative to the working directory: the node's uid may not traverse the data dir above its folder.
+  spec.argv = {RedisServerPath()};
+  for (const auto& [k, v] : NodeSettings(rg, node)) {
+    spec.argv.push_back("--" + k);
+    spec.argv.push_back(v);
+  }
+  spec.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", dir}, {"LANG", "C.UTF-8"}};
+  spec.working_dir = dir;
+  spec.log_path = dir + "/redis.log";
+  if (node.contains("RunAsUid")) {
+    spec.uid = node["RunAsUid"].get<uint32_t>();
+    spec.gid = node["RunAsUid"].get<uint32_t>();
+  }
+  return spec;
+}
+
+std::unique_ptr<RedisConnection> CacheClusterController::Connect(const Json& node) const {
+  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), kProbeTimeoutMillis);
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+Result<std::string> CacheClusterController::Run(const Json& node, const std::vector<std::string>& argv) const {
+  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 1000);
+  if (!c.ok()) return c.status();
+  auto r = (*c)->Command(argv);
+  if (!r.ok()) {
+    const std::string command = argv[0] + " " + (argv.size() > 1 ? argv[1] : "");
+    spdlog::info("elasticache node={} {}: {}", Str(node, "CacheClusterId"), command, r.status().message());
+  }
+  return r;
+}
+
+void CacheClusterController::RunProcesses(Pass& pass) {
+  for (auto& [id, node] : pass.nodes) {
+    const std::string status = node["Status"];
+    const std::string what = "elasticache node=" + id + " address=" + Str(node, "Address");
+    if (status == node_status::kAvailable) {
+      if (!supervisor_.Running(node)) {
+        spdlog::warn("{} pid={} is gone", what, node.value("Pid", 0));
+        pass.failed.insert(id);
+      }
+      continue;
+    }
+    if (status == node_status::kDeleting) {
+      // A replica DecreaseReplicaCount removed: stopped, then forgotten by the others (EnforceTopology).
+      if (supervisor_.Stop(node, kPolicy)) {
+        pass.deleted_nodes.insert(id);
+        pass.Event(id, "cache-cluster", "Cache cluster deleted");
+      }
+      pass.busy = true;
+      continue;
+    }
+    if (status == node_status::kRecovering) {
+      // The failed process must be gone, and the shard's failover finished, before the node is rebuilt empty.
+      if (!node.value("Wiped", false)) {
+        const ProcessId old = RecordedProcess(node);
+        if (old.pid > 0 && ctx_->launcher->GroupAlive(old)) {
+          ctx_->launcher->SignalGroup(old, /*force=*/true);
+          pass.busy = true;
+          continue;
+        }
+        const std::string dir = NodeDir(*ctx_, pass.rg_id, id);
+        std::error_code ec;
+        fs::remove(dir + "/nodes.conf", ec);
+        fs::remove(dir + "/dump.rdb", ec);
+        Supervisor::Clear(node);
+        node["Wiped"] = true;
+      }
+      const Json* ng = ShardOf(pass.rg, id);
+      if (ng && ng->contains("FailoverFrom")) {
+        pass.busy = true;
+        continue;
+      }
+    }
+    if (status == node_status::kCreating || status == node_status::kRecovering) {
+      if (!supervisor_.Running(node)) {
+        Status st = PrepareNodeDir(pass.rg, node);
+        if (!st.ok()) {
+          spdlog::error("{}: {}", what, st.ToString());
+          pass.busy = true;
+          continue;
+        }
+        const bool first = RecordedProcess(node).pid == 0;
+        const auto kept = supervisor_.KeepRunning(node, NodeLaunchSpec(pass.rg, node), kPolicy, what);
+        if (kept == Supervisor::Kept::kLaunched && status == node_status::kRecovering && first) {
+          pass.Event(id, "cache-cluster", "Recovering cache nodes 0001");
+        }
+      }
+      pass.busy = true;
+    }
+  }
+}
+
+// ---- probing -------------------------------------------------------------------------------------------------------
+
+void CacheClusterController::ProbeAll(Pass& pass) {
+  const bool cluster = pass.cluster();
+  for (auto& [id, node] : pass.nodes) {
+    if (pass.failed.count(id) || RecordedProcess(node).pid <= 0 || node["Status"] == node_status::kDeleting) continue;
+    Probe probe;
+    if (auto c = Connect(node)) {
+      auto info = c->Command({"INFO", "replication"});
+      if (info.ok()) {
+        probe.replication = ParseInfo(*info);
+        probe.up = true;
+        if (cluster) {
+          auto nodes = c->Command({"CLUSTER", "NODES"});
+          auto ci = c->Command({"CLUSTER", "INFO"});
+          if (nodes.ok() && ci.ok()) {
+            probe.nodes = ParseClusterNodes(*nodes);
+            if (const ClusterNode* me = Myself(probe)) probe.my_id = me->id;
+            probe.cluster_ok = ParseInfo(*ci)["cluster_state"] == "ok";
+          } else {
+            probe.up = false;
+          }
+        }
+      }
+    }
+    std::lock_guard lock(mu_);
+    const std::string key = pass.rg_id + "/" + id + "/" + std::to_string(node.value("Generation", 0));
+    if (probe.up) {
+      unreachable_since_.erase(key);
+    } else if (node["Status"] == node_status::kAvailable) {
+      auto [it, inserted] = unreachable_since_.emplace(key, pass.now);
+      if (pass.now - it->second >= kHangMillis) {
+        spdlog::warn("elasticache node={} has not answered for {} ms: failed", id, pass.now - it->second);
+        pass.failed.insert(id);
+        unreachable_since_.erase(it);
+      }
+    }
+    pass.probes[id] = std::move(probe);
+  }
+}
+
+// ---- failures and failover -----------------------------------------------------------------------------------------
+
+void CacheClusterController::HandleFailures(Pass& pass) {
+  if (pass.rg["Status"] == rg_status::kCreating) {
+    // A node that dies while the group forms is simply started again (KeepRunning above).
+    pass.failed.clear();
+    return;
+  }
+  // TestFailover: the shard's primary is failed on purpose.
+  for (auto& ng : pass.rg["NodeGroups"]) {
+    if (!ng.value("FailoverRequested", false)) continue;
+    ng.erase("FailoverRequested");
+    pass.failed.insert(ng["Primary"].get<std::string>());
+  }
+  for (const auto& id : pass.failed) {
+    auto it = pass.nodes.find(id);
+    if (it == pass.nodes.end() || it->second["Status"] != node_status::kAvailable) continue;
+    Json& node = it->second;
+    // SIGKILL whatever is left (a hung process must never come back as a second primary).
+    const ProcessId proc = RecordedProcess(node);
+    if (proc.pid > 0) ctx_->launcher->SignalGroup(proc, /*force=*/true);
+    node["Status"] = node_status::kRecovering;
+    node["Wiped"] = false;
+    node["Generation"] = node.value("Generation", 0) + 1;
+    Json* ng = ShardOf(pass.rg, id);
+    if (!ng || !IsPrimaryOf(*ng, id)) continue;
+    if (!pass.rg["AutomaticFailoverEnabled"].get<bool>()) continue;
+    // The replica with the least replication lag: the largest offset among those that answer.
+    std::string best;
+    int64_t best_offset = -2;
+    for (const auto& m : (*ng)["Members"]) {
+      const std::string mid = m;
+      if (mid == id || pass.failed.count(mid) || !pass.Up(mid)) continue;
+      if (pass.nodes[mid]["Status"] != node_status::kAvailable) continue;
+      const int64_t off = Offset(pass.probes[mid]);
+      if (off > best_offset) {
+        best = mid;
+        best_offset = off;
+      }
+    }
+    if (best.empty()) {
+      spdlog::warn("elasticache group={} shard={}: primary {} failed and no replica can take over", pass.rg_id,
+                   Str(*ng, "NodeGroupId"), id);
+      continue;
+    }
+    (*ng)["Primary"] = best;
+    (*ng)["FailoverFrom"] = id;
+    spdlog::warn("elasticache group={} shard={}: primary {} failed; promoting {} (offset {})", pass.rg_id,
+                 Str(*ng, "NodeGroupId"), id, best, best_offset);
+  }
+  if (!pass.failed.empty() && pass.rg["Status"] == rg_status::kAvailable) pass.rg["Status"] = rg_status::kModifying;
+}
+
+// ---- forming a new group -------------------------------------------------------------------------------------------
+
+bool CacheClusterController::FormCluster(Pass& pass) {
+  for (const auto& [id, node] : pass.nodes) {
+    if (!pass.Up(id)) {
+      pass.busy = true;
+      return false;
+    }
+  }
+  const bool cluster = pass.cluster();
+  bool converged = true;
+  if (cluster) {
+    const size_t n = pass.nodes.size();
+    for (auto& [id, node] : pass.nodes) {
+      const Probe& p = pass.probes[id];
+      node["RedisNodeId"] = p.my_id;
+      const Json* ng = ShardOf(pass.rg, id);
+      const ClusterNode* me = Myself(p);
+      if (IsPrimaryOf(*ng, id) && me && me->slots.empty()) {
+        auto slots = ParseSlots((*ng)["Slots"]);
+        if (slots.ok()) {
+          (void)Run(node, {"CLUSTER", "ADDSLOTSRANGE", std::to_string(slots->first), std::to_string(slots->last)});
+        }
+        converged = false;
+      }
+      if (p.nodes.size() < n) {
+        // Meet every node it does not know yet, all at once: the handshakes then run in parallel.
+        for (const auto& [oid, other] : pass.nodes) {
+          const bool known = std::any_of(p.nodes.begin(), p.nodes.end(), [&](const ClusterNode& cn) {
+            return cn.ip == other["Address"].get<std::string>();
+          });
+          if (oid != id && !known) {
+            (void)Run(node, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+          }
+        }
+        converged = false;
+      }
+      // A replica follows its primary as soon as it knows it, so that the relationship spreads by gossip while
+      // the primaries sit out Redis's writable delay after start-up.
+      const std::string primary_id = pass.probes[(*ng)["Primary"].get<std::string>()].my_id;
+      if (!IsPrimaryOf(*ng, id) && me && me->master_id != primary_id) {
+        const ClusterNode* prim = FindNode(p, primary_id);
+        if (prim && !prim->Has("handshake") && !prim->slots.empty()) {
+          (void)Run(node, {"CLUSTER", "REPLICATE", primary_id});
+        }
+      }
+    }
+    if (!converged) {
+      pass.busy = true;
+      return false;
+    }
+    // Everyone knows everyone: replicas follow their primaries; then every view must agree.
+    for (auto& [id, node] : pass.nodes) {
+      const Probe& p = pass.probes[id];
+      const Json* ng = ShardOf(pass.rg, id);
+      const std::string primary_id = pass.nodes[(*ng)["Primary"].get<std::string>()]["RedisNodeId"];
+      if (p.nodes.size() < n) converged = false;
+      for (const auto& cn : p.nodes) {
+        if (cn.Has("handshake") || cn.Has("fail") || cn.Has("noaddr") || cn.link_state != "connected") {
+          converged = false;
+        }
+      }
+      if (!p.cluster_ok) converged = false;
+      if (IsPrimaryOf(*ng, id)) continue;
+      const ClusterNode* me = Myself(p);
+      if (me && me->master_id != primary_id) {
+        if (FindNode(p, primary_id)) (void)Run(node, {"CLUSTER", "REPLICATE", primary_id});
+        converged = false;
+      } else if (p.replication.count("master_link_status") == 0 ||
+                 p.replication.at("master_link_status") != "up") {
+        converged = false;
+      }
+      // Every view has this replica under its primary and the primary with its slots.
+      for (const auto& [oid, other] : pass.probes) {
+        const ClusterNode* seen = FindNode(other, p.my_id);
+        if (!seen || seen->master_id != primary_id) converged = false;
+        const ClusterNode* prim = FindNode(other, primary_id);
+        if (!prim || !prim->Has("master") || prim->slots != std::vector<std::string>{AsRedisShows((*ng)["Slots"])}) {
+          converged = false;
+        }
+      }
+    }
+  } else {
+    const Json& ng = pass.rg["NodeGroups"][0];
+    const Json& primary = pass.nodes.at(ng["Primary"].get<std::string>());
+    for (auto& [id, node] : pass.nodes) {
+      const Probe& p = pass.probes[id];
+      if (id == ng["Primary"]) {
+        if (Role(p) != "master") {
+          (void)Run(node, {"REPLICAOF", "NO", "ONE"});
+          converged = false;
+        }
+        continue;
+      }
+      auto host = p.replication.find("master_host");
+      if (host == p.replication.end() || host->second != primary["Address"]) {
+        (void)Run(node, {"REPLICAOF", primary["Address"], std::to_string(primary["Port"].get<int>())});
+        converged = false;
+      } else if (p.replication.count("master_link_status") == 0 ||
+                 p.replication.at("master_link_status") != "up") {
+        converged = false;
+      }
+    }
+  }
+  if (!converged) {
+    pass.busy = true;
+    return false;
+  }
+  return true;
+}
+
+bool CacheClusterController::EndpointsReady(Pass& pass) {
+  // A PING through each endpoint: its node listens, has been given the nodes and has found one healthy.
+  for (const auto& [id, ep] : pass.endpoints) {
+    auto c = RedisConnection::Connect(ep["Address"], ep["Port"].get<int>(), kProbeTimeoutMillis);
+    if (!c.ok()) return false;
+    auto pong = (*c)->Command({"PING"});
+    if (!pong.ok() || *pong != "PONG") return false;
+  }
+  return !pass.endpoints.empty();
+}
+
+void CacheClusterController::MarkAvailable(Pass& pass) {
+  for (auto& [id, node] : pass.nodes) node["Status"] = node_status::kAvailable;
+  pass.rg["Status"] = rg_status::kAvailable;
+  for (const auto& [id, node] : pass.nodes) pass.Event(id, "cache-cluster", "Cache cluster created");
+  pass.Event(pass.rg_id, "replication-group", "Replication group " + pass.rg_id + " created");
+}
+
+// ---- keeping an available group in shape ---------------------------------------------------------------------------
+
+void CacheClusterController::EnforceTopology(Pass& pass) {
+  const bool cluster = pass.cluster();
+  std::set<std::string> forget;  // node ids of rebuilt nodes' previous lives
+  for (auto& ng : pass.rg["NodeGroups"]) {
+    const std::string pid = ng["Primary"];
+    Json& primary = pass.nodes[pid];
+    const Probe& pp = pass.probes[pid];
+    // 1. The desired primary must be the primary.
+    if (pass.Up(pid) && primary["Status"] == node_status::kAvailable) {
+      if (Role(pp) != "master") {
+        if (cluster) {
+          (void)Run(primary, {"CLUSTER", "FAILOVER", "TAKEOVER"});
+        } else {
+          (void)Run(primary, {"REPLICAOF", "NO", "ONE"});
+        }
+        pass.busy = true;
+      } else if (ng.contains("FailoverFrom")) {
+        // Done once every answering node maps the shard's slots to the new primary: only then is the failed node
+        // rebuilt at its address (a fresh node there would answer clients holding the old map with CLUSTERDOWN).
+        bool everyone_agrees = true;
+        if (cluster) {
+          for (const auto& [oid, probe] : pass.probes) {
+            if (!probe.up || pass.nodes[oid]["Status"] != node_status::kAvailable) continue;
+            const ClusterNode* seen = FindNode(probe, pp.my_id);
+            if (!seen || !seen->Has("master") || seen->slots.empty()) everyone_agrees = false;
+          }
+        }
+        if (everyone_agrees) {
+          const std::string from = ng["FailoverFrom"];
+          const std::string msg = "Failover from primary node " + from + " to replica node " + pid + " completed";
+          pass.Event(pid, "cache-cluster", msg);
+          pass.Event(pass.rg_id, "replication-group", msg);
+          ng.erase("FailoverFrom");
+        }
+        pass.busy = true;
+      }
+    }
+    const std::string primary_id = primary.value("RedisNodeId", "");
+    // 2. Replicas follow it; rebuilt nodes join as replicas.
+    for (const auto& m : ng["Members"]) {
+      const std::string id = m;
+      if (id == pid) continue;
+      Json& node = pass.nodes[id];
+      if (!pass.Up(id) || Role(pp) != "master") continue;
+      const Probe& p = pass.probes[id];
+      const bool recovering = node["Status"] == node_status::kRecovering;
+      const bool added = node["Status"] == node_status::kCreating;  // IncreaseReplicaCount
+      if (node["Status"] != node_status::kAvailable && !recovering && !added) continue;
+      bool ok = true;
+      if (cluster) {
+        const ClusterNode* me = Myself(p);
+        if (!FindNode(p, primary_id)) {
+          (void)Run(node, {"CLUSTER", "MEET", primary["Address"], std::to_string(primary["Port"].get<int>())});
+          ok = false;
+        } else if (!me || me->master_id != primary_id) {
+          (void)Run(node, {"CLUSTER", "REPLICATE", primary_id});
+          ok = false;
+        }
+      } else {
+        auto host = p.replication.find("master_host");
+        if (host == p.replication.end() || host->second != primary["Address"]) {
+          (void)Run(node, {"REPLICAOF", primary["Address"], std::to_string(primary["Port"].get<int>())});
+          ok = false;
+        }
+      }
+      auto link = p.replication.find("master_link_status");
+      if (link == p.replication.end() || link->second != "up") ok = false;
+      if (!ok) {
+        pass.busy = true;
+        continue;
+      }
+      if (added) {
+        node["RedisNodeId"] = p.my_id;
+        node["Status"] = node_status::kAvailable;
+        pass.Event(id, "cache-cluster", "Added cache node 0001 in availability zone " + Str(node, "AvailabilityZone"));
+      }
+      if (recovering) {
+        const std::string old_id = node.value("RedisNodeId", "");
+        if (cluster && !old_id.empty() && old_id != p.my_id) forget.insert(old_id);
+        node["RedisNodeId"] = p.my_id;
+        node["Status"] = node_status::kAvailable;
+        node.erase("Wiped");
+        pass.Event(id, "cache-cluster", "Finished recovery for cache nodes 0001");
+      }
+    }
+    // A recovering primary (no replica could take over): it comes back empty and takes its slots again.
+    if (primary["Status"] == node_status::kRecovering && pass.Up(pid)) {
+      const std::string old_id = primary.value("RedisNodeId", "");
+      const std::string new_id = pp.my_id;
+      if (cluster) {
+        if (!old_id.empty() && old_id != new_id) forget.insert(old_id);
+        auto slots = ParseSlots(ng["Slots"]);
+        const ClusterNode* me = Myself(pp);
+        if (slots.ok() && me && me->slots.empty()) {
+          (void)Run(primary, {"CLUSTER", "ADDSLOTSRANGE", std::to_string(slots->first), std::to_string(slots->last)});
+          (void)Run(primary, {"CLUSTER", "BUMPEPOCH"});
+        }
+        for (const auto& [oid, other] : pass.nodes) {
+          if (oid != pid && pass.Up(oid)) {
+            (void)Run(primary, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+            break;
+          }
+        }
+      }
+      primary["RedisNodeId"] = new_id;
+      primary["Status"] = node_status::kAvailable;
+      primary.erase("Wiped");
+      pass.Event(pid, "cache-cluster", "Finished recovery for cache nodes 0001");
+      pass.busy = true;
+    }
+  }
+  for (const auto& id : pass.deleted_nodes) {
+    const std::string old_id = pass.nodes[id].value("RedisNodeId", "");
+    if (cluster && !old_id.empty()) forget.insert(old_id);
+  }
+  for (const auto& old_id : forget) {
+    for (const auto& [id, node] : pass.nodes) {
+      if (pass.deleted_nodes.count(id) || node["Status"] == node_status::kDeleting) continue;
+      if (pass.Up(id) && FindNode(pass.probes[id], old_id)) (void)Run(node, {"CLUSTER", "FORGET", old_id});
+    }
+  }
+  if (pass.rg["Status"] == rg_status::kModifying) {
+    bool settled = std::all_of(pass.nodes.begin(), pass.nodes.end(), [&](const auto& kv) {
+      return kv.second["Status"] == node_status::kAvailable || pass.deleted_nodes.count(kv.first);
+    });
+    for (const auto& ng : pass.rg["NodeGroups"]) {
+      if (ng.contains("FailoverFrom") || ng.contains("FailoverRequested")) settled = false;
+    }
+    if (settled) pass.rg["Status"] = rg_status::kAvailable;
+  }
+}
+
+// ---- endpoints -----------------------------------------------------------------------------------------------------
+
+void CacheClusterController::SyncEndpoints(Pass& pass) {
+  const bool cluster = pass.cluster();
+  const Json& rg = pass.rg;
+  const int port = rg["Port"].get<int>();
+  struct Want {
+    std::string role;
+    bool reader;
+    std::vector<std::string> members;
+  };
+  std::vector<Want> wants;
+  const bool creating = rg["Status"] == rg_status::kCreating;
+  auto serving = [&](const std::string& id) {
+    if (!pass.nodes.count(id) || pass.failed.count(id)) return false;
+    return pass.nodes[id]["Status"] == node_status::kAvailable || (creating && pass.Up(id));
+  };
+  if (cluster) {
+    Want w{"configuration", false, {}};
+    for (const auto& [id, node] : pass.nodes) {
+      if (serving(id)) w.members.push_back(id);
+    }
+    wants.push_back(w);
+  } else {
+    const Json& ng = rg["NodeGroups"][0];
+    Want primary{"primary", false, {ng["Primary"].get<std::string>()}};
+    Want reader{"reader", true, {}};
+    for (const auto& m : ng["Members"]) {
+      if (m != ng["Primary"] && serving(m)) reader.members.push_back(m);
+    }
+    if (reader.members.empty()) reader.members = primary.members;
+    wants.push_back(primary);
+    wants.push_back(reader);
+  }
+  for (const auto& w : wants) {
+    const std::string id = pass.rg_id + "/" + w.role;
+    auto it = pass.endpoints.find(id);
+    if (it == pass.endpoints.end()) {
+      it = pass.endpoints
+               .emplace(id, Json{{"ReplicationGroupId", pass.rg_id},
+                                 {"Role", w.role},
+                                 {"Address", EndpointAddress(*ctx_, rg["AddressIndex"], w.reader)},
+                                 {"Port", port},
+                                 {"ConfigVersion", 0},
+                                 {"Pid", 0},
+                                 {"PidStartTime", 0},
+                                 {"LaunchToken", NewLaunchToken()}})
+               .first;
+    }
+    Json& ep = it->second;
+    const std::string dir = EndpointDir(*ctx_, pass.rg_id, w.role);
+    lb::NodeConfig c;
+    c.load_balancer_name = pass.rg_id + "-" + w.role;
+    c.availability_zone = ctx_->catalog->availability_zones()[0];
+    c.addresses = {ep["Address"]};
+    c.listeners = {{"TCP", port, "TCP", port}};
+    for (const auto& m : w.members) {
+      const Json& node = pass.nodes[m];
+      c.backends.push_back({m, node["Address"], node["AvailabilityZone"], false});
+    }
+    c.health_check = {"TCP:" + std::to_string(port), 1, 1, 1, 2};
+    c.idle_timeout_seconds = 3600;
+    c.status_path = dir + "/status.json";
+    c.threads = 1;
+    // Rewrite config.json only when something but the version changed.
+    std::optional<lb::NodeConfig> last;
+    if (auto text = lb::ReadWholeFile(dir + "/config.json"); text.ok()) {
+      if (auto parsed = lb::ParseNodeConfig(*text); parsed.ok()) last = *parsed;
+    }
+    bool changed = true;
+    if (last) {
+      c.version = last->version;
+      changed = lb::SerializeNodeConfig(c) != lb::SerializeNodeConfig(*last);
+    }
+    if (changed) {
+      c.version = std::max<uint64_t>(ep["ConfigVersion"].get<uint64_t>(), last ? last->version : 0) + 1;
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (!lb::WriteFileAtomically(dir + "/config.json", lb::SerializeNodeConfig(c)).ok()) {
+        pass.busy = true;
+        continue;
+      }
+      ep["ConfigVersion"] = c.version;
+    }
+    LaunchSpec spec;
+    spec.argv = {ctx_->self_exe, "lb", "--config", dir + "/config.json"};
+    spec.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", dir}, {"LANG", "C.UTF-8"}};
+    spec.working_dir = dir;
+    spec.log_path = dir + "/node.log";
+    if (supervisor_.KeepRunning(ep, spec, kPolicy, "elasticache endpoint=" + id) == Supervisor::Kept::kRunning &&
+        changed) {
+      supervisor_.Signal(ep, SIGHUP);
+    }
+  }
+}
+
+// ---- deletion ------------------------------------------------------------------------------------------------------
+
+ReconcileResult CacheClusterController::TearDown(Pass& pass) {
+  for (auto* docs : {&pass.nodes, &pass.endpoints}) {
+    for (auto& [id, doc] : *docs) {
+      if (doc.contains("Status")) doc["Status"] = node_status::kDeleting;
+      if (supervisor_.Stop(doc, kPolicy)) {
+        (docs == &pass.nodes ? pass.deleted_nodes : pass.deleted_endpoints).insert(id);
+      }
+    }
+  }
+  const bool done = pass.deleted_nodes.size() == pass.nodes.size() &&
+                    pass.deleted_endpoints.size() == pass.endpoints.size();
+  if (done) {
+    std::error_code ec;
+    fs::remove_all(GroupDir(*ctx_, pass.rg_id), ec);
+    if (!pass.rg.is_null()) {
+      pass.delete_group = true;
+      pass.Event(pass.rg_id, "replication-group", "Replication group " + pass.rg_id + " deleted");
+    }
+  }
+  Status st = Commit(pass);
+  if (!st.ok() && !IsConflict(st)) return st;
+  if (!done || IsConflict(st)) return ReconcileResult::After(std::chrono::milliseconds(100));
+  return ReconcileResult::Done();
+}
+
+// ---- the pass ------------------------------------------------------------------------------------------------------
+
+Status CacheClusterController::Commit(Pass& pass) {
+  std::vector<StoreWrite> writes;
+  for (const auto& [id, doc] : pass.nodes) {
+    if (pass.deleted_nodes.count(id)) {
+      writes.push_back({kind::kCacheNode, id, std::nullopt, std::nullopt});
+    } else if (!pass.nodes_before.count(id) || pass.nodes_before[id] != doc) {
+      writes.push_back({kind::kCacheNode, id, doc, std::nullopt});
+    }
+  }
+  for (const auto& [id, doc] : pass.endpoints) {
+    if (pass.deleted_endpoints.count(id)) {
+      writes.push_back({kind::kCacheEndpoint, id, std::nullopt, std::nullopt});
+    } else if (!pass.endpoints_before.count(id) || pass.endpoints_before[id] != doc) {
+      writes.push_back({kind::kCacheEndpoint, id, doc, std::nullopt});
+    }
+  }
+  const bool rg_changed = pass.read.doc && (pass.delete_group || *pass.read.doc != pass.rg);
+  if (rg_changed) {
+    writes.push_back({kind::kCacheReplicationGroup, pass.rg_id,
+                      pass.delete_group ? std::nullopt : std::optional<Json>(pass.rg), pass.read.revision});
+  }
+  writes.insert(writes.end(), pass.events.begin(), pass.events.end());
+  if (writes.empty()) return Status::Ok();
+  Status st;
+  {
+    std::lock_guard lock(*ctx_->mu);
+    st = ctx_->store->Commit(writes);
+  }
+  if (IsConflict(st)) {
+    // The API changed the group meanwhile: keep the node and endpoint records (they describe processes this
+    // pass started), redo the group's part next pass.
+    std::erase_if(writes, [](const StoreWrite& w) { return w.expect_revision.has_value(); });
+    std::erase_if(writes, [](const StoreWrite& w) { return w.kind == kind::kCacheEvent; });
+    std::lock_guard lock(*ctx_->mu);
+    if (!writes.empty()) AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
+    return st;
+  }
+  AP_RETURN_IF_ERROR(st);
+  pass.nodes_before = pass.nodes;
+  pass.endpoints_before = pass.endpoints;
+  pass.events.clear();
+  pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, pass.rg_id);
+  if (pass.read.doc) pass.rg = *pass.read.doc;
+  return Status::Ok();
+}
+
+ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
+  Pass pass;
+  pass.rg_id = rg_id;
+  pass.now = ctx_->clock->NowMillis();
+  pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, rg_id);
+  if (pass.read.doc) pass.rg = *pass.read.doc;
+  for (const auto& doc : ctx_->store->List(kind::kCacheNode)) {
+    if (Str(*doc, "ReplicationGroupId") == rg_id) pass.nodes[Str(*doc, "CacheClusterId")] = *doc;
+  }
+  for (const auto& id : ctx_->store->Ids(kind::kCacheEndpoint)) {
+    if (id.compare(0, rg_id.size() + 1, rg_id + "/") != 0) continue;
+    if (auto doc = ctx_->store->Get(kind::kCacheEndpoint, id)) pass.endpoints[id] = *doc;
+  }
+  pass.nodes_before = pass.nodes;
+  pass.endpoints_before = pass.endpoints;
+
+  if (pass.rg.is_null() || pass.rg["Status"] == rg_status::kDeleting) return TearDown(pass);
+  // A node no shard lists any more (DecreaseReplicaCount) is removed.
+  for (auto& [id, node] : pass.nodes) {
+    if (!ShardOf(pass.rg, id)) node["Status"] = node_status::kDeleting;
+  }
+
+  RunProcesses(pass);
+  ProbeAll(pass);
+  HandleFailures(pass);
+  if (!pass.failed.empty()) {
+    // Recorded before anything is done about it (the kill is already sent; a kill is safe to repeat).
+    Status st = Commit(pass);
+    if (!st.ok()) return IsConflict(st) ? ReconcileResult::After(std::chrono::milliseconds(20)) : st;
+    pass.failed.clear();
+    return ReconcileResult::After(std::chrono::milliseconds(0));
+  }
+  if (pass.rg["Status"] == rg_status::kCreating) {
+    const bool formed = FormCluster(pass);
+    SyncEndpoints(pass);
+    // Available once the endpoint serves too (a PING through it is answered).
+    if (formed && EndpointsReady(pass)) {
+      MarkAvailable(pass);
+      SyncEndpoints(pass);
+    } else {
+      pass.busy = true;
+    }
+  } else {
+    EnforceTopology(pass);
+    SyncEndpoints(pass);
+  }
+  Status st = Commit(pass);
+  if (!st.ok() && !IsConflict(st)) return st;
+  if (pass.busy || IsConflict(st)) return ReconcileResult::After(std::chrono::milliseconds(50));
+  return ReconcileResult::After(std::chrono::milliseconds(kProbeEveryMillis));
+}
+
+}  // namespace autopipe

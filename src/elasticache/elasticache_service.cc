@@ -1,0 +1,1098 @@
+#include "elasticache/elasticache_service.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "api/page_token.h"
+#include "common/time_util.h"
+#include "ec2/instances.h"
+#include "elasticache/replication_groups.h"
+#include "process/supervisor.h"
+
+namespace autopipe {
+namespace {
+
+using namespace elasticache;  // NOLINT(build/namespaces): this file is the module's API
+
+constexpr char kNamespace[] = "http://elasticache.amazonaws.com/doc/2015-02-02/";
+constexpr size_t kMaxTags = 50;
+
+Status RgNotFound(const std::string& id) {
+  return Status(404, "ReplicationGroupNotFoundFault", "ReplicationGroup " + id + " not found.");
+}
+
+Status InvalidCombination(const std::string& message) { return Status(400, "InvalidParameterCombination", message); }
+
+Status InvalidRgState(const std::string& message) { return Status(400, "InvalidReplicationGroupState", message); }
+
+Status Missing(const std::string& name) {
+  return Status::MissingParameter("The request must contain the parameter " + name + ".");
+}
+
+Result<int64_t> IntParam(const Params& p, const std::string& name, int64_t fallback, int64_t lo, int64_t hi,
+                         const std::string& range_message) {
+  auto v = p.Int(name);
+  if (!v.ok()) return v.status();
+  if (!*v) return fallback;
+  if (**v < lo || **v > hi) return Status::InvalidParameterValue(range_message);
+  return **v;
+}
+
+Json EndpointJson(const std::string& address, int port) { return Json{{"Address", address}, {"Port", port}}; }
+
+// MaxRecords (20-100, default 100) and Marker paging over a whole rendered list: {"Marker"?, list: page}.
+Result<Json> Paged(const Params& p, const char* list, Json items) {
+  AP_ASSIGN_OR_RETURN(int64_t max, IntParam(p, "MaxRecords", 100, 20, 100,
+                                            "MaxRecords must be between 20 and 100."));
+  size_t offset = 0;
+  if (auto marker = p.Str("Marker")) {
+    auto decoded = DecodePageToken(list, *marker);
+    if (!decoded) return Status::InvalidParameterValue("Invalid Marker: " + *marker);
+    offset = static_cast<size_t>(*decoded);
+  }
+  Json page = Json::array();
+  for (size_t i = offset; i < items.size() && page.size() < static_cast<size_t>(max); ++i) {
+    page.push_back(std::move(items[i]));
+  }
+  Json result = Json::object();
+  if (offset + page.size() < items.size()) result["Marker"] = EncodePageToken(list, offset + page.size());
+  result[list] = std::move(page);
+  return result;
+}
+
+// ---- rendering ----------------------------------------------------------------------------------------------------
+
+std::map<std::string, Json> NodesOf(const RegionContext& ctx, const Json& rg) {
+  std::map<std::string, Json> nodes;
+  for (const auto& ng : rg["NodeGroups"]) {
+    for (const auto& id : ng["Members"]) {
+      if (auto doc = ctx.store->Get(kind::kCacheNode, id)) nodes[id] = *doc;
+    }
+  }
+  return nodes;
+}
+
+std::string NodeGroupStatus(const Json& rg) {
+  const std::string s = rg["Status"];
+  return s == rg_status::kAvailable ? "available" : s;
+}
+
+Json RenderReplicationGroup(const RegionContext& ctx, const Json& rg) {
+  const bool cluster = rg["ClusterEnabled"].get<bool>();
+  const int port = rg["Port"].get<int>();
+  const auto nodes = NodesOf(ctx, rg);
+  Json members = Json::array();
+  Json groups = Json::array();
+  for (const auto& ng : rg["NodeGroups"]) {
+    Json group_members = Json::array();
+    for (const auto& id : ng["Members"]) {
+      members.push_back(id);
+      auto it = nodes.find(id);
+      if (it == nodes.end()) continue;
+      const Json& node = it->second;
+      JsonObject m;
+      m.Add("CacheClusterId", id).Add("CacheNodeId", "0001");
+      m.Add("ReadEndpoint", EndpointJson(node["Address"], port));
+      m.Add("PreferredAvailabilityZone", node["AvailabilityZone"]);
+      if (!cluster) m.Add("CurrentRole", ng["Primary"] == id ? "primary" : "replica");
+      group_members.push_back(m.Take());
+    }
+    JsonObject g;
+    g.Add("NodeGroupId", ng["NodeGroupId"]).Add("Status", NodeGroupStatus(rg));
+    if (!cluster) {
+      g.Add("PrimaryEndpoint", EndpointJson(EndpointAddress(ctx, rg["AddressIndex"], false), port));
+      g.Add("ReaderEndpoint", EndpointJson(EndpointAddress(ctx, rg["AddressIndex"], true), port));
+    } else {
+      g.Add("Slots", ng["Slots"]);
+    }
+    g.Add("NodeGroupMembers", std::move(group_members));
+    groups.push_back(g.Take());
+  }
+  JsonObject out;
+  out.Add("ReplicationGroupId", rg["ReplicationGroupId"])
+      .Add("Description", rg["Description"])
+      .Add("Status", rg["Status"])
+      .Add("PendingModifiedValues", Json::object())
+      .Add("MemberClusters", std::move(members))
+      .Add("NodeGroups", std::move(groups))
+      .Add("AutomaticFailover", rg["AutomaticFailoverEnabled"].get<bool>() ? "enabled" : "disabled")
+      .Add("MultiAZ", rg["MultiAZEnabled"].get<bool>() ? "enabled" : "disabled");
+  if (cluster) {
+    out.Add("ConfigurationEndpoint", EndpointJson(EndpointAddress(ctx, rg["AddressIndex"], false), port));
+  }
+  out.Add("SnapshotRetentionLimit", rg["SnapshotRetentionLimit"])
+      .Add("SnapshotWindow", rg["SnapshotWindow"])
+      .Add("ClusterEnabled", cluster)
+      .Add("CacheNodeType", rg["CacheNodeType"])
+      .Add("AuthTokenEnabled", false)
+      .Add("TransitEncryptionEnabled", false)
+      .Add("AtRestEncryptionEnabled", false)
+      .Add("ARN", rg["ARN"])
+      .Add("LogDeliveryConfigurations", Json::array())
+      .Add("ReplicationGroupCreateTime", IsoTimeMillis(rg["CreateTime"].get<int64_t>()))
+      .Add("DataTiering", "disabled")
+      .Add("AutoMinorVersionUpgrade", true)
+      .Add("NetworkType", "ipv4")
+      .Add("IpDiscovery", "ipv4")
+      .Add("ClusterMode", cluster ? "enabled" : "disabled")
+      .Add("Engine", "redis");
+  return out.Take();
+}
+
+std::string CacheClusterStatus(const Json& rg, const Json& node) {
+  const std::string s = node["Status"];
+  if (rg["Status"] == rg_status::kDeleting) return "deleting";
+  bool member = false;
+  for (const auto& ng : rg["NodeGroups"]) {
+    for (const auto& m : ng["Members"]) member = member || m == node["CacheClusterId"];
+  }
+  if (!member) return "deleting";  // DecreaseReplicaCount removed it; the controller is stopping it
+  if (s == node_status::kRecovering) return "modifying";
+  return s;
+}
+
+Json RenderCacheCluster(const RegionContext& ctx, const Json& rg, const Json& node, bool show_nodes) {
+  const int port = rg["Port"].get<int>();
+  JsonObject c;
+  c.Add("CacheClusterId", node["CacheClusterId"])
+      .Add("ClientDownloadLandingPage", "https://console.aws.amazon.com/elasticache/home#client-download:")
+      .Add("CacheNodeType", rg["CacheNodeType"])
+      .Add("Engine", "redis")
+      .Add("EngineVersion", rg["EngineVersion"])
+      .Add("CacheClusterStatus", CacheClusterStatus(rg, node))
+      .Add("NumCacheNodes", 1)
+      .Add("PreferredAvailabilityZone", node["AvailabilityZone"])
+      .Add("CacheClusterCreateTime", IsoTimeMillis(node["CreateTime"].get<int64_t>()))
+      .Add("PreferredMaintenanceWindow", "sun:08:00-sun:09:00")
+      .Add("PendingModifiedValues", Json::object())
+      .Add("CacheSecurityGroups", Json::array())
+      .Add("CacheParameterGroup", Json{{"CacheParameterGroupName", rg["CacheParameterGroupName"]},
+                                       {"ParameterApplyStatus", "in-sync"},
+                                       {"CacheNodeIdsToReboot", Json::array()}})
+      .Add("CacheSubnetGroupName", "default");
+  if (show_nodes) {
+    const std::string s = node["Status"];
+    Json cache_node = {{"CacheNodeId", "0001"},
+                       {"CacheNodeStatus", s == node_status::kRecovering ? "rebooting" : s},
+                       {"CacheNodeCreateTime", IsoTimeMillis(node["CreateTime"].get<int64_t>())},
+                       {"Endpoint", EndpointJson(node["Address"], port)},
+                       {"ParameterGroupStatus", "in-sync"},
+                       {"CustomerAvailabilityZone", node["AvailabilityZone"]}};
+    c.Add("CacheNodes", Json::array({std::move(cache_node)}));
+  }
+  c.Add("AutoMinorVersionUpgrade", true)
+      .Add("SecurityGroups", Json::array())
+      .Add("ReplicationGroupId", rg["ReplicationGroupId"])
+      .Add("SnapshotRetentionLimit", rg["SnapshotRetentionLimit"])
+      .Add("SnapshotWindow", rg["SnapshotWindow"])
+      .Add("AuthTokenEnabled", false)
+      .Add("TransitEncryptionEnabled", false)
+      .Add("AtRestEncryptionEnabled", false)
+      .Add("ARN", ctx.Arn("elasticache", "cluster:" + node["CacheClusterId"].get<std::string>()))
+      .Add("ReplicationGroupLogDeliveryEnabled", false)
+      .Add("LogDeliveryConfigurations", Json::array())
+      .Add("NetworkType", "ipv4")
+      .Add("IpDiscovery", "ipv4");
+  return c.Take();
+}
+
+// ---- the service --------------------------------------------------------------------------------------------------
+
+class ElastiCacheService {
+ public:
+  explicit ElastiCacheService(RegionContext* ctx) : ctx_(ctx) {}
+
+  Result<Json> CreateReplicationGroup(const Params& p);
+  Result<Json> DescribeReplicationGroups(const Params& p);
+  Result<Json> DeleteReplicationGroup(const Params& p);
+  Result<Json> DescribeCacheClusters(const Params& p);
+  Result<Json> TestFailover(const Params& p);
+  Result<Json> DescribeEvents(const Params& p);
+  Result<Json> DescribeCacheParameterGroups(const Params& p);
+  Result<Json> DescribeCacheEngineVersions(const Params& p);
+  Result<Json> ModifyReplicationGroup(const Params& p);
+  Result<Json> IncreaseReplicaCount(const Params& p);
+  Result<Json> DecreaseReplicaCount(const Params& p);
+  Result<Json> AddTagsToResource(const Params& p);
+  Result<Json> ListTagsForResource(const Params& p);
+  Result<Json> RemoveTagsFromResource(const Params& p);
+
+ private:
+  Result<Json> LoadGroup(const std::string& id) const {
+    auto doc = ctx_->store->Get(kind::kCacheReplicationGroup, Lower(id));
+    if (!doc) return RgNotFound(id);
+    return *doc;
+  }
+  Status Save(const std::vector<StoreWrite>& writes) { return ctx_->store->Commit(writes); }
+  Result<Json> LoadAvailableGroup(const Params& p);
+  // The shards' new replica counts (and preferred AZs) of an Increase/DecreaseReplicaCount call.
+  struct ShardChange {
+    std::string node_group_id;
+    int64_t count = 0;
+    std::vector<std::string> azs;
+  };
+  Result<std::vector<ShardChange>> ReadReplicaChanges(const Params& p, const Json& rg);
+  Result<Json> LoadTagged(const Params& p);
+
+  RegionContext* ctx_;
+};
+
+// The shards a CreateReplicationGroup call asks for, validated (§3).
+struct CreatePlan {
+  bool cluster = false;
+  std::vector<ShardPlan> shards;
+  bool automatic_failover = false;
+  bool multi_az = false;
+};
+
+Result<CreatePlan> PlanShards(const RegionContext& ctx, const Params& p, bool cluster) {
+  CreatePlan plan;
+  plan.cluster = cluster;
+  const auto& azs = ctx.catalog->availability_zones();
+  auto check_az = [&](const std::string& az) -> Status {
+    if (ctx.catalog->IsAvailabilityZone(az)) return Status::Ok();
+    return Status::InvalidParameterValue("Invalid availability zone: " + az + " is not an Availability Zone of " +
+                                         ctx.catalog->region() + ".");
+  };
+
+  const auto configs = p.StructList("NodeGroupConfiguration", "NodeGroupConfiguration");
+  const bool has_groups = p.Has("NumNodeGroups");
+  AP_ASSIGN_OR_RETURN(int64_t num_groups,
+                      IntParam(p, "NumNodeGroups", configs.empty() ? 1 : static_cast<int64_t>(configs.size()), 1,
+                               kMaxNodeGroups, "The number of node groups must be between 1 and 90."));
+  const bool has_replicas = p.Has("ReplicasPerNodeGroup");
+  AP_ASSIGN_OR_RETURN(int64_t replicas,
+                      IntParam(p, "ReplicasPerNodeGroup", 0, 0, kMaxReplicas,
+                               "The number of replicas per node group must be within 0 and 5."));
+  if (!cluster && (num_groups > 1 || configs.size() > 1)) {
+    return InvalidCombination("Cluster mode should be enabled in parameter group, but found it is disabled.");
+  }
+  if (!configs.empty() && has_groups && static_cast<int64_t>(configs.size()) != num_groups) {
+    return InvalidCombination("NumNodeGroups (" + std::to_string(num_groups) +
+                              ") does not match the number of NodeGroupConfiguration entries (" +
+                              std::to_string(configs.size()) + ").");
+  }
+
+  if (!cluster) {
+    // One shard: NumCacheClusters, else the replicas of ReplicasPerNodeGroup or the one NodeGroupConfiguration.
+    const auto preferred = p.List("PreferredCacheClusterAZs", "AvailabilityZone");
+    if (p.Has("NumCacheClusters") && (has_replicas || !configs.empty())) {
+      return InvalidCombination("NumCacheClusters cannot be combined with ReplicasPerNodeGroup or "
+                                "NodeGroupConfiguration.");
+    }
+    int64_t clusters = replicas + 1;
+    if (!configs.empty()) {
+      Params c(configs[0], WireProtocol::kQuery);
+      AP_ASSIGN_OR_RETURN(int64_t rc, IntParam(c, "ReplicaCount", replicas, 0, kMaxReplicas,
+                                               "The number of replicas per node group must be within 0 and 5."));
+      clusters = rc + 1;
+    }
+    AP_ASSIGN_OR_RETURN(clusters, IntParam(p, "NumCacheClusters", clusters, 1, kMaxReplicas + 1,
+                                           "The number of cache clusters must be between 1 and 6."));
+    if (!preferred.empty() && static_cast<int64_t>(preferred.size()) != clusters) {
+      return InvalidCombination("The number of PreferredCacheClusterAZs (" + std::to_string(preferred.size()) +
+                                ") must equal the number of cache clusters (" + std::to_string(clusters) + ").");
+    }
+    ShardPlan s;
+    s.node_group_id = "0001";
+    s.slots = {0, kSlotCount - 1};
+    if (!preferred.empty()) {
+      for (const auto& az : preferred) AP_RETURN_IF_ERROR(check_az(az));
+      s.primary_az = preferred[0];
+      s.replica_azs.assign(preferred.begin() + 1, preferred.end());
+    } else {
+      s.primary_az = DefaultPrimaryAz(azs, 0);
+      s.replica_azs = DefaultReplicaAzs(azs, s.primary_az, static_cast<int>(clusters - 1));
+      if (!configs.empty()) {
+        Params c(configs[0], WireProtocol::kQuery);
+        if (auto az = c.Str("PrimaryAvailabilityZone")) {
+          AP_RETURN_IF_ERROR(check_az(*az));
+          s.primary_az = *az;
+        }
+        auto r = c.List("ReplicaAvailabilityZones", "AvailabilityZone");
+        if (!r.empty()) {
+          for (const auto& az : r) AP_RETURN_IF_ERROR(check_az(az));
+          if (static_cast<int64_t>(r.size()) != clusters - 1) {
+            return Status::InvalidParameterValue("The number of ReplicaAvailabilityZones must equal ReplicaCount.");
+          }
+          s.replica_azs = r;
+        }
+      }
+    }
+    plan.shards.push_back(std::move(s));
+  } else {
+    if (p.Has("NumCacheClusters")) {
+      return InvalidCombination("NumCacheClusters is not valid for a replication group with cluster mode "
+                                "enabled: use NumNodeGroups and ReplicasPerNodeGroup.");
+    }
+    const std::vector<SlotRange> even = SplitSlots(static_cast<int>(num_groups));
+    std::vector<SlotRange> given;
+    for (int i = 0; i < num_groups; ++i) {
+      ShardPlan s;
+      s.node_group_id = NodeGroupIdFor(i);
+      s.slots = even[i];
+      s.primary_az = DefaultPrimaryAz(azs, i);
+      int64_t rc = replicas;
+      std::vector<std::string> replica_azs;
+      if (i < static_cast<int>(configs.size())) {
+        Params c(configs[i], WireProtocol::kQuery);
+        if (auto id = c.Str("NodeGroupId")) {
+          if (id->size() != 4 || !std::all_of(id->begin(), id->end(), ::isdigit)) {
+            return Status::InvalidParameterValue("Invalid NodeGroupId " + *id + ": expected 4 digits (0001-0090).");
+          }
+          s.node_group_id = *id;
+        }
+        if (auto slots = c.Str("Slots")) {
+          AP_ASSIGN_OR_RETURN(s.slots, ParseSlots(*slots));
+          given.push_back(s.slots);
+        }
+        AP_ASSIGN_OR_RETURN(rc, IntParam(c, "ReplicaCount", replicas, 0, kMaxReplicas,
+                                         "The number of replicas per node group must be within 0 and 5."));
+        if (auto az = c.Str("PrimaryAvailabilityZone")) {
+          AP_RETURN_IF_ERROR(check_az(*az));
+          s.primary_az = *az;
+        }
+        replica_azs = c.List("ReplicaAvailabilityZones", "AvailabilityZone");
+        for (const auto& az : replica_azs) AP_RETURN_IF_ERROR(check_az(az));
+        if (!replica_azs.empty() && static_cast<int64_t>(replica_azs.size()) != rc) {
+          return Status::InvalidParameterValue("The number of ReplicaAvailabilityZones (" +
+                                               std::to_string(replica_azs.size()) + ") must equal ReplicaCount (" +
+                                               std::to_string(rc) + ") in node group " + s.node_group_id + ".");
+        }
+      }
+      s.replica_azs = replica_azs.empty() ? DefaultReplicaAzs(azs, s.primary_az, static_cast<int>(rc)) : replica_azs;
+      plan.shards.push_back(std::move(s));
+    }
+    if (!given.empty()) {
+      if (given.size() != plan.shards.size()) {
+        return Status::InvalidParameterValue("Slots must be given for every node group or for none.");
+      }
+      AP_RETURN_IF_ERROR(CheckSlotCoverage(given));
+    }
+    std::set<std::string> ids;
+    for (const auto& s : plan.shards) {
+      if (!ids.insert(s.node_group_id).second) {
+        return Status::InvalidParameterValue("Duplicate NodeGroupId " + s.node_group_id + ".");
+      }
+    }
+  }
+
+  size_t nodes = 0;
+  for (const auto& s : plan.shards) nodes += 1 + s.replica_azs.size();
+  if (nodes > static_cast<size_t>(kMaxNodesPerGroup)) {
+    return Status(400, "NodeQuotaForClusterExceeded", "The request would create " + std::to_string(nodes) +
+                                                          " nodes: a replication group has at most 500.");
+  }
+
+  auto failover = p.Bool("AutomaticFailoverEnabled");
+  if (!failover.ok()) return failover.status();
+  auto multi_az = p.Bool("MultiAZEnabled");
+  if (!multi_az.ok()) return multi_az.status();
+  if (cluster) {
+    if (*failover && !**failover) {
+      return Status::InvalidParameterValue(
+          "Redis with cluster mode enabled cannot be created with auto failover turned off.");
+    }
+    plan.automatic_failover = true;
+  } else {
+    plan.automatic_failover = failover->value_or(false);
+    if (plan.automatic_failover && nodes < 2) {
+      return InvalidCombination(
+          "When using automatic failover, there must be at least 2 cache clusters in the replication group.");
+    }
+  }
+  if (multi_az->value_or(false) && !plan.automatic_failover) {
+    return InvalidCombination("Multi-AZ can only be enabled when automatic failover is enabled.");
+  }
+  plan.multi_az = *multi_az ? **multi_az : plan.automatic_failover && EveryShardSpansAzs(plan.shards);
+  if (*multi_az && **multi_az && !EveryShardSpansAzs(plan.shards)) {
+    return InvalidCombination("Multi-AZ needs every node group to have a replica in an Availability Zone other "
+                              "than its primary's.");
+  }
+  return plan;
+}
+
+Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
+  auto id_in = p.Str("ReplicationGroupId");
+  if (!id_in) return Missing("ReplicationGroupId");
+  auto description = p.Str("ReplicationGroupDescription");
+  if (!description) return Missing("ReplicationGroupDescription");
+  AP_RETURN_IF_ERROR(ValidateReplicationGroupId(*id_in));
+  const std::string id = Lower(*id_in);
+
+  const std::string engine = Lower(p.Str("Engine").value_or("redis"));
+  if (engine != "redis") {
+    return Status::InvalidParameterValue("Engine " + engine + " is not supported by this region: only redis "
+                                         "replication groups are.");
+  }
+  auto node_type = p.Str("CacheNodeType");
+  if (!node_type || node_type->empty()) {
+    return Status::InvalidParameterValue("The parameter CacheNodeType must be provided and must not be blank.");
+  }
+  if (!IsKnownNodeType(*node_type)) {
+    return Status::InvalidParameterValue("Invalid CacheNodeType: " + *node_type + ".");
+  }
+  if (p.Has("PrimaryClusterId") || p.Has("GlobalReplicationGroupId")) {
+    return InvalidCombination("PrimaryClusterId and GlobalReplicationGroupId are not supported by this region.");
+  }
+  if (p.Has("SnapshotName") || p.Has("SnapshotArns.SnapshotArn.1")) {
+    return Status::InvalidParameterValue("Creating a replication group from a snapshot is not supported by this "
+                                         "region yet.");
+  }
+  if (auto token = p.Str("AuthToken")) {
+    if (token->size() < 16 || token->size() > 128) {
+      return Status::InvalidParameterValue("Invalid AuthToken provided: it must be 16 to 128 printable "
+                                           "characters.");
+    }
+    return Status::InvalidParameterValue("AuthToken is not supported by this region yet.");
+  }
+  auto transit = p.Bool("TransitEncryptionEnabled");
+  if (!transit.ok()) return transit.status();
+  if (transit->value_or(false)) {
+    return Status::InvalidParameterValue("TransitEncryptionEnabled is not supported by this region yet.");
+  }
+
+  // Cluster mode: a *.cluster.on parameter group, or ClusterMode=enabled.
+  const std::string mode = Lower(p.Str("ClusterMode").value_or(""));
+  if (!mode.empty() && mode != "enabled" && mode != "disabled" && mode != "compatible") {
+    return Status::InvalidParameterValue("Invalid ClusterMode " + mode + ": valid values are enabled, disabled "
+                                         "and compatible.");
+  }
+  const std::string engine_version = p.Str("EngineVersion").value_or("7.0");
+  const ParameterGroupInfo* pg = nullptr;
+  bool cluster = mode == "enabled";
+  if (auto name = p.Str("CacheParameterGroupName")) {
+    pg = FindParameterGroup(*name);
+    if (!pg) return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *name + " not found.");
+    if (mode == "enabled" && !pg->cluster_enabled) {
+      return InvalidCombination("Cluster mode should be enabled in parameter group, but found it is disabled.");
+    }
+    if (mode == "disabled" && pg->cluster_enabled) {
+      return InvalidCombination("Cluster mode should be disabled in parameter group, but found it is enabled.");
+    }
+    cluster = pg->cluster_enabled;
+    if (p.Has("EngineVersion") && DefaultParameterGroupFor(engine_version, cluster) &&
+        DefaultParameterGroupFor(engine_version, cluster)->family != pg->family) {
+      return InvalidCombination("The parameter group " + pg->name + " (family " + pg->family +
+                                ") does not match engine version " + engine_version + ".");
+    }
+  } else {
+    pg = DefaultParameterGroupFor(engine_version, cluster);
+  }
+  if (!pg) {
+    return Status::InvalidParameterValue("Invalid EngineVersion " + engine_version +
+                                         ": this region offers redis 5.0, 6.x and 7 (every node runs Redis 7.0).");
+  }
+
+  AP_ASSIGN_OR_RETURN(int64_t port, IntParam(p, "Port", kDefaultPort, 1, 65535, "Invalid port."));
+  AP_ASSIGN_OR_RETURN(int64_t retention, IntParam(p, "SnapshotRetentionLimit", 0, 0, 35,
+                                                  "SnapshotRetentionLimit must be between 0 and 35."));
+  AP_ASSIGN_OR_RETURN(auto plan, PlanShards(*ctx_, p, cluster));
+
+  Json tags = Json::array();
+  for (const auto& t : p.StructList("Tags", "Tag")) {
+    auto key = t.find("Key");
+    if (key == t.end()) continue;
+    auto value = t.find("Value");
+    tags.push_back({{"Key", key->second}, {"Value", value == t.end() ? "" : value->second}});
+  }
+  if (tags.size() > kMaxTags) {
+    return Status(400, "TagQuotaPerResourceExceeded", "A resource has at most 50 tags.");
+  }
+
+  if (ctx_->store->Get(kind::kCacheReplicationGroup, id)) {
+    return Status(400, "ReplicationGroupAlreadyExists", "Replication group " + id + " already exists.");
+  }
+  auto address_index = FreeAddressIndex(*ctx_);
+  if (!address_index) {
+    return Status(400, "ClusterQuotaForCustomerExceeded", "This region holds at most 254 replication groups.");
+  }
+
+  const int64_t now = ctx_->clock->NowMillis();
+  std::vector<StoreWrite> writes;
+  Json node_groups = Json::array();
+  int member_counter = 0;
+  for (const auto& s : plan.shards) {
+    std::vector<std::string> azs = {s.primary_az};
+    azs.insert(azs.end(), s.replica_azs.begin(), s.replica_azs.end());
+    Json members = Json::array();
+    for (size_t j = 0; j < azs.size(); ++j) {
+      const std::string cluster_id = plan.cluster ? MemberClusterId(id, s.node_group_id, static_cast<int>(j))
+                                                  : NonClusterMemberId(id, member_counter);
+      ++member_counter;
+      if (ctx_->store->Get(kind::kCacheNode, cluster_id)) {
+        return Status(400, "CacheClusterAlreadyExists", "Cache cluster " + cluster_id + " already exists.");
+      }
+      AP_ASSIGN_OR_RETURN(std::string address, AllocatePrivateAddress(*ctx_, azs[j], &writes));
+      Json node = {{"CacheClusterId", cluster_id},
+                   {"ReplicationGroupId", id},
+                   {"NodeGroupId", s.node_group_id},
+                   {"CacheNodeId", "0001"},
+                   {"AvailabilityZone", azs[j]},
+                   {"Address", address},
+                   {"Port", port},
+                   {"CreateTime", now},
+                   {"Status", node_status::kCreating},
+                   {"RedisNodeId", ""},
+                   {"Generation", 1},
+                   {"Pid", 0},
+                   {"PidStartTime", 0},
+                   {"LaunchToken", NewLaunchToken()}};
+      writes.push_back({kind::kCacheNode, cluster_id, std::move(node), std::nullopt});
+      members.push_back(cluster_id);
+    }
+    node_groups.push_back({{"NodeGroupId", s.node_group_id},
+                           {"Slots", FormatSlots(s.slots)},
+                           {"Members", members},
+                           {"Primary", members[0]}});
+  }
+
+  Json rg = {{"ReplicationGroupId", id},
+             {"Description", *description},
+             {"Status", rg_status::kCreating},
+             {"ClusterEnabled", plan.cluster},
+             {"AutomaticFailoverEnabled", plan.automatic_failover},
+             {"MultiAZEnabled", plan.multi_az},
+             {"CacheNodeType", *node_type},
+             {"Engine", "redis"},
+             {"EngineVersion", p.Str("EngineVersion").value_or(pg->engine_version)},
+             {"CacheParameterGroupName", pg->name},
+             {"Port", port},
+             {"CreateTime", now},
+             {"SnapshotRetentionLimit", retention},
+             {"SnapshotWindow", p.Str("SnapshotWindow").value_or("05:00-06:00")},
+             {"Tags", tags},
+             {"AddressIndex", *address_index},
+             {"ARN", ctx_->Arn("elasticache", "replicationgroup:" + id)},
+             {"NodeGroups", node_groups}};
+  writes.push_back({kind::kCacheReplicationGroup, id, rg, 0});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::DescribeReplicationGroups(const Params& p) {
+  Json groups = Json::array();
+  if (auto id = p.Str("ReplicationGroupId")) {
+    AP_ASSIGN_OR_RETURN(auto rg, LoadGroup(*id));
+    groups.push_back(RenderReplicationGroup(*ctx_, rg));
+  } else {
+    for (const auto& doc : ctx_->store->List(kind::kCacheReplicationGroup)) {
+      groups.push_back(RenderReplicationGroup(*ctx_, *doc));
+    }
+  }
+  return Paged(p, "ReplicationGroups", std::move(groups));
+}
+
+Result<Json> ElastiCacheService::DeleteReplicationGroup(const Params& p) {
+  auto id = p.Str("ReplicationGroupId");
+  if (!id) return Missing("ReplicationGroupId");
+  AP_ASSIGN_OR_RETURN(auto rg, LoadGroup(*id));
+  if (p.Has("FinalSnapshotIdentifier")) {
+    return Status(400, "SnapshotFeatureNotSupportedFault", "Snapshots are not supported by this region yet.");
+  }
+  auto retain = p.Bool("RetainPrimaryCluster");
+  if (!retain.ok()) return retain.status();
+  if (retain->value_or(false)) {
+    return InvalidCombination("RetainPrimaryCluster is not supported by this region.");
+  }
+  const std::string status = rg["Status"];
+  if (status == rg_status::kDeleting) return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+  if (status != rg_status::kAvailable) {
+    return InvalidRgState("Replication group " + rg["ReplicationGroupId"].get<std::string>() + " has status " +
+                          status + " which is not valid for deletion.");
+  }
+  rg["Status"] = rg_status::kDeleting;
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::DescribeCacheClusters(const Params& p) {
+  auto show = p.Bool("ShowCacheNodeInfo");
+  if (!show.ok()) return show.status();
+  const bool show_nodes = show->value_or(false);
+  Json clusters = Json::array();
+  auto add = [&](const Json& node) {
+    auto rg = ctx_->store->Get(kind::kCacheReplicationGroup, node["ReplicationGroupId"]);
+    if (rg) clusters.push_back(RenderCacheCluster(*ctx_, *rg, node, show_nodes));
+  };
+  if (auto id = p.Str("CacheClusterId")) {
+    auto node = ctx_->store->Get(kind::kCacheNode, Lower(*id));
+    if (!node) return Status(404, "CacheClusterNotFound", "CacheCluster not found: " + *id);
+    add(*node);
+  } else {
+    for (const auto& doc : ctx_->store->List(kind::kCacheNode)) add(*doc);
+  }
+  return Paged(p, "CacheClusters", std::move(clusters));
+}
+
+Result<Json> ElastiCacheService::TestFailover(const Params& p) {
+  auto id = p.Str("ReplicationGroupId");
+  if (!id) return Missing("ReplicationGroupId");
+  auto node_group = p.Str("NodeGroupId");
+  if (!node_group) return Missing("NodeGroupId");
+  AP_ASSIGN_OR_RETURN(auto rg, LoadGroup(*id));
+  const std::string rg_id = rg["ReplicationGroupId"];
+  Json* ng = nullptr;
+  for (auto& g : rg["NodeGroups"]) {
+    if (g["NodeGroupId"] == *node_group) ng = &g;
+  }
+  if (!ng) {
+    return Status(404, "NodeGroupNotFoundFault",
+                  "The node group " + *node_group + " was not found in replication group " + rg_id + ".");
+  }
+  if (rg["Status"] != rg_status::kAvailable) {
+    return InvalidRgState("Replication group " + rg_id + " is not in available state.");
+  }
+  if (!rg["AutomaticFailoverEnabled"].get<bool>() || (*ng)["Members"].size() < 2) {
+    return Status(400, "TestFailoverNotAvailableFault",
+                  "Test failover is not available for node group " + *node_group +
+                      ": it needs automatic failover and at least one replica.");
+  }
+  // One at a time within a group: the previous failover's replacement must have finished.
+  for (const auto& doc : ctx_->store->List(kind::kCacheNode)) {
+    if ((*doc)["ReplicationGroupId"] == rg_id && (*doc)["Status"] != node_status::kAvailable) {
+      return InvalidRgState("Replication group " + rg_id + " has a node that is still being recovered; try "
+                            "again once it is available.");
+    }
+  }
+  const int64_t now = ctx_->clock->NowMillis();
+  (*ng)["FailoverRequested"] = true;
+  rg["Status"] = rg_status::kModifying;
+  std::vector<StoreWrite> writes = {{kind::kCacheReplicationGroup, rg_id, rg, std::nullopt}};
+  writes.push_back(EventWrite(rg_id, "replication-group", "Test Failover API called for node group " + *node_group,
+                              now));
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::DescribeEvents(const Params& p) {
+  auto source_id = p.Str("SourceIdentifier");
+  auto source_type = p.Str("SourceType");
+  static const std::set<std::string> kTypes = {"cache-cluster",   "cache-parameter-group", "cache-security-group",
+                                               "cache-subnet-group", "replication-group", "serverless-cache",
+                                               "serverless-cache-snapshot", "user", "user-group"};
+  if (source_type && !kTypes.count(*source_type)) {
+    return Status::InvalidParameterValue("Invalid SourceType " + *source_type + ".");
+  }
+  AP_ASSIGN_OR_RETURN(int64_t duration, IntParam(p, "Duration", 60, 0, 20160, "Duration must be 0 to 20160."));
+  const int64_t now = ctx_->clock->NowMillis();
+  int64_t start = now - duration * 60'000;
+  int64_t end = now + 1;
+  if (auto s = p.Str("StartTime")) {
+    auto t = ParseIsoTimeMillis(*s);
+    if (!t) return Status::InvalidParameterValue("Invalid StartTime " + *s + ".");
+    start = *t;
+  }
+  if (auto s = p.Str("EndTime")) {
+    auto t = ParseIsoTimeMillis(*s);
+    if (!t) return Status::InvalidParameterValue("Invalid EndTime " + *s + ".");
+    end = *t;
+  }
+  Json events = Json::array();
+  auto docs = ctx_->store->List(kind::kCacheEvent);
+  // Newest first, as AWS lists them.
+  for (auto it = docs.rbegin(); it != docs.rend(); ++it) {
+    const Json& e = **it;
+    const int64_t date = e["Date"].get<int64_t>();
+    if (date < start || date > end) continue;
+    if (source_id && e["SourceIdentifier"] != *source_id) continue;
+    if (source_type && e["SourceType"] != *source_type) continue;
+    events.push_back({{"SourceIdentifier", e["SourceIdentifier"]},
+                      {"SourceType", e["SourceType"]},
+                      {"Message", e["Message"]},
+                      {"Date", IsoTimeMillis(date)}});
+  }
+  return Paged(p, "Events", std::move(events));
+}
+
+Result<Json> ElastiCacheService::DescribeCacheParameterGroups(const Params& p) {
+  auto name = p.Str("CacheParameterGroupName");
+  Json groups = Json::array();
+  for (const auto& g : DefaultParameterGroups()) {
+    if (name && g.name != *name) continue;
+    groups.push_back({{"CacheParameterGroupName", g.name},
+                      {"CacheParameterGroupFamily", g.family},
+                      {"Description", "Default parameter group for " + g.family +
+                                          (g.cluster_enabled ? " with cluster mode on" : "")},
+                      {"IsGlobal", false},
+                      {"ARN", ctx_->Arn("elasticache", "parametergroup:" + g.name)}});
+  }
+  if (name && groups.empty()) {
+    return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *name + " not found.");
+  }
+  return Paged(p, "CacheParameterGroups", std::move(groups));
+}
+
+Result<Json> ElastiCacheService::DescribeCacheEngineVersions(const Params& p) {
+  auto engine = p.Str("Engine");
+  auto version = p.Str("EngineVersion");
+  auto family = p.Str("CacheParameterGroupFamily");
+  Json versions = Json::array();
+  std::set<std::string> seen;
+  for (const auto& g : DefaultParameterGroups()) {
+    if (!seen.insert(g.family).second) continue;
+    if (engine && Lower(*engine) != "redis") continue;
+    if (version && *version != g.engine_version) continue;
+    if (family && *family != g.family) continue;
+    versions.push_back({{"Engine", "redis"},
+                        {"EngineVersion", g.engine_version},
+                        {"CacheParameterGroupFamily", g.family},
+                        {"CacheEngineDescription", "Redis"},
+                        {"CacheEngineVersionDescription",
+                         std::string("redis ") + g.engine_version + " (served by Debian's Redis " +
+                             kRunningRedisVersion + " on every node)"}});
+  }
+  return Paged(p, "CacheEngineVersions", std::move(versions));
+}
+
+Result<Json> ElastiCacheService::LoadAvailableGroup(const Params& p) {
+  auto id = p.Str("ReplicationGroupId");
+  if (!id) return Missing("ReplicationGroupId");
+  AP_ASSIGN_OR_RETURN(auto rg, LoadGroup(*id));
+  if (rg["Status"] != rg_status::kAvailable) {
+    return InvalidRgState("Replication group " + rg["ReplicationGroupId"].get<std::string>() +
+                          " is not in available state.");
+  }
+  return rg;
+}
+
+Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
+  const bool cluster = rg["ClusterEnabled"].get<bool>();
+  for (const char* unsupported : {"CacheNodeType", "EngineVersion", "AuthToken", "PrimaryClusterId", "NodeGroupId",
+                                  "SnapshottingClusterId", "TransitEncryptionEnabled", "ClusterMode"}) {
+    if (p.Has(unsupported)) {
+      return Status::InvalidParameterValue(std::string("Changing ") + unsupported +
+                                           " is not supported by this region yet.");
+    }
+  }
+  if (auto pg = p.Str("CacheParameterGroupName"); pg && *pg != rg["CacheParameterGroupName"]) {
+    if (!FindParameterGroup(*pg)) {
+      return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *pg + " not found.");
+    }
+    return Status::InvalidParameterValue("Changing the parameter group is not supported by this region yet.");
+  }
+  auto failover = p.Bool("AutomaticFailoverEnabled");
+  if (!failover.ok()) return failover.status();
+  auto multi_az = p.Bool("MultiAZEnabled");
+  if (!multi_az.ok()) return multi_az.status();
+  auto apply = p.Bool("ApplyImmediately");
+  if (!apply.ok()) return apply.status();
+  bool af = failover->value_or(rg["AutomaticFailoverEnabled"].get<bool>());
+  bool maz = multi_az->value_or(rg["MultiAZEnabled"].get<bool>());
+  if (cluster && !af) {
+    return InvalidCombination(
+        "Turning off automatic failover for replication group with cluster mode enabled is not supported.");
+  }
+  size_t nodes = 0;
+  for (const auto& ng : rg["NodeGroups"]) nodes += ng["Members"].size();
+  if (af && !cluster && nodes < 2) {
+    return InvalidCombination(
+        "When using automatic failover, there must be at least 2 cache clusters in the replication group.");
+  }
+  if (maz && !af) {
+    // Turning failover off turns Multi-AZ off with it unless the call asks for Multi-AZ.
+    if (multi_az->has_value()) {
+      return InvalidCombination("Multi-AZ can only be enabled when automatic failover is enabled.");
+    }
+    maz = false;
+  }
+  if (maz && !rg["MultiAZEnabled"].get<bool>()) {
+    for (const auto& ng : rg["NodeGroups"]) {
+      if (ng["Members"].size() < 2) {
+        return InvalidCombination("Multi-AZ needs at least one replica in every node group.");
+      }
+    }
+  }
+  AP_ASSIGN_OR_RETURN(int64_t retention,
+                      IntParam(p, "SnapshotRetentionLimit", rg["SnapshotRetentionLimit"].get<int64_t>(), 0, 35,
+                               "SnapshotRetentionLimit must be between 0 and 35."));
+  Json updated = rg;
+  updated["AutomaticFailoverEnabled"] = af;
+  updated["MultiAZEnabled"] = maz;
+  updated["SnapshotRetentionLimit"] = retention;
+  if (auto w = p.Str("SnapshotWindow")) updated["SnapshotWindow"] = *w;
+  if (auto d = p.Str("ReplicationGroupDescription")) updated["Description"] = *d;
+  if (updated != rg) {
+    AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], updated, std::nullopt}}));
+  }
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, updated)}};
+}
+
+Result<std::vector<ElastiCacheService::ShardChange>> ElastiCacheService::ReadReplicaChanges(const Params& p,
+                                                                                          const Json& rg) {
+  if (!p.Has("ApplyImmediately")) return Missing("ApplyImmediately");
+  auto apply = p.Bool("ApplyImmediately");
+  if (!apply.ok()) return apply.status();
+  if (!apply->value_or(false)) {
+    return Status::InvalidParameterValue("ApplyImmediately must be true: replica counts change at once.");
+  }
+  std::vector<ShardChange> out;
+  const auto configs = p.StructList("ReplicaConfiguration", "ConfigureShard");
+  auto count = p.Int("NewReplicaCount");
+  if (!count.ok()) return count.status();
+  if (configs.empty() == !count->has_value()) {
+    return InvalidCombination("Either NewReplicaCount or ReplicaConfiguration must be given, not both.");
+  }
+  if (count->has_value()) {
+    for (const auto& ng : rg["NodeGroups"]) out.push_back({ng["NodeGroupId"], **count, {}});
+  }
+  for (const auto& c : configs) {
+    Params cp(c, WireProtocol::kQuery);
+    auto id = cp.Str("NodeGroupId");
+    if (!id) return Missing("ReplicaConfiguration.ConfigureShard.N.NodeGroupId");
+    auto n = cp.Int("NewReplicaCount");
+    if (!n.ok()) return n.status();
+    if (!*n) return Missing("ReplicaConfiguration.ConfigureShard.N.NewReplicaCount");
+    bool found = false;
+    for (const auto& ng : rg["NodeGroups"]) found = found || ng["NodeGroupId"] == *id;
+    if (!found) {
+      return Status(404, "NodeGroupNotFoundFault", "The node group " + *id + " was not found in replication group " +
+                                                       rg["ReplicationGroupId"].get<std::string>() + ".");
+    }
+    auto azs = cp.List("PreferredAvailabilityZones", "PreferredAvailabilityZone");
+    for (const auto& az : azs) {
+      if (!ctx_->catalog->IsAvailabilityZone(az)) {
+        return Status::InvalidParameterValue("Invalid availability zone: " + az + ".");
+      }
+    }
+    out.push_back({*id, **n, azs});
+  }
+  for (const auto& c : out) {
+    if (c.count < 0 || c.count > kMaxReplicas) {
+      return Status::InvalidParameterValue("The number of replicas per node group must be within 0 and 5.");
+    }
+  }
+  return out;
+}
+
+Result<Json> ElastiCacheService::IncreaseReplicaCount(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
+  AP_ASSIGN_OR_RETURN(auto changes, ReadReplicaChanges(p, rg));
+  const std::string rg_id = rg["ReplicationGroupId"];
+  const bool cluster = rg["ClusterEnabled"].get<bool>();
+  const int64_t now = ctx_->clock->NowMillis();
+  std::vector<StoreWrite> writes;
+  bool any = false;
+  for (const auto& c : changes) {
+    for (auto& ng : rg["NodeGroups"]) {
+      if (ng["NodeGroupId"] != c.node_group_id) continue;
+      const int64_t have = static_cast<int64_t>(ng["Members"].size()) - 1;
+      if (c.count < have) {
+        return Status::InvalidParameterValue("NewReplicaCount " + std::to_string(c.count) + " for node group " +
+                                             c.node_group_id + " is less than its " + std::to_string(have) +
+                                             " replicas: use DecreaseReplicaCount.");
+      }
+      const std::string primary = ng["Primary"];
+      const std::string primary_az = ctx_->store->Get(kind::kCacheNode, primary).value_or(Json::object())
+                                         .value("AvailabilityZone", ctx_->catalog->availability_zones()[0]);
+      const auto defaults = DefaultReplicaAzs(ctx_->catalog->availability_zones(), primary_az,
+                                              static_cast<int>(c.count));
+      std::set<std::string> taken;
+      for (const auto& m : ng["Members"]) taken.insert(m);
+      for (int64_t k = have; k < c.count; ++k) {
+        std::string cluster_id;
+        for (int i = 0; cluster_id.empty() || taken.count(cluster_id) || ctx_->store->Get(kind::kCacheNode, cluster_id);
+             ++i) {
+          cluster_id = cluster ? MemberClusterId(rg_id, c.node_group_id, i) : NonClusterMemberId(rg_id, i);
+        }
+        taken.insert(cluster_id);
+        const size_t j = static_cast<size_t>(k - have);
+        const std::string az = j < c.azs.size() ? c.azs[j] : defaults[static_cast<size_t>(k)];
+        AP_ASSIGN_OR_RETURN(std::string address, AllocatePrivateAddress(*ctx_, az, &writes));
+        Json node = {{"CacheClusterId", cluster_id},   {"ReplicationGroupId", rg_id},
+                     {"NodeGroupId", c.node_group_id}, {"CacheNodeId", "0001"},
+                     {"AvailabilityZone", az},         {"Address", address},
+                     {"Port", rg["Port"]},             {"CreateTime", now},
+                     {"Status", node_status::kCreating}, {"RedisNodeId", ""},
+                     {"Generation", 1},                {"Pid", 0},
+                     {"PidStartTime", 0},              {"LaunchToken", NewLaunchToken()}};
+        writes.push_back({kind::kCacheNode, cluster_id, std::move(node), std::nullopt});
+        ng["Members"].push_back(cluster_id);
+        any = true;
+      }
+    }
+  }
+  if (!any) return Status(400, "NoOperationFault", "The requested replica counts are the current ones.");
+  rg["Status"] = rg_status::kModifying;
+  writes.push_back({kind::kCacheReplicationGroup, rg_id, rg, std::nullopt});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::DecreaseReplicaCount(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
+  const std::string rg_id = rg["ReplicationGroupId"];
+  const auto to_remove = p.List("ReplicasToRemove");
+  std::vector<ShardChange> changes;
+  if (to_remove.empty()) {
+    AP_ASSIGN_OR_RETURN(changes, ReadReplicaChanges(p, rg));
+  } else if (!p.Bool("ApplyImmediately").ok() || !p.Bool("ApplyImmediately")->value_or(false)) {
+    return Status::InvalidParameterValue("ApplyImmediately must be true: replica counts change at once.");
+  }
+  const bool multi_az = rg["MultiAZEnabled"].get<bool>();
+  std::vector<std::string> removed;
+  for (auto& ng : rg["NodeGroups"]) {
+    std::vector<std::string> replicas;
+    for (const auto& m : ng["Members"]) {
+      if (m != ng["Primary"]) replicas.push_back(m);
+    }
+    std::vector<std::string> drop;
+    for (const auto& c : changes) {
+      if (c.node_group_id != ng["NodeGroupId"]) continue;
+      if (c.count > static_cast<int64_t>(replicas.size())) {
+        return Status::InvalidParameterValue("NewReplicaCount " + std::to_string(c.count) + " for node group " +
+                                             c.node_group_id + " is more than its " +
+                                             std::to_string(replicas.size()) + " replicas: use IncreaseReplicaCount.");
+      }
+      drop.assign(replicas.begin() + c.count, replicas.end());  // the newest go first
+    }
+    for (const auto& id : to_remove) {
+      if (std::find(replicas.begin(), replicas.end(), id) != replicas.end()) drop.push_back(id);
+      if (id == ng["Primary"]) {
+        return Status::InvalidParameterValue("Cache cluster " + id + " is a primary: only replicas can be removed.");
+      }
+    }
+    if (multi_az && replicas.size() - drop.size() < 1) {
+      return InvalidCombination("Node group " + ng["NodeGroupId"].get<std::string>() +
+                                " would have no replica left while Multi-AZ is enabled.");
+    }
+    Json kept = Json::array();
+    for (const auto& m : ng["Members"]) {
+      if (std::find(drop.begin(), drop.end(), m) == drop.end()) kept.push_back(m);
+    }
+    ng["Members"] = kept;
+    removed.insert(removed.end(), drop.begin(), drop.end());
+  }
+  for (const auto& id : to_remove) {
+    if (std::find(removed.begin(), removed.end(), id) == removed.end()) {
+      return Status(404, "CacheClusterNotFound", "CacheCluster not found: " + id);
+    }
+  }
+  if (removed.empty()) return Status(400, "NoOperationFault", "The requested replica counts are the current ones.");
+  // Only the group document changes: a node no shard lists any more is stopped and removed by the controller
+  // (the one writer of node documents once they exist).
+  std::vector<StoreWrite> writes;
+  rg["Status"] = rg_status::kModifying;
+  writes.push_back({kind::kCacheReplicationGroup, rg_id, rg, std::nullopt});
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::LoadTagged(const Params& p) {
+  auto arn = p.Str("ResourceName");
+  if (!arn) return Missing("ResourceName");
+  const std::string prefix = ctx_->Arn("elasticache", "replicationgroup:");
+  if (arn->rfind(prefix, 0) != 0) {
+    return Status(400, "InvalidARN", "The ARN " + *arn + " is not a replication group ARN of this region (" + prefix +
+                                         "<id>); tags on other resources are not supported here.");
+  }
+  return LoadGroup(arn->substr(prefix.size()));
+}
+
+Result<Json> ElastiCacheService::AddTagsToResource(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  Json tags = rg["Tags"];
+  for (const auto& t : p.StructList("Tags", "Tag")) {
+    auto key = t.find("Key");
+    if (key == t.end()) continue;
+    auto value = t.find("Value");
+    const std::string v = value == t.end() ? "" : value->second;
+    auto it = std::find_if(tags.begin(), tags.end(), [&](const Json& e) { return e["Key"] == key->second; });
+    if (it != tags.end()) {
+      (*it)["Value"] = v;
+    } else {
+      tags.push_back({{"Key", key->second}, {"Value", v}});
+    }
+  }
+  if (tags.size() > kMaxTags) return Status(400, "TagQuotaPerResourceExceeded", "A resource has at most 50 tags.");
+  rg["Tags"] = tags;
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  return Json{{"TagList", tags}};
+}
+
+Result<Json> ElastiCacheService::ListTagsForResource(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  return Json{{"TagList", rg["Tags"]}};
+}
+
+Result<Json> ElastiCacheService::RemoveTagsFromResource(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  const auto keys = p.List("TagKeys");
+  Json kept = Json::array();
+  for (const auto& t : rg["Tags"]) {
+    if (std::find(keys.begin(), keys.end(), t["Key"]) == keys.end()) kept.push_back(t);
+  }
+  if (kept.size() + keys.size() > rg["Tags"].size()) {
+    for (const auto& k : keys) {
+      if (std::none_of(rg["Tags"].begin(), rg["Tags"].end(), [&](const Json& t) { return t["Key"] == k; })) {
+        return Status(404, "TagNotFound", "Tag " + k + " not found.");
+      }
+    }
+  }
+  rg["Tags"] = kept;
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  return Json{{"TagList", kept}};
+}
+
+}  // namespace
+
+ApiService ElastiCacheApi(RegionContext* ctx) {
+  auto svc = std::make_shared<ElastiCacheService>(ctx);
+  using Method = Result<Json> (ElastiCacheService::*)(const Params&);
+  auto op = [svc](const char* name, Access access, Method m, std::vector<ListLimit> limits = {}) {
+    return Operation{name, access, [svc, m](const Params& p) { return ((*svc).*m)(p); }, std::move(limits)};
+  };
+  ApiService api;
+  api.info = {"elasticache", "2015-02-02", kNamespace, WireProtocol::kQuery};
+  // The member element of each list, from the botocore model's locationName.
+  api.info.list_members = {{"ReplicationGroups", "ReplicationGroup"},
+                           {"MemberClusters", "ClusterId"},
+                           {"NodeGroups", "NodeGroup"},
+                           {"NodeGroupMembers", "NodeGroupMember"},
+                           {"CacheClusters", "CacheCluster"},
+                           {"CacheNodes", "CacheNode"},
+                           {"CacheSecurityGroups", "CacheSecurityGroup"},
+                           {"CacheNodeIdsToReboot", "CacheNodeId"},
+                           {"LogDeliveryConfigurations", "LogDeliveryConfiguration"},
+                           {"Events", "Event"},
+                           {"CacheParameterGroups", "CacheParameterGroup"},
+                           {"CacheEngineVersions", "CacheEngineVersion"},
+                           {"NodeGroupConfiguration", "NodeGroupConfiguration"},
+                           {"PreferredCacheClusterAZs", "AvailabilityZone"},
+                           {"ReplicaAvailabilityZones", "AvailabilityZone"},
+                           {"Tags", "Tag"},
+                           {"TagList", "Tag"},
+                           {"ReplicaConfiguration", "ConfigureShard"},
+                           {"PreferredAvailabilityZones", "PreferredAvailabilityZone"}};
+  api.operations = {
+      op("CreateReplicationGroup", Access::kWrite, &ElastiCacheService::CreateReplicationGroup,
+         {{"NodeGroupConfiguration", 90, "NodeGroupConfiguration"},
+          {"PreferredCacheClusterAZs", 6, "AvailabilityZone"},
+          {"Tags", 50, "Tag"}}),
+      op("DescribeReplicationGroups", Access::kRead, &ElastiCacheService::DescribeReplicationGroups),
+      op("DeleteReplicationGroup", Access::kWrite, &ElastiCacheService::DeleteReplicationGroup),
+      op("DescribeCacheClusters", Access::kRead, &ElastiCacheService::DescribeCacheClusters),
+      op("TestFailover", Access::kWrite, &ElastiCacheService::TestFailover),
+      op("DescribeEvents", Access::kRead, &ElastiCacheService::DescribeEvents),
+      op("DescribeCacheParameterGroups", Access::kRead, &ElastiCacheService::DescribeCacheParameterGroups),
+      op("DescribeCacheEngineVersions", Access::kRead, &ElastiCacheService::DescribeCacheEngineVersions),
+      op("ModifyReplicationGroup", Access::kWrite, &ElastiCacheService::ModifyReplicationGroup),
+      op("IncreaseReplicaCount", Access::kWrite, &ElastiCacheService::IncreaseReplicaCount,
+         {{"ReplicaConfiguration", 90, "ConfigureShard"}}),
+      op("DecreaseReplicaCount", Access::kWrite, &ElastiCacheService::DecreaseReplicaCount,
+         {{"ReplicaConfiguration", 90, "ConfigureShard"}, {"ReplicasToRemove", 450}}),
+      op("AddTagsToResource", Access::kWrite, &ElastiCacheService::AddTagsToResource, {{"Tags", 50, "Tag"}}),
+      op("ListTagsForResource", Access::kRead, &ElastiCacheService::ListTagsForResource),
+      op("RemoveTagsFromResource", Access::kWrite, &ElastiCacheService::RemoveTagsFromResource, {{"TagKeys", 50}}),
+  };
+  api.write_lock = ctx->mu;
+  api.after_write = [ctx] {
+    if (ctx->wake) ctx->wake();
+  };
+  return api;
+}
+
+}  // namespace autopipe

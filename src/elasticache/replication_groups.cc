@@ -1,0 +1,226 @@
+#include "elasticache/replication_groups.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <set>
+
+#include "common/ids.h"
+
+namespace autopipe::elasticache {
+
+Status ValidateReplicationGroupId(const std::string& id) {
+  auto invalid = [&] {
+    return Status::InvalidParameterValue(
+        "Replication group id must begin with a letter; must contain only ASCII letters, digits, and hyphens; "
+        "and must not end with a hyphen or contain two consecutive hyphens.");
+  };
+  if (id.empty() || id.size() > 40) {
+    return Status::InvalidParameterValue("The parameter ReplicationGroupId must be between 1 and 40 characters "
+                                         "in length.");
+  }
+  if (!std::isalpha(static_cast<unsigned char>(id.front())) || id.back() == '-') return invalid();
+  for (size_t i = 0; i < id.size(); ++i) {
+    unsigned char c = id[i];
+    if (!std::isalnum(c) && c != '-') return invalid();
+    if (c == '-' && i + 1 < id.size() && id[i + 1] == '-') return invalid();
+  }
+  return Status::Ok();
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+namespace {
+std::string Pad(int n, int width) {
+  std::string s = std::to_string(n);
+  return std::string(s.size() < static_cast<size_t>(width) ? width - s.size() : 0, '0') + s;
+}
+}  // namespace
+
+std::string NodeGroupIdFor(int shard_index) { return Pad(shard_index + 1, 4); }
+
+std::string MemberClusterId(const std::string& rg, const std::string& node_group_id, int member_index) {
+  return rg + "-" + node_group_id + "-" + Pad(member_index + 1, 3);
+}
+
+std::string NonClusterMemberId(const std::string& rg, int member_index) {
+  return rg + "-" + Pad(member_index + 1, 3);
+}
+
+std::vector<SlotRange> SplitSlots(int shards) {
+  std::vector<SlotRange> out;
+  if (shards <= 0) return out;
+  const int base = kSlotCount / shards;
+  const int extra = kSlotCount % shards;
+  int next = 0;
+  for (int i = 0; i < shards; ++i) {
+    const int size = base + (i < extra ? 1 : 0);
+    out.push_back({next, next + size - 1});
+    next += size;
+  }
+  return out;
+}
+
+std::string FormatSlots(const SlotRange& r) { return std::to_string(r.first) + "-" + std::to_string(r.last); }
+
+Result<SlotRange> ParseSlots(const std::string& text) {
+  auto invalid = [&] {
+    return Status::InvalidParameterValue("Invalid slot range " + text +
+                                         ": expected startSlot-endSlot with 0 <= startSlot <= endSlot <= 16383.");
+  };
+  auto number = [](const std::string& s) -> std::optional<int> {
+    if (s.empty() || s.size() > 5 || !std::all_of(s.begin(), s.end(), ::isdigit)) return std::nullopt;
+    return std::stoi(s);
+  };
+  const size_t dash = text.find('-');
+  auto first = number(text.substr(0, dash));
+  auto last = dash == std::string::npos ? first : number(text.substr(dash + 1));
+  if (!first || !last || *first > *last || *last >= kSlotCount) return invalid();
+  return SlotRange{*first, *last};
+}
+
+Status CheckSlotCoverage(const std::vector<SlotRange>& ranges) {
+  std::vector<SlotRange> sorted = ranges;
+  std::sort(sorted.begin(), sorted.end(), [](const SlotRange& a, const SlotRange& b) { return a.first < b.first; });
+  int next = 0;
+  for (const auto& r : sorted) {
+    if (r.first < next) {
+      return Status::InvalidParameterValue("Slot ranges overlap: " + FormatSlots(r) +
+                                           " overlaps a range before it.");
+    }
+    if (r.first > next) {
+      return Status::InvalidParameterValue("Slots " + std::to_string(next) + "-" + std::to_string(r.first - 1) +
+                                           " are not assigned to any node group: all 16384 slots must be covered.");
+    }
+    next = r.last + 1;
+  }
+  if (next != kSlotCount) {
+    return Status::InvalidParameterValue("Slots " + std::to_string(next) +
+                                         "-16383 are not assigned to any node group: all 16384 slots must be "
+                                         "covered.");
+  }
+  return Status::Ok();
+}
+
+const std::vector<ParameterGroupInfo>& DefaultParameterGroups() {
+  static const std::vector<ParameterGroupInfo> groups = {
+      {"default.redis5.0", "redis5.0", false, "5.0.6"},
+      {"default.redis5.0.cluster.on", "redis5.0", true, "5.0.6"},
+      {"default.redis6.x", "redis6.x", false, "6.2"},
+      {"default.redis6.x.cluster.on", "redis6.x", true, "6.2"},
+      {"default.redis7", "redis7", false, "7.0"},
+      {"default.redis7.cluster.on", "redis7", true, "7.0"},
+  };
+  return groups;
+}
+
+const ParameterGroupInfo* FindParameterGroup(const std::string& name) {
+  for (const auto& g : DefaultParameterGroups()) {
+    if (g.name == name) return &g;
+  }
+  return nullptr;
+}
+
+const ParameterGroupInfo* DefaultParameterGroupFor(const std::string& engine_version, bool cluster_enabled) {
+  std::string family;
+  if (engine_version.rfind("5.0", 0) == 0) family = "redis5.0";
+  if (engine_version.rfind("6.", 0) == 0) family = "redis6.x";
+  if (engine_version.rfind("7", 0) == 0) family = "redis7";
+  for (const auto& g : DefaultParameterGroups()) {
+    if (g.family == family && g.cluster_enabled == cluster_enabled) return &g;
+  }
+  return nullptr;
+}
+
+namespace {
+// The size word of cache.<class>.<size>.
+std::string SizeOf(const std::string& node_type) {
+  const size_t dot = node_type.rfind('.');
+  return dot == std::string::npos ? "" : node_type.substr(dot + 1);
+}
+}  // namespace
+
+bool IsKnownNodeType(const std::string& node_type) {
+  static const std::set<std::string> kSizes = {"micro",   "small",    "medium",   "large",    "xlarge",
+                                               "2xlarge", "4xlarge",  "8xlarge",  "12xlarge", "16xlarge",
+                                               "24xlarge"};
+  if (node_type.rfind("cache.", 0) != 0) return false;
+  return std::count(node_type.begin(), node_type.end(), '.') == 2 && kSizes.count(SizeOf(node_type)) > 0;
+}
+
+int MaxMemoryMibFor(const std::string& node_type) {
+  const std::string size = SizeOf(node_type);
+  if (size == "micro") return 32;
+  if (size == "small") return 48;
+  if (size == "medium") return 64;
+  if (size == "large") return 96;
+  if (size == "xlarge") return 128;
+  return 192;
+}
+
+std::string DefaultPrimaryAz(const std::vector<std::string>& azs, int shard_index) {
+  return azs[static_cast<size_t>(shard_index) % azs.size()];
+}
+
+std::vector<std::string> DefaultReplicaAzs(const std::vector<std::string>& azs, const std::string& primary_az,
+                                           int replicas) {
+  size_t start = std::find(azs.begin(), azs.end(), primary_az) - azs.begin();
+  std::vector<std::string> out;
+  for (int j = 0; j < replicas; ++j) {
+    // After the primary's AZ, in turn; with one AZ, that one.
+    out.push_back(azs.size() == 1 ? azs[0] : azs[(start + 1 + j % (azs.size() - 1)) % azs.size()]);
+  }
+  return out;
+}
+
+bool EveryShardSpansAzs(const std::vector<ShardPlan>& plan) {
+  for (const auto& s : plan) {
+    if (std::none_of(s.replica_azs.begin(), s.replica_azs.end(),
+                     [&](const std::string& az) { return az != s.primary_az; })) {
+      return false;
+    }
+  }
+  return !plan.empty();
+}
+
+std::string GroupDir(const RegionContext& ctx, const std::string& rg) {
+  return ctx.data_dir + "/elasticache/" + rg;
+}
+
+std::string NodeDir(const RegionContext& ctx, const std::string& rg, const std::string& cluster_id) {
+  return GroupDir(ctx, rg) + "/" + cluster_id;
+}
+
+std::string EndpointDir(const RegionContext& ctx, const std::string& rg, const std::string& role) {
+  return GroupDir(ctx, rg) + "/endpoint-" + role;
+}
+
+std::string EndpointAddress(const RegionContext& ctx, int address_index, bool reader) {
+  return ctx.catalog->address_block() + "." + std::to_string(kEndpointOctet + (reader ? 1 : 0)) + "." +
+         std::to_string(address_index);
+}
+
+std::optional<int> FreeAddressIndex(const RegionContext& ctx) {
+  std::set<int> used;
+  for (const auto& doc : ctx.store->List(kind::kCacheReplicationGroup)) used.insert(doc->value("AddressIndex", 0));
+  for (int k = 1; k <= 254; ++k) {
+    if (!used.count(k)) return k;
+  }
+  return std::nullopt;
+}
+
+StoreWrite EventWrite(const std::string& source_id, const std::string& source_type, const std::string& message,
+                      int64_t now_millis, int seq) {
+  char id[64];
+  std::snprintf(id, sizeof id, "%013lld-%03d-", static_cast<long long>(now_millis), seq);
+  Json event = {{"SourceIdentifier", source_id},
+                {"SourceType", source_type},
+                {"Message", message},
+                {"Date", now_millis}};
+  return {kind::kCacheEvent, std::string(id) + RandomHex(6), std::move(event), std::nullopt};
+}
+
+}  // namespace autopipe::elasticache

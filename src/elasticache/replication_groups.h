@@ -1,0 +1,152 @@
+// ElastiCache for Redis replication groups as store documents, and the rules the API and the controller share:
+// names, slot splitting, AZ placement, the default parameter groups, node sizing, where files and endpoints live.
+//
+// Documents (docs/design.md, "ElastiCache"):
+//   cache_replication_group (id = ReplicationGroupId, lower case): what DescribeReplicationGroups shows —
+//     ReplicationGroupId, Description, Status (creating|available|modifying|deleting), ClusterEnabled,
+//     AutomaticFailoverEnabled, MultiAZEnabled, CacheNodeType, Engine, EngineVersion, CacheParameterGroupName,
+//     Port, CreateTime (ms), SnapshotRetentionLimit, SnapshotWindow, Tags [{Key, Value}], AddressIndex (k of the
+//     endpoint addresses 127.N.220.k / 127.N.221.k), ARN,
+//     NodeGroups [{NodeGroupId "0001", Slots "0-8191", Members [cluster id...], Primary (cluster id)}].
+//     The API writes it; the controller moves Status and Primary.
+//   cache_node (id = CacheClusterId "<rg>-0001-001"): one redis-server — ReplicationGroupId, NodeGroupId,
+//     CacheNodeId "0001", AvailabilityZone, Address (its own private address), Port, CreateTime,
+//     Status (creating|available|recovering|deleting), RedisNodeId (CLUSTER MYID), Generation (bumped on
+//     every rebuild), and the supervisor's record (Pid, PidStartTime, LaunchToken, RunAsUid ...). The API creates
+//     node documents (CreateReplicationGroup, IncreaseReplicaCount); from then on the controller is their only
+//     writer: a node that no shard of its group lists any more is deleted by it.
+//   cache_endpoint (id = "<rg>/configuration" in cluster mode, "<rg>/primary" and "<rg>/reader" otherwise):
+//     one `autopipe lb` TCP node that is the stable endpoint — ReplicationGroupId, Role, Address, Port,
+//     ConfigVersion and the supervisor's record.
+//   cache_event (id = "<ms, 13 digits>-<seq>"): DescribeEvents' entries — SourceIdentifier, SourceType, Message,
+//     Date (ms).
+//
+// Files: <data dir>/elasticache/<rg>/<cluster id>/{redis.conf,nodes.conf,redis.log} for nodes (owned by the
+// node's own uid when the server runs as root), <data dir>/elasticache/<rg>/endpoint-<role>/ for endpoints.
+//
+// Thread-safety: pure functions, except those taking a RegionContext, which read the store (call with
+// RegionContext::mu held when the answer must agree with a write that follows).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "region/context.h"
+#include "store/store.h"
+
+namespace autopipe {
+namespace kind {
+inline constexpr char kCacheReplicationGroup[] = "cache_replication_group";
+inline constexpr char kCacheNode[] = "cache_node";
+inline constexpr char kCacheEndpoint[] = "cache_endpoint";
+inline constexpr char kCacheEvent[] = "cache_event";
+}  // namespace kind
+}  // namespace autopipe
+
+namespace autopipe::elasticache {
+
+inline constexpr int kSlotCount = 16384;
+inline constexpr int kMaxNodeGroups = 90;
+inline constexpr int kMaxReplicas = 5;
+inline constexpr int kMaxNodesPerGroup = 500;
+inline constexpr int kDefaultPort = 6379;
+// Endpoints: 127.N.<kEndpointOctet>.k (configuration or primary), 127.N.<kEndpointOctet + 1>.k (reader).
+inline constexpr int kEndpointOctet = 220;
+
+namespace rg_status {
+inline constexpr char kCreating[] = "creating";
+inline constexpr char kAvailable[] = "available";
+inline constexpr char kModifying[] = "modifying";
+inline constexpr char kDeleting[] = "deleting";
+}  // namespace rg_status
+
+namespace node_status {
+inline constexpr char kCreating[] = "creating";
+inline constexpr char kAvailable[] = "available";
+inline constexpr char kRecovering[] = "recovering";  // its process failed: being rebuilt empty, as a replica
+inline constexpr char kDeleting[] = "deleting";
+}  // namespace node_status
+
+// ---- names ------------------------------------------------------------------------------------------------------
+
+// ReplicationGroupId rules (§3): 1-40 characters, letters, digits and hyphens, starting with a letter, no
+// trailing or double hyphen. InvalidParameterValue with AWS's message otherwise.
+Status ValidateReplicationGroupId(const std::string& id);
+std::string Lower(std::string s);
+std::string NodeGroupIdFor(int shard_index);  // 0 -> "0001"
+std::string MemberClusterId(const std::string& rg, const std::string& node_group_id, int member_index);  // 0 -> 001
+// Non-cluster mode names its clusters "<rg>-001", "<rg>-002", ...
+std::string NonClusterMemberId(const std::string& rg, int member_index);
+
+// ---- slots ------------------------------------------------------------------------------------------------------
+
+struct SlotRange {
+  int first = 0;
+  int last = 0;  // inclusive
+  bool operator==(const SlotRange&) const = default;
+};
+
+// ElastiCache's equal split (§3): each of n shards gets floor(16384/n) slots and the first 16384 mod n one more.
+std::vector<SlotRange> SplitSlots(int shards);
+std::string FormatSlots(const SlotRange& r);  // "0-8191"
+// "a-b" with 0 <= a <= b <= 16383 (a single slot "a" too); InvalidParameterValue otherwise.
+Result<SlotRange> ParseSlots(const std::string& text);
+// The ranges must not overlap and must together cover 0-16383.
+Status CheckSlotCoverage(const std::vector<SlotRange>& ranges);
+
+// ---- parameter groups, engine versions, node types -------------------------------------------------------------
+
+struct ParameterGroupInfo {
+  std::string name;    // default.redis5.0.cluster.on
+  std::string family;  // redis5.0
+  bool cluster_enabled = false;
+  std::string engine_version;  // the version shown for this family when EngineVersion is not given
+};
+const std::vector<ParameterGroupInfo>& DefaultParameterGroups();
+const ParameterGroupInfo* FindParameterGroup(const std::string& name);
+// The default parameter group for an engine version ("5.0.6" -> default.redis5.0), nullptr when unknown.
+const ParameterGroupInfo* DefaultParameterGroupFor(const std::string& engine_version, bool cluster_enabled);
+// The Redis that really runs every node, whatever EngineVersion says.
+inline constexpr char kRunningRedisVersion[] = "7.0";
+
+// maxmemory for a node type, in MiB: small defaults so that many nodes fit one machine (docs/design.md).
+int MaxMemoryMibFor(const std::string& node_type);
+bool IsKnownNodeType(const std::string& node_type);
+
+// ---- placement --------------------------------------------------------------------------------------------------
+
+struct ShardPlan {
+  std::string node_group_id;
+  SlotRange slots;
+  std::string primary_az;
+  std::vector<std::string> replica_azs;  // one per replica
+};
+
+// AZs for shard `shard_index` when the caller gave none: primaries rotate over the region's AZs, each shard's
+// replicas go to the AZs after its primary's, in turn.
+std::string DefaultPrimaryAz(const std::vector<std::string>& azs, int shard_index);
+std::vector<std::string> DefaultReplicaAzs(const std::vector<std::string>& azs, const std::string& primary_az,
+                                           int replicas);
+// Multi-AZ when every shard with nodes has a replica outside its primary's AZ.
+bool EveryShardSpansAzs(const std::vector<ShardPlan>& plan);
+
+// ---- where things live ------------------------------------------------------------------------------------------
+
+std::string GroupDir(const RegionContext& ctx, const std::string& rg);
+std::string NodeDir(const RegionContext& ctx, const std::string& rg, const std::string& cluster_id);
+std::string EndpointDir(const RegionContext& ctx, const std::string& rg, const std::string& role);
+std::string EndpointAddress(const RegionContext& ctx, int address_index, bool reader);
+// A free endpoint address index (1..254) among the groups in the store; nullopt when all are taken.
+std::optional<int> FreeAddressIndex(const RegionContext& ctx);
+
+// ---- events -----------------------------------------------------------------------------------------------------
+
+// The store write for one DescribeEvents entry. `seq` orders events recorded in the same millisecond.
+StoreWrite EventWrite(const std::string& source_id, const std::string& source_type, const std::string& message,
+                      int64_t now_millis, int seq = 0);
+
+}  // namespace autopipe::elasticache
