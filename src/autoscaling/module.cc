@@ -3,6 +3,7 @@
 #include "api/api_server.h"
 #include "autoscaling/autoscaling_service.h"
 #include "autoscaling/group_controller.h"
+#include "autoscaling/group_metrics.h"
 
 namespace autopipe {
 
@@ -18,6 +19,7 @@ ServiceModule AutoScalingModule() {
     v.push_back(std::make_unique<GroupController>(ctx));
     return v;
   };
+  m.collect_metrics = CollectGroupMetrics;
   return m;
 }
 

@@ -1,5 +1,6 @@
 // The region's modules. Adding a service: a folder with its module.cc, and one line in the list below.
 #include "autoscaling/module.h"
+#include "cloudwatch/module.h"
 #include "ec2/module.h"
 #include "elb/module.h"
 #include "region/module.h"
@@ -12,6 +13,7 @@ const std::vector<ServiceModule>& AllModules() {
       AutoScalingModule(),
       Ec2Module(),
       ElbModule(),
+      CloudWatchModule(),
   };
   return modules;
 }
