@@ -249,7 +249,8 @@ class Service {
         AP_ASSIGN_OR_RETURN(double v, ParseDouble(f + ".Value", *m.Str("Value")));
         add({1, v, v, v});
       } else if (has_stats) {
-        Params s(m.Sub("StatisticValues."), WireProtocol::kQuery);
+        const FormParams stat_params = m.Sub("StatisticValues.");  // Params only refers to its parameters
+        Params s(stat_params, WireProtocol::kQuery);
         double fields[4];
         const char* names[4] = {"SampleCount", "Sum", "Minimum", "Maximum"};
         for (int k = 0; k < 4; ++k) {
@@ -436,10 +437,12 @@ class Service {
         return Status::Validation("The parameter " + f + " must have exactly one of Expression or MetricStat.");
       }
       if (has_stat) {
-        Params ms(q.Sub("MetricStat."), WireProtocol::kQuery);
+        const FormParams stat_params = q.Sub("MetricStat.");  // Params only refers to its parameters
+        Params ms(stat_params, WireProtocol::kQuery);
         AP_ASSIGN_OR_RETURN(std::string ns, ms.RequiredStr("Metric.Namespace"));
         AP_ASSIGN_OR_RETURN(std::string name, ms.RequiredStr("Metric.MetricName"));
-        Params metric(ms.Sub("Metric."), WireProtocol::kQuery);
+        const FormParams metric_params = ms.Sub("Metric.");
+        Params metric(metric_params, WireProtocol::kQuery);
         AP_ASSIGN_OR_RETURN(Dimensions dims, ReadDimensions(metric, "Dimensions"));
         AP_ASSIGN_OR_RETURN(int64_t period, RequiredInt(ms, "Period"));
         if (!ValidPeriod(period, true)) {
