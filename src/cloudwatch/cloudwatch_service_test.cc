@@ -265,6 +265,43 @@ TEST_F(CloudWatchServiceTest, AlarmGoesToAlarmAndBackWithHistory) {
   EXPECT_EQ(region_->EvaluateDue(clock_.NowMillis()), 0u);
 }
 
+TEST_F(CloudWatchServiceTest, AutoScalingActionsRepeatWhileTheStateHolds) {
+  // No module of this test region serves the policy ARN, so each attempt is recorded as a failed action.
+  const std::string policy =
+      "arn:aws:autoscaling:us-west-2:123456789012:scalingPolicy:0f0e-1:autoScalingGroupName/web:policyName/out";
+  MustCall("PutMetricAlarm", {{"AlarmName", "scale"},
+                              {"MetricName", "Load"},
+                              {"Namespace", "App"},
+                              {"Statistic", "Average"},
+                              {"Period", "60"},
+                              {"EvaluationPeriods", "1"},
+                              {"Threshold", "50"},
+                              {"ComparisonOperator", "GreaterThanThreshold"},
+                              {"TreatMissingData", "breaching"},
+                              {"AlarmActions.member.1", policy},
+                              {"AlarmActions.member.2", "arn:aws:sns:us-west-2:123456789012:once"}});
+  auto actions = [&] {
+    return MustCall("DescribeAlarmHistory", {{"AlarmName", "scale"}, {"HistoryItemType", "Action"}})
+        ["AlarmHistoryItems"].size();
+  };
+  region_->Tick(clock_.NowMillis());
+  EXPECT_EQ(Alarm("scale")["StateValue"], "ALARM");
+  EXPECT_EQ(actions(), 2u);  // the policy and the topic
+  clock_.Advance(30'000);
+  region_->Tick(clock_.NowMillis());
+  EXPECT_EQ(actions(), 2u);
+  clock_.Advance(30'000);
+  region_->Tick(clock_.NowMillis());
+  EXPECT_EQ(actions(), 3u);  // a minute on: the policy again, not the topic
+  clock_.Advance(60'000);
+  region_->Tick(clock_.NowMillis());
+  EXPECT_EQ(actions(), 4u);
+  MustCall("DisableAlarmActions", {{"AlarmNames.member.1", "scale"}});
+  clock_.Advance(60'000);
+  region_->Tick(clock_.NowMillis());
+  EXPECT_EQ(actions(), 4u);
+}
+
 TEST_F(CloudWatchServiceTest, SetAlarmStateEnableDisableDelete) {
   MustCall("PutMetricAlarm", SeedAlarm());
   auto missing = Call("SetAlarmState", {{"AlarmName", "nope"}, {"StateValue", "OK"}, {"StateReason", "x"}});

@@ -168,6 +168,24 @@ class CloudWatchTest(unittest.TestCase):
                                        "The value NaN for parameter MetricData.member.1.Value is invalid."))
         self.assertIsNone(self.alarm("bad"))
 
+    def test_metrics_and_alarms_survive_a_restart(self):
+        now = int(time.time()) // 60 * 60 - 60
+        self.cw.put_metric_data(Namespace="E2E/Durable", MetricData=[
+            {"MetricName": "Kept", "Value": 42.0,
+             "Timestamp": datetime.datetime.fromtimestamp(now, datetime.timezone.utc)}])
+        self.cw.put_metric_alarm(AlarmName="e2e-durable", MetricName="Kept", Namespace="E2E/Durable",
+                                 Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                                 ComparisonOperator="GreaterThanThreshold")
+        self.region.kill9()  # a crash: the metric store's WAL keeps what PutMetricData acknowledged
+        self.region.restart()
+        got = self.cw.get_metric_statistics(
+            Namespace="E2E/Durable", MetricName="Kept",
+            StartTime=datetime.datetime.fromtimestamp(now, datetime.timezone.utc),
+            EndTime=datetime.datetime.fromtimestamp(now + 60, datetime.timezone.utc),
+            Period=60, Statistics=["Sum"])["Datapoints"]
+        self.assertEqual([p["Sum"] for p in got], [42.0])
+        self.assertIsNotNone(self.alarm("e2e-durable"))
+
     def test_real_instance_cpu_utilization(self):
         lc, group = "cw-lc", "cw-group"
         self.region.create_lc(lc)
