@@ -5,6 +5,7 @@
 
 #include "cloudwatch/cloudwatch_region.h"
 #include "common/time_util.h"
+#include "ec2/instances.h"
 #include "region/region_fixture.h"
 
 namespace autopipe {
@@ -300,6 +301,41 @@ TEST_F(CloudWatchServiceTest, AutoScalingActionsRepeatWhileTheStateHolds) {
   clock_.Advance(60'000);
   region_->Tick(clock_.NowMillis());
   EXPECT_EQ(actions(), 4u);
+}
+
+TEST_F(CloudWatchServiceTest, Ec2TerminateActionTerminatesTheAlarmsInstance) {
+  std::string id;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<StoreWrite> writes;
+    InstanceLaunch launch;
+    launch.image_id = "ami-0f1e2d3c4b5a69788";
+    launch.instance_type = "t3.micro";
+    launch.availability_zone = "us-west-2a";
+    auto inst = NewInstance(ctx_, launch, &writes);
+    ASSERT_TRUE(inst.ok()) << inst.status().ToString();
+    id = (*inst)["InstanceId"].get<std::string>();
+    ASSERT_TRUE(store_->Commit(writes).ok());
+  }
+  FormParams p = SeedAlarm();
+  p["AlarmName"] = "kill-it";
+  p["Dimensions.member.1.Value"] = id;
+  p["AlarmActions.member.1"] = "arn:aws:automate:us-west-2:ec2:terminate";
+  p["OKActions.member.1"] = "arn:aws:automate:us-west-2:ec2:reboot";
+  MustCall("PutMetricAlarm", p);
+  MustCall("SetAlarmState", {{"AlarmName", "kill-it"}, {"StateValue", "ALARM"}, {"StateReason", "test"}});
+  EXPECT_EQ((*store_->Get(kind::kInstance, id))["DesiredState"], "terminated");
+  EXPECT_EQ((*store_->Get(kind::kInstance, id))["StateTransitionReason"], "Terminated by CloudWatch alarm kill-it");
+  MustCall("SetAlarmState", {{"AlarmName", "kill-it"}, {"StateValue", "OK"}, {"StateReason", "test"}});
+  Json items = MustCall("DescribeAlarmHistory", {{"AlarmName", "kill-it"}, {"HistoryItemType", "Action"},
+                                                 {"ScanBy", "TimestampAscending"}})["AlarmHistoryItems"];
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0]["HistorySummary"], "Successfully executed action arn:aws:automate:us-west-2:ec2:terminate");
+  EXPECT_EQ(items[1]["HistorySummary"].get<std::string>().rfind(
+                "Failed to execute action arn:aws:automate:us-west-2:ec2:reboot. Received error: \"EC2 action reboot "
+                "is not supported",
+                0),
+            0u);
 }
 
 TEST_F(CloudWatchServiceTest, SetAlarmStateEnableDisableDelete) {
