@@ -107,6 +107,18 @@ class CloudWatchTest(unittest.TestCase):
             listed = self.region.cli(1 if client != "v2" else 2, "cloudwatch", "list-metrics", "--namespace", ns)
             self.assertEqual([m["MetricName"] for m in listed["Metrics"]], ["Requests"])
 
+    def test_large_put_metric_data_is_gzipped_and_accepted(self):
+        # boto3 compresses PutMetricData bodies of 10 KiB or more (Content-Encoding: gzip).
+        data = [{"MetricName": "g%d" % i, "Value": float(i), "Dimensions": [{"Name": "Host", "Value": "h%d" % i}]}
+                for i in range(1000)]
+        self.cw.put_metric_data(Namespace="E2E/Gzip", MetricData=data)
+        metrics = self.region.cli(2, "cloudwatch", "list-metrics", "--namespace", "E2E/Gzip")["Metrics"]
+        self.assertEqual(len(metrics), 1000)  # the CLI follows NextToken itself
+        page2 = self.cw.list_metrics(Namespace="E2E/Gzip", NextToken=self.cw.list_metrics(
+            Namespace="E2E/Gzip")["NextToken"])
+        self.assertEqual(len(page2["Metrics"]), 500)
+        self.assertNotIn("NextToken", page2)
+
     def test_alarm_goes_to_alarm_and_back_to_ok(self):
         name = "e2e-hot"
         self.region.cli(2, "cloudwatch", "put-metric-alarm", "--alarm-name", name, "--metric-name", "Heat",
