@@ -187,9 +187,10 @@ Result<Json> ApiRouter::Dispatch(const Service& svc, const ApiRequest& req) cons
     const size_t n = params.ListSize(limit.list, limit.member);
     if (n > limit.max) return limit.error ? limit.error(n) : ListTooLong(limit.list, n, limit.max);
   }
-  if (req.params.size() > kMaxRequestParameters) {
+  const size_t max_parameters = op->second.max_parameters ? op->second.max_parameters : kMaxRequestParameters;
+  if (req.params.size() > max_parameters) {
     return Status::Validation("1 validation error detected: the request has " + std::to_string(req.params.size()) +
-                              " parameters; at most " + std::to_string(kMaxRequestParameters) + " are accepted");
+                              " parameters; at most " + std::to_string(max_parameters) + " are accepted");
   }
   try {
     if (op->second.access == Access::kRead || svc.write_lock == nullptr) {

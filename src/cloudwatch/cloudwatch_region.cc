@@ -190,7 +190,12 @@ size_t CloudWatchRegion::Collect(int64_t now_millis) {
 size_t CloudWatchRegion::EvaluateDue(int64_t now_millis, bool force) {
   size_t changed = 0;
   std::vector<PendingAction> repeats;
-  for (const auto& id : ctx_->store->Ids(kind::kAlarm)) {
+  const std::vector<std::string> ids = ctx_->store->Ids(kind::kAlarm);
+  {
+    std::lock_guard lock(mu_);  // forget deleted alarms
+    std::erase_if(memo_, [&](const auto& e) { return !std::binary_search(ids.begin(), ids.end(), e.first); });
+  }
+  for (const auto& id : ids) {
     VersionedDoc v = ctx_->store->GetVersioned(kind::kAlarm, id);
     if (!v.doc) continue;
     const int64_t period = std::max<int64_t>(1, v.doc->value("Period", int64_t{60}));

@@ -946,6 +946,8 @@ ApiService CloudWatchApi(RegionContext* ctx, std::shared_ptr<CloudWatchRegion> r
       op("UntagResource", Access::kWrite, &Service::UntagResource),
       op("ListTagsForResource", Access::kRead, &Service::ListTagsForResource),
   };
+  // PutMetricData: 1,000 metrics, each with up to 30 dimensions and 150 values and counts.
+  api.operations[0].max_parameters = 400'000;
   api.write_lock = ctx->mu;
   api.after_write = [region, ctx] {
     region->RunPendingActions();

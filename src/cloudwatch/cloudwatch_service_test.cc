@@ -157,6 +157,20 @@ TEST_F(CloudWatchServiceTest, BadMetricDataIsRefused) {
   ExpectError(Call("PutMetricData", many), "ValidationError",
               "1 validation error detected: Value with 1001 elements at 'metricData' failed to satisfy constraint: "
               "Member must have length less than or equal to 1000");
+  // 1,000 metrics with two dimensions each: more parameters than the router's general backstop, and accepted.
+  FormParams full = {{"Namespace", "App"}};
+  for (int i = 1; i <= 1000; ++i) {
+    const std::string f = "MetricData.member." + std::to_string(i);
+    full[f + ".MetricName"] = "m";
+    full[f + ".Value"] = "1";
+    full[f + ".Dimensions.member.1.Name"] = "Host";
+    full[f + ".Dimensions.member.1.Value"] = "h" + std::to_string(i);
+    full[f + ".Dimensions.member.2.Name"] = "Stage";
+    full[f + ".Dimensions.member.2.Value"] = "prod";
+  }
+  ASSERT_GT(full.size(), kMaxRequestParameters);
+  MustCall("PutMetricData", full);
+  EXPECT_EQ(region_->metrics().metric_count(), 1000u);
 }
 
 TEST_F(CloudWatchServiceTest, PutThenGetStatistics) {
