@@ -317,16 +317,15 @@ void CloudWatchRegion::RunPendingActions() {
   if (batch.empty()) return;
   std::map<std::string, std::vector<Json>> history;
   for (const auto& a : batch) {
-    Status result(404, "ResourceNotFound", "no service of this region carries out actions like " + a.arn);
-    for (const auto& m : AllModules()) {
-      for (const auto& target : m.alarm_action_targets) {
-        if (a.arn.rfind(target.arn_prefix, 0) == 0 && target.run) {
-          result = target.run(ctx_, a.arn, a.change);
-          goto ran;
+    // The first module whose target prefix matches carries the action out.
+    Status result = [&]() -> Status {
+      for (const auto& m : AllModules()) {
+        for (const auto& target : m.alarm_action_targets) {
+          if (a.arn.rfind(target.arn_prefix, 0) == 0 && target.run) return target.run(ctx_, a.arn, a.change);
         }
       }
-    }
-  ran:
+      return Status(404, "ResourceNotFound", "no service of this region carries out actions like " + a.arn);
+    }();
     const int64_t now = ctx_->clock->NowMillis();
     if (result.ok()) {
       history[a.change.alarm_name].push_back(

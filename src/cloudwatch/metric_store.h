@@ -38,7 +38,7 @@ using Dimensions = std::vector<std::pair<std::string, std::string>>;
 struct MetricKey {
   std::string namespace_;
   std::string name;
-  Dimensions dimensions;  // sorted by name (Canonical() sorts)
+  Dimensions dimensions;  // sorted by name (Canonicalize() sorts)
   // Sorts the dimensions; the key's identity.
   void Canonicalize();
   std::string Id() const;  // namespace \x1f name \x1f k=v \x1e k=v ...
