@@ -174,10 +174,14 @@ class CloudWatchTest(unittest.TestCase):
             code, _ = self.region.cli_error_code("cloudwatch", "delete-alarms", "--alarm-names", "never-made",
                                                  version=v)
             self.assertEqual(code, "ResourceNotFound")
-        code, msg = self.region.cli_error_code("cloudwatch", "put-metric-data", "--namespace", "N",
-                                               "--metric-name", "m", "--value", "NaN", version=2)
-        self.assertEqual((code, msg), ("InvalidParameterValue",
-                                       "The value NaN for parameter MetricData.member.1.Value is invalid."))
+            code, msg = self.region.cli_error_code("cloudwatch", "put-metric-data", "--namespace", "N",
+                                                   "--metric-name", "m", "--value", "NaN", version=v)
+            self.assertEqual((code, msg), ("InvalidParameterValue",
+                                           "The value NaN for parameter MetricData.member.1.Value is invalid."))
+        with self.assertRaises(self.cw.exceptions.ClientError) as ctx:
+            self.cw.put_metric_data(Namespace="N", MetricData=[{"MetricName": "m", "Value": float("inf")}])
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "InvalidParameterValue")
+        self.assertEqual(self.cw.list_metrics(Namespace="N")["Metrics"], [])
         self.assertIsNone(self.alarm("bad"))
 
     def test_metrics_and_alarms_survive_a_restart(self):
