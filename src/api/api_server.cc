@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 
+#include "api/gzip.h"
 #include "common/ids.h"
 #include "common/log.h"
 
@@ -106,6 +107,16 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
   const Service& svc = svc_it->second;
   if (protocol == WireProtocol::kQuery) protocol = svc.info.protocol;
 
+  // A gzip body (botocore compresses large PutMetricData calls) was signed as sent: inflate it only now.
+  const std::string* body = &http.body;
+  std::string inflated;
+  if (HeaderValue(http, "content-encoding").find("gzip") != std::string::npos) {
+    auto out = Gunzip(http.body);
+    if (!out.ok()) return RenderError(&svc.info, protocol, request_id, out.status(), query_mode);
+    inflated = std::move(*out);
+    body = &inflated;
+  }
+
   ApiRequest req;
   req.service = svc.info.name;
   req.request_id = request_id;
@@ -119,12 +130,12 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
                          query_mode);
     }
     req.action = std::move(*action);
-    auto params = FlattenJson10(http.body, svc.info);
+    auto params = FlattenJson10(*body, svc.info);
     if (!params.ok()) return RenderError(&svc.info, protocol, request_id, params.status(), query_mode);
     req.params = std::move(*params);
   } else {
     auto from_query = ParseForm(QueryString(http.target));
-    auto from_body = http.method == "POST" ? ParseForm(http.body) : std::optional<FormParams>(FormParams{});
+    auto from_body = http.method == "POST" ? ParseForm(*body) : std::optional<FormParams>(FormParams{});
     if (!from_query || !from_body) {
       return RenderError(&svc.info, protocol, request_id,
                          Status(400, "MalformedQueryString", "The request parameters are not validly encoded"));
@@ -182,9 +193,10 @@ Result<Json> ApiRouter::Dispatch(const Service& svc, const ApiRequest& req) cons
     const size_t n = params.ListSize(limit.list, limit.member);
     if (n > limit.max) return limit.error ? limit.error(n) : ListTooLong(limit.list, n, limit.max);
   }
-  if (req.params.size() > kMaxRequestParameters) {
+  const size_t max_parameters = op->second.max_parameters ? op->second.max_parameters : kMaxRequestParameters;
+  if (req.params.size() > max_parameters) {
     return Status::Validation("1 validation error detected: the request has " + std::to_string(req.params.size()) +
-                              " parameters; at most " + std::to_string(kMaxRequestParameters) + " are accepted");
+                              " parameters; at most " + std::to_string(max_parameters) + " are accepted");
   }
   try {
     if (op->second.access == Access::kRead || svc.write_lock == nullptr) {

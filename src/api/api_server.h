@@ -55,6 +55,9 @@ struct Operation {
   Access access;
   std::function<Result<Json>(const Params&)> handler;
   std::vector<ListLimit> limits;  // checked before the handler (and its lock)
+  // The most parameters a request of this operation may carry (the backstop below unless the operation's
+  // own lists allow more: CloudWatch's PutMetricData takes 1,000 metrics with their dimensions and values).
+  size_t max_parameters = 0;  // 0: kMaxRequestParameters
 };
 
 // Any request carrying more parameters than this is refused before its operation runs, whatever the operation

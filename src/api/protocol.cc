@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
+
+#include "common/time_util.h"
 
 namespace autopipe {
 namespace {
@@ -29,6 +32,27 @@ std::optional<PartText> AsPart(const Json& v) {
   if (xml_size > bytes.size() - sizeof xml_size) return std::nullopt;
   const char* text = reinterpret_cast<const char*>(bytes.data()) + sizeof xml_size;
   return PartText{{text, xml_size}, {text + xml_size, bytes.size() - sizeof xml_size - xml_size}};
+}
+
+// The binary subtype of TimestampValue (8 bytes: epoch milliseconds).
+constexpr uint64_t kTimestampSubtype = 0x41544D53;  // "ATMS"
+
+std::optional<int64_t> AsTimestamp(const Json& v) {
+  if (!v.is_binary()) return std::nullopt;
+  const Json::binary_t& bytes = v.get_binary();
+  if (!bytes.has_subtype() || bytes.subtype() != kTimestampSubtype || bytes.size() != sizeof(int64_t)) {
+    return std::nullopt;
+  }
+  int64_t millis = 0;
+  std::memcpy(&millis, bytes.data(), sizeof millis);
+  return millis;
+}
+
+// Epoch seconds with the milliseconds, as JSON 1.0 writes a timestamp (1733068800.123).
+std::string EpochSecondsText(int64_t millis) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(millis) / 1000.0);
+  return buf;
 }
 
 bool ParseIndex(std::string_view s, int64_t* out) {
@@ -88,6 +112,8 @@ void AppendContent(std::string& out, const std::string& name, const Json& v, con
     for (const auto& e : v) AppendXml(out, member, e, svc);
   } else if (auto part = AsPart(v)) {
     out += part->xml;
+  } else if (auto ts = AsTimestamp(v)) {
+    out += IsoTimeMillis(*ts);
   } else {
     AppendScalar(out, v);
   }
@@ -109,7 +135,7 @@ void AppendXml(std::string& out, const std::string& name, const Json& v, const S
 std::string DumpJson(const Json& v) { return v.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 bool HasPart(const Json& v) {
-  if (v.is_binary()) return AsPart(v).has_value();
+  if (v.is_binary()) return AsPart(v).has_value() || AsTimestamp(v).has_value();
   if (v.is_structured()) {
     for (const auto& e : v) {
       if (HasPart(e)) return true;
@@ -192,6 +218,10 @@ void AppendJson(std::string& out, const Json& v) {
     case Json::value_t::binary:
       if (auto part = AsPart(v)) {
         out += part->json;
+        return;
+      }
+      if (auto ts = AsTimestamp(v)) {
+        out += EpochSecondsText(*ts);
         return;
       }
       break;
@@ -572,8 +602,15 @@ Json PartValue(const RenderedPart& part) {
   return Json::binary(std::move(bytes), kPartSubtype);
 }
 
+Json TimestampValue(int64_t epoch_millis) {
+  Json::binary_t::container_type bytes(sizeof epoch_millis);
+  std::memcpy(bytes.data(), &epoch_millis, sizeof epoch_millis);
+  return Json::binary(std::move(bytes), kTimestampSubtype);
+}
+
 Json ExpandParts(const Json& result) {
   if (auto part = AsPart(result)) return Json::parse(part->json);
+  if (auto ts = AsTimestamp(result)) return IsoTimeMillis(*ts);
   if (!HasPart(result)) return result;
   Json out = result;
   for (auto& e : out) e = ExpandParts(e);

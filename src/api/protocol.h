@@ -154,6 +154,9 @@ struct RenderedPart {
 RenderedPart RenderPart(const ServiceInfo& svc, const Json& structure);
 // A Json value that renders as `part` (a binary value of a subtype only this file makes; it copies the text).
 Json PartValue(const RenderedPart& part);
+// A timestamp in a result: ISO-8601 with milliseconds in XML (2026-12-01T16:00:00.123Z), epoch seconds (a number,
+// 1796140800.123) in JSON 1.0, as the two protocols write timestamp members. ExpandParts gives its ISO text.
+Json TimestampValue(int64_t epoch_millis);
 // The result with every part turned back into the Json a client reading the JSON rendering sees (nulls left
 // out): for callers that read results in-process (tests through ApiRouter::Invoke).
 Json ExpandParts(const Json& result);

@@ -4,6 +4,7 @@
 #include "autoscaling/autoscaling_service.h"
 #include "autoscaling/group_controller.h"
 #include "autoscaling/policies.h"
+#include "autoscaling/group_metrics.h"
 
 namespace autopipe {
 
@@ -21,6 +22,7 @@ ServiceModule AutoScalingModule() {
   };
   // Alarms whose actions name a scaling policy run it (autoscaling/policies.h).
   m.alarm_action_targets = {{"arn:aws:autoscaling:", RunPolicyForAlarm}};
+  m.collect_metrics = CollectGroupMetrics;
   return m;
 }
 

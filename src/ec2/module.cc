@@ -10,6 +10,7 @@
 #include "ec2/ec2_service.h"
 #include "ec2/instance_controller.h"
 #include "ec2/instance_init.h"
+#include "ec2/instance_metrics.h"
 #include "ec2/instances.h"
 #include "sample/sample_app.h"
 
@@ -69,6 +70,8 @@ ServiceModule Ec2Module() {
   };
   m.process_kinds = {{"instance", kind::kInstance, StoppedByDown}};
   m.subcommands = {InstanceInitCommand(), SampleAppCommand()};
+  m.collect_metrics = CollectInstanceMetrics;
+  m.alarm_action_targets = {{"arn:aws:automate:", RunEc2AlarmAction}};
   m.addresses_in_use = [](const RegionContext& ctx, std::set<std::string>* in_use) {
     for (const auto& inst : ctx.store->List(kind::kInstance)) {
       if ((*inst)["State"] != instance_state::kTerminated) in_use->insert((*inst)["PrivateIpAddress"].get<std::string>());

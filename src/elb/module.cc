@@ -5,6 +5,7 @@
 #include "api/api_server.h"
 #include "elb/elb_service.h"
 #include "elb/lb_controller.h"
+#include "elb/lb_metrics.h"
 #include "lb/lb_node.h"
 
 namespace autopipe {
@@ -27,6 +28,7 @@ ServiceModule ElbModule() {
                       cmd->add_option("--config", *config, "the node's config.json")->required();
                       return std::function<int()>([config] { return lb::RunLbNode(*config); });
                     }}};
+  m.collect_metrics = CollectLoadBalancerMetrics;
   return m;
 }
 

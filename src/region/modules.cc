@@ -1,5 +1,6 @@
 // The region's modules. Adding a service: a folder with its module.cc, and one line in the list below.
 #include "autoscaling/module.h"
+#include "cloudwatch/module.h"
 #include "ec2/module.h"
 #include "elasticache/module.h"
 #include "elb/module.h"
@@ -18,6 +19,7 @@ const std::vector<ServiceModule>& AllModules() {
       RdsModule(),
       SnsModule(),
       ElastiCacheModule(),
+      CloudWatchModule(),
   };
   return modules;
 }

@@ -1,0 +1,307 @@
+#include "cloudwatch/metric_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
+
+namespace autopipe::cloudwatch {
+namespace {
+
+constexpr const char* kTierTables[] = {"points_1", "points_60", "points_300", "points_3600"};
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { ok_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) == SQLITE_OK; }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return ok_; }
+  sqlite3_stmt* get() const { return st_; }
+
+ private:
+  sqlite3_stmt* st_ = nullptr;
+  bool ok_ = false;
+};
+
+Status Exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown";
+    sqlite3_free(err);
+    spdlog::error("cloudwatch metric store: {}: {}", sql.substr(0, 60), msg);
+    return Status::Internal("metric store: " + msg);
+  }
+  return Status::Ok();
+}
+
+std::string DimsText(const Dimensions& dims) {
+  std::string s;
+  for (const auto& [k, v] : dims) {
+    if (!s.empty()) s += '\x1e';
+    s += k + "=" + v;
+  }
+  return s;
+}
+
+Dimensions ParseDims(const std::string& s) {
+  Dimensions out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t end = s.find('\x1e', pos);
+    if (end == std::string::npos) end = s.size();
+    std::string kv = s.substr(pos, end - pos);
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string Text(sqlite3_stmt* st, int col) {
+  const unsigned char* t = sqlite3_column_text(st, col);
+  return t ? reinterpret_cast<const char*>(t) : "";
+}
+
+}  // namespace
+
+void MetricKey::Canonicalize() {
+  std::sort(dimensions.begin(), dimensions.end());
+}
+
+std::string MetricKey::Id() const { return namespace_ + '\x1f' + name + '\x1f' + DimsText(dimensions); }
+
+void Aggregate::Add(const Aggregate& o) {
+  count += o.count;
+  sum += o.sum;
+  min = std::min(min, o.min);
+  max = std::max(max, o.max);
+}
+
+std::optional<double> PeriodStats::Value(const std::string& statistic) const {
+  if (statistic == "SampleCount") return agg.count;
+  if (statistic == "Sum") return agg.sum;
+  if (statistic == "Minimum") return agg.min;
+  if (statistic == "Maximum") return agg.max;
+  if (statistic == "Average") return agg.count > 0 ? agg.sum / agg.count : 0.0;
+  if (statistic.size() >= 2 && statistic[0] == 'p') {
+    char* end = nullptr;
+    double p = std::strtod(statistic.c_str() + 1, &end);
+    if (*end != '\0' || !(p >= 0 && p <= 100) || samples.empty()) return std::nullopt;
+    auto sorted = samples;
+    std::sort(sorted.begin(), sorted.end());
+    double total = 0;
+    for (const auto& s : sorted) total += s.second;
+    // Nearest rank over the weights: the smallest value with at least p% of the weight at or below it.
+    double rank = p / 100.0 * total, seen = 0;
+    for (const auto& s : sorted) {
+      seen += s.second;
+      if (seen >= rank - 1e-9) return s.first;
+    }
+    return sorted.back().first;
+  }
+  return std::nullopt;
+}
+
+const std::vector<Tier>& Tiers() {
+  static const std::vector<Tier> tiers = {
+      {1, 3 * 3600}, {60, 15 * 86400}, {300, 63 * 86400}, {3600, 455 * 86400}};
+  return tiers;
+}
+
+Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) {
+  std::unique_ptr<MetricStore> s(new MetricStore());
+  if (sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return Status::Internal("cannot open the metric store " + path);
+  }
+  AP_RETURN_IF_ERROR(Exec(s->db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192;"));
+  AP_RETURN_IF_ERROR(Exec(s->db_,
+                          "CREATE TABLE IF NOT EXISTS metrics(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, "
+                          "name TEXT NOT NULL, dims TEXT NOT NULL, unit TEXT NOT NULL, last_ms INTEGER NOT NULL, "
+                          "UNIQUE(ns, name, dims))"));
+  for (const char* t : kTierTables) {
+    AP_RETURN_IF_ERROR(Exec(s->db_, std::string("CREATE TABLE IF NOT EXISTS ") + t +
+                                        "(metric INTEGER NOT NULL, ts INTEGER NOT NULL, count REAL, sum REAL, "
+                                        "min REAL, max REAL, PRIMARY KEY(metric, ts)) WITHOUT ROWID"));
+  }
+  Stmt st(s->db_, "SELECT id, ns, name, dims, unit, last_ms FROM metrics");
+  if (!st.ok()) return Status::Internal("metric store: cannot read its metrics");
+  while (sqlite3_step(st.get()) == SQLITE_ROW) {
+    MetricInfo info;
+    info.key.namespace_ = Text(st.get(), 1);
+    info.key.name = Text(st.get(), 2);
+    info.key.dimensions = ParseDims(Text(st.get(), 3));
+    info.unit = Text(st.get(), 4);
+    info.last_millis = sqlite3_column_int64(st.get(), 5);
+    s->metrics_[info.key.Id()] = {sqlite3_column_int64(st.get(), 0), info};
+  }
+  return s;
+}
+
+MetricStore::~MetricStore() { sqlite3_close(db_); }
+
+Result<int64_t> MetricStore::MetricIdLocked(const MetricKey& key, const std::string& unit, int64_t ts_millis) {
+  std::string id = key.Id();
+  auto it = metrics_.find(id);
+  if (it != metrics_.end()) {
+    bool changed = false;
+    if (!unit.empty() && unit != it->second.second.unit) {
+      it->second.second.unit = unit;
+      changed = true;
+    }
+    if (ts_millis > it->second.second.last_millis) {
+      it->second.second.last_millis = ts_millis;
+      changed = true;
+    }
+    if (changed) {
+      Stmt up(db_, "UPDATE metrics SET unit = ?, last_ms = ? WHERE id = ?");
+      sqlite3_bind_text(up.get(), 1, it->second.second.unit.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(up.get(), 2, it->second.second.last_millis);
+      sqlite3_bind_int64(up.get(), 3, it->second.first);
+      if (sqlite3_step(up.get()) != SQLITE_DONE) return Status::Internal("metric store: cannot update a metric");
+    }
+    return it->second.first;
+  }
+  Stmt ins(db_, "INSERT INTO metrics(ns, name, dims, unit, last_ms) VALUES(?, ?, ?, ?, ?)");
+  std::string dims = DimsText(key.dimensions);
+  sqlite3_bind_text(ins.get(), 1, key.namespace_.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins.get(), 2, key.name.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins.get(), 3, dims.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins.get(), 4, unit.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(ins.get(), 5, ts_millis);
+  if (sqlite3_step(ins.get()) != SQLITE_DONE) return Status::Internal("metric store: cannot add a metric");
+  int64_t rowid = sqlite3_last_insert_rowid(db_);
+  metrics_[id] = {rowid, MetricInfo{key, unit, ts_millis}};
+  return rowid;
+}
+
+Status MetricStore::Put(const std::vector<std::pair<MetricKey, Datapoint>>& points,
+                        const std::vector<std::string>& units) {
+  std::lock_guard lock(mu_);
+  auto saved = metrics_;  // restored if the transaction fails
+  AP_RETURN_IF_ERROR(Exec(db_, "BEGIN"));
+  Status st = [&]() -> Status {
+    std::vector<std::unique_ptr<Stmt>> upserts;
+    for (const char* t : kTierTables) {
+      upserts.push_back(std::make_unique<Stmt>(
+          db_, (std::string("INSERT INTO ") + t +
+                "(metric, ts, count, sum, min, max) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(metric, ts) DO UPDATE SET "
+                "count = count + excluded.count, sum = sum + excluded.sum, min = MIN(min, excluded.min), "
+                "max = MAX(max, excluded.max)")
+                   .c_str()));
+      if (!upserts.back()->ok()) return Status::Internal("metric store: cannot prepare a write");
+    }
+    for (size_t i = 0; i < points.size(); ++i) {
+      const auto& [key, dp] = points[i];
+      AP_ASSIGN_OR_RETURN(int64_t id, MetricIdLocked(key, i < units.size() ? units[i] : "", dp.timestamp_millis));
+      int64_t sec = dp.timestamp_millis >= 0 ? dp.timestamp_millis / 1000 : (dp.timestamp_millis - 999) / 1000;
+      for (size_t t = 0; t < Tiers().size(); ++t) {
+        int64_t res = Tiers()[t].resolution_sec;
+        sqlite3_stmt* s = upserts[t]->get();
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, sec - ((sec % res) + res) % res);
+        sqlite3_bind_double(s, 3, dp.agg.count);
+        sqlite3_bind_double(s, 4, dp.agg.sum);
+        sqlite3_bind_double(s, 5, dp.agg.min);
+        sqlite3_bind_double(s, 6, dp.agg.max);
+        if (sqlite3_step(s) != SQLITE_DONE) return Status::Internal("metric store: cannot write a datapoint");
+      }
+    }
+    return Status::Ok();
+  }();
+  if (!st.ok()) {
+    (void)Exec(db_, "ROLLBACK");  // the failure being reported is `st`; a failed rollback leaves nothing to add
+    metrics_ = std::move(saved);
+    return st;
+  }
+  Status commit = Exec(db_, "COMMIT");
+  if (!commit.ok()) {
+    (void)Exec(db_, "ROLLBACK");  // as above
+    metrics_ = std::move(saved);
+  }
+  return commit;
+}
+
+std::vector<PeriodStats> MetricStore::Query(const MetricKey& key, int64_t start_millis, int64_t end_millis,
+                                            int64_t period_sec, int64_t now_millis) const {
+  std::vector<PeriodStats> out;
+  if (period_sec <= 0 || end_millis <= start_millis) return out;
+  std::lock_guard lock(mu_);
+  auto it = metrics_.find(key.Id());
+  if (it == metrics_.end()) return out;
+  // The finest tier that still holds the start of the range (and whose buckets fit the period).
+  size_t tier = 0;
+  while (tier + 1 < Tiers().size() &&
+         (now_millis / 1000 - Tiers()[tier].retention_sec > start_millis / 1000 ||
+          period_sec % Tiers()[tier].resolution_sec != 0)) {
+    ++tier;
+  }
+  if (period_sec % Tiers()[tier].resolution_sec != 0) return out;  // no tier holds data this fine any more
+  // Period starts are multiples of the period; a period is included when it starts in [start, end).
+  int64_t first = start_millis / 1000;
+  first = first % period_sec == 0 ? first : first - ((first % period_sec) + period_sec) % period_sec + period_sec;
+  int64_t end = (end_millis + 999) / 1000;
+  if (first >= end) return out;
+  std::string sql = std::string("SELECT ts, count, sum, min, max FROM ") + kTierTables[tier] +
+                    " WHERE metric = ? AND ts >= ? AND ts < ? ORDER BY ts";
+  Stmt st(db_, sql.c_str());
+  if (!st.ok()) return out;
+  sqlite3_bind_int64(st.get(), 1, it->second.first);
+  sqlite3_bind_int64(st.get(), 2, first);
+  sqlite3_bind_int64(st.get(), 3, end + period_sec);  // periods starting before `end` run on past it
+  while (sqlite3_step(st.get()) == SQLITE_ROW) {
+    int64_t ts = sqlite3_column_int64(st.get(), 0);
+    int64_t start = ts - ((ts % period_sec) + period_sec) % period_sec;
+    if (start < first || start >= end) continue;
+    Aggregate a{sqlite3_column_double(st.get(), 1), sqlite3_column_double(st.get(), 2),
+                sqlite3_column_double(st.get(), 3), sqlite3_column_double(st.get(), 4)};
+    if (out.empty() || out.back().start_sec != start) {
+      out.push_back(PeriodStats{start, Aggregate{}, {}});
+    }
+    out.back().agg.Add(a);
+    if (a.count > 0) out.back().samples.emplace_back(a.sum / a.count, a.count);
+  }
+  return out;
+}
+
+std::vector<MetricInfo> MetricStore::List() const {
+  std::lock_guard lock(mu_);
+  std::vector<MetricInfo> out;
+  out.reserve(metrics_.size());
+  for (const auto& [id, m] : metrics_) out.push_back(m.second);
+  return out;
+}
+
+std::optional<MetricInfo> MetricStore::Find(const MetricKey& key) const {
+  std::lock_guard lock(mu_);
+  auto it = metrics_.find(key.Id());
+  if (it == metrics_.end()) return std::nullopt;
+  return it->second.second;
+}
+
+size_t MetricStore::metric_count() const {
+  std::lock_guard lock(mu_);
+  return metrics_.size();
+}
+
+Status MetricStore::Prune(int64_t now_millis) {
+  std::lock_guard lock(mu_);
+  int64_t now = now_millis / 1000;
+  for (size_t t = 0; t < Tiers().size(); ++t) {
+    AP_RETURN_IF_ERROR(Exec(db_, std::string("DELETE FROM ") + kTierTables[t] + " WHERE ts < " +
+                                     std::to_string(now - Tiers()[t].retention_sec)));
+  }
+  // A metric with no datapoint left in its longest tier is gone.
+  AP_RETURN_IF_ERROR(Exec(db_, "DELETE FROM metrics WHERE id NOT IN (SELECT DISTINCT metric FROM points_3600)"));
+  int64_t cutoff_ms = (now - Tiers().back().retention_sec) * 1000;
+  std::erase_if(metrics_, [&](const auto& e) { return e.second.second.last_millis < cutoff_ms; });
+  return Status::Ok();
+}
+
+}  // namespace autopipe::cloudwatch
