@@ -11,6 +11,7 @@
 #include "api/page_token.h"
 #include "common/ids.h"
 #include "common/time_util.h"
+#include "rds/db_backups.h"
 #include "rds/db_instances.h"
 
 namespace autopipe {
@@ -544,6 +545,37 @@ Json DbInstanceXml(const Json& db) {
   return out.Take();
 }
 
+Json DbSnapshotXml(const RegionContext& ctx, const Json& snap) {
+  JsonObject out;
+  const std::string id = snap["DBSnapshotIdentifier"];
+  out.Add("DBSnapshotIdentifier", id)
+      .Add("DBInstanceIdentifier", snap["DBInstanceIdentifier"])
+      .Add("SnapshotCreateTime", IsoTimeMillis(snap.value("SnapshotCreateTime", int64_t{0})))
+      .Add("Engine", snap["Engine"])
+      .Add("AllocatedStorage", snap["AllocatedStorage"])
+      .Add("Status", snap["Status"])
+      .Add("Port", snap["Port"])
+      .Add("AvailabilityZone", snap["AvailabilityZone"])
+      .Add("InstanceCreateTime", IsoTimeMillis(snap.value("InstanceCreateTime", int64_t{0})))
+      .Add("MasterUsername", snap["MasterUsername"])
+      .Add("EngineVersion", snap["EngineVersion"])
+      .Add("LicenseModel", kLicenseModel)
+      .Add("SnapshotType", snap["SnapshotType"])
+      .Add("OptionGroupName", OptionGroupName(snap))
+      .Add("PercentProgress", snap.value("PercentProgress", 0))
+      .Add("StorageType", snap["StorageType"])
+      .Add("Encrypted", false)
+      .Add("DBSnapshotArn", ctx.Arn("rds", "snapshot:" + id))
+      .Add("IAMDatabaseAuthenticationEnabled", false)
+      .Add("ProcessorFeatures", Json::array())
+      .Add("DbiResourceId", snap["DbiResourceId"])
+      .Add("TagList", Json::array())
+      .Add("OriginalSnapshotCreateTime", IsoTimeMillis(snap.value("OriginalSnapshotCreateTime", int64_t{0})))
+      .Add("SnapshotTarget", "region")
+      .Add("DedicatedLogVolume", false);
+  return out.Take();
+}
+
 Json EventXml(const Json& e) {
   JsonObject out;
   out.Add("SourceIdentifier", e["SourceIdentifier"])
@@ -597,6 +629,7 @@ class RdsService {
   Result<Json> StopDBInstance(const Params& p);
   Result<Json> StartDBInstance(const Params& p);
   Result<Json> DescribeEvents(const Params& p);
+  Result<Json> DescribeDBSnapshots(const Params& p);
   Result<Json> DescribeDBEngineVersions(const Params& p);
   Result<Json> DescribeOrderableDBInstanceOptions(const Params& p);
   Result<Json> AddTagsToResource(const Params& p);
@@ -1023,6 +1056,67 @@ Result<Json> RdsService::StartDBInstance(const Params& p) {
   return SaveAndRender(std::move(db));
 }
 
+Result<Json> RdsService::DescribeDBSnapshots(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "DBSnapshots"));
+  AP_ASSIGN_OR_RETURN(auto filters, ReadFilters(p, {"db-instance-id", "db-snapshot-id", "dbi-resource-id",
+                                                    "snapshot-type", "engine"}));
+  static const std::set<std::string> kTypes = {"automated", "manual", "shared", "public", "awsbackup"};
+  auto type = p.Str("SnapshotType");
+  if (type && !type->empty() && !kTypes.count(*type)) {
+    return Status::InvalidParameterValue("Invalid snapshot type: " + *type);
+  }
+  auto instance = p.Str("DBInstanceIdentifier");
+  auto snapshot = p.Str("DBSnapshotIdentifier");
+  if (instance && snapshot && !instance->empty() && !snapshot->empty()) {
+    return InvalidParameterCombination("DBInstanceIdentifier and DBSnapshotIdentifier cannot both be given.");
+  }
+  std::string instance_key = instance ? Lower(*instance) : "";
+  const std::string arn_prefix = ctx_->Arn("rds", "db:");
+  if (instance_key.compare(0, arn_prefix.size(), arn_prefix) == 0) instance_key = instance_key.substr(arn_prefix.size());
+  std::string snapshot_key = snapshot ? Lower(*snapshot) : "";
+  const std::string snap_arn_prefix = ctx_->Arn("rds", "snapshot:");
+  if (snapshot_key.compare(0, snap_arn_prefix.size(), snap_arn_prefix) == 0)
+    snapshot_key = snapshot_key.substr(snap_arn_prefix.size());
+  std::vector<Doc> found;
+  if (!snapshot_key.empty()) {
+    auto doc = ctx_->store->GetVersioned(kind::kDbSnapshot, snapshot_key).doc;
+    if (!doc) return Status(404, "DBSnapshotNotFound", "DBSnapshot " + *snapshot + " not found.");
+    found.push_back(doc);
+  } else {
+    found = ctx_->store->List(kind::kDbSnapshot);
+  }
+  auto matches = [&](const Json& snap) {
+    if (!instance_key.empty() && snap["DBInstanceIdentifier"] != instance_key) return false;
+    if (type && !type->empty() && snap["SnapshotType"] != *type) return false;
+    for (const auto& [name, values] : filters) {
+      if (name == "db-instance-id") {
+        const std::string inst = snap["DBInstanceIdentifier"];
+        if (!values.count(inst) && !values.count(DbInstanceArn(*ctx_, inst))) return false;
+      } else if (name == "db-snapshot-id") {
+        if (!values.count(snap["DBSnapshotIdentifier"])) return false;
+      } else if (name == "dbi-resource-id") {
+        if (!values.count(snap["DbiResourceId"])) return false;
+      } else if (name == "snapshot-type") {
+        if (!values.count(snap["SnapshotType"])) return false;
+      } else if (name == "engine") {
+        if (!values.count(snap["Engine"])) return false;
+      }
+    }
+    return true;
+  };
+  std::vector<const Json*> selected;
+  for (const auto& doc : found) {
+    if (matches(*doc)) selected.push_back(doc.get());
+  }
+  // Oldest first, as RDS lists them.
+  std::stable_sort(selected.begin(), selected.end(), [](const Json* a, const Json* b) {
+    return a->value("SnapshotCreateTime", int64_t{0}) < b->value("SnapshotCreateTime", int64_t{0});
+  });
+  Json items = Json::array();
+  for (const Json* snap : selected) items.push_back(DbSnapshotXml(*ctx_, *snap));
+  return PageOf("DBSnapshots", "DBSnapshots", std::move(items), page);
+}
+
 Result<Json> RdsService::DescribeEvents(const Params& p) {
   static const std::set<std::string> kSourceTypes = {
       "db-instance", "db-parameter-group", "db-security-group", "db-snapshot", "db-cluster",
@@ -1207,6 +1301,8 @@ ApiService RdsApi(RegionContext* ctx) {
       {"TagList", "Tag"},
       {"Tags", "Tag"},
       {"Events", "Event"},
+      {"DBSnapshots", "DBSnapshot"},
+      {"ProcessorFeatures", "ProcessorFeature"},
       {"EventCategories", "EventCategory"},
       {"DBEngineVersions", "DBEngineVersion"},
       {"ValidUpgradeTarget", "UpgradeTarget"},
@@ -1226,6 +1322,7 @@ ApiService RdsApi(RegionContext* ctx) {
       op("StopDBInstance", Access::kWrite, &RdsService::StopDBInstance),
       op("StartDBInstance", Access::kWrite, &RdsService::StartDBInstance),
       op("DescribeEvents", Access::kRead, &RdsService::DescribeEvents, {kFilters, {"EventCategories", 20, "EventCategory"}}),
+      op("DescribeDBSnapshots", Access::kRead, &RdsService::DescribeDBSnapshots, {kFilters}),
       op("DescribeDBEngineVersions", Access::kRead, &RdsService::DescribeDBEngineVersions, {kFilters}),
       op("DescribeOrderableDBInstanceOptions", Access::kRead, &RdsService::DescribeOrderableDBInstanceOptions,
          {kFilters}),
