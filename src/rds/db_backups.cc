@@ -68,22 +68,30 @@ std::string LastGtidInFile(const std::string& path, const std::string& scratch) 
   fs::remove(scratch, ec);
   // A file cut short (its server died mid-event) makes mariadb-binlog exit non-zero after printing what precedes.
   (void)RunCommand({kBinlogTool, "--no-defaults", path}, scratch, 60'000);
-  std::ifstream in(scratch);
-  std::string line, last;
-  while (std::getline(in, line)) {
-    // "#261201 17:20:01 server id 1  end_log_pos 123 CRC32 0x...  GTID 0-1-42 trans"
-    auto at = line.find(" GTID ");
-    if (line.rfind("#", 0) != 0 || at == std::string::npos) continue;
-    std::istringstream rest(line.substr(at + 6));
-    std::string gtid;
-    rest >> gtid;
-    if (!gtid.empty()) last = gtid;
-  }
+  const std::string last = LastGtidInBinlogText(ReadFile(scratch));
   fs::remove(scratch, ec);
   return last;
 }
 
 }  // namespace
+
+std::string LastGtidInBinlogText(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    // "#261201 17:20:01 server id 1  end_log_pos 123 CRC32 0x...<TAB>GTID 0-1-42 trans"
+    auto at = line.find("\tGTID ");
+    if (at == std::string::npos) at = line.find(" GTID ");
+    if (at == std::string::npos || line.size() < 2 || line[0] != '#' ||
+        !std::isdigit(static_cast<unsigned char>(line[1])))
+      continue;
+    std::istringstream rest(line.substr(at + 6));
+    std::string gtid;
+    rest >> gtid;
+    if (!gtid.empty()) last = gtid;
+  }
+  return last;
+}
 
 // ---- the store ------------------------------------------------------------------------------------------------
 
@@ -318,9 +326,8 @@ std::vector<std::string> DbBackupController::Keys() {
 std::vector<Controller::Watch> DbBackupController::Watches() const {
   return {{kind::kDbInstance, SameKey},
           {kind::kDbBinlogArchiver, SameKey},
-          {kind::kDbServer, [](const std::string& id) -> std::optional<std::string> {
-             return id.substr(0, id.find('/'));
-           }}};
+          {kind::kDbServer,
+           [](const std::string& id) -> std::optional<std::string> { return id.substr(0, id.find('/')); }}};
 }
 
 DbBackupController::Snapshot DbBackupController::Read(const std::string& id) {
@@ -442,8 +449,7 @@ Status DbBackupController::EnsureArchiver(const std::string& id, Snapshot& s) {
   const std::string primary_name = s.Primary();
   const Json* primary = s.Server(primary_name);
   if (!primary || !primary->value("Ready", false) || Str(*primary, "Role") != "primary") return Status::Ok();
-  Json doc = s.archiver.value_or(
-      Json{{"DBInstanceIdentifier", id}, {"Server", ""}, {"LaunchToken", NewLaunchToken()}});
+  Json doc = s.archiver.value_or(Json{{"DBInstanceIdentifier", id}, {"Server", ""}, {"LaunchToken", NewLaunchToken()}});
   const std::string store = s.Store(*ctx_);
   doc["StoreDir"] = store;
   auto commit = [&]() -> Status {
@@ -481,8 +487,8 @@ Status DbBackupController::EnsureArchiver(const std::string& id, Snapshot& s) {
         // The last file whose starting GTID state is at or before the last GTID archived: every later
         // transaction is in it or after it.
         for (auto it = logs.rbegin(); it != logs.rend(); ++it) {
-          AP_ASSIGN_OR_RETURN(auto state, conn->Scalar("SELECT BINLOG_GTID_POS(" + conn->Quote((*it)["Log_name"]) +
-                                                       ", 4)"));
+          AP_ASSIGN_OR_RETURN(auto state,
+                              conn->Scalar("SELECT BINLOG_GTID_POS(" + conn->Quote((*it)["Log_name"]) + ", 4)"));
           if (GtidStateAtMost(state.value_or(""), previous_last)) {
             start_file = (*it)["Log_name"];
             start_state = state.value_or("");
@@ -490,9 +496,9 @@ Status DbBackupController::EnsureArchiver(const std::string& id, Snapshot& s) {
           }
         }
       }
-      Json segment = {{"Server", primary_name},         {"StartFile", start_file},
-                      {"StartGtidState", start_state},  {"Previous", old_server},
-                      {"PreviousLastGtid", previous_last}, {"StartedAt", ctx_->clock->NowMillis()}};
+      Json segment = {
+          {"Server", primary_name}, {"StartFile", start_file},           {"StartGtidState", start_state},
+          {"Previous", old_server}, {"PreviousLastGtid", previous_last}, {"StartedAt", ctx_->clock->NowMillis()}};
       AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/segment.json", segment.dump(2) + "\n", 0644));
       spdlog::info("db_instance={} archiving the binary log of {} from {} (last archived GTID: {})", id, primary_name,
                    start_file, previous_last.empty() ? "none" : previous_last);
@@ -551,7 +557,8 @@ Status DbBackupController::UpdateLatestRestorableTime(const std::string& id, Sna
     if (!ec && have >= position) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  if (have < position) return Status::Internal("archive behind: " + std::to_string(have) + " < " + std::to_string(position));
+  if (have < position)
+    return Status::Internal("archive behind: " + std::to_string(have) + " < " + std::to_string(position));
   std::lock_guard lock(*ctx_->mu);
   auto current = ctx_->store->Get(kind::kDbInstance, id);
   if (!current || current->value("LatestRestorableTime", int64_t{0}) >= t0) return Status::Ok();

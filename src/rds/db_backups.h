@@ -72,14 +72,14 @@ struct Manifest {
   std::string master_username, availability_zone;
   int port = 3306;
   int64_t allocated_storage = 20;
-  std::string source_server;   // the server it was taken from (s1, s2, ...)
-  std::string gtid;            // the GTID position the backup holds (replay from here)
-  std::string binlog_file;     // the source server's binlog file and position at the backup
+  std::string source_server;  // the server it was taken from (s1, s2, ...)
+  std::string gtid;           // the GTID position the backup holds (replay from here)
+  std::string binlog_file;    // the source server's binlog file and position at the backup
   int64_t binlog_position = 0;
   int64_t start_time = 0, end_time = 0;  // ms
-  int64_t size_bytes = 0;      // of data/
+  int64_t size_bytes = 0;                // of data/
   int64_t file_count = 0;
-  std::string sha256;          // hex, ChecksumTree(data/)
+  std::string sha256;  // hex, ChecksumTree(data/)
 };
 Json ManifestToJson(const Manifest& m);
 Result<Manifest> ManifestFromJson(const Json& j);
@@ -113,6 +113,8 @@ std::string AutomatedSnapshotId(const std::string& db_instance_id, int64_t start
 std::vector<std::string> ExpiredAutomatedSnapshots(const std::map<std::string, int64_t>& created, int64_t now_ms,
                                                    int64_t retention_days);
 
+// The last GTID in mariadb-binlog's text output of a binlog file ("" when none).
+std::string LastGtidInBinlogText(const std::string& text);
 // "0-1-42,1-2-7" -> domain -> seq_no.
 std::map<int64_t, int64_t> ParseGtidState(const std::string& state);
 // True when every domain's seq_no in `a` is at most b's (a's state comes no later than b).

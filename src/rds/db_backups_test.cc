@@ -78,6 +78,17 @@ TEST(DbBackupRules, GtidStates) {
   EXPECT_FALSE(GtidStateAtMost("1-1-1", "0-2-5"));
 }
 
+TEST(DbBackupRules, LastGtidOfABinlogDump) {
+  const std::string dump =
+      "#261201 17:22:21 server id 1  end_log_pos 256 CRC32 0x1 \tGtid list [0-1-3]\n"
+      "#261201 17:22:21 server id 1  end_log_pos 9439 CRC32 0xa751b121 \tGTID 0-1-43 trans\n"
+      "INSERT ...\n"
+      "#261201 17:22:21 server id 2  end_log_pos 9656 CRC32 0xa91976c0 \tGTID 0-2-44 trans\n"
+      "# a comment with GTID 9-9-9 in it\n";
+  EXPECT_EQ(LastGtidInBinlogText(dump), "0-2-44");
+  EXPECT_EQ(LastGtidInBinlogText("#261201 17:22:21 server id 1 \tGtid list []\n"), "");
+}
+
 TEST(DbBackupStore, ManifestChecksumCatchesDamage) {
   namespace fs = std::filesystem;
   const std::string dir = ::testing::TempDir() + "/db_backup_store_test";

@@ -1,0 +1,242 @@
+"""RDS automated backups and binary-log archiving (issue 10, part 1): the seed's create-db-instance and
+`modify-db-instance --backup-retention-period 7` as written, the backup at creation (events 0001/0002/0091, an
+automated snapshot in DescribeDBSnapshots, its manifest in the backup store), LatestRestorableTime trailing now
+by about a second under writes, and an archive that holds every acknowledged transaction across a kill -9
+failover (read back with mariadb-binlog).
+"""
+
+import datetime
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import Region, wait_until
+from test_rds import (DB, SEED_CREATE, SEED_MODIFY, FAILOVER_DONE, Writer, connect, describe, event_messages,
+                      wait_available)
+
+
+def now_utc():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def automated_snapshots(region, db=DB):
+    pages = region.boto3("rds").get_paginator("describe_db_snapshots").paginate(
+        DBInstanceIdentifier=db, SnapshotType="automated")
+    return [s for page in pages for s in page["DBSnapshots"]]
+
+
+def events(region, source_type, source_id):
+    pages = region.boto3("rds").get_paginator("describe_events").paginate(
+        SourceType=source_type, SourceIdentifier=source_id, Duration=60)
+    return [e for page in pages for e in page["Events"]]
+
+
+def archived_inserts(files, table):
+    """The ids of every row inserted into app.<table> in the given binlog files (mariadb-binlog -v decodes
+    ROW events as '### INSERT INTO `app`.`t`' followed by '###   @1=<id>')."""
+    ids, in_insert = set(), False
+    lines = []
+    for f in files:  # one at a time: a file cut short by its server's death ends mariadb-binlog's run
+        out = subprocess.run(["mariadb-binlog", "--no-defaults", "-v", f], capture_output=True, text=True,
+                             timeout=120)
+        lines += out.stdout.splitlines()
+    for line in lines:
+        if line.startswith("### INSERT INTO"):
+            in_insert = ("`app`.`%s`" % table) in line
+        elif in_insert:
+            m = re.match(r"###\s+@1=(\d+)", line)
+            if m:
+                ids.add(int(m.group(1)))
+                in_insert = False
+    return ids
+
+
+class RdsBackupsTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.region = Region.for_class(cls)
+        created = cls.region.cli_v1(*SEED_CREATE)["DBInstance"]
+        # Every status seen on the way, and when available was first seen.
+        cls.statuses = [created["DBInstanceStatus"]]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            d = describe(cls.region)
+            if not cls.statuses or cls.statuses[-1] != d["DBInstanceStatus"]:
+                cls.statuses.append(d["DBInstanceStatus"])
+            if d["DBInstanceStatus"] == "available":
+                cls.available_at = now_utc()
+                break
+            time.sleep(0.05)
+        cls.db = wait_available(cls.region)
+        cls.address = cls.db["Endpoint"]["Address"]
+        cls.store = os.path.join(cls.region.data_dir, "rds-backups", cls.db["DbiResourceId"])
+        with connect(cls.address) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE IF NOT EXISTS app")
+
+    def new_table(self, name):
+        with connect(self.address) as c, c.cursor() as cur:
+            cur.execute("CREATE TABLE app.%s (id INT PRIMARY KEY)" % name)
+
+    def lag(self):
+        d = describe(self.region)
+        self.assertIn("LatestRestorableTime", d)
+        return (now_utc() - d["LatestRestorableTime"]).total_seconds()
+
+    # ---- tests (named so they run in this order) ----
+
+    def test_1_backup_at_creation(self):
+        harness.log("statuses while creating: %s" % self.statuses)
+        self.assertEqual(self.statuses[0], "creating")
+        self.assertEqual(self.statuses[-1], "available")
+        self.assertNotIn("modifying", self.statuses)
+        messages = event_messages(self.region)
+        for m in ("DB instance created", "Backing up DB instance", "Finished DB instance backup"):
+            self.assertIn(m, messages)
+        # creating -> backing-up -> available: the instance was never available before its first backup ended.
+        finished = [e for e in events(self.region, "db-instance", DB) if e["Message"] == "Finished DB instance backup"]
+        self.assertLessEqual(finished[0]["Date"], self.available_at + datetime.timedelta(seconds=1))
+        created = [e for e in events(self.region, "db-instance", DB) if e["Message"] == "DB instance created"]
+        self.assertLessEqual(created[0]["Date"], finished[0]["Date"])
+
+        snaps = automated_snapshots(self.region)
+        self.assertEqual(len(snaps), 1, snaps)
+        s = snaps[0]
+        self.assertRegex(s["DBSnapshotIdentifier"], r"^rds:auto-pipeline-db-\d{4}-\d\d-\d\d-\d\d-\d\d$")
+        self.assertEqual(s["SnapshotType"], "automated")
+        self.assertEqual(s["Status"], "available")
+        self.assertEqual(s["PercentProgress"], 100)
+        self.assertEqual(s["DBInstanceIdentifier"], DB)
+        self.assertEqual(s["Engine"], "mysql")
+        self.assertEqual(s["MasterUsername"], "admin")
+        self.assertEqual(s["Port"], 3306)
+        self.assertEqual(s["DbiResourceId"], self.db["DbiResourceId"])
+        self.assertTrue(s["DBSnapshotArn"].endswith(":snapshot:" + s["DBSnapshotIdentifier"]))
+        self.assertEqual(s["SnapshotCreateTime"].strftime("%Y-%m-%d-%H-%M"), s["DBSnapshotIdentifier"][-16:])
+        self.assertIn("Automated snapshot created",
+                      [e["Message"] for e in events(self.region, "db-snapshot", s["DBSnapshotIdentifier"])])
+
+        # By id, through both CLIs; filters; an unknown id.
+        one = self.region.cli_v1("rds", "describe-db-snapshots", "--db-snapshot-identifier",
+                                 s["DBSnapshotIdentifier"])["DBSnapshots"]
+        self.assertEqual([x["DBSnapshotIdentifier"] for x in one], [s["DBSnapshotIdentifier"]])
+        two = self.region.cli_v2("rds", "describe-db-snapshots", "--filters",
+                                 "Name=db-instance-id,Values=" + DB)["DBSnapshots"]
+        self.assertEqual(len(two), 1)
+        self.assertEqual(self.region.boto3("rds").describe_db_snapshots(
+            DBInstanceIdentifier=DB, SnapshotType="manual")["DBSnapshots"], [])
+        with self.assertRaises(Exception) as e:
+            self.region.boto3("rds").describe_db_snapshots(DBSnapshotIdentifier="rds:nope-2026-01-01-00-00")
+        self.assertIn("DBSnapshotNotFound", str(e.exception))
+
+        # The store: a manifest beside the backup's files, enough to restore with the instance gone.
+        manifests = glob.glob(os.path.join(self.store, "backups", "*", "manifest.json"))
+        self.assertEqual(len(manifests), 1)
+        with open(manifests[0]) as f:
+            m = json.load(f)
+        self.assertEqual(m["SnapshotIdentifier"], s["DBSnapshotIdentifier"])
+        for key in ("DBInstanceIdentifier", "Engine", "DBInstanceClass", "Port", "MasterUsername", "Gtid",
+                    "BinlogFile", "BinlogPosition", "StartTime", "EndTime", "SizeBytes", "Sha256"):
+            self.assertIn(key, m)
+        self.assertRegex(m["Sha256"], r"^[0-9a-f]{64}$")
+        self.assertGreater(m["SizeBytes"], 0)
+        # Taken from the standby (Multi-AZ), not the primary.
+        with connect(self.address) as c, c.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            primary_sid = cur.fetchone()[0]
+        self.assertNotEqual(m["SourceServer"], "s%d" % primary_sid)
+
+    def test_2_seed_modify_and_restorable_time_under_writes(self):
+        out = self.region.cli_v2(*SEED_MODIFY)
+        self.assertEqual(out["DBInstance"]["BackupRetentionPeriod"], 7)
+        self.assertEqual(describe(self.region)["BackupRetentionPeriod"], 7)
+        self.new_table("lrt")
+        writer = Writer(self.address, "lrt").start()
+        try:
+            lags = []
+            for _ in range(10):
+                time.sleep(0.3)  # spacing the samples, not ordering anything
+                lags.append(self.lag())
+        finally:
+            writer.stop()
+        harness.log("now - LatestRestorableTime under writes: %s" % ["%.2f" % x for x in lags])
+        self.assertLess(max(lags), 3.0)
+        self.assertGreater(min(lags), -1.0)
+
+    def test_3_archive_holds_every_acked_write_across_kill9_failover(self):
+        self.new_table("arch")
+        failovers = event_messages(self.region).count(FAILOVER_DONE)
+        writer = Writer(self.address, "arch").start()
+        with connect(self.address) as c, c.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            sid = cur.fetchone()[0]
+        with open(os.path.join(self.region.data_dir, "rds", DB, "s%d" % sid, "mysqld.pid")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: event_messages(self.region).count(FAILOVER_DONE) > failovers, 60, 0.1,
+                   "the failover to complete")
+        writer.wait_for_more(100)
+        # Right after the failover, archiving has caught up with the new primary.
+        wait_until(lambda: self.lag() < 3.0, 15, 0.2, "LatestRestorableTime within 3 s of now after the failover")
+        writer.stop()
+        stopped = now_utc()
+        wait_until(lambda: describe(self.region)["LatestRestorableTime"] > stopped, 15, 0.2,
+                   "LatestRestorableTime past the writer's last write")
+        segments = sorted(glob.glob(os.path.join(self.store, "binlogs", "*", "segment.json")))
+        self.assertGreaterEqual(len(segments), 2, "no new archive segment after the failover")
+        with open(max(segments, key=os.path.getmtime)) as f:
+            segment = json.load(f)
+        harness.log("archive segment after the failover: %s" % segment)
+        # Started from the new primary's file holding the first GTID the old primary's archive did not have.
+        self.assertNotEqual(segment["Previous"], "")
+        self.assertRegex(segment["PreviousLastGtid"], r"^\d+-\d+-\d+$")
+        files = sorted(f for f in glob.glob(os.path.join(self.store, "binlogs", "*", "*"))
+                       if not f.endswith(".json"))
+        have = archived_inserts(files, "arch")
+        lost = set(writer.acked) - have
+        harness.log("archive: %d files, %d acked, %d archived" % (len(files), len(writer.acked), len(have)))
+        self.assertEqual(lost, set(), "%d acknowledged writes missing from the archive" % len(lost))
+
+    def test_3b_archiving_survives_a_region_server_restart(self):
+        self.new_table("restart")
+        writer = Writer(self.address, "restart").start()
+        archivers = [p for p in harness.data_dir_processes(self.region.data_dir) if "mariadb-binlog" in p[1]]
+        self.assertEqual(len(archivers), 1, archivers)
+        self.region.kill9()
+        self.region.restart()
+        restarted = now_utc()
+        wait_until(lambda: describe(self.region)["LatestRestorableTime"] > restarted, 30, 0.2,
+                   "LatestRestorableTime advancing after the restart")
+        writer.wait_for_more(50)
+        writer.stop()
+        stopped = now_utc()
+        wait_until(lambda: describe(self.region)["LatestRestorableTime"] > stopped, 15, 0.2,
+                   "LatestRestorableTime past the writer's last write")
+        # The same archiver, adopted by the new server process (nothing restarted, nothing fetched twice).
+        after = [p for p in harness.data_dir_processes(self.region.data_dir) if "mariadb-binlog" in p[1]]
+        self.assertEqual([p[0] for p in after], [p[0] for p in archivers])
+        files = sorted(f for f in glob.glob(os.path.join(self.store, "binlogs", "*", "*"))
+                       if not f.endswith(".json"))
+        lost = set(writer.acked) - archived_inserts(files, "restart")
+        self.assertEqual(lost, set(), "%d acknowledged writes missing from the archive" % len(lost))
+
+    def test_4_retention_zero_deletes_automated_backups(self):
+        wait_available(self.region)
+        self.region.boto3("rds").modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=0,
+                                                    ApplyImmediately=True)
+        wait_until(lambda: automated_snapshots(self.region) == [], 30, 0.2, "the automated snapshots deleted")
+        wait_until(lambda: glob.glob(os.path.join(self.store, "backups", "*")) == [], 10, 0.2,
+                   "the backups deleted from the store")
+        wait_until(lambda: not [p for p in harness.data_dir_processes(self.region.data_dir)
+                                if "mariadb-binlog" in p[1]], 15, 0.2, "the archiver stopped")
+        self.assertNotIn("LatestRestorableTime", describe(self.region))
+
+
+if __name__ == "__main__":
+    unittest.main()
