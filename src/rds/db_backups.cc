@@ -726,6 +726,7 @@ Status DbBackupController::RunBackup(const std::string& id, const Snapshot& s, c
   snap["Status"] = "available";
   snap["PercentProgress"] = 100;
   snap["Gtid"] = m.gtid;
+  snap["BackupEndTime"] = m.end_time;
   writes.push_back({kind::kDbSnapshot, snapshot_id, snap});
   AddEvent(*ctx_, "db-instance", id, "0002", "Finished DB instance backup", {"backup"}, &writes);
   AddEvent(*ctx_, "db-snapshot", snapshot_id, "0091", "Automated snapshot created", {"creation"}, &writes);

@@ -46,8 +46,8 @@ namespace kind {
 // Fields in AWS's names (DescribeDBSnapshots renders them): DBSnapshotIdentifier, DBInstanceIdentifier,
 // DbiResourceId, SnapshotType ("automated"), Status (creating, available), PercentProgress,
 // SnapshotCreateTime (ms), OriginalSnapshotCreateTime (ms), InstanceCreateTime (ms), Engine, EngineVersion,
-// AllocatedStorage, StorageType, Port, AvailabilityZone, MasterUsername, DBInstanceClass; and StorePath (the
-// backup's folder in the store, not rendered).
+// AllocatedStorage, StorageType, Port, AvailabilityZone, MasterUsername, DBInstanceClass; and, not rendered,
+// StorePath (the backup's folder in the store), Gtid and BackupEndTime (ms: the earliest instant it restores).
 inline constexpr char kDbSnapshot[] = "db_snapshot";
 // The binary-log archiver of one DB instance (id = DBInstanceIdentifier): a supervised `mariadb-binlog`
 // (process/supervisor.h fields) and Server (the server it reads), StoreDir.

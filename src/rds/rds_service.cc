@@ -630,6 +630,7 @@ class RdsService {
   Result<Json> StartDBInstance(const Params& p);
   Result<Json> DescribeEvents(const Params& p);
   Result<Json> DescribeDBSnapshots(const Params& p);
+  Result<Json> DescribeDBInstanceAutomatedBackups(const Params& p);
   Result<Json> DescribeDBEngineVersions(const Params& p);
   Result<Json> DescribeOrderableDBInstanceOptions(const Params& p);
   Result<Json> AddTagsToResource(const Params& p);
@@ -1117,6 +1118,83 @@ Result<Json> RdsService::DescribeDBSnapshots(const Params& p) {
   return PageOf("DBSnapshots", "DBSnapshots", std::move(items), page);
 }
 
+// One entry per DbiResourceId with automated backups: the live instance's (Status active) or, once deleted, what
+// its retained snapshots say (Status retained). RestoreWindow: the end of the oldest automated backup to
+// LatestRestorableTime.
+Result<Json> RdsService::DescribeDBInstanceAutomatedBackups(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "DBInstanceAutomatedBackups"));
+  AP_ASSIGN_OR_RETURN(auto filters, ReadFilters(p, {"db-instance-id", "dbi-resource-id", "status"}));
+  auto by_instance = p.Str("DBInstanceIdentifier");
+  auto by_resource = p.Str("DbiResourceId");
+  struct Entry {
+    std::optional<Json> instance;
+    std::vector<Json> snapshots;
+  };
+  std::map<std::string, Entry> entries;  // by DbiResourceId
+  for (const auto& doc : ctx_->store->List(kind::kDbInstance)) {
+    if ((*doc).value("BackupRetentionPeriod", int64_t{0}) > 0) entries[(*doc)["DbiResourceId"]].instance = *doc;
+  }
+  for (const auto& doc : ctx_->store->List(kind::kDbSnapshot)) {
+    if ((*doc)["SnapshotType"] == "automated" && (*doc)["Status"] == "available")
+      entries[(*doc)["DbiResourceId"]].snapshots.push_back(*doc);
+  }
+  Json items = Json::array();
+  for (auto& [dbi, e] : entries) {
+    const Json& about = e.instance ? *e.instance : e.snapshots.front();
+    const std::string id = about["DBInstanceIdentifier"];
+    const std::string status = e.instance ? "active" : "retained";
+    if (by_instance && !by_instance->empty() && Lower(*by_instance) != id) continue;
+    if (by_resource && !by_resource->empty() && *by_resource != dbi) continue;
+    bool keep = true;
+    for (const auto& [name, values] : filters) {
+      if (name == "db-instance-id" && !values.count(id) && !values.count(DbInstanceArn(*ctx_, id))) keep = false;
+      if (name == "dbi-resource-id" && !values.count(dbi)) keep = false;
+      if (name == "status" && !values.count(status)) keep = false;
+    }
+    if (!keep) continue;
+    int64_t earliest = 0;
+    for (const auto& snap : e.snapshots) {
+      const int64_t end = snap.value("BackupEndTime", snap.value("SnapshotCreateTime", int64_t{0}));
+      if (earliest == 0 || end < earliest) earliest = end;
+    }
+    Json window = Json::object();
+    if (earliest) window["EarliestTime"] = IsoTimeMillis(earliest);
+    if (e.instance && e.instance->contains("LatestRestorableTime"))
+      window["LatestTime"] = IsoTimeMillis((*e.instance)["LatestRestorableTime"].get<int64_t>());
+    std::string ab = Lower(dbi.size() > 3 ? dbi.substr(3) : dbi);
+    JsonObject out;
+    out.Add("DBInstanceArn", DbInstanceArn(*ctx_, id))
+        .Add("DbiResourceId", dbi)
+        .Add("Region", ctx_->catalog->region())
+        .Add("DBInstanceIdentifier", id)
+        .Add("RestoreWindow", window)
+        .Add("AllocatedStorage", about["AllocatedStorage"])
+        .Add("Status", status)
+        .Add("Port", about["Port"])
+        .Add("AvailabilityZone", about["AvailabilityZone"])
+        .Add("InstanceCreateTime", IsoTimeMillis(about.value("InstanceCreateTime", int64_t{0})))
+        .Add("MasterUsername", about["MasterUsername"])
+        .Add("Engine", about["Engine"])
+        .Add("EngineVersion", about["EngineVersion"])
+        .Add("LicenseModel", kLicenseModel)
+        .Add("OptionGroupName", OptionGroupName(about))
+        .Add("Encrypted", false)
+        .Add("StorageType", about["StorageType"])
+        .Add("IAMDatabaseAuthenticationEnabled", false)
+        .Add("BackupRetentionPeriod", e.instance ? (*e.instance)["BackupRetentionPeriod"] : Json(0))
+        .Add("DBInstanceAutomatedBackupsArn", ctx_->Arn("rds", "auto-backup:ab-" + ab))
+        .Add("BackupTarget", "region")
+        .Add("DedicatedLogVolume", false);
+    items.push_back(out.Take());
+  }
+  const bool named = (by_instance && !by_instance->empty()) || (by_resource && !by_resource->empty());
+  if (named && items.empty()) {
+    return Status(404, "DBInstanceAutomatedBackupNotFound",
+                  "No automated backup found for " + (by_instance ? *by_instance : *by_resource) + ".");
+  }
+  return PageOf("DBInstanceAutomatedBackups", "DBInstanceAutomatedBackups", std::move(items), page);
+}
+
 Result<Json> RdsService::DescribeEvents(const Params& p) {
   static const std::set<std::string> kSourceTypes = {
       "db-instance", "db-parameter-group", "db-security-group", "db-snapshot", "db-cluster",
@@ -1302,6 +1380,8 @@ ApiService RdsApi(RegionContext* ctx) {
       {"Tags", "Tag"},
       {"Events", "Event"},
       {"DBSnapshots", "DBSnapshot"},
+      {"DBInstanceAutomatedBackups", "DBInstanceAutomatedBackup"},
+      {"DBInstanceAutomatedBackupsReplications", "DBInstanceAutomatedBackupsReplication"},
       {"ProcessorFeatures", "ProcessorFeature"},
       {"EventCategories", "EventCategory"},
       {"DBEngineVersions", "DBEngineVersion"},
@@ -1323,6 +1403,8 @@ ApiService RdsApi(RegionContext* ctx) {
       op("StartDBInstance", Access::kWrite, &RdsService::StartDBInstance),
       op("DescribeEvents", Access::kRead, &RdsService::DescribeEvents, {kFilters, {"EventCategories", 20, "EventCategory"}}),
       op("DescribeDBSnapshots", Access::kRead, &RdsService::DescribeDBSnapshots, {kFilters}),
+      op("DescribeDBInstanceAutomatedBackups", Access::kRead, &RdsService::DescribeDBInstanceAutomatedBackups,
+         {kFilters}),
       op("DescribeDBEngineVersions", Access::kRead, &RdsService::DescribeDBEngineVersions, {kFilters}),
       op("DescribeOrderableDBInstanceOptions", Access::kRead, &RdsService::DescribeOrderableDBInstanceOptions,
          {kFilters}),
