@@ -316,16 +316,29 @@ DbBackupController::~DbBackupController() {
   }
 }
 
+namespace {
+// "rds:<id>-YYYY-MM-DD-HH-MM" -> <id>.
+std::optional<std::string> InstanceOfAutomatedSnapshot(const std::string& snapshot_id) {
+  constexpr size_t kStamp = 17;  // "-YYYY-MM-DD-HH-MM"
+  if (snapshot_id.rfind("rds:", 0) != 0 || snapshot_id.size() <= 4 + kStamp) return std::nullopt;
+  return snapshot_id.substr(4, snapshot_id.size() - 4 - kStamp);
+}
+}  // namespace
+
 std::vector<std::string> DbBackupController::Keys() {
   std::set<std::string> keys;
   for (const auto& id : ctx_->store->Ids(kind::kDbInstance)) keys.insert(id);
   for (const auto& id : ctx_->store->Ids(kind::kDbBinlogArchiver)) keys.insert(id);
+  for (const auto& id : ctx_->store->Ids(kind::kDbSnapshot)) {
+    if (auto inst = InstanceOfAutomatedSnapshot(id)) keys.insert(*inst);
+  }
   return {keys.begin(), keys.end()};
 }
 
 std::vector<Controller::Watch> DbBackupController::Watches() const {
   return {{kind::kDbInstance, SameKey},
           {kind::kDbBinlogArchiver, SameKey},
+          {kind::kDbSnapshot, InstanceOfAutomatedSnapshot},
           {kind::kDbServer,
            [](const std::string& id) -> std::optional<std::string> { return id.substr(0, id.find('/')); }}};
 }
@@ -340,7 +353,10 @@ DbBackupController::Snapshot DbBackupController::Read(const std::string& id) {
     if (Str(*doc, "DBInstanceIdentifier") == id) s.servers[Str(*doc, "Name")] = *doc;
   }
   for (const auto& doc : ctx_->store->List(kind::kDbSnapshot)) {
-    if (Str(*doc, "DBInstanceIdentifier") == id && Str(*doc, "SnapshotType") == "automated")
+    // A live instance's own (an earlier instance of the same name had another DbiResourceId); all of them once
+    // the instance is gone.
+    if (Str(*doc, "DBInstanceIdentifier") == id && Str(*doc, "SnapshotType") == "automated" &&
+        (!s.inst || Str(*doc, "DbiResourceId") == Str(*s.inst, "DbiResourceId")))
       s.snapshots[Str(*doc, "DBSnapshotIdentifier")] = *doc;
   }
   if (s.inst && !s.inst->contains("Status")) (*s.inst)["Status"] = Json::object();
@@ -364,7 +380,13 @@ bool DbBackupController::BackupRunning(const std::string& id) {
 ReconcileResult DbBackupController::Reconcile(const std::string& id) {
   const bool running_backup = BackupRunning(id);
   Snapshot s = Read(id);
-  if (!s.inst || (*s.inst)["Spec"].value("Deleting", false)) return StopArchiver(id, s, true);
+  if (!s.inst || (*s.inst)["Spec"].value("Deleting", false)) {
+    ReconcileResult r = StopArchiver(id, s, true);
+    if (r.requeue_after() || !r.status().ok()) return r;
+    if (running_backup) return ReconcileResult::After(std::chrono::milliseconds(200));
+    if (s.inst) return ReconcileResult::Done();  // the document's deletion runs this again
+    return DeleteOrphans(id, s);
+  }
   if (!(*s.inst)["Spec"].value("Running", true)) return StopArchiver(id, s, false);
   const int64_t retention = s.inst->value("BackupRetentionPeriod", int64_t{0});
   if (retention <= 0) {
@@ -428,6 +450,30 @@ ReconcileResult DbBackupController::Reconcile(const std::string& id) {
     }
   }
   return ReconcileResult::After(std::chrono::milliseconds(kArchivePeriodMs));
+}
+
+ReconcileResult DbBackupController::DeleteOrphans(const std::string& id, Snapshot& s) {
+  // The instance is gone: its automated backups go too, with its backup store, unless they were retained
+  // (DeleteDBInstance with DeleteAutomatedBackups=false).
+  std::vector<StoreWrite> writes;
+  std::set<std::string> stores;
+  for (const auto& [sid, snap] : s.snapshots) {
+    if (snap.value("Retained", false)) continue;
+    writes.push_back({kind::kDbSnapshot, sid, std::nullopt});
+    stores.insert(Str(snap, "DbiResourceId"));
+  }
+  if (writes.empty()) return ReconcileResult::Done();
+  {
+    std::lock_guard lock(*ctx_->mu);
+    // A new instance with the same identifier has a DbiResourceId of its own: its store is not these.
+    AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
+  }
+  for (const auto& dbi : stores) {
+    std::error_code ec;
+    if (!dbi.empty()) fs::remove_all(BackupStoreDir(*ctx_, dbi), ec);
+    spdlog::info("db_instance={} automated backups deleted with the instance ({})", id, dbi);
+  }
+  return ReconcileResult::Done();
 }
 
 ReconcileResult DbBackupController::StopArchiver(const std::string& id, Snapshot& s, bool forget) {

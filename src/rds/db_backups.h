@@ -139,6 +139,7 @@ class DbBackupController : public Controller {
   struct Snapshot;
   Snapshot Read(const std::string& id);
   ReconcileResult StopArchiver(const std::string& id, Snapshot& s, bool forget);
+  ReconcileResult DeleteOrphans(const std::string& id, Snapshot& s);
   Status EnsureArchiver(const std::string& id, Snapshot& s);
   Status UpdateLatestRestorableTime(const std::string& id, Snapshot& s);
   Status Prune(const std::string& id, Snapshot& s, int64_t retention_days);

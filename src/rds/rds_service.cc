@@ -1032,7 +1032,18 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   spec["DeleteAutomatedBackups"] = delete_backups.value_or(true);
   if (final_id) spec["FinalDBSnapshotIdentifier"] = Lower(*final_id);
   db["DBInstanceStatus"] = rds::db_status::kDeleting;
-  return SaveAndRender(std::move(db));
+  // Automated backups kept (DeleteAutomatedBackups=false) are marked so; the backup controller deletes the
+  // others, and the instance's backup store, once the instance is gone (rds/db_backups.h).
+  std::vector<StoreWrite> writes;
+  if (!delete_backups.value_or(true)) {
+    for (const auto& snap : ctx_->store->List(kind::kDbSnapshot)) {
+      if ((*snap)["SnapshotType"] != "automated" || (*snap)["DbiResourceId"] != db["DbiResourceId"]) continue;
+      Json kept = *snap;
+      kept["Retained"] = true;
+      writes.push_back({kind::kDbSnapshot, kept["DBSnapshotIdentifier"], kept, std::nullopt});
+    }
+  }
+  return SaveAndRender(std::move(db), std::move(writes));
 }
 
 Result<Json> RdsService::StopDBInstance(const Params& p) {

@@ -169,6 +169,26 @@ class RdsBackupsTest(unittest.TestCase):
         self.assertLess(max(lags), 3.0)
         self.assertGreater(min(lags), -1.0)
 
+        # What the store holds for the instance, and the window a restore can aim at.
+        backups = self.region.boto3("rds").describe_db_instance_automated_backups(
+            DBInstanceIdentifier=DB)["DBInstanceAutomatedBackups"]
+        self.assertEqual(len(backups), 1)
+        b = backups[0]
+        self.assertEqual(b["Status"], "active")
+        self.assertEqual(b["DbiResourceId"], self.db["DbiResourceId"])
+        self.assertEqual(b["BackupRetentionPeriod"], 7)
+        window = b["RestoreWindow"]
+        self.assertLess(window["EarliestTime"], window["LatestTime"])
+        self.assertLess((now_utc() - window["LatestTime"]).total_seconds(), 5)
+        snap = automated_snapshots(self.region)[0]
+        self.assertGreaterEqual(window["EarliestTime"], snap["SnapshotCreateTime"])
+        v1 = self.region.cli_v1("rds", "describe-db-instance-automated-backups", "--dbi-resource-id",
+                                self.db["DbiResourceId"])["DBInstanceAutomatedBackups"]
+        self.assertEqual([x["DBInstanceIdentifier"] for x in v1], [DB])
+        with self.assertRaises(Exception) as e:
+            self.region.boto3("rds").describe_db_instance_automated_backups(DBInstanceIdentifier="nope")
+        self.assertIn("DBInstanceAutomatedBackupNotFound", str(e.exception))
+
     def test_3_archive_holds_every_acked_write_across_kill9_failover(self):
         self.new_table("arch")
         failovers = event_messages(self.region).count(FAILOVER_DONE)
@@ -236,6 +256,42 @@ class RdsBackupsTest(unittest.TestCase):
         wait_until(lambda: not [p for p in harness.data_dir_processes(self.region.data_dir)
                                 if "mariadb-binlog" in p[1]], 15, 0.2, "the archiver stopped")
         self.assertNotIn("LatestRestorableTime", describe(self.region))
+
+
+class RdsBackupsDeleteTest(unittest.TestCase):
+
+    def test_keep(self):
+        """Delete keeps automated backups only when asked (DeleteAutomatedBackups=false). (A short name: the
+        servers' socket paths include it and must stay under 108 characters.)"""
+        region = Region.for_test(self)
+        rds = region.boto3("rds")
+        for name in ("kept", "dropped"):
+            rds.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro", Engine="mysql",
+                                   AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="password1",
+                                   BackupRetentionPeriod=3)
+        stores = {}
+        for name in ("kept", "dropped"):
+            d = wait_available(region, name)
+            stores[name] = os.path.join(region.data_dir, "rds-backups", d["DbiResourceId"])
+            self.assertEqual(len(automated_snapshots(region, name)), 1)
+            self.assertEqual(len(glob.glob(os.path.join(stores[name], "backups", "*", "manifest.json"))), 1)
+        rds.delete_db_instance(DBInstanceIdentifier="kept", SkipFinalSnapshot=True, DeleteAutomatedBackups=False)
+        rds.delete_db_instance(DBInstanceIdentifier="dropped", SkipFinalSnapshot=True)
+        for name in ("kept", "dropped"):
+            wait_until(lambda: not os.path.exists(os.path.join(region.data_dir, "rds", name)), 30, 0.2,
+                       "%s deleted" % name)
+        wait_until(lambda: automated_snapshots(region, "dropped") == [], 15, 0.2, "dropped's backups deleted")
+        wait_until(lambda: not os.path.exists(stores["dropped"]), 15, 0.2, "dropped's backup store deleted")
+        # Kept: the snapshot, the store (a manifest whose checksum still matches) and the automated backup.
+        kept = automated_snapshots(region, "kept")
+        self.assertEqual(len(kept), 1)
+        self.assertEqual(len(glob.glob(os.path.join(stores["kept"], "backups", "*", "manifest.json"))), 1)
+        self.assertTrue(glob.glob(os.path.join(stores["kept"], "binlogs", "s1", "db-bin.*")))
+        backups = rds.describe_db_instance_automated_backups(DBInstanceIdentifier="kept")["DBInstanceAutomatedBackups"]
+        self.assertEqual([b["Status"] for b in backups], ["retained"])
+        self.assertIn("EarliestTime", backups[0]["RestoreWindow"])
+        # Nothing of either instance runs any more (the archivers stopped with them).
+        self.assertEqual(harness.data_dir_processes(region.data_dir), [])
 
 
 if __name__ == "__main__":
