@@ -380,6 +380,11 @@ bool DbBackupController::BackupRunning(const std::string& id) {
 ReconcileResult DbBackupController::Reconcile(const std::string& id) {
   const bool running_backup = BackupRunning(id);
   Snapshot s = Read(id);
+  if (!s.inst || (*s.inst)["Spec"].value("Deleting", false) ||
+      s.inst->value("BackupRetentionPeriod", int64_t{0}) <= 0 || !(*s.inst)["Spec"].value("Running", true)) {
+    std::lock_guard lock(mu_);
+    conns_.erase(id);
+  }
   if (!s.inst || (*s.inst)["Spec"].value("Deleting", false)) {
     ReconcileResult r = StopArchiver(id, s, true);
     if (r.requeue_after() || !r.status().ok()) return r;
@@ -588,9 +593,27 @@ Status DbBackupController::UpdateLatestRestorableTime(const std::string& id, Sna
   // Everything committed before t0 is in the primary's binary log before the position read after t0; once the
   // archive holds that much of that file, everything up to t0 is archived.
   const int64_t t0 = ctx_->clock->NowMillis();
-  Connection::Target t{Str(*primary, "Address"), s.Port(), "", kAdminUser, s.Accounts().admin_password, 1};
-  AP_ASSIGN_OR_RETURN(auto conn, Connection::Open(t));
+  // At most once per period: each commit of the instance's document runs this controller again at once.
+  if (t0 - s.inst->value("LatestRestorableTime", int64_t{0}) < kArchivePeriodMs) return Status::Ok();
+  // One connection per instance, kept between passes (a new one four times a second would churn the server's
+  // connection count); dropped on any error and when the primary changes.
+  const std::string address = Str(*primary, "Address");
+  std::unique_ptr<Connection> conn;
+  {
+    std::lock_guard lock(mu_);
+    auto it = conns_.find(id);
+    if (it != conns_.end() && it->second.first == address) conn = std::move(it->second.second);
+    conns_.erase(id);
+  }
+  if (!conn) {
+    Connection::Target t{address, s.Port(), "", kAdminUser, s.Accounts().admin_password, 1};
+    AP_ASSIGN_OR_RETURN(conn, Connection::Open(t));
+  }
   AP_ASSIGN_OR_RETURN(auto rows, conn->Query("SHOW MASTER STATUS"));
+  {
+    std::lock_guard lock(mu_);
+    conns_[id] = {address, std::move(conn)};
+  }
   if (rows.empty()) return Status::Internal("no binary log on the primary");
   const std::string file = rows[0]["File"];
   const int64_t position = std::stoll(rows[0]["Position"]);

@@ -37,6 +37,7 @@
 
 #include "common/status.h"
 #include "process/supervisor.h"
+#include "rds/mariadb.h"
 #include "region/context.h"
 #include "region/controller.h"
 
@@ -122,7 +123,7 @@ bool GtidStateAtMost(const std::string& a, const std::string& b);
 
 // ---- the controller -------------------------------------------------------------------------------------------
 
-// The archiver's first GTID lag check and LatestRestorableTime cadence.
+// How often LatestRestorableTime is measured and recorded (and the controller's pass period).
 inline constexpr int kArchivePeriodMs = 250;
 
 class DbBackupController : public Controller {
@@ -156,7 +157,8 @@ class DbBackupController : public Controller {
     bool done = false;  // guarded by mu_
   };
   std::map<std::string, std::unique_ptr<Job>> jobs_;  // guarded by mu_
-  std::map<std::string, int64_t> last_lrt_check_;     // guarded by mu_
+  // The connection to each instance's primary that LatestRestorableTime is read over, with its address.
+  std::map<std::string, std::pair<std::string, std::unique_ptr<Connection>>> conns_;  // guarded by mu_
 };
 
 }  // namespace rds
