@@ -246,6 +246,38 @@ class RdsBackupsTest(unittest.TestCase):
         lost = set(writer.acked) - archived_inserts(files, "restart")
         self.assertEqual(lost, set(), "%d acknowledged writes missing from the archive" % len(lost))
 
+    def test_3c_daily_backup_in_the_backup_window(self):
+        wait_available(self.region)
+        first = automated_snapshots(self.region)
+        self.assertEqual(len(first), 1)
+        # A window opening this very minute, which must come after the creation backup's minute (a window in
+        # which a backup already started takes none): wait for the wall clock's next minute if need be.
+        created_minute = first[0]["SnapshotCreateTime"].replace(second=0, microsecond=0)
+        wait_until(lambda: now_utc().replace(second=0, microsecond=0) > created_minute, 65, 0.5,
+                   "a minute after the creation backup's")
+        start = now_utc().replace(second=0, microsecond=0)
+        if (now_utc() - start).total_seconds() > 50:  # too close to the minute's end to be sure: take the next
+            wait_until(lambda: now_utc().replace(second=0, microsecond=0) > start, 15, 0.5, "the next minute")
+            start = now_utc().replace(second=0, microsecond=0)
+        end = start + datetime.timedelta(minutes=30)
+        maintenance = start + datetime.timedelta(hours=12)
+        window = "%s-%s" % (start.strftime("%H:%M"), end.strftime("%H:%M"))
+        self.region.cli_v2("rds", "modify-db-instance", "--db-instance-identifier", DB,
+                           "--preferred-backup-window", window,
+                           "--preferred-maintenance-window", "%s-%s" % (
+                               maintenance.strftime("%a:%H:%M").lower(),
+                               (maintenance + datetime.timedelta(minutes=30)).strftime("%a:%H:%M").lower()))
+        expected = "rds:%s-%s" % (DB, start.strftime("%Y-%m-%d-%H-%M"))
+        wait_until(lambda: expected in [x["DBSnapshotIdentifier"] for x in automated_snapshots(self.region)
+                                        if x["Status"] == "available"], 30, 0.2, "the daily backup " + expected)
+        self.assertEqual(len(automated_snapshots(self.region)), 2)
+        self.assertEqual(event_messages(self.region).count("Finished DB instance backup"), 2)
+        self.assertIn("Automated snapshot created",
+                      [e["Message"] for e in events(self.region, "db-snapshot", expected)])
+        # One per window: no other backup follows in this one.
+        wait_available(self.region)
+        self.assertEqual(len(automated_snapshots(self.region)), 2)
+
     def test_4_retention_zero_deletes_automated_backups(self):
         wait_available(self.region)
         self.region.boto3("rds").modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=0,
