@@ -1,6 +1,7 @@
 #include "rds/db_backups.h"
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -217,6 +218,40 @@ Result<Manifest> VerifyBackup(const std::string& backup_dir) {
                             std::to_string(m.size_bytes) + " bytes, sha256 " + m.sha256 + ")");
   }
   return m;
+}
+
+std::vector<std::string> PruneArchive(const std::string& store_dir, const std::string& active_server,
+                                      int64_t oldest_backup_start_ms) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  // A file whose last event (its mtime) came a minute or more before the oldest backup began holds only
+  // transactions that backup has.
+  const int64_t before = oldest_backup_start_ms - 60'000;
+  for (const auto& folder : fs::directory_iterator(store_dir + "/binlogs", ec)) {
+    if (!folder.is_directory()) continue;
+    const std::string dir = folder.path().string();
+    const bool active = folder.path().filename() == active_server;
+    auto files = ArchivedFiles(dir);
+    size_t left = files.size();
+    for (size_t i = 0; i < files.size(); ++i) {
+      if (active && i + 1 == files.size()) break;  // the file being written
+      struct stat st {};
+      const std::string path = dir + "/" + files[i];
+      if (stat(path.c_str(), &st) != 0) continue;
+      const int64_t mtime_ms = int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+      if (mtime_ms >= before) break;  // and every later file is newer still
+      std::error_code rm;
+      if (fs::remove(path, rm)) {
+        removed.push_back(path);
+        --left;
+      }
+    }
+    if (!active && left == 0) {
+      std::error_code rm;
+      fs::remove_all(dir, rm);
+    }
+  }
+  return removed;
 }
 
 // ---- the schedule's rules -------------------------------------------------------------------------------------
@@ -652,8 +687,21 @@ Status DbBackupController::Prune(const std::string& id, Snapshot& s, int64_t ret
     writes.push_back({kind::kDbSnapshot, sid, std::nullopt});
     spdlog::info("db_instance={} automated snapshot {} deleted (retention {} days)", id, sid, retention_days);
   }
-  std::lock_guard lock(*ctx_->mu);
-  return ctx_->store->Commit(writes);
+  {
+    std::lock_guard lock(*ctx_->mu);
+    AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
+  }
+  // The archived binary log that only the deleted backups needed goes too.
+  int64_t oldest_kept = 0;
+  for (const auto& [sid, at] : created) {
+    if (std::find(expired.begin(), expired.end(), sid) == expired.end() && (oldest_kept == 0 || at < oldest_kept))
+      oldest_kept = at;
+  }
+  if (oldest_kept > 0 && s.archiver) {
+    for (const auto& path : PruneArchive(s.Store(*ctx_), Str(*s.archiver, "Server"), oldest_kept))
+      spdlog::info("db_instance={} archived binlog {} deleted (older than every backup kept)", id, path);
+  }
+  return Status::Ok();
 }
 
 void DbBackupController::StartBackup(const std::string& id, const Snapshot& s, bool initial) {

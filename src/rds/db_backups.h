@@ -98,6 +98,12 @@ Result<TreeSum> ChecksumTree(const std::string& dir);
 // what differs when the backup is damaged; the manifest when it is intact. Restores call this first.
 Result<Manifest> VerifyBackup(const std::string& backup_dir);
 
+// Deletes the archived binlog files (binlogs/<server>/...) whose last event came more than a minute before
+// oldest_backup_start_ms, oldest first, never the file active_server's archiver is writing; a folder of another
+// server left with no binlog file goes whole. Returns the paths deleted.
+std::vector<std::string> PruneArchive(const std::string& store_dir, const std::string& active_server,
+                                      int64_t oldest_backup_start_ms);
+
 // ---- the schedule's rules -------------------------------------------------------------------------------------
 
 // "hh24:mi-hh24:mi" -> {start minute of the day, length in minutes}; nullopt when malformed.

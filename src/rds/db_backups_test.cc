@@ -1,6 +1,8 @@
 #include "rds/db_backups.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -116,6 +118,43 @@ TEST(DbBackupStore, ManifestChecksumCatchesDamage) {
   ASSERT_FALSE(damaged.ok());
   EXPECT_NE(damaged.status().message().find("damaged"), std::string::npos);
   fs::remove_all(dir);
+}
+
+void TouchAt(const std::string& path, int64_t ms) {
+  std::ofstream(path) << "binlog";
+  struct timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = ms / 1000;
+  times[0].tv_nsec = times[1].tv_nsec = 0;
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+TEST(DbBackupStore, ArchivePrunedBehindTheOldestBackup) {
+  namespace fs = std::filesystem;
+  const std::string store = ::testing::TempDir() + "/db_backup_archive_test";
+  fs::remove_all(store);
+  fs::create_directories(store + "/binlogs/s1");
+  fs::create_directories(store + "/binlogs/s2");
+  // s1 (a primary before a failover): two old files. s2 (archived now): two old files, one recent, one active.
+  TouchAt(store + "/binlogs/s1/db-bin.000001", kDay0);
+  TouchAt(store + "/binlogs/s1/db-bin.000002", kDay0 + kDayMillis);
+  std::ofstream(store + "/binlogs/s1/segment.json") << "{}";
+  TouchAt(store + "/binlogs/s2/db-bin.000001", kDay0 + kDayMillis);
+  TouchAt(store + "/binlogs/s2/db-bin.000002", kDay0 + 2 * kDayMillis);
+  TouchAt(store + "/binlogs/s2/db-bin.000003", kDay0 + 4 * kDayMillis);
+  TouchAt(store + "/binlogs/s2/db-bin.000004", kDay0);  // the active file (its mtime does not matter)
+  std::ofstream(store + "/binlogs/s2/segment.json") << "{}";
+  // The oldest backup kept began on day 3: what ended before it goes.
+  auto removed = PruneArchive(store, "s2", kDay0 + 3 * kDayMillis);
+  EXPECT_EQ(removed.size(), 4u);
+  EXPECT_FALSE(fs::exists(store + "/binlogs/s1"));  // nothing left of it
+  EXPECT_FALSE(fs::exists(store + "/binlogs/s2/db-bin.000001"));
+  EXPECT_FALSE(fs::exists(store + "/binlogs/s2/db-bin.000002"));
+  EXPECT_TRUE(fs::exists(store + "/binlogs/s2/db-bin.000003"));
+  EXPECT_TRUE(fs::exists(store + "/binlogs/s2/db-bin.000004"));
+  EXPECT_TRUE(fs::exists(store + "/binlogs/s2/segment.json"));
+  // A file written within a minute of the backup's start stays (it may hold what the backup does not).
+  EXPECT_TRUE(PruneArchive(store, "s2", kDay0 + 4 * kDayMillis + 30'000).empty());
+  fs::remove_all(store);
 }
 
 }  // namespace
