@@ -325,6 +325,34 @@ class RdsBackupsDeleteTest(unittest.TestCase):
         # Nothing of either instance runs any more (the archivers stopped with them).
         self.assertEqual(harness.data_dir_processes(region.data_dir), [])
 
+    def test_solo(self):
+        """A Single-AZ primary killed and restarted in place: archiving resumes and misses no acknowledged write."""
+        region = Region.for_test(self)
+        region.boto3("rds").create_db_instance(DBInstanceIdentifier="solo", DBInstanceClass="db.t3.micro",
+                                               Engine="mysql", AllocatedStorage=20, MasterUsername="admin",
+                                               MasterUserPassword="password", BackupRetentionPeriod=1)
+        d = wait_available(region, "solo")
+        store = os.path.join(region.data_dir, "rds-backups", d["DbiResourceId"])
+        with connect(d["Endpoint"]["Address"]) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE app")
+            cur.execute("CREATE TABLE app.solo (id INT PRIMARY KEY)")
+        restarts = event_messages(region, "solo").count("DB instance restarted")
+        writer = Writer(d["Endpoint"]["Address"], "solo").start()
+        with open(os.path.join(region.data_dir, "rds", "solo", "s1", "mysqld.pid")) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+        wait_until(lambda: event_messages(region, "solo").count("DB instance restarted") > restarts, 30, 0.1,
+                   "the primary restarted in place")
+        writer.wait_for_more(100)
+        writer.stop()
+        stopped = now_utc()
+        wait_until(lambda: describe(region, "solo").get("LatestRestorableTime", stopped) > stopped, 15, 0.2,
+                   "LatestRestorableTime past the writer's last write")
+        files = sorted(glob.glob(os.path.join(store, "binlogs", "s1", "db-bin.*")))
+        self.assertGreaterEqual(len(files), 2, "the restarted server's new binlog file is not archived")
+        lost = set(writer.acked) - archived_inserts(files, "solo")
+        harness.log("solo: %d acked, %d archive files" % (len(writer.acked), len(files)))
+        self.assertEqual(lost, set(), "%d acknowledged writes missing from the archive" % len(lost))
+
 
 if __name__ == "__main__":
     unittest.main()
