@@ -421,6 +421,11 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
     std::string status = db_status::kAvailable;
     if (!created) status = db_status::kCreating;
     else if (doc["Spec"].value("MultiAZ", false) != doc.value("MultiAZ", false)) status = db_status::kModifying;
+    // The backup controller (db_backups.h) takes the first backup after creation and one a day: backing-up.
+    else if (doc.value("BackupRetentionPeriod", int64_t{0}) > 0 &&
+             (!doc.value("Backup", Json::object()).value("InitialDone", false) ||
+              doc.value("Backup", Json::object()).value("Running", false)))
+      status = db_status::kBackingUp;
     doc["DBInstanceStatus"] = status;
   }));
   return ReconcileResult::After(std::chrono::milliseconds(kHealthPeriodMs));

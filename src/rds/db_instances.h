@@ -22,6 +22,10 @@
 //                        and the instance's folder),
 //   Spec.RebootSeq       bumped by each RebootDBInstance; Spec.RebootForceFailover says how the last one asked.
 //
+// Backup {Running, InitialDone, LastAutomatedStart, LastError, LastErrorAt} and LatestRestorableTime (ms) are
+// written by the backup controller (db_backups.h) only; DBInstanceStatus is backing-up while Backup.Running or
+// while the first backup after creation (or after retention went from 0 to non-zero) is still to be taken.
+//
 // Status (written by the controller only; never rendered as is): the servers, their roles, addresses, processes,
 // the failover in progress and what was last applied (Status.RebootSeqDone, Status.PasswordSeqApplied). The
 // controller also sets DBInstanceStatus (creating -> available, rebooting -> available, modifying -> available,
@@ -57,6 +61,7 @@ namespace db_status {
 inline constexpr char kCreating[] = "creating";
 inline constexpr char kAvailable[] = "available";
 inline constexpr char kModifying[] = "modifying";
+inline constexpr char kBackingUp[] = "backing-up";
 inline constexpr char kRebooting[] = "rebooting";
 inline constexpr char kStopping[] = "stopping";
 inline constexpr char kStopped[] = "stopped";

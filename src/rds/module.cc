@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "api/api_server.h"
+#include "rds/db_backups.h"
 #include "rds/db_controller.h"
 #include "rds/db_endpoint.h"
 #include "rds/db_instances.h"
@@ -15,16 +16,18 @@ ServiceModule RdsModule() {
   ServiceModule m;
   m.name = "rds";
   m.document_kinds = {kind::kDbInstance, kind::kDbInstanceSecret, kind::kRdsEvent, kind::kDbServer,
-                      kind::kDbEndpoint};
+                      kind::kDbEndpoint, kind::kDbSnapshot, kind::kDbBinlogArchiver};
   m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(RdsApi(ctx)); };
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;
     v.push_back(std::make_unique<rds::DbInstanceController>(ctx));
+    v.push_back(std::make_unique<rds::DbBackupController>(ctx));
     return v;
   };
   // Server documents stay as they are: the next start finds their processes gone and restarts them (a
   // primary in place, never a failover: `down` stopped both servers of a pair).
-  m.process_kinds = {{"db-server", kind::kDbServer, nullptr}, {"db-endpoint", kind::kDbEndpoint, nullptr}};
+  m.process_kinds = {{"db-server", kind::kDbServer, nullptr}, {"db-endpoint", kind::kDbEndpoint, nullptr},
+                     {"db-binlog-archiver", kind::kDbBinlogArchiver, nullptr}};
   m.addresses_in_use = [](const RegionContext& ctx, std::set<std::string>* in_use) {
     for (const auto& server : ctx.store->List(kind::kDbServer)) in_use->insert((*server)["Address"].get<std::string>());
   };

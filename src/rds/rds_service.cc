@@ -11,6 +11,7 @@
 #include "api/page_token.h"
 #include "common/ids.h"
 #include "common/time_util.h"
+#include "rds/db_backups.h"
 #include "rds/db_instances.h"
 
 namespace autopipe {
@@ -544,6 +545,37 @@ Json DbInstanceXml(const Json& db) {
   return out.Take();
 }
 
+Json DbSnapshotXml(const RegionContext& ctx, const Json& snap) {
+  JsonObject out;
+  const std::string id = snap["DBSnapshotIdentifier"];
+  out.Add("DBSnapshotIdentifier", id)
+      .Add("DBInstanceIdentifier", snap["DBInstanceIdentifier"])
+      .Add("SnapshotCreateTime", IsoTimeMillis(snap.value("SnapshotCreateTime", int64_t{0})))
+      .Add("Engine", snap["Engine"])
+      .Add("AllocatedStorage", snap["AllocatedStorage"])
+      .Add("Status", snap["Status"])
+      .Add("Port", snap["Port"])
+      .Add("AvailabilityZone", snap["AvailabilityZone"])
+      .Add("InstanceCreateTime", IsoTimeMillis(snap.value("InstanceCreateTime", int64_t{0})))
+      .Add("MasterUsername", snap["MasterUsername"])
+      .Add("EngineVersion", snap["EngineVersion"])
+      .Add("LicenseModel", kLicenseModel)
+      .Add("SnapshotType", snap["SnapshotType"])
+      .Add("OptionGroupName", OptionGroupName(snap))
+      .Add("PercentProgress", snap.value("PercentProgress", 0))
+      .Add("StorageType", snap["StorageType"])
+      .Add("Encrypted", false)
+      .Add("DBSnapshotArn", ctx.Arn("rds", "snapshot:" + id))
+      .Add("IAMDatabaseAuthenticationEnabled", false)
+      .Add("ProcessorFeatures", Json::array())
+      .Add("DbiResourceId", snap["DbiResourceId"])
+      .Add("TagList", Json::array())
+      .Add("OriginalSnapshotCreateTime", IsoTimeMillis(snap.value("OriginalSnapshotCreateTime", int64_t{0})))
+      .Add("SnapshotTarget", "region")
+      .Add("DedicatedLogVolume", false);
+  return out.Take();
+}
+
 Json EventXml(const Json& e) {
   JsonObject out;
   out.Add("SourceIdentifier", e["SourceIdentifier"])
@@ -597,6 +629,8 @@ class RdsService {
   Result<Json> StopDBInstance(const Params& p);
   Result<Json> StartDBInstance(const Params& p);
   Result<Json> DescribeEvents(const Params& p);
+  Result<Json> DescribeDBSnapshots(const Params& p);
+  Result<Json> DescribeDBInstanceAutomatedBackups(const Params& p);
   Result<Json> DescribeDBEngineVersions(const Params& p);
   Result<Json> DescribeOrderableDBInstanceOptions(const Params& p);
   Result<Json> AddTagsToResource(const Params& p);
@@ -998,7 +1032,18 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   spec["DeleteAutomatedBackups"] = delete_backups.value_or(true);
   if (final_id) spec["FinalDBSnapshotIdentifier"] = Lower(*final_id);
   db["DBInstanceStatus"] = rds::db_status::kDeleting;
-  return SaveAndRender(std::move(db));
+  // Automated backups kept (DeleteAutomatedBackups=false) are marked so; the backup controller deletes the
+  // others, and the instance's backup store, once the instance is gone (rds/db_backups.h).
+  std::vector<StoreWrite> writes;
+  if (!delete_backups.value_or(true)) {
+    for (const auto& snap : ctx_->store->List(kind::kDbSnapshot)) {
+      if ((*snap)["SnapshotType"] != "automated" || (*snap)["DbiResourceId"] != db["DbiResourceId"]) continue;
+      Json kept = *snap;
+      kept["Retained"] = true;
+      writes.push_back({kind::kDbSnapshot, kept["DBSnapshotIdentifier"], kept, std::nullopt});
+    }
+  }
+  return SaveAndRender(std::move(db), std::move(writes));
 }
 
 Result<Json> RdsService::StopDBInstance(const Params& p) {
@@ -1021,6 +1066,144 @@ Result<Json> RdsService::StartDBInstance(const Params& p) {
   db["Spec"]["Running"] = true;
   db["DBInstanceStatus"] = rds::db_status::kStarting;
   return SaveAndRender(std::move(db));
+}
+
+Result<Json> RdsService::DescribeDBSnapshots(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "DBSnapshots"));
+  AP_ASSIGN_OR_RETURN(auto filters, ReadFilters(p, {"db-instance-id", "db-snapshot-id", "dbi-resource-id",
+                                                    "snapshot-type", "engine"}));
+  static const std::set<std::string> kTypes = {"automated", "manual", "shared", "public", "awsbackup"};
+  auto type = p.Str("SnapshotType");
+  if (type && !type->empty() && !kTypes.count(*type)) {
+    return Status::InvalidParameterValue("Invalid snapshot type: " + *type);
+  }
+  auto instance = p.Str("DBInstanceIdentifier");
+  auto snapshot = p.Str("DBSnapshotIdentifier");
+  if (instance && snapshot && !instance->empty() && !snapshot->empty()) {
+    return InvalidParameterCombination("DBInstanceIdentifier and DBSnapshotIdentifier cannot both be given.");
+  }
+  std::string instance_key = instance ? Lower(*instance) : "";
+  const std::string arn_prefix = ctx_->Arn("rds", "db:");
+  if (instance_key.compare(0, arn_prefix.size(), arn_prefix) == 0) instance_key = instance_key.substr(arn_prefix.size());
+  std::string snapshot_key = snapshot ? Lower(*snapshot) : "";
+  const std::string snap_arn_prefix = ctx_->Arn("rds", "snapshot:");
+  if (snapshot_key.compare(0, snap_arn_prefix.size(), snap_arn_prefix) == 0)
+    snapshot_key = snapshot_key.substr(snap_arn_prefix.size());
+  std::vector<Doc> found;
+  if (!snapshot_key.empty()) {
+    auto doc = ctx_->store->GetVersioned(kind::kDbSnapshot, snapshot_key).doc;
+    if (!doc) return Status(404, "DBSnapshotNotFound", "DBSnapshot " + *snapshot + " not found.");
+    found.push_back(doc);
+  } else {
+    found = ctx_->store->List(kind::kDbSnapshot);
+  }
+  auto matches = [&](const Json& snap) {
+    if (!instance_key.empty() && snap["DBInstanceIdentifier"] != instance_key) return false;
+    if (type && !type->empty() && snap["SnapshotType"] != *type) return false;
+    for (const auto& [name, values] : filters) {
+      if (name == "db-instance-id") {
+        const std::string inst = snap["DBInstanceIdentifier"];
+        if (!values.count(inst) && !values.count(DbInstanceArn(*ctx_, inst))) return false;
+      } else if (name == "db-snapshot-id") {
+        if (!values.count(snap["DBSnapshotIdentifier"])) return false;
+      } else if (name == "dbi-resource-id") {
+        if (!values.count(snap["DbiResourceId"])) return false;
+      } else if (name == "snapshot-type") {
+        if (!values.count(snap["SnapshotType"])) return false;
+      } else if (name == "engine") {
+        if (!values.count(snap["Engine"])) return false;
+      }
+    }
+    return true;
+  };
+  std::vector<const Json*> selected;
+  for (const auto& doc : found) {
+    if (matches(*doc)) selected.push_back(doc.get());
+  }
+  // Oldest first, as RDS lists them.
+  std::stable_sort(selected.begin(), selected.end(), [](const Json* a, const Json* b) {
+    return a->value("SnapshotCreateTime", int64_t{0}) < b->value("SnapshotCreateTime", int64_t{0});
+  });
+  Json items = Json::array();
+  for (const Json* snap : selected) items.push_back(DbSnapshotXml(*ctx_, *snap));
+  return PageOf("DBSnapshots", "DBSnapshots", std::move(items), page);
+}
+
+// One entry per DbiResourceId with automated backups: the live instance's (Status active) or, once deleted, what
+// its retained snapshots say (Status retained). RestoreWindow: the end of the oldest automated backup to
+// LatestRestorableTime.
+Result<Json> RdsService::DescribeDBInstanceAutomatedBackups(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "DBInstanceAutomatedBackups"));
+  AP_ASSIGN_OR_RETURN(auto filters, ReadFilters(p, {"db-instance-id", "dbi-resource-id", "status"}));
+  auto by_instance = p.Str("DBInstanceIdentifier");
+  auto by_resource = p.Str("DbiResourceId");
+  struct Entry {
+    std::optional<Json> instance;
+    std::vector<Json> snapshots;
+  };
+  std::map<std::string, Entry> entries;  // by DbiResourceId
+  for (const auto& doc : ctx_->store->List(kind::kDbInstance)) {
+    if ((*doc).value("BackupRetentionPeriod", int64_t{0}) > 0) entries[(*doc)["DbiResourceId"]].instance = *doc;
+  }
+  for (const auto& doc : ctx_->store->List(kind::kDbSnapshot)) {
+    if ((*doc)["SnapshotType"] == "automated" && (*doc)["Status"] == "available")
+      entries[(*doc)["DbiResourceId"]].snapshots.push_back(*doc);
+  }
+  Json items = Json::array();
+  for (auto& [dbi, e] : entries) {
+    const Json& about = e.instance ? *e.instance : e.snapshots.front();
+    const std::string id = about["DBInstanceIdentifier"];
+    const std::string status = e.instance ? "active" : "retained";
+    if (by_instance && !by_instance->empty() && Lower(*by_instance) != id) continue;
+    if (by_resource && !by_resource->empty() && *by_resource != dbi) continue;
+    bool keep = true;
+    for (const auto& [name, values] : filters) {
+      if (name == "db-instance-id" && !values.count(id) && !values.count(DbInstanceArn(*ctx_, id))) keep = false;
+      if (name == "dbi-resource-id" && !values.count(dbi)) keep = false;
+      if (name == "status" && !values.count(status)) keep = false;
+    }
+    if (!keep) continue;
+    int64_t earliest = 0;
+    for (const auto& snap : e.snapshots) {
+      const int64_t end = snap.value("BackupEndTime", snap.value("SnapshotCreateTime", int64_t{0}));
+      if (earliest == 0 || end < earliest) earliest = end;
+    }
+    Json window = Json::object();
+    if (earliest) window["EarliestTime"] = IsoTimeMillis(earliest);
+    if (e.instance && e.instance->contains("LatestRestorableTime"))
+      window["LatestTime"] = IsoTimeMillis((*e.instance)["LatestRestorableTime"].get<int64_t>());
+    std::string ab = Lower(dbi.size() > 3 ? dbi.substr(3) : dbi);
+    JsonObject out;
+    out.Add("DBInstanceArn", DbInstanceArn(*ctx_, id))
+        .Add("DbiResourceId", dbi)
+        .Add("Region", ctx_->catalog->region())
+        .Add("DBInstanceIdentifier", id)
+        .Add("RestoreWindow", window)
+        .Add("AllocatedStorage", about["AllocatedStorage"])
+        .Add("Status", status)
+        .Add("Port", about["Port"])
+        .Add("AvailabilityZone", about["AvailabilityZone"])
+        .Add("InstanceCreateTime", IsoTimeMillis(about.value("InstanceCreateTime", int64_t{0})))
+        .Add("MasterUsername", about["MasterUsername"])
+        .Add("Engine", about["Engine"])
+        .Add("EngineVersion", about["EngineVersion"])
+        .Add("LicenseModel", kLicenseModel)
+        .Add("OptionGroupName", OptionGroupName(about))
+        .Add("Encrypted", false)
+        .Add("StorageType", about["StorageType"])
+        .Add("IAMDatabaseAuthenticationEnabled", false)
+        .Add("BackupRetentionPeriod", e.instance ? (*e.instance)["BackupRetentionPeriod"] : Json(0))
+        .Add("DBInstanceAutomatedBackupsArn", ctx_->Arn("rds", "auto-backup:ab-" + ab))
+        .Add("BackupTarget", "region")
+        .Add("DedicatedLogVolume", false);
+    items.push_back(out.Take());
+  }
+  const bool named = (by_instance && !by_instance->empty()) || (by_resource && !by_resource->empty());
+  if (named && items.empty()) {
+    return Status(404, "DBInstanceAutomatedBackupNotFound",
+                  "No automated backup found for " + (by_instance ? *by_instance : *by_resource) + ".");
+  }
+  return PageOf("DBInstanceAutomatedBackups", "DBInstanceAutomatedBackups", std::move(items), page);
 }
 
 Result<Json> RdsService::DescribeEvents(const Params& p) {
@@ -1207,6 +1390,10 @@ ApiService RdsApi(RegionContext* ctx) {
       {"TagList", "Tag"},
       {"Tags", "Tag"},
       {"Events", "Event"},
+      {"DBSnapshots", "DBSnapshot"},
+      {"DBInstanceAutomatedBackups", "DBInstanceAutomatedBackup"},
+      {"DBInstanceAutomatedBackupsReplications", "DBInstanceAutomatedBackupsReplication"},
+      {"ProcessorFeatures", "ProcessorFeature"},
       {"EventCategories", "EventCategory"},
       {"DBEngineVersions", "DBEngineVersion"},
       {"ValidUpgradeTarget", "UpgradeTarget"},
@@ -1226,6 +1413,9 @@ ApiService RdsApi(RegionContext* ctx) {
       op("StopDBInstance", Access::kWrite, &RdsService::StopDBInstance),
       op("StartDBInstance", Access::kWrite, &RdsService::StartDBInstance),
       op("DescribeEvents", Access::kRead, &RdsService::DescribeEvents, {kFilters, {"EventCategories", 20, "EventCategory"}}),
+      op("DescribeDBSnapshots", Access::kRead, &RdsService::DescribeDBSnapshots, {kFilters}),
+      op("DescribeDBInstanceAutomatedBackups", Access::kRead, &RdsService::DescribeDBInstanceAutomatedBackups,
+         {kFilters}),
       op("DescribeDBEngineVersions", Access::kRead, &RdsService::DescribeDBEngineVersions, {kFilters}),
       op("DescribeOrderableDBInstanceOptions", Access::kRead, &RdsService::DescribeOrderableDBInstanceOptions,
          {kFilters}),

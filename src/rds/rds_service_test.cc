@@ -11,6 +11,7 @@
 
 #include "api/api_server.h"
 #include "common/time_util.h"
+#include "rds/db_backups.h"
 #include "rds/db_instances.h"
 #include "region/region_fixture.h"
 #include "store/store.h"
@@ -721,6 +722,131 @@ TEST_F(RdsServiceTest, TagsAddListRemove) {
   FormParams many = {{"ResourceName", arn}};
   for (int i = 1; i <= 50; ++i) many["Tags.Tag." + std::to_string(i) + ".Key"] = "k" + std::to_string(i);
   ExpectRefused("AddTagsToResource", many, "TagQuotaPerResourceExceeded");  // 51 with "team"
+}
+
+}  // namespace
+}  // namespace autopipe
+
+// ---- DescribeDBSnapshots, DescribeDBInstanceAutomatedBackups ---------------------------------------------------
+
+namespace autopipe {
+namespace {
+
+class RdsSnapshotsTest : public RdsServiceTest {
+ protected:
+  // Stands in for the backup controller: an automated snapshot of `id` taken at `at` (ms).
+  void PutSnapshot(const std::string& id, int64_t at, const std::string& status = "available") {
+    const Json db = Stored(id);
+    const std::string sid = rds::AutomatedSnapshotId(id, at);
+    Json snap = {{"DBSnapshotIdentifier", sid},
+                 {"DBInstanceIdentifier", id},
+                 {"DbiResourceId", db["DbiResourceId"]},
+                 {"SnapshotType", "automated"},
+                 {"Status", status},
+                 {"PercentProgress", status == "available" ? 100 : 0},
+                 {"SnapshotCreateTime", at},
+                 {"OriginalSnapshotCreateTime", at},
+                 {"BackupEndTime", at + 2000},
+                 {"InstanceCreateTime", db["InstanceCreateTime"]},
+                 {"Engine", db["Engine"]},
+                 {"EngineVersion", db["EngineVersion"]},
+                 {"AllocatedStorage", db["AllocatedStorage"]},
+                 {"StorageType", db["StorageType"]},
+                 {"Port", db["Port"]},
+                 {"AvailabilityZone", db["AvailabilityZone"]},
+                 {"MasterUsername", db["MasterUsername"]},
+                 {"StorePath", "/nowhere"}};
+    ASSERT_TRUE(store_->Put(kind::kDbSnapshot, sid, snap).ok());
+  }
+};
+
+constexpr int64_t kMinuteMs = 60'000;
+constexpr int64_t kT0 = 1'796'083'200'000;  // 2026-12-01 00:00 UTC
+
+TEST_F(RdsSnapshotsTest, ListsFiltersAndPagesAutomatedSnapshots) {
+  Create();
+  Create("other-db");
+  for (int i = 0; i < 25; ++i) PutSnapshot(kId, kT0 + (24 - i) * kMinuteMs);  // stored newest first
+  PutSnapshot("other-db", kT0);
+
+  // Oldest first, 20 a page, then the rest after the Marker.
+  Json page1 = MustCall("DescribeDBSnapshots", {{"DBInstanceIdentifier", kId}, {"MaxRecords", "20"}});
+  ASSERT_EQ(page1["DBSnapshots"].size(), 20u);
+  EXPECT_EQ(page1["DBSnapshots"][0]["DBSnapshotIdentifier"], "rds:auto-pipeline-db-2026-12-01-00-00");
+  ASSERT_TRUE(page1.contains("Marker"));
+  Json page2 =
+      MustCall("DescribeDBSnapshots",
+               {{"DBInstanceIdentifier", kId}, {"MaxRecords", "20"}, {"Marker", page1["Marker"].get<std::string>()}});
+  ASSERT_EQ(page2["DBSnapshots"].size(), 5u);
+  EXPECT_EQ(page2["DBSnapshots"][4]["DBSnapshotIdentifier"], "rds:auto-pipeline-db-2026-12-01-00-24");
+  EXPECT_FALSE(page2.contains("Marker"));
+
+  // The fields boto3 reads.
+  const Json& s = page1["DBSnapshots"][0];
+  EXPECT_EQ(s["SnapshotType"], "automated");
+  EXPECT_EQ(s["Status"], "available");
+  EXPECT_EQ(s["PercentProgress"], 100);
+  EXPECT_EQ(s["Engine"], "mysql");
+  EXPECT_EQ(s["MasterUsername"], "admin");
+  EXPECT_EQ(s["SnapshotCreateTime"], "2026-12-01T00:00:00.000Z");
+  EXPECT_EQ(s["DBSnapshotArn"], "arn:aws:rds:us-west-2:123456789012:snapshot:rds:auto-pipeline-db-2026-12-01-00-00");
+  EXPECT_FALSE(s.contains("StorePath"));
+
+  // By id, by type, by filter; every instance's when no instance is named.
+  EXPECT_EQ(MustCall("DescribeDBSnapshots", {{"DBSnapshotIdentifier", "rds:other-db-2026-12-01-00-00"}})["DBSnapshots"]
+                .size(),
+            1u);
+  EXPECT_EQ(MustCall("DescribeDBSnapshots", {{"DBInstanceIdentifier", kId}, {"SnapshotType", "manual"}})["DBSnapshots"]
+                .size(),
+            0u);
+  EXPECT_EQ(MustCall("DescribeDBSnapshots", {{"Filters.Filter.1.Name", "db-instance-id"},
+                                             {"Filters.Filter.1.Values.Value.1", "other-db"}})["DBSnapshots"]
+                .size(),
+            1u);
+  EXPECT_EQ(MustCall("DescribeDBSnapshots", {{"MaxRecords", "100"}})["DBSnapshots"].size(), 26u);
+
+  ExpectRefused("DescribeDBSnapshots", {{"DBSnapshotIdentifier", "rds:nope-2026-12-01-00-00"}}, "DBSnapshotNotFound",
+                404);
+  ExpectRefused("DescribeDBSnapshots", {{"SnapshotType", "weekly"}}, "InvalidParameterValue");
+  ExpectRefused("DescribeDBSnapshots", {{"MaxRecords", "19"}}, "InvalidParameterValue");
+  ExpectRefused("DescribeDBSnapshots",
+                {{"DBInstanceIdentifier", kId}, {"DBSnapshotIdentifier", "rds:other-db-2026-12-01-00-00"}},
+                "InvalidParameterCombination");
+  std::string xml = Xml("DescribeDBSnapshots", page2);
+  EXPECT_NE(xml.find("<DBSnapshots><DBSnapshot>"), std::string::npos) << xml;
+}
+
+TEST_F(RdsSnapshotsTest, AutomatedBackupsAndTheirRestoreWindow) {
+  Create();
+  PutSnapshot(kId, kT0);
+  PutSnapshot(kId, kT0 + 24 * 60 * kMinuteMs);
+  PutSnapshot(kId, kT0 + 25 * 60 * kMinuteMs, "creating");  // not restorable yet
+  Json db = Stored();
+  db["LatestRestorableTime"] = kT0 + 30 * 60 * kMinuteMs;
+  ASSERT_TRUE(store_->Put(kind::kDbInstance, kId, db).ok());
+
+  Json r = MustCall("DescribeDBInstanceAutomatedBackups", {{"DBInstanceIdentifier", kId}});
+  ASSERT_EQ(r["DBInstanceAutomatedBackups"].size(), 1u);
+  const Json& b = r["DBInstanceAutomatedBackups"][0];
+  EXPECT_EQ(b["Status"], "active");
+  EXPECT_EQ(b["DBInstanceIdentifier"], kId);
+  EXPECT_EQ(b["DbiResourceId"], db["DbiResourceId"]);
+  EXPECT_EQ(b["RestoreWindow"]["EarliestTime"], "2026-12-01T00:00:02.000Z");  // the oldest backup's end
+  EXPECT_EQ(b["RestoreWindow"]["LatestTime"], "2026-12-02T06:00:00.000Z");
+  EXPECT_EQ(b["BackupRetentionPeriod"], 1);
+
+  ExpectRefused("DescribeDBInstanceAutomatedBackups", {{"DBInstanceIdentifier", "nope"}},
+                "DBInstanceAutomatedBackupNotFound", 404);
+  // Deleted with DeleteAutomatedBackups=false: the snapshots are kept (marked Retained); the instance's entry then
+  // comes from them, `retained`.
+  SetStatus("available");
+  MustCall("DeleteDBInstance",
+           {{"DBInstanceIdentifier", kId}, {"SkipFinalSnapshot", "true"}, {"DeleteAutomatedBackups", "false"}});
+  for (const auto& snap : store_->List(kind::kDbSnapshot)) EXPECT_TRUE((*snap).value("Retained", false));
+  ASSERT_TRUE(store_->Delete(kind::kDbInstance, kId).ok());  // what the controller does once it is gone
+  r = MustCall("DescribeDBInstanceAutomatedBackups", {{"DBInstanceIdentifier", kId}});
+  ASSERT_EQ(r["DBInstanceAutomatedBackups"].size(), 1u);
+  EXPECT_EQ(r["DBInstanceAutomatedBackups"][0]["Status"], "retained");
 }
 
 }  // namespace

@@ -230,9 +230,12 @@ class RdsApiTest(unittest.TestCase):
         self.assertTrue(all("backup" in e["EventCategories"] for e in backup_only))
         for e in events:
             self.assertEqual(e["SourceArn"], "arn:aws:rds:us-west-2:123456789012:db:app-db")
-        # Events of another source, or of another time, are not shown.
-        self.assertEqual(c.describe_events(SourceType="db-instance", SourceIdentifier="other-db",
-                                           EventCategories=["backup"])["Events"], [])
+        # Events of another source, or of another time, are not shown. (other-db has backup events of its own
+        # now that automated backups are real.)
+        self.assertTrue(all(e["SourceIdentifier"] == "app-db" for e in events + backup_only))
+        self.assertTrue(all(e["SourceIdentifier"] == "other-db" for e in c.describe_events(
+            SourceType="db-instance", SourceIdentifier="other-db", EventCategories=["backup"])["Events"]))
+        self.assertEqual(c.describe_events(SourceType="db-instance", SourceIdentifier="no-such-db")["Events"], [])
         import datetime
         future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
         self.assertEqual(c.describe_events(StartTime=future, EndTime=future + datetime.timedelta(hours=1))["Events"],
