@@ -167,11 +167,22 @@ def sysbench(host, seconds, prepare):
     raise RuntimeError("no sysbench result:\n" + out)
 
 
+def print_failovers(unplanned, planned):
+    ms = lambda v: v * 1000  # noqa: E731
+    print("| unplanned failover, kill -9 -> first write (ms) | p50 %.0f, p90 %.0f, max %.0f (n=%d) | RDS documents 60-120 s |"
+          % (ms(statistics.median(unplanned)), ms(pct(unplanned, 90)), ms(max(unplanned)), len(unplanned)))
+    print("| planned failover write pause (ms) | p50 %.0f, p90 %.0f, max %.0f (n=%d) | - |"
+          % (ms(statistics.median(planned)), ms(pct(planned, 90)), ms(max(planned)), len(planned)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--sysbench-seconds", type=int, default=20)
+    ap.add_argument("--skip-failovers", action="store_true", help="only create, commit latency and sysbench")
     args = ap.parse_args()
+    if args.skip_failovers:
+        args.trials = 0
 
     region = harness.Region("bench.rds")
     region.start()
@@ -216,10 +227,8 @@ def main():
         print("\n## Results (%s)" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
         print("| measure | autopipe | peer (same run or documented) |")
         print("|---|---|---|")
-        print("| unplanned failover, kill -9 -> first write (ms) | p50 %.0f, p90 %.0f, max %.0f (n=%d) | RDS documents 60-120 s |"
-              % (ms(statistics.median(unplanned)), ms(pct(unplanned, 90)), ms(max(unplanned)), len(unplanned)))
-        print("| planned failover write pause (ms) | p50 %.0f, p90 %.0f, max %.0f (n=%d) | - |"
-              % (ms(statistics.median(planned)), ms(pct(planned, 90)), ms(max(planned)), len(planned)))
+        if args.trials:
+            print_failovers(unplanned, planned)
         print("| create to available (s) | first %.2f, later %s | RDS: minutes |" % (first, "/".join("%.2f" % t for t in later)))
         print("| commit latency p50 / p99 (ms) | Multi-AZ semi-sync %.2f / %.2f | Single-AZ %.2f / %.2f |"
               % (ms(statistics.median(semi)), ms(pct(semi, 99)), ms(statistics.median(single)), ms(pct(single, 99))))
