@@ -384,8 +384,9 @@ class Service {
       if (m.last_millis < now - 14LL * 86400 * 1000) continue;  // ListMetrics shows two weeks
       bool match = true;
       for (const auto& [fk, fv] : filters) {
+        const auto& name = fk;  // a structured binding cannot be captured before C++20 in clang 14
         auto it = std::find_if(m.key.dimensions.begin(), m.key.dimensions.end(),
-                               [&](const auto& d) { return d.first == fk; });
+                               [&](const auto& d) { return d.first == name; });
         if (it == m.key.dimensions.end() || (fv && it->second != *fv)) match = false;
       }
       if (!match) continue;

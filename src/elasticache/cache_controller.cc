@@ -403,9 +403,9 @@ bool CacheClusterController::FormCluster(Pass& pass) {
       if (p.nodes.size() < n) {
         // Meet every node it does not know yet, all at once: the handshakes then run in parallel.
         for (const auto& [oid, other] : pass.nodes) {
-          const bool known = std::any_of(p.nodes.begin(), p.nodes.end(), [&](const ClusterNode& cn) {
-            return cn.ip == other["Address"].get<std::string>();
-          });
+          const std::string address = other["Address"].get<std::string>();  // clang 14: no capture of a binding
+          const bool known = std::any_of(p.nodes.begin(), p.nodes.end(),
+                                         [&](const ClusterNode& cn) { return cn.ip == address; });
           if (oid != id && !known) {
             (void)Run(node, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
           }
