@@ -378,6 +378,17 @@ Status RunPolicyForAlarm(RegionContext* ctx, const std::string& policy_arn, cons
   return st;
 }
 
+void DeleteGroupPolicyWrites(const RegionContext& ctx, const Json& group, std::vector<StoreWrite>* writes) {
+  for (const auto& p : ctx.store->List(kind::kScalingPolicy)) {
+    if ((*p)["AutoScalingGroupName"] != group["AutoScalingGroupName"] ||
+        p->value("AutoScalingGroupARN", Json()) != group["AutoScalingGroupARN"]) {
+      continue;
+    }
+    writes->push_back({kind::kScalingPolicy, (*p)["Uuid"], std::nullopt});
+    DeleteTrackingAlarmWrites(ctx, *p, writes);
+  }
+}
+
 // ---- the API ----------------------------------------------------------------------------------------------------
 
 namespace {

@@ -127,6 +127,7 @@ TEST_F(ScalingPolicyTest, PoliciesGoWithTheirGroup) {
                                       {"LaunchConfigurationName", "lc"},
                                       {"AvailabilityZones.member.1", "us-west-2a"}});
   EXPECT_TRUE(MustCall("DescribePolicies", {})["ScalingPolicies"].empty()) << "the old group's policy is gone";
+  EXPECT_EQ(store_->Count(kind::kScalingPolicy), 0u) << "deleted with its group";
   EXPECT_FALSE(Call("ExecutePolicy", {{"PolicyName", arn}}).ok());
   AlarmStateChange c;
   c.alarm_name = "a";
@@ -338,6 +339,21 @@ TEST_F(ScalingPolicyTest, TargetTrackingOwnsItsAlarmsAndScalesInProportion) {
     EXPECT_EQ(Call("PutScalingPolicy", p).status().code(), "ValidationError");
   }
   EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 0u);
+}
+
+TEST_F(ScalingPolicyTest, TargetTrackingAlarmsGoWithTheGroup) {
+  MustCall("PutScalingPolicy", {{"AutoScalingGroupName", kGroup},
+                                {"PolicyName", "cpu50"},
+                                {"PolicyType", "TargetTrackingScaling"},
+                                {"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                                 "ASGAverageNetworkIn"},
+                                {"TargetTrackingConfiguration.TargetValue", "1000000"}});
+  EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 2u);
+  MustCall("DeleteAutoScalingGroup", {{"AutoScalingGroupName", kGroup}, {"ForceDelete", "true"}});
+  for (int i = 0; i < 20 && store_->Get(kind::kAutoScalingGroup, kGroup); ++i) runner_->RunPass();
+  ASSERT_FALSE(store_->Get(kind::kAutoScalingGroup, kGroup));
+  EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 0u);
+  EXPECT_EQ(store_->Count(kind::kScalingPolicy), 0u);
 }
 
 }  // namespace
