@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "autoscaling/groups.h"
+#include "autoscaling/policies.h"
 #include "autoscaling/termination_policy.h"
 #include "common/log.h"
 #include "ec2/instances.h"
@@ -33,6 +34,7 @@ Status GroupController::ReconcileLocked(const std::string& name) {
 
   if (group["Deleting"].get<bool>() && group["Instances"].empty()) {
     writes.push_back({kind::kAutoScalingGroup, name, std::nullopt});
+    DeleteGroupPolicyWrites(*ctx_, group, &writes);  // its policies and their target tracking alarms go with it
     spdlog::info("group={} deleted", name);
   } else if (group != *found) {
     writes.push_back({kind::kAutoScalingGroup, name, group});

@@ -8,7 +8,9 @@
 #include <set>
 
 #include "api/page_token.h"
+#include "api/protocol.h"
 #include "autoscaling/groups.h"
+#include "cloudwatch/cloudwatch_region.h"
 #include "common/ids.h"
 
 namespace autopipe {
@@ -56,6 +58,74 @@ std::vector<StepAdjustment> StepsOf(const Json& policy) {
     steps.push_back(s);
   }
   return steps;
+}
+
+// ---- target tracking ------------------------------------------------------------------------------------------
+
+// What a predefined metric type tracks: the AWS/EC2 metric averaged over the group.
+std::optional<std::string> TrackedMetric(const std::string& predefined) {
+  if (predefined == "ASGAverageCPUUtilization") return "CPUUtilization";
+  if (predefined == "ASGAverageNetworkIn") return "NetworkIn";
+  if (predefined == "ASGAverageNetworkOut") return "NetworkOut";
+  return std::nullopt;
+}
+
+// One of the two alarms Auto Scaling owns for a target tracking policy, as the cloudwatch-alarm document
+// PutMetricAlarm would write (cloudwatch/cloudwatch_region.h), in DescribeAlarms' member order.
+Json TrackingAlarmDoc(const RegionContext& ctx, const Json& policy, bool high, const std::string& alarm_name,
+                      int64_t now) {
+  const Json& tt = policy["TargetTrackingConfiguration"];
+  const double target = tt["TargetValue"];
+  Json a = Json::object();
+  a["AlarmName"] = alarm_name;
+  a["AlarmArn"] = ctx.Arn("cloudwatch", "alarm:" + alarm_name);
+  a["AlarmDescription"] = "DO NOT EDIT OR DELETE. For TargetTrackingScaling policy " +
+                          policy["PolicyARN"].get<std::string>() + ".";
+  a["AlarmConfigurationUpdatedTimestamp"] = now;
+  a["ActionsEnabled"] = true;
+  a["OKActions"] = Json::array();
+  a["AlarmActions"] = Json::array({policy["PolicyARN"]});
+  a["InsufficientDataActions"] = Json::array();
+  a["StateValue"] = "INSUFFICIENT_DATA";
+  a["StateReason"] = "Unchecked: Initial alarm creation";
+  a["StateUpdatedTimestamp"] = now;
+  a["MetricName"] = *TrackedMetric(tt["PredefinedMetricSpecification"]["PredefinedMetricType"]);
+  a["Namespace"] = "AWS/EC2";
+  a["Statistic"] = "Average";
+  a["Dimensions"] = Json::array({{{"Name", "AutoScalingGroupName"}, {"Value", policy["AutoScalingGroupName"]}}});
+  a["Period"] = 60;
+  // AWS's fixed shapes: scale out after 3 minutes above the target, in after 15 minutes below 90% of it.
+  a["EvaluationPeriods"] = high ? 3 : 15;
+  a["DatapointsToAlarm"] = high ? 3 : 15;
+  a["Threshold"] = high ? target : target * 0.9;
+  a["ComparisonOperator"] = high ? "GreaterThanThreshold" : "LessThanThreshold";
+  a["StateTransitionedTimestamp"] = now;
+  a["Tags"] = Json::array();
+  return a;
+}
+
+// The writes that create a target tracking policy's alarms (named in policy["Alarms"]) with their history.
+void TrackingAlarmWrites(const RegionContext& ctx, const Json& policy, int64_t now, std::vector<StoreWrite>* w) {
+  for (const auto& ref : policy["Alarms"]) {
+    const std::string name = ref["AlarmName"];
+    const bool high = name.find("-AlarmHigh-") != std::string::npos;
+    Json doc = TrackingAlarmDoc(ctx, policy, high, name, now);
+    w->push_back(cloudwatch::AppendHistory(
+        ctx, name,
+        {cloudwatch::HistoryItem(name, now, "ConfigurationUpdate", "Alarm \"" + name + "\" created",
+                                 Json{{"version", "1.0"}, {"type", "Create"},
+                                      {"updatedAlarm", ExpandParts(cloudwatch::RenderAlarm(doc))}})},
+        now));
+    w->push_back({cloudwatch::kind::kAlarm, name, std::move(doc)});
+  }
+}
+
+// The writes that delete a target tracking policy's alarms (their history stays, as CloudWatch keeps it).
+void DeleteTrackingAlarmWrites(const RegionContext& ctx, const Json& policy, std::vector<StoreWrite>* w) {
+  for (const auto& ref : policy.value("Alarms", Json::array())) {
+    const std::string name = ref["AlarmName"];
+    if (ctx.store->Get(cloudwatch::kind::kAlarm, name)) w->push_back({cloudwatch::kind::kAlarm, name, std::nullopt});
+  }
 }
 
 }  // namespace
@@ -213,6 +283,26 @@ Status RunPolicy(RegionContext* ctx, const Json& policy, const PolicyTrigger& tr
     } else {
       want = target;
     }
+  } else if (type == "TargetTrackingScaling" && !trigger.alarm_name.empty()) {
+    // Capacity in proportion to the metric: ceil(capacity x value / target), counting only members past their
+    // warm-up (those warming count as already added). Out as soon as the high alarm fires; in conservatively:
+    // not while a member warms up, and at most a tenth of the group (at least one) per run (the low alarm repeats
+    // every minute while it holds).
+    if (!trigger.metric_value) return Validation("alarm " + trigger.alarm_name + " gave no datapoints");
+    const double target = policy["TargetTrackingConfiguration"]["TargetValue"];
+    const int64_t warmup = policy.contains("EstimatedInstanceWarmup")
+                               ? policy["EstimatedInstanceWarmup"].get<int64_t>()
+                               : g.value("DefaultInstanceWarmup", g["DefaultCooldown"].get<int64_t>());
+    bool warming = false;
+    const int warmed = WarmedCapacity(*ctx, g, warmup, &warming);
+    const int proportional = static_cast<int>(std::ceil(warmed * *trigger.metric_value / target - 1e-9));
+    if (*trigger.metric_value > target) {
+      want = std::max(old, proportional);
+    } else if (*trigger.metric_value < target && !warming &&
+               !policy["TargetTrackingConfiguration"].value("DisableScaleIn", false)) {
+      want = std::max(proportional, old - std::max(1, old / 10));
+      want = std::min(want, old);
+    }
   } else {
     return Validation("Policy " + name + " of type " + type + " cannot be executed");
   }
@@ -250,7 +340,9 @@ Status RunPolicyForAlarm(RegionContext* ctx, const std::string& policy_arn, cons
   t.alarm_name = change.alarm_name;
   t.alarm_state = change.new_state;
   t.honor_cooldown = true;
-  if ((*policy)["PolicyType"] == "StepScaling") {
+  const bool tracking = (*policy)["PolicyType"] == "TargetTrackingScaling";
+  if (tracking && change.new_state != "ALARM") return Status::Ok();
+  if ((*policy)["PolicyType"] == "StepScaling" || tracking) {
     Json data = Json::parse(change.reason_data, nullptr, false);
     std::vector<double> points;
     if (data.is_object() && data.contains("recentDatapoints") && data["recentDatapoints"].is_array()) {
@@ -267,7 +359,7 @@ Status RunPolicyForAlarm(RegionContext* ctx, const std::string& policy_arn, cons
       return Status::Validation("alarm " + change.alarm_name + " gave no datapoints for step policy " +
                                 (*policy)["PolicyName"].get<std::string>());
     }
-    const std::string agg = policy->value("MetricAggregationType", "Average");
+    const std::string agg = tracking ? "Average" : policy->value("MetricAggregationType", "Average");
     double v = points.front();
     if (agg == "Minimum") {
       v = *std::min_element(points.begin(), points.end());
@@ -286,6 +378,17 @@ Status RunPolicyForAlarm(RegionContext* ctx, const std::string& policy_arn, cons
   return st;
 }
 
+void DeleteGroupPolicyWrites(const RegionContext& ctx, const Json& group, std::vector<StoreWrite>* writes) {
+  for (const auto& p : ctx.store->List(kind::kScalingPolicy)) {
+    if ((*p)["AutoScalingGroupName"] != group["AutoScalingGroupName"] ||
+        p->value("AutoScalingGroupARN", Json()) != group["AutoScalingGroupARN"]) {
+      continue;
+    }
+    writes->push_back({kind::kScalingPolicy, (*p)["Uuid"], std::nullopt});
+    DeleteTrackingAlarmWrites(ctx, *p, writes);
+  }
+}
+
 // ---- the API ----------------------------------------------------------------------------------------------------
 
 namespace {
@@ -299,6 +402,7 @@ class PolicyService {
   Result<Json> ExecutePolicy(const Params& p);
 
  private:
+  Result<Json> PutTargetTracking(const Params& p, const std::string& group, const std::string& name);
   // The policy named by name or ARN (in `group` when given).
   Result<std::pair<std::string, Json>> Find(const std::optional<std::string>& group, const std::string& name_or_arn);
   RegionContext* ctx_;
@@ -343,9 +447,10 @@ Result<Json> PolicyService::PutScalingPolicy(const Params& p) {
   static const std::set<std::string> kTypes = {"SimpleScaling", "StepScaling", "TargetTrackingScaling",
                                                "PredictiveScaling"};
   if (!kTypes.count(type)) return Validation("Unsupported policy type " + type);
-  if (type == "TargetTrackingScaling" || type == "PredictiveScaling") {
-    return Validation("PolicyType " + type + " is not supported by this region (SimpleScaling and StepScaling are)");
+  if (type == "PredictiveScaling") {
+    return Validation("PolicyType " + type + " is not supported by this region");
   }
+  if (type == "TargetTrackingScaling") return PutTargetTracking(p, group, name);
   auto adjustment_type = p.Str("AdjustmentType");
   if (!adjustment_type) return Validation("AdjustmentType is required for " + type + " policies");
   static const std::set<std::string> kAdjustments = {"ChangeInCapacity", "ExactCapacity", "PercentChangeInCapacity"};
@@ -429,15 +534,82 @@ Result<Json> PolicyService::PutScalingPolicy(const Params& p) {
   return Json{{"PolicyARN", out["PolicyARN"]}, {"Alarms", Json::array()}};
 }
 
+Result<Json> PolicyService::PutTargetTracking(const Params& p, const std::string& group, const std::string& name) {
+  for (const char* k : {"AdjustmentType", "ScalingAdjustment", "MinAdjustmentMagnitude", "Cooldown",
+                        "MetricAggregationType"}) {
+    if (p.Has(k)) return Validation(std::string(k) + " is not valid for TargetTrackingScaling policies");
+  }
+  if (p.ListSize("StepAdjustments")) return Validation("StepAdjustments are not valid for TargetTrackingScaling policies");
+  const std::string tc = "TargetTrackingConfiguration.";
+  auto target_text = p.Str(tc + "TargetValue");
+  if (!target_text) return NullError("targetTrackingConfiguration.targetValue");
+  FormParams flat{{"TargetValue", *target_text}};
+  AP_ASSIGN_OR_RETURN(auto target, Double(flat, "TargetValue", "targetTrackingConfiguration.targetValue"));
+  if (*target <= 0) return Validation("TargetValue must be greater than 0");
+  if (p.Has(tc + "CustomizedMetricSpecification.MetricName")) {
+    return Validation("CustomizedMetricSpecification is not supported by this region (PredefinedMetricSpecification "
+                      "with ASGAverageCPUUtilization, ASGAverageNetworkIn or ASGAverageNetworkOut is)");
+  }
+  auto predefined = p.Str(tc + "PredefinedMetricSpecification.PredefinedMetricType");
+  if (!predefined) {
+    return Validation("Either PredefinedMetricSpecification or CustomizedMetricSpecification must be specified");
+  }
+  if (!TrackedMetric(*predefined)) {
+    return Validation("Unsupported PredefinedMetricType " + *predefined +
+                      " (ASGAverageCPUUtilization, ASGAverageNetworkIn and ASGAverageNetworkOut are supported; "
+                      "ALBRequestCountPerTarget needs an Application Load Balancer target group)");
+  }
+  AP_ASSIGN_OR_RETURN(auto disable_in, p.Bool(tc + "DisableScaleIn"));
+  AP_ASSIGN_OR_RETURN(auto warmup, IntIn(p, "EstimatedInstanceWarmup", 0, kMaxPolicyValue));
+  AP_ASSIGN_OR_RETURN(auto enabled, p.Bool("Enabled"));
+  auto g = ctx_->store->Get(kind::kAutoScalingGroup, group);
+  if (!g) return Validation("AutoScalingGroup name not found - AutoScalingGroup " + group + " not found");
+
+  std::string id = NewUuid();
+  std::vector<StoreWrite> writes;
+  for (const auto& doc : ctx_->store->List(kind::kScalingPolicy)) {
+    if ((*doc)["AutoScalingGroupName"] != group || (*doc)["PolicyName"] != name) continue;
+    if (PolicyOfLiveGroup(*ctx_, *doc)) {
+      id = (*doc)["Uuid"];  // an update keeps the policy's ARN; its alarms are made anew
+    } else {
+      writes.push_back({kind::kScalingPolicy, (*doc)["Uuid"], std::nullopt});
+    }
+    DeleteTrackingAlarmWrites(*ctx_, *doc, &writes);
+  }
+  Json out = {{"Uuid", id},
+              {"AutoScalingGroupName", group},
+              {"AutoScalingGroupARN", (*g)["AutoScalingGroupARN"]},
+              {"PolicyName", name},
+              {"PolicyARN", PolicyArn(*ctx_, id, group, name)},
+              {"PolicyType", "TargetTrackingScaling"}};
+  if (warmup) out["EstimatedInstanceWarmup"] = *warmup;
+  out["TargetTrackingConfiguration"] = {{"PredefinedMetricSpecification", {{"PredefinedMetricType", *predefined}}},
+                                        {"TargetValue", *target},
+                                        {"DisableScaleIn", disable_in.value_or(false)}};
+  out["Enabled"] = enabled.value_or(true);
+  Json alarms = Json::array();
+  for (const char* which : {"AlarmHigh", "AlarmLow"}) {
+    if (std::string(which) == "AlarmLow" && disable_in.value_or(false)) continue;
+    const std::string alarm = "TargetTracking-" + group + "-" + which + "-" + NewUuid();
+    alarms.push_back({{"AlarmName", alarm}, {"AlarmARN", ctx_->Arn("cloudwatch", "alarm:" + alarm)}});
+  }
+  out["Alarms"] = alarms;
+  // A removed writes entry for an alarm name never collides with the new ones (fresh uuids).
+  TrackingAlarmWrites(*ctx_, out, ctx_->clock->NowMillis(), &writes);
+  writes.push_back({kind::kScalingPolicy, id, out});
+  AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
+  return Json{{"PolicyARN", out["PolicyARN"]}, {"Alarms", alarms}};
+}
+
 Json Describe(const Json& p) {
   Json out = Json::object();
   for (const char* k : {"AutoScalingGroupName", "PolicyName", "PolicyARN", "PolicyType", "AdjustmentType",
                         "MinAdjustmentMagnitude", "ScalingAdjustment", "Cooldown", "StepAdjustments",
-                        "MetricAggregationType", "EstimatedInstanceWarmup"}) {
+                        "MetricAggregationType", "EstimatedInstanceWarmup", "TargetTrackingConfiguration"}) {
     if (p.contains(k)) out[k] = p[k];
   }
   if (!out.contains("StepAdjustments")) out["StepAdjustments"] = Json::array();
-  out["Alarms"] = Json::array();
+  out["Alarms"] = p.value("Alarms", Json::array());
   out["Enabled"] = p.value("Enabled", true);
   return out;
 }
@@ -480,7 +652,9 @@ Result<Json> PolicyService::DescribePolicies(const Params& p) {
 Result<Json> PolicyService::DeletePolicy(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "PolicyName", "policyName"));
   AP_ASSIGN_OR_RETURN(auto found, Find(p.Str("AutoScalingGroupName"), name));
-  AP_RETURN_IF_ERROR(ctx_->store->Commit({{kind::kScalingPolicy, found.first, std::nullopt}}));
+  std::vector<StoreWrite> writes = {{kind::kScalingPolicy, found.first, std::nullopt}};
+  DeleteTrackingAlarmWrites(*ctx_, found.second, &writes);  // the alarms Auto Scaling made go with the policy
+  AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
   return Json();
 }
 

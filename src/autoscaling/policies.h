@@ -81,6 +81,10 @@ Status RunPolicy(RegionContext* ctx, const Json& policy, const PolicyTrigger& tr
 // threshold). Takes RegionContext::mu.
 Status RunPolicyForAlarm(RegionContext* ctx, const std::string& policy_arn, const AlarmStateChange& change);
 
+// The writes that delete the policies of `group` (being deleted) and the CloudWatch alarms their target tracking
+// made, as AWS deletes them with the group. Call with RegionContext::mu held.
+void DeleteGroupPolicyWrites(const RegionContext& ctx, const Json& group, std::vector<StoreWrite>* writes);
+
 // PutScalingPolicy, DescribePolicies, DeletePolicy and ExecutePolicy, for the autoscaling ApiService.
 std::vector<Operation> ScalingPolicyOperations(RegionContext* ctx);
 

@@ -9,6 +9,7 @@
 
 #include "autoscaling/groups.h"
 #include "autoscaling/module.h"
+#include "cloudwatch/cloudwatch_region.h"
 #include "region/region_fixture.h"
 
 namespace autopipe {
@@ -126,6 +127,7 @@ TEST_F(ScalingPolicyTest, PoliciesGoWithTheirGroup) {
                                       {"LaunchConfigurationName", "lc"},
                                       {"AvailabilityZones.member.1", "us-west-2a"}});
   EXPECT_TRUE(MustCall("DescribePolicies", {})["ScalingPolicies"].empty()) << "the old group's policy is gone";
+  EXPECT_EQ(store_->Count(kind::kScalingPolicy), 0u) << "deleted with its group";
   EXPECT_FALSE(Call("ExecutePolicy", {{"PolicyName", arn}}).ok());
   AlarmStateChange c;
   c.alarm_name = "a";
@@ -237,6 +239,121 @@ TEST_F(ScalingPolicyTest, StepPolicyFromAnAlarmCountsWarmingInstancesAsAdded) {
   ASSERT_TRUE(targets[0].run(&ctx_, arn, c).ok());
   EXPECT_EQ(Desired(), 5);
   EXPECT_EQ(targets[0].run(&ctx_, arn + "x", c).code(), "ResourceNotFound");
+}
+
+TEST_F(ScalingPolicyTest, TargetTrackingOwnsItsAlarmsAndScalesInProportion) {
+  auto out = MustCall("PutScalingPolicy",
+                      {{"AutoScalingGroupName", kGroup},
+                       {"PolicyName", "cpu50"},
+                       {"PolicyType", "TargetTrackingScaling"},
+                       {"EstimatedInstanceWarmup", "60"},
+                       {"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                        "ASGAverageCPUUtilization"},
+                       {"TargetTrackingConfiguration.TargetValue", "50"}});
+  const std::string arn = out["PolicyARN"];
+  ASSERT_EQ(out["Alarms"].size(), 2u);
+  const std::string high = out["Alarms"][0]["AlarmName"], low = out["Alarms"][1]["AlarmName"];
+  EXPECT_EQ(high.rfind("TargetTracking-auto-pipeline-asg-AlarmHigh-", 0), 0u) << high;
+  EXPECT_EQ(low.rfind("TargetTracking-auto-pipeline-asg-AlarmLow-", 0), 0u) << low;
+  auto h = store_->Get(cloudwatch::kind::kAlarm, high), l = store_->Get(cloudwatch::kind::kAlarm, low);
+  ASSERT_TRUE(h && l);
+  EXPECT_EQ((*h)["EvaluationPeriods"], 3);
+  EXPECT_EQ((*h)["Period"], 60);
+  EXPECT_EQ((*h)["Threshold"], 50.0);
+  EXPECT_EQ((*h)["ComparisonOperator"], "GreaterThanThreshold");
+  EXPECT_EQ((*h)["AlarmActions"], Json::array({arn}));
+  EXPECT_EQ((*l)["EvaluationPeriods"], 15);
+  EXPECT_EQ((*l)["Threshold"], 45.0);
+  EXPECT_EQ((*l)["ComparisonOperator"], "LessThanThreshold");
+  auto d = MustCall("DescribePolicies", {{"AutoScalingGroupName", kGroup}})["ScalingPolicies"][0];
+  EXPECT_EQ(d["TargetTrackingConfiguration"]["TargetValue"], 50.0);
+  EXPECT_EQ(d["Alarms"].size(), 2u);
+  EXPECT_FALSE(Call("ExecutePolicy", {{"PolicyName", arn}}).ok()) << "target tracking is not executed by hand";
+
+  const auto run = AutoScalingModule().alarm_action_targets[0].run;
+  AlarmStateChange c;
+  c.old_state = "OK";
+  c.new_state = "ALARM";
+  c.alarm_name = high;
+  c.reason_data = R"({"recentDatapoints":[80.0,90.0,100.0],"threshold":50.0})";
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 2) << "both members still warming up: they count as already added";
+  clock_.Advance(61'000);
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 4) << "ceil(2 x 90 / 50)";
+  Settle();
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 4) << "the new two warm up: the same breach adds nothing";
+  c.new_state = "OK";
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 4) << "OK runs nothing";
+
+  // Scale in: not while members warm up, then one at a time (a tenth of 4, at least one) towards the proportion.
+  c.new_state = "ALARM";
+  c.alarm_name = low;
+  c.reason_data = R"({"recentDatapoints":[10.0],"threshold":45.0})";
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 4);
+  clock_.Advance(61'000);
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 3);
+  Settle();
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 2);
+  Settle();
+  ASSERT_TRUE(run(&ctx_, arn, c).ok());
+  EXPECT_EQ(Desired(), 1) << "ceil(2 x 10 / 50) = 1, the group's minimum";
+
+  // The alarms are the policy's: an update makes new ones, a delete removes them.
+  auto again = MustCall("PutScalingPolicy",
+                        {{"AutoScalingGroupName", kGroup},
+                         {"PolicyName", "cpu50"},
+                         {"PolicyType", "TargetTrackingScaling"},
+                         {"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                          "ASGAverageCPUUtilization"},
+                         {"TargetTrackingConfiguration.TargetValue", "40"},
+                         {"TargetTrackingConfiguration.DisableScaleIn", "true"}});
+  EXPECT_EQ(again["PolicyARN"], arn);
+  ASSERT_EQ(again["Alarms"].size(), 1u) << "no AlarmLow when scale-in is disabled";
+  EXPECT_FALSE(store_->Get(cloudwatch::kind::kAlarm, high));
+  EXPECT_FALSE(store_->Get(cloudwatch::kind::kAlarm, low));
+  EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 1u);
+  MustCall("DeletePolicy", {{"AutoScalingGroupName", kGroup}, {"PolicyName", "cpu50"}});
+  EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 0u);
+
+  for (const FormParams& bad : {
+           FormParams{{"TargetTrackingConfiguration.TargetValue", "50"}},  // no metric
+           FormParams{{"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                       "ASGAverageCPUUtilization"}},  // no target
+           FormParams{{"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                       "ALBRequestCountPerTarget"},
+                      {"TargetTrackingConfiguration.TargetValue", "50"}},
+           FormParams{{"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                       "ASGAverageCPUUtilization"},
+                      {"TargetTrackingConfiguration.TargetValue", "50"},
+                      {"AdjustmentType", "ChangeInCapacity"}}}) {
+    FormParams p = bad;
+    p["AutoScalingGroupName"] = kGroup;
+    p["PolicyName"] = "bad";
+    p["PolicyType"] = "TargetTrackingScaling";
+    EXPECT_EQ(Call("PutScalingPolicy", p).status().code(), "ValidationError");
+  }
+  EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 0u);
+}
+
+TEST_F(ScalingPolicyTest, TargetTrackingAlarmsGoWithTheGroup) {
+  MustCall("PutScalingPolicy", {{"AutoScalingGroupName", kGroup},
+                                {"PolicyName", "cpu50"},
+                                {"PolicyType", "TargetTrackingScaling"},
+                                {"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                                 "ASGAverageNetworkIn"},
+                                {"TargetTrackingConfiguration.TargetValue", "1000000"}});
+  EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 2u);
+  MustCall("DeleteAutoScalingGroup", {{"AutoScalingGroupName", kGroup}, {"ForceDelete", "true"}});
+  for (int i = 0; i < 20 && store_->Get(kind::kAutoScalingGroup, kGroup); ++i) runner_->RunPass();
+  ASSERT_FALSE(store_->Get(kind::kAutoScalingGroup, kGroup));
+  EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 0u);
+  EXPECT_EQ(store_->Count(kind::kScalingPolicy), 0u);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "api/api_server.h"
+#include "api/protocol.h"
 #include "autoscaling/groups.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -477,6 +478,25 @@ int RunUp(const RegionOptions& opts) {
   if (!db.ok() && db.status().code() != "DBInstanceAlreadyExists") {
     std::cerr << "autopipe up: " << db.status().ToString() << "\n";
   }
+  // §5's topic and CPU alarm, verbatim. The alarm's action is the seed's ARN, which names the topic just created
+  // (in another region than us-west-2 the topic's own ARN stands for it: an alarm's actions must be in its region).
+  auto topic = api.Invoke("sns", "CreateTopic", {{"Name", "AutoPipelineAlerts"}});
+  if (!topic.ok()) std::cerr << "autopipe up: " << topic.status().ToString() << "\n";
+  const std::string topic_arn = topic.ok() ? (*topic)["TopicArn"].get<std::string>()
+                                           : "arn:aws:sns:us-west-2:123456789012:AutoPipelineAlerts";
+  auto alarm = api.Invoke("monitoring", "PutMetricAlarm",
+                          {{"AlarmName", "HighCPUUsage"},
+                           {"MetricName", "CPUUtilization"},
+                           {"Namespace", "AWS/EC2"},
+                           {"Statistic", "Average"},
+                           {"Period", "300"},
+                           {"Threshold", "80"},
+                           {"ComparisonOperator", "GreaterThanThreshold"},
+                           {"Dimensions.member.1.Name", "InstanceId"},
+                           {"Dimensions.member.1.Value", "i-1234567890"},
+                           {"EvaluationPeriods", "2"},
+                           {"AlarmActions.member.1", topic_arn}});
+  if (!alarm.ok()) std::cerr << "autopipe up: " << alarm.status().ToString() << "\n";
   // §2's Redis cluster, as the corrected call (elasticache/seed.h); it forms while the group launches.
   const std::string redis_error = elasticache::CreateSeedReplicationGroup(api, opts.region);
   WaitGone([&] { return region.InServiceCount("auto-pipeline-asg") < 5; }, std::chrono::seconds(30));
@@ -505,6 +525,11 @@ int RunUp(const RegionOptions& opts) {
   const std::string redis_text =
       redis_error + elasticache::DescribeSeedReplicationGroup(api, opts.region, std::chrono::seconds(30));
 
+  std::string alarm_state = "not created";
+  if (auto d = api.Invoke("monitoring", "DescribeAlarms", {{"AlarmNames.member.1", "HighCPUUsage"}}); d.ok()) {
+    Json alarms = ExpandParts(*d).value("MetricAlarms", Json::array());
+    if (!alarms.empty()) alarm_state = alarms[0].value("StateValue", alarm_state);
+  }
   fs::path dir = fs::absolute(opts.data_dir);
   std::cout << "\nAuto_Pipeline region " << opts.region << " is up.\n\n"
             << "  API endpoint      " << region.endpoint() << "\n"
@@ -524,6 +549,17 @@ int RunUp(const RegionOptions& opts) {
             << "  endpoint          " << db_address << ":3306\n"
             << "  mariadb -h " << db_address << " -P 3306 -u admin -p     (the password is the seed's)\n\n"
             << redis_text << "\n"
+            << "SNS topic AutoPipelineAlerts:\n"
+            << "  TopicArn          " << topic_arn << "\n"
+            << "CloudWatch alarm HighCPUUsage (AWS/EC2 CPUUtilization of i-1234567890, Average over 300 s > 80 for 2 "
+               "periods -> "
+            << topic_arn << "), " << alarm_state << ":\n"
+            << "  watch it:         aws --endpoint-url " << region.endpoint()
+            << " cloudwatch describe-alarms --alarm-names HighCPUUsage\n"
+            << "  get notified:     aws --endpoint-url " << region.endpoint() << " sns subscribe --topic-arn "
+            << topic_arn << " --protocol http --notification-endpoint http://127.0.0.1:PORT/\n"
+            << "                    (an HTTP endpoint you run: it is sent a SubscriptionConfirmation whose "
+               "SubscribeURL it visits, then signed notifications)\n\n"
             << "Use the aws CLI or boto3 against it:\n"
             << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
             << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"

@@ -155,6 +155,19 @@ void AddRoutes(httplib::Server& server, const Identity& id, std::atomic<uint64_t
     res.set_content(nlohmann::json({{"instance_id", id.instance_id}, {"slept_ms", ms}}).dump() + "\n",
                     "application/json");
   });
+  // A CPU-bound request: spins for ?ms= milliseconds of wall time (at most 10 s), for load spikes that CloudWatch's
+  // CPUUtilization sees (bench/alarm_bench.py drives scaling with it through the load balancer).
+  server.Get("/burn", [&id](const httplib::Request& req, httplib::Response& res) {
+    long ms = req.has_param("ms") ? std::strtol(req.get_param_value("ms").c_str(), nullptr, 10) : 100;
+    ms = std::clamp(ms, 0L, 10000L);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    volatile uint64_t spins = 0;
+    while (std::chrono::steady_clock::now() < until) {
+      for (int i = 0; i < 1000; ++i) spins = spins + 1;
+    }
+    res.set_content(nlohmann::json({{"instance_id", id.instance_id}, {"burned_ms", ms}}).dump() + "\n",
+                    "application/json");
+  });
   // Echoes the request body (and its length) back: for streaming bodies through a load balancer.
   server.Post("/echo", [](const httplib::Request& req, httplib::Response& res) {
     res.set_header("X-Body-Length", std::to_string(req.body.size()));

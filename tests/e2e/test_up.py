@@ -108,6 +108,27 @@ class UpTest(unittest.TestCase):
                           group["DesiredCapacity"]), ("auto-pipeline-asg", 2, 10, 5))
         self.assertEqual(group["LaunchConfigurationName"], "auto-pipeline-launch-config")
 
+        # The seed's SNS topic and CPU alarm (§5), as written: printed, and there for the CLI. The alarm's action is
+        # the topic; its instance does not exist, so it has no data.
+        topic_arn = "arn:aws:sns:us-west-2:123456789012:AutoPipelineAlerts"
+        self.assertIn("TopicArn          " + topic_arn, out)
+        self.assertRegex(out, r"CloudWatch alarm HighCPUUsage \(.*\), INSUFFICIENT_DATA:")
+        self.assertIn("cloudwatch describe-alarms --alarm-names HighCPUUsage", out)
+        self.assertIn("sns subscribe --topic-arn " + topic_arn, out)
+
+        def cli(*args):
+            r = subprocess.run(list(v1) + ["--endpoint-url", endpoint, "--output", "json"] + list(args),
+                               env=self._cli_env(), capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return json.loads(r.stdout)
+        self.assertIn(topic_arn, [t["TopicArn"] for t in cli("sns", "list-topics")["Topics"]])
+        alarm = cli("cloudwatch", "describe-alarms", "--alarm-names", "HighCPUUsage")["MetricAlarms"][0]
+        self.assertEqual((alarm["MetricName"], alarm["Namespace"], alarm["Statistic"], alarm["Period"],
+                          alarm["Threshold"], alarm["ComparisonOperator"], alarm["EvaluationPeriods"],
+                          alarm["Dimensions"], alarm["AlarmActions"], alarm["StateValue"]),
+                         ("CPUUtilization", "AWS/EC2", "Average", 300, 80.0, "GreaterThanThreshold", 2,
+                          [{"Name": "InstanceId", "Value": "i-1234567890"}], [topic_arn], "INSUFFICIENT_DATA"))
+
         # The seed's Multi-AZ database, with 7-day retention, at the printed endpoint, as the printed mariadb
         # command reaches it (the seed's password on stdin, not in argv).
         db = re.search(r"mariadb -h (127\.%d\.210\.\d+) -P 3306 -u admin -p" % self.block, out)
