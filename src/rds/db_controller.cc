@@ -790,8 +790,7 @@ ReconcileResult DbInstanceController::RunFailover(const std::string& id, Snapsho
 
 // ---------------------------------------------------------------------------------------------------------
 
-ReconcileResult DbInstanceController::StopAll(const std::string& id, Snapshot& s) {
-  if (Building(id)) return ReconcileResult::After(std::chrono::milliseconds(100));  // it may still launch
+Result<bool> DbInstanceController::StopProcesses(const std::string& id, Snapshot& s) {
   bool all_stopped = true;
   std::vector<StoreWrite> writes;
   for (auto& [sid, server] : s.servers) {
@@ -804,29 +803,21 @@ ReconcileResult DbInstanceController::StopAll(const std::string& id, Snapshot& s
     writes.push_back({kind::kDbEndpoint, id, ep});
   }
   AP_RETURN_IF_ERROR(CommitServers(std::move(writes)));
-  if (!all_stopped) return ReconcileResult::After(std::chrono::milliseconds(100));
-  for (auto& [sid, server] : s.servers) Supervisor::Clear(server);
+  return all_stopped;
+}
+
+ReconcileResult DbInstanceController::StopAll(const std::string& id, Snapshot& s) {
+  if (Building(id)) return ReconcileResult::After(std::chrono::milliseconds(100));  // it may still launch
+  AP_ASSIGN_OR_RETURN(bool stopped, StopProcesses(id, s));
+  if (!stopped) return ReconcileResult::After(std::chrono::milliseconds(100));
   return Update(id, [&](Json& doc, std::vector<StoreWrite>*) { doc["DBInstanceStatus"] = db_status::kStopped; });
 }
 
 ReconcileResult DbInstanceController::Delete(const std::string& id, Snapshot& s) {
   if (Building(id)) return ReconcileResult::After(std::chrono::milliseconds(100));  // it may still launch
-  bool all_stopped = true;
+  AP_ASSIGN_OR_RETURN(bool stopped, StopProcesses(id, s));
+  if (!stopped) return ReconcileResult::After(std::chrono::milliseconds(100));
   std::vector<StoreWrite> writes;
-  for (auto& [sid, server] : s.servers) {
-    if (!supervisor_.Stop(server, kServerPolicy)) all_stopped = false;
-    writes.push_back({kind::kDbServer, sid, server});
-  }
-  if (s.endpoint) {
-    Json ep = *s.endpoint;
-    if (!supervisor_.Stop(ep, kEndpointPolicy)) all_stopped = false;
-    writes.push_back({kind::kDbEndpoint, id, ep});
-  }
-  if (!all_stopped) {
-    AP_RETURN_IF_ERROR(CommitServers(std::move(writes)));
-    return ReconcileResult::After(std::chrono::milliseconds(100));
-  }
-  writes.clear();
   for (auto& [sid, server] : s.servers) writes.push_back({kind::kDbServer, sid, std::nullopt});
   if (s.endpoint) writes.push_back({kind::kDbEndpoint, id, std::nullopt});
   if (s.inst) {

@@ -85,6 +85,9 @@ class DbInstanceController : public Controller {
   Status CommitServers(std::vector<StoreWrite> writes);
 
   ReconcileResult Delete(const std::string& id, Snapshot& s);
+  // Stops every process of the instance (SIGTERM, SIGKILL after the grace period) and records it; true once
+  // none is left.
+  Result<bool> StopProcesses(const std::string& id, Snapshot& s);
   ReconcileResult StopAll(const std::string& id, Snapshot& s);
   ReconcileResult Plan(const std::string& id, Snapshot& s);
   Status Prepare(const std::string& id, Snapshot& s, Json& server);
