@@ -859,6 +859,12 @@ Result<Json> RdsService::DescribeDBInstances(const Params& p) {
   return PageOf("DBInstances", "DBInstances", std::move(items), page);
 }
 
+// Modifications and reboots are taken while the instance is available, and also while an automated backup runs
+// (backing-up is available with a backup in progress; the backup goes on from the standby).
+static bool AcceptsChanges(const Json& db) {
+  return db["DBInstanceStatus"] == rds::db_status::kAvailable || db["DBInstanceStatus"] == rds::db_status::kBackingUp;
+}
+
 Result<Json> RdsService::ModifyDBInstance(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p));
   // Every parameter is checked before anything is looked at or changed.
@@ -892,9 +898,7 @@ Result<Json> RdsService::ModifyDBInstance(const Params& p) {
   }
 
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
-  if (db["DBInstanceStatus"] != rds::db_status::kAvailable) {
-    return InvalidState("Database instance is not in available state.");
-  }
+  if (!AcceptsChanges(db)) return InvalidState("Database instance is not in available state.");
   const std::string engine = db["Engine"];
   if (cls && !rds::FindDbInstanceClass(*cls)) return UnknownClass(*cls, engine, db["EngineVersion"]);
   if (storage) {
@@ -992,7 +996,7 @@ Result<Json> RdsService::RebootDBInstance(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p));
   AP_ASSIGN_OR_RETURN(auto force, OptionalBool(p, "ForceFailover"));
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
-  if (db["DBInstanceStatus"] != rds::db_status::kAvailable) return NotAvailable(id);
+  if (!AcceptsChanges(db)) return NotAvailable(id);
   if (force.value_or(false) && !db["MultiAZ"].get<bool>()) {
     return InvalidParameterCombination("Cannot force a failover on DB instance " + id +
                                        ": it is not a Multi-AZ instance.");

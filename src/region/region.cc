@@ -396,7 +396,8 @@ int RunDown(const std::string& data_dir) {
     ProcessId server{pf->pid, pf->start_time};
     if (server.pid != ::getpid() && launcher.IsAlive(server)) {
       ::kill(server.pid, SIGTERM);
-      if (!WaitGone([&] { return launcher.IsAlive(server); }, std::chrono::seconds(10))) ::kill(server.pid, SIGKILL);
+      // A server finishing a database backup or preparation may take a while to stop; then SIGKILL.
+      if (!WaitGone([&] { return launcher.IsAlive(server); }, std::chrono::seconds(30))) ::kill(server.pid, SIGKILL);
       WaitGone([&] { return launcher.IsAlive(server); }, std::chrono::seconds(5));
     }
   }
