@@ -130,7 +130,7 @@ class RdsSeedTest(unittest.TestCase):
         self.assertEqual(out["VpcSecurityGroups"][0]["VpcSecurityGroupId"], "sg-12345678")
         self.assertEqual(r.cli_v2("rds", "describe-db-instances")["DBInstances"][0]["DBInstanceIdentifier"], SEED_ID)
         # Let the real servers finish starting before the region is stopped (a region stopped in the middle of
-        # preparing its first servers has been seen to outlast `down`'s grace period: docs/design.md).
+        # preparing its first servers has been seen to outlast `down`'s grace period).
         ensure_available(r, SEED_ID)
 
 
