@@ -13,9 +13,10 @@
 //   2. plan               no servers yet: a primary in AvailabilityZone (and a standby in another AZ when
 //                         Spec.MultiAZ), with addresses, server ids and launch tokens, committed before any
 //                         process exists.
-//   3. prepare            a server not yet Ready: fresh (mariadb-install-db, its own accounts, the master user on
-//                         the primary, replication on the standby) or, for a standby added or rebuilt later,
-//                         from a mariadb-backup of the primary (GTID position from the backup).
+//   3. prepare            a server not yet Ready: fresh (a copy of the region's data-dir template, its own
+//                         accounts, the master user on the primary, replication on the standby; a new pair side
+//                         by side) or, for a standby added or rebuilt later, from a mariadb-backup of the primary
+//                         (GTID position from the backup) on a thread of its own, so health checks go on.
 //   4. failover           a Multi-AZ primary that died, or missed kProbeFailuresForFailover greetings in a row
 //                         (a hang), or a reboot with ForceFailover: the recorded steps of Status.Failover
 //                         (fence -> promote -> repoint), each committed before it acts, so a server killed at
