@@ -4,15 +4,18 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -41,12 +44,43 @@ std::string Trim(std::string s) {
 }  // namespace
 
 std::string DataDir(const ServerConfig& c) { return c.dir + "/data"; }
-std::string SocketPath(const ServerConfig& c) { return c.dir + "/mysqld.sock"; }
+std::string SocketPath(const ServerConfig& c) {
+  // A Unix socket's path is at most 107 bytes (sun_path); mariadbd refuses to start past that. A server whose
+  // folder is deep (a long --data-dir) gets its socket in a private folder under /tmp instead, named by a hash of
+  // its folder, so that the name is stable across restarts and distinct per server.
+  std::string inside = c.dir + "/mysqld.sock";
+  if (inside.size() <= kMaxSocketPath) return inside;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(c.dir.data()), c.dir.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name;
+  for (int i = 0; i < 10; ++i) {
+    name += kHex[digest[i] >> 4];
+    name += kHex[digest[i] & 15];
+  }
+  return ShortSocketDir() + "/" + name + ".sock";
+}
+
+std::string ShortSocketDir() { return "/tmp/autopipe-mysql-" + std::to_string(geteuid()); }
+
+Status PrepareSocketDir(const ServerConfig& c) {
+  if (SocketPath(c).rfind(ShortSocketDir() + "/", 0) != 0) return Status::Ok();
+  const std::string dir = ShortSocketDir();
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::Internal("cannot create " + dir + ": " + std::strerror(errno));
+  // Someone else's folder (or a symlink planted in /tmp) must not receive the server's socket.
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+      (st.st_mode & 0077) != 0)
+    return Status::Internal(dir + " is not a private folder of this user; remove it");
+  return Status::Ok();
+}
 
 Status WriteServerConfig(const ServerConfig& c) {
   std::error_code ec;
   fs::create_directories(c.dir, ec);
   if (ec) return Status::Internal("cannot create " + c.dir + ": " + ec.message());
+  AP_RETURN_IF_ERROR(PrepareSocketDir(c));
   std::ostringstream f;
   f << "# Written by autopipe (rds/mariadb.h); rewritten when the server's role or size changes.\n"
     << "[mariadbd]\n"

@@ -35,7 +35,11 @@ struct ServerConfig {
 };
 
 std::string DataDir(const ServerConfig& c);
+// The server's Unix socket: <dir>/mysqld.sock, or, when that is longer than a socket path may be, a file named by
+// a hash of <dir> in ShortSocketDir() (a 0700 folder of this user under /tmp, made by WriteServerConfig).
+inline constexpr size_t kMaxSocketPath = 100;
 std::string SocketPath(const ServerConfig& c);
+std::string ShortSocketDir();
 
 // Writes <dir>/my.cnf. Every server starts read-only (a restarted old primary can take no write until the
 // controller says it is the primary), with GTID binary logging, ROW format, semi-synchronous replication on the

@@ -57,8 +57,16 @@ def describe(region, ident):
 
 def ensure_available(region, ident):
     """Waits for the DB instance controller to make the instance available (real MariaDB servers)."""
-    wait_until(lambda: describe(region, ident)["DBInstanceStatus"] == "available", CREATE_WAIT, 0.25,
-               "%s to become available" % ident)
+    try:
+        wait_until(lambda: describe(region, ident)["DBInstanceStatus"] == "available", CREATE_WAIT, 0.25,
+                   "%s to become available" % ident)
+    except AssertionError as e:
+        # What the instance and its region were doing, for whoever reads a failed CI run.
+        events = region.boto3("rds").describe_events(SourceIdentifier=ident, SourceType="db-instance",
+                                                     Duration=60)["Events"]
+        raise AssertionError("%s\ninstance: %s\nevents: %s\n%s" % (
+            e, json.dumps(describe(region, ident), default=str), json.dumps(events, default=str),
+            region.diagnostics(120))) from None
 
 
 def projection(region):
