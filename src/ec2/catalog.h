@@ -40,6 +40,7 @@ class Catalog {
   const std::vector<Image>& images() const { return images_; }
   const Image* FindImage(const std::string& image_id) const;
   const InstanceType* FindInstanceType(const std::string& name) const;
+  const std::vector<InstanceType>& instance_types() const { return types_; }
 
   // Regions this build knows, in AWS's order.
   static const std::vector<std::string>& KnownRegions();

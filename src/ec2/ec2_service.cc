@@ -4,35 +4,18 @@
 #include <set>
 
 #include "common/time_util.h"
+#include "ec2/ec2_common.h"
 #include "ec2/instances.h"
+#include "ec2/vpc.h"
 
 namespace autopipe {
 namespace {
 
-Status Ec2Error(const std::string& code, const std::string& message) { return Status(400, code, message); }
-
-struct Filter {
-  std::string name;
-  std::vector<std::string> values;
-};
-
-std::vector<Filter> ReadFilters(const Params& p) {
-  std::vector<Filter> out;
-  for (const auto& f : p.StructList("Filter")) {
-    Filter filter;
-    auto name = f.find("Name");
-    if (name != f.end()) filter.name = name->second;
-    for (const auto& [k, v] : f) {
-      if (k.rfind("Value.", 0) == 0) filter.values.push_back(v);
-    }
-    out.push_back(std::move(filter));
-  }
-  return out;
-}
-
-bool AnyMatch(const std::vector<std::string>& patterns, const std::string& value) {
-  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return WildcardMatch(p, value); });
-}
+using ec2::AnyMatch;
+using ec2::Ec2Error;
+using ec2::TagSet;
+using ec2::Filter;
+using ec2::ReadFilters;
 
 // nullopt: the filter name is not supported.
 std::optional<bool> InstanceMatches(const Json& inst, const Filter& f) {
@@ -45,23 +28,7 @@ std::optional<bool> InstanceMatches(const Json& inst, const Filter& f) {
   if (f.name == "image-id") return AnyMatch(f.values, field("ImageId"));
   if (f.name == "instance-type") return AnyMatch(f.values, field("InstanceType"));
   if (f.name == "private-ip-address") return AnyMatch(f.values, field("PrivateIpAddress"));
-  if (f.name == "tag-key") {
-    for (auto it = inst["Tags"].begin(); it != inst["Tags"].end(); ++it)
-      if (AnyMatch(f.values, it.key())) return true;
-    return false;
-  }
-  if (f.name.rfind("tag:", 0) == 0) {
-    std::string key = f.name.substr(4);
-    if (!inst["Tags"].contains(key)) return false;
-    return AnyMatch(f.values, inst["Tags"][key].get<std::string>());
-  }
-  return std::nullopt;
-}
-
-Json TagSet(const Json& tags) {
-  Json out = Json::array();
-  for (auto it = tags.begin(); it != tags.end(); ++it) out.push_back({{"key", it.key()}, {"value", it.value()}});
-  return out;
+  return ec2::TagFilterMatches(inst["Tags"], f);
 }
 
 Json InstanceXml(const RegionContext& ctx, const Json& inst) {
@@ -74,7 +41,7 @@ Json InstanceXml(const RegionContext& ctx, const Json& inst) {
   out.Add("instanceId", inst["InstanceId"])
       .Add("imageId", inst["ImageId"])
       .Add("instanceState", JsonObject().Add("code", InstanceStateCode(state)).Add("name", state).Take())
-      .Add("privateDnsName", terminated ? "" : "ip-" + ip + ".autopipe.internal")
+      .Add("privateDnsName", terminated ? "" : ec2::PrivateDnsName(*ctx.catalog, ip))
       .Add("dnsName", "")
       .Add("reason", inst["StateTransitionReason"])
       .Add("keyName", inst["KeyName"].get_ref<const std::string&>().empty() ? Json() : inst["KeyName"])
@@ -88,6 +55,8 @@ Json InstanceXml(const RegionContext& ctx, const Json& inst) {
                             .Take())
       .Add("monitoring", JsonObject().Add("state", "disabled").Take())
       .Add("privateIpAddress", terminated ? Json() : Json(ip))
+      .Add("subnetId", terminated ? Json() : Json(ec2::DefaultSubnetId(*ctx.catalog, inst["AvailabilityZone"])))
+      .Add("vpcId", terminated ? Json() : Json(ec2::DefaultVpcId(*ctx.catalog)))
       .Add("groupSet", std::move(groups))
       .Add("architecture", "x86_64")
       .Add("rootDeviceType", "ebs")
@@ -283,6 +252,7 @@ ApiService Ec2Api(RegionContext* ctx) {
       op("DescribeAvailabilityZones", Access::kRead, DescribeAvailabilityZones, {{"ZoneName", 100}, kFilters}),
       op("DescribeRegions", Access::kRead, DescribeRegions, {{"RegionName", 100}, kFilters}),
   };
+  for (auto& vpc_op : ec2::VpcOperations(ctx)) api.operations.push_back(std::move(vpc_op));
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {
     if (ctx->wake) ctx->wake();

@@ -1,4 +1,5 @@
 #include "ec2/module.h"
+#include "ec2/vpc.h"
 
 #include <unistd.h>
 
@@ -61,7 +62,7 @@ Subcommand SampleAppCommand() {
 ServiceModule Ec2Module() {
   ServiceModule m;
   m.name = "ec2";
-  m.document_kinds = {kind::kInstance};
+  m.document_kinds = {kind::kInstance, kind::kSecurityGroup};
   m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(Ec2Api(ctx)); };
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;

@@ -7,6 +7,7 @@
 #include "rds/module.h"
 #include "region/module.h"
 #include "sns/module.h"
+#include "sts/module.h"
 
 namespace autopipe {
 
@@ -20,6 +21,7 @@ const std::vector<ServiceModule>& AllModules() {
       SnsModule(),
       ElastiCacheModule(),
       CloudWatchModule(),
+      StsModule(),
   };
   return modules;
 }
