@@ -1,0 +1,329 @@
+"""RDS manual snapshots (issue 10, items 5 and 6): CreateDBSnapshot of a Multi-AZ instance under writes (taken
+from the standby: the primary keeps committing), its backup in the store with a manifest whose checksum verifies,
+PercentProgress moving and the instance backing-up meanwhile, events 0040/0042; DescribeDBSnapshots with manual
+ones; CopyDBSnapshot (a real copy, checked) and DeleteDBSnapshot; the final snapshot of DeleteDBInstance, there
+after the instance is gone; and RDS's errors, each changing nothing. Driven with the aws CLI v1 and v2, boto3 and
+PyMySQL. (Short names: the servers' socket paths include them.)
+"""
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.append("/usr/lib/python3/dist-packages")
+
+import harness  # noqa: E402
+from harness import Region, wait_until  # noqa: E402
+from test_rds import DB, SEED_CREATE, connect, describe, wait_available  # noqa: E402
+
+
+def tree_sha256(folder):
+    """The backup store's checksum of a data/ folder (db_backups.h ChecksumTree): over every regular file in
+    path order, its relative path, its bytes and its size."""
+    files = []
+    for root, _, names in os.walk(folder):
+        for n in names:
+            p = os.path.join(root, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                files.append(os.path.relpath(p, folder))
+    h, size = hashlib.sha256(), 0
+    for rel in sorted(files, key=lambda s: s.encode()):
+        h.update(rel.encode() + b"\0")
+        n = 0
+        with open(os.path.join(folder, rel), "rb") as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                h.update(chunk)
+                n += len(chunk)
+        h.update(b"\0" + str(n).encode() + b"\0")
+        size += n
+    return h.hexdigest(), size, len(files)
+
+
+def snapshots(region, **kw):
+    pages = region.boto3("rds").get_paginator("describe_db_snapshots").paginate(**kw)
+    return [s for page in pages for s in page["DBSnapshots"]]
+
+
+def snapshot(region, sid):
+    return region.boto3("rds").describe_db_snapshots(DBSnapshotIdentifier=sid)["DBSnapshots"][0]
+
+
+def events(region, source_type, source_id):
+    pages = region.boto3("rds").get_paginator("describe_events").paginate(
+        SourceType=source_type, SourceIdentifier=source_id, Duration=60)
+    return [e for page in pages for e in page["Events"]]
+
+
+def error_code(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - botocore's ClientError or the CLI's
+        code = getattr(e, "code", None) or getattr(e, "response", {}).get("Error", {}).get("Code")
+        return code
+    raise AssertionError("the call succeeded")
+
+
+class TimedWriter:
+    """Commits one row at a time through the endpoint, recording each commit's end time and latency."""
+
+    def __init__(self, address, table):
+        self.address, self.table = address, table
+        self.commits = []  # (monotonic end, latency s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        wait_until(lambda: len(self.commits) >= 20, 20, 0.05, "the writer to get going")
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self):
+        conn, n = None, 0
+        deadline = time.monotonic() + 300  # bounded whatever happens
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = connect(self.address)
+                n += 1
+                t0 = time.monotonic()
+                with conn.cursor() as c:
+                    c.execute("INSERT INTO app.%s (id) VALUES (%%s)" % self.table, (n,))
+                t1 = time.monotonic()
+                self.commits.append((t1, t1 - t0))
+            except Exception:  # noqa: BLE001 - reconnect and go on
+                conn = None
+                time.sleep(0.01)
+
+
+class SnapTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.region = Region.for_class(cls)
+        cls.region.cli_v1(*SEED_CREATE)
+        cls.db = wait_available(cls.region, timeout=120)
+        cls.address = cls.db["Endpoint"]["Address"]
+        cls.store = os.path.join(cls.region.data_dir, "rds-backups", cls.db["DbiResourceId"])
+        with connect(cls.address) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE IF NOT EXISTS app")
+            cur.execute("CREATE TABLE app.w (id INT PRIMARY KEY)")
+            # Some bulk, so that a backup takes long enough for its progress to be seen.
+            cur.execute("CREATE TABLE app.bulk (id INT AUTO_INCREMENT PRIMARY KEY, v LONGBLOB)")
+            cur.execute("INSERT INTO app.bulk (v) VALUES (REPEAT('x', 1000000))")
+            for _ in range(6):
+                cur.execute("INSERT INTO app.bulk (v) SELECT v FROM app.bulk")
+        wait_available(cls.region)
+
+    def manifest(self, sid):
+        with open(os.path.join(self.store, "backups", sid, "manifest.json")) as f:
+            return json.load(f)
+
+    def assert_verifies(self, sid):
+        m = self.manifest(sid)
+        digest, size, count = tree_sha256(os.path.join(self.store, "backups", sid, "data"))
+        self.assertEqual((digest, size, count), (m["Sha256"], m["SizeBytes"], m["FileCount"]), sid)
+        return m
+
+    # ---- tests (named so they run in this order) ----
+
+    def test_1_snap(self):
+        """A snapshot of the Multi-AZ instance while the primary commits."""
+        writer = TimedWriter(self.address, "w").start()
+        try:
+            created = self.region.cli_v1("rds", "create-db-snapshot", "--db-instance-identifier", DB,
+                                         "--db-snapshot-identifier", "Snap-One",
+                                         "--tags", "Key=team,Value=db")["DBSnapshot"]
+            t_start = time.monotonic()
+            self.assertEqual(created["DBSnapshotIdentifier"], "snap-one")
+            self.assertEqual(created["Status"], "creating")
+            self.assertEqual(created["SnapshotType"], "manual")
+            self.assertEqual(describe(self.region)["DBInstanceStatus"], "backing-up")
+            # One at a time: the instance is not available while it is backing up.
+            self.assertEqual(error_code(lambda: self.region.boto3("rds").create_db_snapshot(
+                DBInstanceIdentifier=DB, DBSnapshotIdentifier="snap-two")), "InvalidDBInstanceState")
+            progress, statuses = [], []
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                s = snapshot(self.region, "snap-one")
+                if not progress or progress[-1] != s["PercentProgress"]:
+                    progress.append(s["PercentProgress"])
+                st = describe(self.region)["DBInstanceStatus"]
+                if not statuses or statuses[-1] != st:
+                    statuses.append(st)
+                if s["Status"] == "available":
+                    break
+                time.sleep(0.02)
+            t_end = time.monotonic()
+        finally:
+            writer.stop()
+        harness.log("PercentProgress seen: %s; instance statuses: %s; snapshot took %.2f s"
+                    % (progress, statuses, t_end - t_start))
+        self.assertEqual(progress[-1], 100)
+        self.assertEqual(progress, sorted(progress))
+        self.assertTrue([p for p in progress if 0 < p < 100], progress)
+        self.assertEqual(statuses[0], "backing-up")
+        wait_available(self.region)
+
+        # The primary kept committing while the standby was backed up.
+        during = [lat for (t, lat) in writer.commits if t_start <= t <= t_end]
+        gaps = [b[0] - a[0] for a, b in zip(writer.commits, writer.commits[1:]) if t_start <= a[0] <= t_end]
+        harness.log("commits during the snapshot: %d, max latency %.3f s, max gap %.3f s"
+                    % (len(during), max(during or [0]), max(gaps or [0])))
+        self.assertGreater(len(during), 10)
+
+        s = snapshot(self.region, "snap-one")
+        for key, value in (("DBInstanceIdentifier", DB), ("SnapshotType", "manual"), ("Engine", "mysql"),
+                           ("MasterUsername", "admin"), ("Port", 3306), ("Status", "available"),
+                           ("DbiResourceId", self.db["DbiResourceId"]), ("AllocatedStorage", 20),
+                           ("Encrypted", False), ("SnapshotTarget", "region"), ("PercentProgress", 100)):
+            self.assertEqual(s[key], value, key)
+        self.assertEqual(s["TagList"], [{"Key": "team", "Value": "db"}])
+        self.assertTrue(s["DBSnapshotArn"].endswith(":snapshot:snap-one"))
+        for key in ("SnapshotCreateTime", "InstanceCreateTime", "OriginalSnapshotCreateTime", "EngineVersion",
+                    "AvailabilityZone", "StorageType"):
+            self.assertIn(key, s)
+
+        # The backup: in the store, in the automated layout, its checksum verifying; from the standby.
+        m = self.assert_verifies("snap-one")
+        self.assertEqual(m["SnapshotType"], "manual")
+        self.assertEqual(m["SnapshotIdentifier"], "snap-one")
+        self.assertTrue(m["Gtid"])
+        with connect(self.address) as c, c.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            primary = "s%d" % cur.fetchone()[0]
+        self.assertNotEqual(m["SourceServer"], primary)
+
+        for source_type, source in (("db-snapshot", "snap-one"), ("db-instance", DB)):
+            messages = [e["Message"] for e in events(self.region, source_type, source)]
+            self.assertIn("Creating manual snapshot", messages, source)
+            self.assertIn("Manual snapshot created", messages, source)
+
+        # DescribeDBSnapshots: by type, id, instance, resource id, filters; both CLIs.
+        self.assertEqual([x["DBSnapshotIdentifier"] for x in snapshots(self.region, SnapshotType="manual")],
+                         ["snap-one"])
+        automated = snapshots(self.region, SnapshotType="automated")
+        self.assertEqual(len(automated), 1)
+        both = [x["DBSnapshotIdentifier"] for x in snapshots(self.region, DBInstanceIdentifier=DB)]
+        self.assertEqual(sorted(both), sorted(["snap-one", automated[0]["DBSnapshotIdentifier"]]))
+        v2 = self.region.cli_v2("rds", "describe-db-snapshots", "--filters", "Name=snapshot-type,Values=manual",
+                                "--include-shared", "--include-public")["DBSnapshots"]
+        self.assertEqual([x["DBSnapshotIdentifier"] for x in v2], ["snap-one"])
+        v1 = self.region.cli_v1("rds", "describe-db-snapshots", "--db-snapshot-identifier", "SNAP-ONE")["DBSnapshots"]
+        self.assertEqual(v1[0]["TagList"], [{"Key": "team", "Value": "db"}])
+        self.assertEqual(len(self.region.boto3("rds").describe_db_snapshots(
+            DbiResourceId=self.db["DbiResourceId"], SnapshotType="manual")["DBSnapshots"]), 1)
+
+    def test_2_copy(self):
+        """Copies (of a manual and of an automated snapshot) are real, checked copies; delete removes one."""
+        rds = self.region.boto3("rds")
+        out = self.region.cli_v2("rds", "copy-db-snapshot", "--source-db-snapshot-identifier", "snap-one",
+                                 "--target-db-snapshot-identifier", "snap-copy", "--copy-tags")["DBSnapshot"]
+        self.assertEqual(out["Status"], "creating")
+        automated = snapshots(self.region, SnapshotType="automated")[0]["DBSnapshotIdentifier"]
+        rds.copy_db_snapshot(SourceDBSnapshotIdentifier=automated, TargetDBSnapshotIdentifier="auto-copy")
+        for sid in ("snap-copy", "auto-copy"):
+            wait_until(lambda: snapshot(self.region, sid)["Status"] == "available", 120, 0.1, sid + " copied")
+        c = snapshot(self.region, "snap-copy")
+        self.assertEqual(c["SnapshotType"], "manual")
+        self.assertEqual(c["TagList"], [{"Key": "team", "Value": "db"}])
+        self.assertTrue(c["SourceDBSnapshotIdentifier"].endswith(":snapshot:snap-one"))
+        self.assertEqual(c["OriginalSnapshotCreateTime"], snapshot(self.region, "snap-one")["OriginalSnapshotCreateTime"])
+        self.assertEqual(snapshot(self.region, "auto-copy")["SnapshotType"], "manual")
+        self.assertEqual(self.assert_verifies("snap-copy")["Sha256"], self.manifest("snap-one")["Sha256"])
+        self.assertEqual(self.assert_verifies("auto-copy")["SnapshotType"], "manual")
+        self.assertIn("Finished copy of snapshot snap-one from region us-west-2",
+                      [e["Message"] for e in events(self.region, "db-snapshot", "snap-copy")])
+
+        deleted = self.region.cli_v1("rds", "delete-db-snapshot", "--db-snapshot-identifier", "auto-copy")
+        self.assertEqual(deleted["DBSnapshot"]["Status"], "deleted")
+        self.assertEqual(error_code(lambda: snapshot(self.region, "auto-copy")), "DBSnapshotNotFound")
+        wait_until(lambda: not os.path.exists(os.path.join(self.store, "backups", "auto-copy")), 30, 0.1,
+                   "auto-copy's files deleted")
+        self.assertTrue(os.path.exists(os.path.join(self.store, "backups", "snap-copy", "manifest.json")))
+
+    def test_3_errs(self):
+        """RDS's errors, and nothing changes."""
+        rds = self.region.boto3("rds")
+        automated = snapshots(self.region, SnapshotType="automated")[0]["DBSnapshotIdentifier"]
+        before = sorted((s["DBSnapshotIdentifier"], s["Status"]) for s in snapshots(self.region))
+        files = sorted(os.listdir(os.path.join(self.store, "backups")))
+        self.assertEqual(error_code(lambda: rds.delete_db_snapshot(DBSnapshotIdentifier=automated)),
+                         "InvalidDBSnapshotState")
+        self.assertEqual(error_code(lambda: rds.delete_db_snapshot(DBSnapshotIdentifier="nope")), "DBSnapshotNotFound")
+        self.assertEqual(error_code(lambda: rds.create_db_snapshot(DBInstanceIdentifier=DB,
+                                                                   DBSnapshotIdentifier="snap-one")),
+                         "DBSnapshotAlreadyExists")
+        self.assertEqual(error_code(lambda: rds.create_db_snapshot(DBInstanceIdentifier=DB,
+                                                                   DBSnapshotIdentifier="1-bad")),
+                         "InvalidParameterValue")
+        self.assertEqual(error_code(lambda: rds.create_db_snapshot(DBInstanceIdentifier="nope",
+                                                                   DBSnapshotIdentifier="fine")),
+                         "DBInstanceNotFound")
+        self.assertEqual(error_code(lambda: rds.copy_db_snapshot(SourceDBSnapshotIdentifier="nope",
+                                                                 TargetDBSnapshotIdentifier="fine")),
+                         "DBSnapshotNotFound")
+        self.assertEqual(error_code(lambda: rds.copy_db_snapshot(SourceDBSnapshotIdentifier="snap-one",
+                                                                 TargetDBSnapshotIdentifier="snap-copy")),
+                         "DBSnapshotAlreadyExists")
+        self.assertEqual(error_code(lambda: self.region.cli_v2("rds", "delete-db-snapshot", "--db-snapshot-identifier",
+                                                               automated)), "InvalidDBSnapshotState")
+        # DeleteDBInstance: exactly one of SkipFinalSnapshot and FinalDBSnapshotIdentifier; a name that is taken.
+        self.assertEqual(error_code(lambda: rds.delete_db_instance(DBInstanceIdentifier=DB)),
+                         "InvalidParameterCombination")
+        self.assertEqual(error_code(lambda: rds.delete_db_instance(
+            DBInstanceIdentifier=DB, SkipFinalSnapshot=True, FinalDBSnapshotIdentifier="final")),
+            "InvalidParameterCombination")
+        self.assertEqual(error_code(lambda: self.region.cli_v1(
+            "rds", "delete-db-instance", "--db-instance-identifier", DB, "--final-db-snapshot-identifier",
+            "snap-one")), "DBSnapshotAlreadyExists")
+        self.assertEqual(error_code(lambda: rds.delete_db_instance(
+            DBInstanceIdentifier=DB, FinalDBSnapshotIdentifier="bad--name")), "InvalidParameterValue")
+        self.assertEqual(sorted((s["DBSnapshotIdentifier"], s["Status"]) for s in snapshots(self.region)), before)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.store, "backups"))), files)
+        self.assertEqual(describe(self.region)["DBInstanceStatus"], "available")
+
+    def test_4_final(self):
+        """The final snapshot is taken before the servers stop, and outlives the instance with the manual ones."""
+        automated = snapshots(self.region, SnapshotType="automated")[0]["DBSnapshotIdentifier"]
+        out = self.region.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", DB,
+                                 "--final-db-snapshot-identifier", "last")["DBInstance"]
+        self.assertEqual(out["DBInstanceStatus"], "deleting")
+        self.assertIn(snapshot(self.region, "last")["Status"], ("creating", "available"))
+        wait_until(lambda: error_code(lambda: describe(self.region)) == "DBInstanceNotFound", 180, 0.2,
+                   "the instance gone")
+        s = snapshot(self.region, "last")
+        self.assertEqual((s["Status"], s["SnapshotType"], s["DBInstanceIdentifier"]), ("available", "manual", DB))
+        m = self.assert_verifies("last")
+        self.assertTrue(m["Gtid"])
+        # Created before the instance was deleted.
+        created = [e["Date"] for e in events(self.region, "db-snapshot", "last") if e["Message"] == "Manual snapshot created"]
+        gone = [e["Date"] for e in events(self.region, "db-instance", DB) if e["Message"] == "DB instance deleted"]
+        self.assertLessEqual(created[0], gone[0])
+        # The automated backup went with the instance; the manual ones (and their files) stay.
+        wait_until(lambda: snapshots(self.region, SnapshotType="automated") == [], 30, 0.2, "automated deleted")
+        wait_until(lambda: not os.path.exists(os.path.join(self.store, "binlogs")), 30, 0.2, "the archive deleted")
+        self.assertFalse(os.path.exists(os.path.join(self.store, "backups", automated.replace(":", "_"))))
+        self.assertEqual(sorted(x["DBSnapshotIdentifier"] for x in snapshots(self.region, SnapshotType="manual")),
+                         ["last", "snap-copy", "snap-one"])
+        for sid in ("snap-one", "snap-copy"):
+            self.assert_verifies(sid)
+        # Deleting the last of them takes the store with it.
+        for sid in ("snap-one", "snap-copy", "last"):
+            self.region.boto3("rds").delete_db_snapshot(DBSnapshotIdentifier=sid)
+        wait_until(lambda: not os.path.exists(self.store), 30, 0.2, "the store deleted")
+        self.assertEqual(snapshots(self.region), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
