@@ -137,25 +137,45 @@ class SnapTest(unittest.TestCase):
 
     # ---- tests (named so they run in this order) ----
 
+    def test_0_auto(self):
+        """PercentProgress of an automated backup moves too (backups off and on again: a new first backup)."""
+        rds = self.region.boto3("rds")
+        rds.modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=0, ApplyImmediately=True)
+        wait_until(lambda: snapshots(self.region, SnapshotType="automated") == []
+                   and "LatestRestorableTime" not in describe(self.region), 60, 0.1, "automated backups off")
+        rds.modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=1, ApplyImmediately=True)
+        progress = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            found = snapshots(self.region, SnapshotType="automated")
+            if found:
+                if not progress or progress[-1] != found[0]["PercentProgress"]:
+                    progress.append(found[0]["PercentProgress"])
+                if found[0]["Status"] == "available":
+                    break
+            time.sleep(0.02)
+        harness.log("automated backup PercentProgress seen: %s" % progress)
+        self.assertEqual(progress[-1], 100)
+        self.assertEqual(progress, sorted(progress))
+        self.assertTrue([p for p in progress if 0 < p < 100], progress)
+        wait_available(self.region)
+
     def test_1_snap(self):
         """A snapshot of the Multi-AZ instance while the primary commits."""
         writer = TimedWriter(self.address, "w").start()
         try:
-            created = self.region.cli_v1("rds", "create-db-snapshot", "--db-instance-identifier", DB,
-                                         "--db-snapshot-identifier", "Snap-One",
-                                         "--tags", "Key=team,Value=db")["DBSnapshot"]
+            rds = self.region.boto3("rds")
             t_start = time.monotonic()
-            self.assertEqual(created["DBSnapshotIdentifier"], "snap-one")
-            self.assertEqual(created["Status"], "creating")
-            self.assertEqual(created["SnapshotType"], "manual")
-            self.assertEqual(describe(self.region)["DBInstanceStatus"], "backing-up")
-            # One at a time: the instance is not available while it is backing up.
-            self.assertEqual(error_code(lambda: self.region.boto3("rds").create_db_snapshot(
-                DBInstanceIdentifier=DB, DBSnapshotIdentifier="snap-two")), "InvalidDBInstanceState")
-            progress, statuses = [], []
+            created = rds.create_db_snapshot(DBInstanceIdentifier=DB, DBSnapshotIdentifier="Snap-One",
+                                             Tags=[{"Key": "team", "Value": "db"}])["DBSnapshot"]
+            progress, statuses, second = [created["PercentProgress"]], [], None
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
                 s = snapshot(self.region, "snap-one")
+                if second is None:
+                    # One at a time: the instance is not available while it is backing up.
+                    second = error_code(lambda: rds.create_db_snapshot(DBInstanceIdentifier=DB,
+                                                                       DBSnapshotIdentifier="snap-two"))
                 if not progress or progress[-1] != s["PercentProgress"]:
                     progress.append(s["PercentProgress"])
                 st = describe(self.region)["DBInstanceStatus"]
@@ -169,6 +189,10 @@ class SnapTest(unittest.TestCase):
             writer.stop()
         harness.log("PercentProgress seen: %s; instance statuses: %s; snapshot took %.2f s"
                     % (progress, statuses, t_end - t_start))
+        self.assertEqual(created["DBSnapshotIdentifier"], "snap-one")
+        self.assertEqual(created["Status"], "creating")
+        self.assertEqual(created["SnapshotType"], "manual")
+        self.assertEqual(second, "InvalidDBInstanceState")
         self.assertEqual(progress[-1], 100)
         self.assertEqual(progress, sorted(progress))
         self.assertTrue([p for p in progress if 0 < p < 100], progress)
@@ -251,6 +275,19 @@ class SnapTest(unittest.TestCase):
         wait_until(lambda: not os.path.exists(os.path.join(self.store, "backups", "auto-copy")), 30, 0.1,
                    "auto-copy's files deleted")
         self.assertTrue(os.path.exists(os.path.join(self.store, "backups", "snap-copy", "manifest.json")))
+
+        # Through the CLIs: created with v1 (tags), deleted with v2 once available.
+        made = self.region.cli_v1("rds", "create-db-snapshot", "--db-instance-identifier", DB,
+                                  "--db-snapshot-identifier", "snap-cli", "--tags", "Key=via,Value=v1")["DBSnapshot"]
+        self.assertEqual((made["Status"], made["TagList"]), ("creating", [{"Key": "via", "Value": "v1"}]))
+        wait_until(lambda: snapshot(self.region, "snap-cli")["Status"] == "available", 120, 0.1, "snap-cli")
+        self.assert_verifies("snap-cli")
+        wait_available(self.region)
+        out = self.region.cli_v2("rds", "delete-db-snapshot", "--db-snapshot-identifier", "snap-cli")["DBSnapshot"]
+        self.assertEqual(out["Status"], "deleted")
+        wait_until(lambda: not os.path.exists(os.path.join(self.store, "backups", "snap-cli")), 30, 0.1,
+                   "snap-cli's files deleted")
+        self.assertIn("Deleted manual snapshot", [e["Message"] for e in events(self.region, "db-snapshot", "snap-cli")])
 
     def test_3_errs(self):
         """RDS's errors, and nothing changes."""
