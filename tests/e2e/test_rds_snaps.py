@@ -248,6 +248,25 @@ class SnapTest(unittest.TestCase):
         self.assertEqual(len(self.region.boto3("rds").describe_db_snapshots(
             DbiResourceId=self.db["DbiResourceId"], SnapshotType="manual")["DBSnapshots"]), 1)
 
+    def test_1b_rst(self):
+        """A snapshot under way when the region server is killed is taken again by the next one."""
+        self.region.boto3("rds").create_db_snapshot(DBInstanceIdentifier=DB, DBSnapshotIdentifier="snap-rst")
+        wait_until(lambda: os.path.exists(os.path.join(self.store, "backups", "snap-rst", "data")), 30, 0.01,
+                   "the backup under way")
+        self.region.kill9()
+        # The backup it ran died with it (nothing writes into the folder the next server reuses).
+        target = os.path.join(self.store, "backups", "snap-rst")
+
+        def backups_left():
+            return [p for p in harness.all_pids()
+                    if any(target in a for a in (harness.proc_cmdline(p) or []))]
+        wait_until(lambda: backups_left() == [], 10, 0.05, "the interrupted mariadb-backup gone")
+        self.region.restart()
+        wait_until(lambda: snapshot(self.region, "snap-rst")["Status"] == "available", 180, 0.1, "snap-rst")
+        self.assert_verifies("snap-rst")
+        wait_available(self.region)
+        self.region.boto3("rds").delete_db_snapshot(DBSnapshotIdentifier="snap-rst")
+
     def test_2_copy(self):
         """Copies (of a manual and of an automated snapshot) are real, checked copies; delete removes one."""
         rds = self.region.boto3("rds")
