@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "ec2/instances.h"
 #include "process/recorded_process.h"
+#include "rds/db_backups.h"
 #include "rds/db_endpoint.h"
 #include "rds/db_snapshots.h"
 
@@ -427,9 +428,13 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
              (!doc.value("Backup", Json::object()).value("InitialDone", false) ||
               doc.value("Backup", Json::object()).value("Running", false)))
       status = db_status::kBackingUp;
-    // A manual snapshot being taken (db_snapshots.h) shows backing-up too.
-    else if (doc.contains("ManualSnapshot"))
-      status = db_status::kBackingUp;
+    // A manual snapshot being taken (db_snapshots.h) shows backing-up too; a mark left by one that is no longer
+    // being taken (it failed, or its end was not recorded) goes.
+    else if (doc.contains("ManualSnapshot")) {
+      auto snap = ctx_->store->Get(kind::kDbSnapshot, Str(doc, "ManualSnapshot"));
+      if (snap && Str(*snap, "Status") == "creating") status = db_status::kBackingUp;
+      else doc.erase("ManualSnapshot");
+    }
     doc["DBInstanceStatus"] = status;
   }));
   return ReconcileResult::After(std::chrono::milliseconds(kHealthPeriodMs));
