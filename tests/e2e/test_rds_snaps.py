@@ -380,6 +380,31 @@ class SnapTest(unittest.TestCase):
         wait_until(lambda: not os.path.exists(self.store), 30, 0.2, "the store deleted")
         self.assertEqual(snapshots(self.region), [])
 
+    def test_5_solo(self):
+        """Single-AZ, no automated backups: the snapshot is of the primary, and survives SkipFinalSnapshot."""
+        rds = self.region.boto3("rds")
+        rds.create_db_instance(DBInstanceIdentifier="solo", DBInstanceClass="db.t3.micro", Engine="mysql",
+                               AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="password1",
+                               BackupRetentionPeriod=0)
+        d = wait_available(self.region, "solo", timeout=120)
+        store = os.path.join(self.region.data_dir, "rds-backups", d["DbiResourceId"])
+        made = self.region.cli_v2("rds", "create-db-snapshot", "--db-instance-identifier", "solo",
+                                  "--db-snapshot-identifier", "solo-snap")["DBSnapshot"]
+        self.assertEqual(made["Status"], "creating")
+        wait_until(lambda: snapshot(self.region, "solo-snap")["Status"] == "available", 120, 0.1, "solo-snap")
+        with open(os.path.join(store, "backups", "solo-snap", "manifest.json")) as f:
+            m = json.load(f)
+        self.assertEqual(m["SourceServer"], "s1")  # the only server: the primary
+        self.assertEqual(tree_sha256(os.path.join(store, "backups", "solo-snap", "data"))[0], m["Sha256"])
+        wait_available(self.region, "solo")
+        rds.delete_db_instance(DBInstanceIdentifier="solo", SkipFinalSnapshot=True)
+        wait_until(lambda: not os.path.exists(os.path.join(self.region.data_dir, "rds", "solo")), 60, 0.2,
+                   "solo deleted")
+        self.assertEqual(snapshot(self.region, "solo-snap")["Status"], "available")
+        self.assertEqual(tree_sha256(os.path.join(store, "backups", "solo-snap", "data"))[0], m["Sha256"])
+        rds.delete_db_snapshot(DBSnapshotIdentifier="solo-snap")
+        wait_until(lambda: not os.path.exists(store), 30, 0.2, "solo's store deleted")
+
 
 if __name__ == "__main__":
     unittest.main()
