@@ -207,6 +207,12 @@ Result<Json> CopyDbSnapshot(RegionContext& ctx, const Params& p, const Json& tag
   }
   AP_ASSIGN_OR_RETURN(auto target, RequiredSnapshotId(p, "TargetDBSnapshotIdentifier"));
   AP_ASSIGN_OR_RETURN(auto copy_tags, p.Bool("CopyTags"));
+  if (auto region = p.Str("SourceRegion"); region && !region->empty() && *region != ctx.catalog->region()) {
+    return Status::InvalidParameterValue("Copies from another region are not supported: " + *region);
+  }
+  if (auto target_kind = p.Str("SnapshotTarget"); target_kind && !target_kind->empty() && *target_kind != "region") {
+    return Status::InvalidParameterValue("SnapshotTarget " + *target_kind + " is not supported here: only region.");
+  }
   auto source_id = SnapshotKey(ctx, *source_in);
   if (!source_id) {
     return Status::InvalidParameterValue("Copies from another region are not supported: " + *source_in);

@@ -319,6 +319,12 @@ TEST_F(DbSnapshotApiTest, CopyRules) {
   ExpectRefused("CopyDBSnapshot", {{"SourceDBSnapshotIdentifier", "arn:aws:rds:eu-west-1:123456789012:snapshot:src"},
                                    {"TargetDBSnapshotIdentifier", "dst"}},
                 "InvalidParameterValue");
+  ExpectRefused("CopyDBSnapshot", {{"SourceDBSnapshotIdentifier", "src"}, {"TargetDBSnapshotIdentifier", "dst"},
+                                   {"SourceRegion", "eu-west-1"}},
+                "InvalidParameterValue");
+  ExpectRefused("CopyDBSnapshot", {{"SourceDBSnapshotIdentifier", "src"}, {"TargetDBSnapshotIdentifier", "dst"},
+                                   {"SnapshotTarget", "outposts"}},
+                "InvalidParameterValue");
   clock_.Advance(60'000);
   Json c = MustCall("CopyDBSnapshot", {{"SourceDBSnapshotIdentifier", "src"},
                                        {"TargetDBSnapshotIdentifier", "Dst"},
