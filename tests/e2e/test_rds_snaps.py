@@ -1,15 +1,20 @@
 """RDS manual snapshots (issue 10, items 5 and 6): CreateDBSnapshot of a Multi-AZ instance under writes (taken
-from the standby: the primary keeps committing), its backup in the store with a manifest whose checksum verifies,
-PercentProgress moving and the instance backing-up meanwhile, events 0040/0042; DescribeDBSnapshots with manual
-ones; CopyDBSnapshot (a real copy, checked) and DeleteDBSnapshot; the final snapshot of DeleteDBInstance, there
-after the instance is gone; and RDS's errors, each changing nothing. Driven with the aws CLI v1 and v2, boto3 and
+from the standby: the primary keeps committing), its backup in the store with a manifest whose checksum verifies
+and which a mariadbd of our own serves with the rows committed before it began, PercentProgress moving (automated
+backups too) and the instance backing-up meanwhile, events 0040/0042; a snapshot interrupted by a kill -9 of the
+region server taken again; DescribeDBSnapshots with manual ones; CopyDBSnapshot (a real copy, checked) and
+DeleteDBSnapshot; the final snapshot of DeleteDBInstance, there after the instance is gone; a Single-AZ instance's
+snapshot (of its primary) surviving SkipFinalSnapshot; and RDS's errors, each changing nothing. Driven with the aws CLI v1 and v2, boto3 and
 PyMySQL. (Short names: the servers' socket paths include them.)
 """
 
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -17,6 +22,7 @@ import unittest
 sys.path.append("/usr/lib/python3/dist-packages")
 
 import harness  # noqa: E402
+import pymysql  # noqa: E402
 from harness import Region, wait_until  # noqa: E402
 from test_rds import DB, SEED_CREATE, connect, describe, wait_available  # noqa: E402
 
@@ -166,6 +172,7 @@ class SnapTest(unittest.TestCase):
         try:
             rds = self.region.boto3("rds")
             t_start = time.monotonic()
+            type(self).acked_before = len(writer.commits)
             created = rds.create_db_snapshot(DBInstanceIdentifier=DB, DBSnapshotIdentifier="Snap-One",
                                              Tags=[{"Key": "team", "Value": "db"}])["DBSnapshot"]
             progress, statuses, second = [created["PercentProgress"]], [], None
@@ -247,6 +254,44 @@ class SnapTest(unittest.TestCase):
         self.assertEqual(v1[0]["TagList"], [{"Key": "team", "Value": "db"}])
         self.assertEqual(len(self.region.boto3("rds").describe_db_snapshots(
             DbiResourceId=self.db["DbiResourceId"], SnapshotType="manual")["DBSnapshots"]), 1)
+
+    def test_1c_data(self):
+        """The snapshot's backup is a database on its own: a mariadbd started on a copy of it holds the rows
+        committed before the snapshot began."""
+        work = tempfile.mkdtemp(prefix="snapdata-", dir="/tmp")
+        try:
+            shutil.copytree(os.path.join(self.store, "backups", "snap-one", "data"), os.path.join(work, "d"))
+            sock = os.path.join(work, "s.sock")
+            argv = ["mariadbd", "--no-defaults", "--datadir=" + os.path.join(work, "d"), "--socket=" + sock,
+                    "--skip-networking", "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
+                    "--pid-file=" + os.path.join(work, "m.pid"), "--log-error=" + os.path.join(work, "err.log")]
+            if os.geteuid() == 0:
+                argv.append("--user=root")
+            server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                conn = wait_until(lambda: self._socket_conn(sock), 60, 0.1, "the copy's server")
+                with conn, conn.cursor() as cur:
+                    cur.execute("SELECT COUNT(*), SUM(LENGTH(v)) FROM app.bulk")
+                    self.assertEqual(cur.fetchone(), (64, 64 * 1000000))
+                    cur.execute("SELECT COUNT(*) FROM app.w")
+                    rows = cur.fetchone()[0]
+                    cur.execute("SELECT MAX(id) FROM app.w")
+                    self.assertEqual(cur.fetchone()[0], rows)  # ids 1..n with no hole: one writer, in order
+                harness.log("the snapshot holds %d rows of app.w (%d acknowledged before it began)"
+                            % (rows, self.acked_before))
+                self.assertGreaterEqual(rows, self.acked_before)
+            finally:
+                server.terminate()  # our own child, by its pid
+                server.wait(60)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    @staticmethod
+    def _socket_conn(sock):
+        try:
+            return pymysql.connect(unix_socket=sock, user="root", autocommit=True, connect_timeout=2)
+        except Exception:  # noqa: BLE001 - not up yet
+            return None
 
     def test_1b_rst(self):
         """A snapshot under way when the region server is killed is taken again by the next one."""
