@@ -283,6 +283,64 @@ Result<Json> DeleteDbSnapshot(RegionContext& ctx, const Params& p) {
   return doc;
 }
 
+namespace {
+constexpr size_t kMaxTagsPerSnapshot = 50;
+
+// The listed snapshot a snapshot ARN of this region names; nullopt when `arn` is no such ARN.
+std::optional<Result<Json>> SnapshotByArn(const RegionContext& ctx, const std::string& arn) {
+  const std::string prefix = ctx.Arn("rds", "snapshot:");
+  if (arn.compare(0, prefix.size(), prefix) != 0 || arn.size() == prefix.size()) return std::nullopt;
+  auto sid = SnapshotKey(ctx, arn);
+  auto snap = sid ? ctx.store->Get(kind::kDbSnapshot, *sid) : std::nullopt;
+  if (!snap || !Listed(*snap)) return Result<Json>(SnapshotNotFound(arn.substr(prefix.size())));
+  return Result<Json>(std::move(*snap));
+}
+}  // namespace
+
+std::optional<Result<Json>> AddSnapshotTags(RegionContext& ctx, const std::string& arn, const Json& tags) {
+  auto found = SnapshotByArn(ctx, arn);
+  if (!found || !found->ok()) return found;
+  Json snap = std::move(**found);
+  Json list = snap.value("TagList", Json::array());
+  for (const auto& t : tags) {
+    auto same = std::find_if(list.begin(), list.end(), [&](const Json& e) { return e["Key"] == t["Key"]; });
+    if (same != list.end()) (*same)["Value"] = t["Value"];
+    else list.push_back(t);
+  }
+  if (list.size() > kMaxTagsPerSnapshot) {
+    return Result<Json>(Status(400, "TagQuotaPerResourceExceeded",
+                               "A resource can have at most 50 tags; this request would give it " +
+                                   std::to_string(list.size()) + "."));
+  }
+  snap["TagList"] = std::move(list);
+  const std::string sid = snap["DBSnapshotIdentifier"];
+  if (Status st = ctx.store->Commit({{kind::kDbSnapshot, sid, snap, std::nullopt}}); !st.ok()) return Result<Json>(st);
+  return Result<Json>(Json());
+}
+
+std::optional<Result<Json>> ListSnapshotTags(const RegionContext& ctx, const std::string& arn) {
+  auto found = SnapshotByArn(ctx, arn);
+  if (!found || !found->ok()) return found;
+  return Result<Json>(Json{{"TagList", (**found).value("TagList", Json::array())}});
+}
+
+std::optional<Result<Json>> RemoveSnapshotTags(RegionContext& ctx, const std::string& arn,
+                                               const std::vector<std::string>& keys) {
+  auto found = SnapshotByArn(ctx, arn);
+  if (!found || !found->ok()) return found;
+  Json snap = std::move(**found);
+  Json kept = Json::array();
+  for (const auto& t : snap.value("TagList", Json::array())) {
+    if (std::find(keys.begin(), keys.end(), t["Key"].get<std::string>()) == keys.end()) kept.push_back(t);
+  }
+  if (kept != snap.value("TagList", Json::array())) {
+    snap["TagList"] = std::move(kept);
+    const std::string sid = snap["DBSnapshotIdentifier"];
+    if (Status st = ctx.store->Commit({{kind::kDbSnapshot, sid, snap, std::nullopt}}); !st.ok()) return Result<Json>(st);
+  }
+  return Result<Json>(Json());
+}
+
 bool SnapshotOfInstanceInProgress(const RegionContext& ctx, const std::string& id) {
   std::lock_guard lock(*ctx.mu);
   for (const auto& doc : ctx.store->List(kind::kDbSnapshot)) {

@@ -81,6 +81,13 @@ std::optional<std::string> SnapshotKey(const RegionContext& ctx, const std::stri
 Result<Json> CreateDbSnapshot(RegionContext& ctx, const Params& p, const Json& tags);
 Result<Json> CopyDbSnapshot(RegionContext& ctx, const Params& p, const Json& tags);
 Result<Json> DeleteDbSnapshot(RegionContext& ctx, const Params& p);
+// Tags of a DB snapshot named by its ARN (AddTagsToResource, ListTagsForResource, RemoveTagsFromResource):
+// nullopt when `arn` is not a snapshot ARN of this region (the caller handles DB instance ARNs);
+// DBSnapshotNotFound when no such snapshot is listed; TagQuotaPerResourceExceeded past 50 tags.
+std::optional<Result<Json>> AddSnapshotTags(RegionContext& ctx, const std::string& arn, const Json& tags);
+std::optional<Result<Json>> ListSnapshotTags(const RegionContext& ctx, const std::string& arn);
+std::optional<Result<Json>> RemoveSnapshotTags(RegionContext& ctx, const std::string& arn,
+                                               const std::vector<std::string>& keys);
 // DeleteDBInstance with FinalDBSnapshotIdentifier: checks the identifier is free, the quota and the instance's
 // state, then appends the final snapshot's document and its events to `writes` and marks `db` (the caller
 // commits both). Changes nothing on error.

@@ -349,6 +349,31 @@ TEST_F(DbSnapshotApiTest, CopyRules) {
             std::vector<std::string>{"Started copy of snapshot src from region us-west-2"});
 }
 
+TEST_F(DbSnapshotApiTest, TagsBySnapshotArn) {
+  Create();
+  SetStatus("available");
+  MustCall("CreateDBSnapshot", {{"DBInstanceIdentifier", kId},
+                                {"DBSnapshotIdentifier", "s1"},
+                                {"Tags.Tag.1.Key", "a"},
+                                {"Tags.Tag.1.Value", "1"}});
+  const std::string arn = "arn:aws:rds:us-west-2:123456789012:snapshot:s1";
+  MustCall("AddTagsToResource", {{"ResourceName", arn}, {"Tags.Tag.1.Key", "b"}, {"Tags.Tag.1.Value", "2"}});
+  EXPECT_EQ(MustCall("ListTagsForResource", {{"ResourceName", arn}})["TagList"],
+            Json::parse(R"([{"Key":"a","Value":"1"},{"Key":"b","Value":"2"}])"));
+  MustCall("RemoveTagsFromResource", {{"ResourceName", arn}, {"TagKeys.member.1", "a"}});
+  EXPECT_EQ(MustCall("DescribeDBSnapshots", {{"DBSnapshotIdentifier", "s1"}})["DBSnapshots"][0]["TagList"],
+            Json::parse(R"([{"Key":"b","Value":"2"}])"));
+  ExpectRefused("ListTagsForResource", {{"ResourceName", "arn:aws:rds:us-west-2:123456789012:snapshot:nope"}},
+                "DBSnapshotNotFound", 404);
+  ExpectRefused("AddTagsToResource", {{"ResourceName", "arn:aws:rds:us-west-2:123456789012:snapshot:nope"},
+                                      {"Tags.Tag.1.Key", "b"}},
+                "DBSnapshotNotFound", 404);
+  // The instance's own tags are untouched.
+  EXPECT_EQ(MustCall("ListTagsForResource", {{"ResourceName", "arn:aws:rds:us-west-2:123456789012:db:" +
+                                                                  std::string(kId)}})["TagList"],
+            Json::array());
+}
+
 TEST_F(DbSnapshotApiTest, FinalSnapshotOnDelete) {
   Create();
   // Not while the instance is being created (nothing runs to back up); nothing changes.

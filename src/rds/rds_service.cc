@@ -1365,6 +1365,7 @@ Result<Json> RdsService::DescribeOrderableDBInstanceOptions(const Params& p) {
 Result<Json> RdsService::AddTagsToResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+  if (auto snapshot = rds::AddSnapshotTags(*ctx_, arn, tags)) return std::move(*snapshot);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   AP_RETURN_IF_ERROR(MergeTags(db, tags));
   std::string id = db["DBInstanceIdentifier"];
@@ -1374,6 +1375,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
 
 Result<Json> RdsService::ListTagsForResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
+  if (auto snapshot = rds::ListSnapshotTags(*ctx_, arn)) return std::move(*snapshot);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   return Json{{"TagList", db.value("Tags", Json::array())}};
 }
@@ -1381,6 +1383,7 @@ Result<Json> RdsService::ListTagsForResource(const Params& p) {
 Result<Json> RdsService::RemoveTagsFromResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   auto keys = p.List("TagKeys");
+  if (auto snapshot = rds::RemoveSnapshotTags(*ctx_, arn, keys)) return std::move(*snapshot);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   Json kept = Json::array();
   for (const auto& t : db["Tags"]) {

@@ -332,6 +332,12 @@ class SnapTest(unittest.TestCase):
         self.assertEqual(self.assert_verifies("auto-copy")["SnapshotType"], "manual")
         self.assertIn("Finished copy of snapshot snap-one from region us-west-2",
                       [e["Message"] for e in events(self.region, "db-snapshot", "snap-copy")])
+        # A snapshot's tags by its ARN.
+        self.region.cli_v2("rds", "add-tags-to-resource", "--resource-name", c["DBSnapshotArn"],
+                           "--tags", "Key=stage,Value=copy")
+        self.assertEqual(self.region.cli_v1("rds", "list-tags-for-resource", "--resource-name",
+                                            c["DBSnapshotArn"])["TagList"],
+                         [{"Key": "team", "Value": "db"}, {"Key": "stage", "Value": "copy"}])
 
         deleted = self.region.cli_v1("rds", "delete-db-snapshot", "--db-snapshot-identifier", "auto-copy")
         self.assertEqual(deleted["DBSnapshot"]["Status"], "deleted")
