@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "lb/node_files.h"
 #include "process/recorded_process.h"
+#include "rds/backup_progress.h"
 #include "rds/db_controller.h"
 #include "rds/db_instances.h"
 #include "rds/mariadb.h"
@@ -508,9 +509,29 @@ ReconcileResult DbBackupController::DeleteOrphans(const std::string& id, Snapsho
     // A new instance with the same identifier has a DbiResourceId of its own: its store is not these.
     AP_RETURN_IF_ERROR(ctx_->store->Commit(writes));
   }
+  // Manual snapshots (db_snapshots.h) outlive the instance: their folders stay, and with them the store.
+  std::set<std::string> manual;
+  {
+    std::lock_guard lock(*ctx_->mu);
+    for (const auto& doc : ctx_->store->List(kind::kDbSnapshot)) {
+      if (Str(*doc, "SnapshotType") != "automated") manual.insert(Str(*doc, "StorePath"));
+    }
+  }
   for (const auto& dbi : stores) {
     std::error_code ec;
-    if (!dbi.empty()) fs::remove_all(BackupStoreDir(*ctx_, dbi), ec);
+    if (dbi.empty()) continue;
+    const std::string store = BackupStoreDir(*ctx_, dbi);
+    bool keep = false;
+    for (const auto& e : fs::directory_iterator(store + "/backups", ec)) keep = keep || manual.count(e.path().string());
+    if (!keep) {
+      fs::remove_all(store, ec);
+    } else {
+      for (const auto& e : fs::directory_iterator(store + "/backups", ec)) {
+        std::error_code rm;
+        if (!manual.count(e.path().string())) fs::remove_all(e.path(), rm);
+      }
+      fs::remove_all(store + "/binlogs", ec);
+    }
     spdlog::info("db_instance={} automated backups deleted with the instance ({})", id, dbi);
   }
   return ReconcileResult::Done();
@@ -788,7 +809,19 @@ Status DbBackupController::RunBackup(const std::string& id, const Snapshot& s, c
   const std::string options = DbInstanceDir(*ctx_, id) + "/backup-client.cnf";
   AP_RETURN_IF_ERROR(WriteClientOptions(options, cfg.address, cfg.port, s.Accounts()));
   const std::string log = DbInstanceDir(*ctx_, id) + "/backup.log";
-  AP_ASSIGN_OR_RETURN(auto gtid, TakeBackup(cfg, options, folder + "/data", log));
+  Result<std::string> taken = Status::Internal("not run");
+  {
+    // PercentProgress moves with the bytes copied (backup_progress.h): 0-90 %, then 100 when it is recorded.
+    ProgressReporter progress(folder + "/data", ExpectedBackupBytes(DataDir(cfg)), 0, 90, [this, snapshot_id](int pct) {
+      std::lock_guard lock(*ctx_->mu);
+      auto doc = ctx_->store->Get(kind::kDbSnapshot, snapshot_id);
+      if (!doc || (*doc)["Status"] != "creating" || doc->value("PercentProgress", 0) >= pct) return;
+      (*doc)["PercentProgress"] = pct;
+      (void)ctx_->store->Commit({{kind::kDbSnapshot, snapshot_id, *doc}});  // best effort: only a coarser display
+    });
+    taken = TakeBackup(cfg, options, folder + "/data", log);
+  }
+  AP_ASSIGN_OR_RETURN(auto gtid, std::move(taken));
   Manifest m;
   m.snapshot_id = snapshot_id;
   m.snapshot_type = "automated";
@@ -837,7 +870,8 @@ Status DbBackupController::RunBackup(const std::string& id, const Snapshot& s, c
     doc["Backup"]["InitialDone"] = true;
     doc["Backup"]["LastAutomatedStart"] = start;
     doc["Backup"].erase("LastError");
-    if (Str(doc, "DBInstanceStatus") == "backing-up") doc["DBInstanceStatus"] = db_status::kAvailable;
+    if (Str(doc, "DBInstanceStatus") == "backing-up" && !doc.contains("ManualSnapshot"))
+      doc["DBInstanceStatus"] = db_status::kAvailable;
     writes.push_back({kind::kDbInstance, id, doc});
   }
   snap["Status"] = "available";

@@ -10,7 +10,9 @@
 #include "common/log.h"
 #include "ec2/instances.h"
 #include "process/recorded_process.h"
+#include "rds/db_backups.h"
 #include "rds/db_endpoint.h"
+#include "rds/db_snapshots.h"
 
 namespace fs = std::filesystem;
 
@@ -426,6 +428,13 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
              (!doc.value("Backup", Json::object()).value("InitialDone", false) ||
               doc.value("Backup", Json::object()).value("Running", false)))
       status = db_status::kBackingUp;
+    // A manual snapshot being taken (db_snapshots.h) shows backing-up too; a mark left by one that is no longer
+    // being taken (it failed, or its end was not recorded) goes.
+    else if (doc.contains("ManualSnapshot")) {
+      auto snap = ctx_->store->Get(kind::kDbSnapshot, Str(doc, "ManualSnapshot"));
+      if (snap && Str(*snap, "Status") == "creating") status = db_status::kBackingUp;
+      else doc.erase("ManualSnapshot");
+    }
     doc["DBInstanceStatus"] = status;
   }));
   return ReconcileResult::After(std::chrono::milliseconds(kHealthPeriodMs));
@@ -815,6 +824,8 @@ ReconcileResult DbInstanceController::StopAll(const std::string& id, Snapshot& s
 
 ReconcileResult DbInstanceController::Delete(const std::string& id, Snapshot& s) {
   if (Building(id)) return ReconcileResult::After(std::chrono::milliseconds(100));  // it may still launch
+  // The final snapshot (and any manual one in progress) is taken before the servers stop.
+  if (SnapshotOfInstanceInProgress(*ctx_, id)) return ReconcileResult::After(std::chrono::milliseconds(200));
   AP_ASSIGN_OR_RETURN(bool stopped, StopProcesses(id, s));
   if (!stopped) return ReconcileResult::After(std::chrono::milliseconds(100));
   std::vector<StoreWrite> writes;

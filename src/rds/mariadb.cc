@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -122,12 +123,17 @@ Status RunCommand(const std::vector<std::string>& argv, const std::string& log_p
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(log);
     return Status::Internal("fork failed");
   }
   if (pid == 0) {
+    // Dies with the region server (a backup left running by a killed server would write into a folder that the
+    // next server's backup reuses). The forking thread waits for it, so only the server's death triggers this.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(127);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
     ::dup2(log, 1);

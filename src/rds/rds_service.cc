@@ -13,6 +13,7 @@
 #include "common/time_util.h"
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
+#include "rds/db_snapshots.h"
 
 namespace autopipe {
 namespace {
@@ -569,10 +570,13 @@ Json DbSnapshotXml(const RegionContext& ctx, const Json& snap) {
       .Add("IAMDatabaseAuthenticationEnabled", false)
       .Add("ProcessorFeatures", Json::array())
       .Add("DbiResourceId", snap["DbiResourceId"])
-      .Add("TagList", Json::array())
+      .Add("TagList", snap.value("TagList", Json::array()))
       .Add("OriginalSnapshotCreateTime", IsoTimeMillis(snap.value("OriginalSnapshotCreateTime", int64_t{0})))
       .Add("SnapshotTarget", "region")
       .Add("DedicatedLogVolume", false);
+  if (snap.contains("SourceDBSnapshotIdentifier")) {
+    out.Add("SourceDBSnapshotIdentifier", snap["SourceDBSnapshotIdentifier"]).Add("SourceRegion", ctx.catalog->region());
+  }
   return out.Take();
 }
 
@@ -630,6 +634,21 @@ class RdsService {
   Result<Json> StartDBInstance(const Params& p);
   Result<Json> DescribeEvents(const Params& p);
   Result<Json> DescribeDBSnapshots(const Params& p);
+  // Manual snapshots: rds/db_snapshots.h validates and records; these render.
+  Result<Json> CreateDBSnapshot(const Params& p) {
+    AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+    AP_ASSIGN_OR_RETURN(auto snap, rds::CreateDbSnapshot(*ctx_, p, tags));
+    return Json{{"DBSnapshot", DbSnapshotXml(*ctx_, snap)}};
+  }
+  Result<Json> CopyDBSnapshot(const Params& p) {
+    AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+    AP_ASSIGN_OR_RETURN(auto snap, rds::CopyDbSnapshot(*ctx_, p, tags));
+    return Json{{"DBSnapshot", DbSnapshotXml(*ctx_, snap)}};
+  }
+  Result<Json> DeleteDBSnapshot(const Params& p) {
+    AP_ASSIGN_OR_RETURN(auto snap, rds::DeleteDbSnapshot(*ctx_, p));
+    return Json{{"DBSnapshot", DbSnapshotXml(*ctx_, snap)}};
+  }
   Result<Json> DescribeDBInstanceAutomatedBackups(const Params& p);
   Result<Json> DescribeDBEngineVersions(const Params& p);
   Result<Json> DescribeOrderableDBInstanceOptions(const Params& p);
@@ -1031,6 +1050,10 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
     return InvalidParameterCombination("Cannot delete protected DB Instance, please disable deletion protection and "
                                        "try again.");
   }
+  // The final snapshot (rds/db_snapshots.h): checked (free, quota, state) before anything changes; the DB
+  // instance controller keeps the servers until it is taken.
+  std::vector<StoreWrite> writes;
+  if (final_id) AP_RETURN_IF_ERROR(rds::AddFinalSnapshot(*ctx_, db, *final_id, &writes));
   Json& spec = db["Spec"];
   spec["Deleting"] = true;
   spec["DeleteAutomatedBackups"] = delete_backups.value_or(true);
@@ -1038,7 +1061,6 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   db["DBInstanceStatus"] = rds::db_status::kDeleting;
   // Automated backups kept (DeleteAutomatedBackups=false) are marked so; the backup controller deletes the
   // others, and the instance's backup store, once the instance is gone (rds/db_backups.h).
-  std::vector<StoreWrite> writes;
   if (!delete_backups.value_or(true)) {
     for (const auto& snap : ctx_->store->List(kind::kDbSnapshot)) {
       if ((*snap)["SnapshotType"] != "automated" || (*snap)["DbiResourceId"] != db["DbiResourceId"]) continue;
@@ -1081,6 +1103,12 @@ Result<Json> RdsService::DescribeDBSnapshots(const Params& p) {
   if (type && !type->empty() && !kTypes.count(*type)) {
     return Status::InvalidParameterValue("Invalid snapshot type: " + *type);
   }
+  // Only this account's own snapshots exist here: shared and public ones are none.
+  AP_ASSIGN_OR_RETURN(auto include_shared, OptionalBool(p, "IncludeShared"));
+  AP_ASSIGN_OR_RETURN(auto include_public, OptionalBool(p, "IncludePublic"));
+  (void)include_shared;
+  (void)include_public;
+  auto by_resource = p.Str("DbiResourceId");
   auto instance = p.Str("DBInstanceIdentifier");
   auto snapshot = p.Str("DBSnapshotIdentifier");
   if (instance && snapshot && !instance->empty() && !snapshot->empty()) {
@@ -1096,13 +1124,15 @@ Result<Json> RdsService::DescribeDBSnapshots(const Params& p) {
   std::vector<Doc> found;
   if (!snapshot_key.empty()) {
     auto doc = ctx_->store->GetVersioned(kind::kDbSnapshot, snapshot_key).doc;
-    if (!doc) return Status(404, "DBSnapshotNotFound", "DBSnapshot " + *snapshot + " not found.");
+    if (!doc || !rds::Listed(*doc)) return Status(404, "DBSnapshotNotFound", "DBSnapshot " + *snapshot + " not found.");
     found.push_back(doc);
   } else {
     found = ctx_->store->List(kind::kDbSnapshot);
   }
   auto matches = [&](const Json& snap) {
+    if (!rds::Listed(snap)) return false;
     if (!instance_key.empty() && snap["DBInstanceIdentifier"] != instance_key) return false;
+    if (by_resource && !by_resource->empty() && snap["DbiResourceId"] != *by_resource) return false;
     if (type && !type->empty() && snap["SnapshotType"] != *type) return false;
     for (const auto& [name, values] : filters) {
       if (name == "db-instance-id") {
@@ -1335,6 +1365,7 @@ Result<Json> RdsService::DescribeOrderableDBInstanceOptions(const Params& p) {
 Result<Json> RdsService::AddTagsToResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+  if (auto snapshot = rds::AddSnapshotTags(*ctx_, arn, tags)) return std::move(*snapshot);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   AP_RETURN_IF_ERROR(MergeTags(db, tags));
   std::string id = db["DBInstanceIdentifier"];
@@ -1344,6 +1375,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
 
 Result<Json> RdsService::ListTagsForResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
+  if (auto snapshot = rds::ListSnapshotTags(*ctx_, arn)) return std::move(*snapshot);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   return Json{{"TagList", db.value("Tags", Json::array())}};
 }
@@ -1351,6 +1383,7 @@ Result<Json> RdsService::ListTagsForResource(const Params& p) {
 Result<Json> RdsService::RemoveTagsFromResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   auto keys = p.List("TagKeys");
+  if (auto snapshot = rds::RemoveSnapshotTags(*ctx_, arn, keys)) return std::move(*snapshot);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   Json kept = Json::array();
   for (const auto& t : db["Tags"]) {
@@ -1418,6 +1451,9 @@ ApiService RdsApi(RegionContext* ctx) {
       op("StartDBInstance", Access::kWrite, &RdsService::StartDBInstance),
       op("DescribeEvents", Access::kRead, &RdsService::DescribeEvents, {kFilters, {"EventCategories", 20, "EventCategory"}}),
       op("DescribeDBSnapshots", Access::kRead, &RdsService::DescribeDBSnapshots, {kFilters}),
+      op("CreateDBSnapshot", Access::kWrite, &RdsService::CreateDBSnapshot, {kTags}),
+      op("CopyDBSnapshot", Access::kWrite, &RdsService::CopyDBSnapshot, {kTags}),
+      op("DeleteDBSnapshot", Access::kWrite, &RdsService::DeleteDBSnapshot),
       op("DescribeDBInstanceAutomatedBackups", Access::kRead, &RdsService::DescribeDBInstanceAutomatedBackups,
          {kFilters}),
       op("DescribeDBEngineVersions", Access::kRead, &RdsService::DescribeDBEngineVersions, {kFilters}),

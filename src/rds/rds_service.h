@@ -1,6 +1,8 @@
 // The RDS API (2014-10-31, Query protocol) for MySQL and MariaDB DB instances: create, describe (filters,
 // pagination), modify (with PendingModifiedValues when not applied immediately), reboot (with ForceFailover),
-// delete, stop and start, events, engine versions, orderable options and tags. Handlers validate as RDS does,
+// delete (with a final snapshot), stop and start, events, engine versions, orderable options, tags, and DB
+// snapshots (DescribeDBSnapshots here; Create/Copy/Delete and snapshot tags validated and recorded by
+// rds/db_snapshots.h). Handlers validate as RDS does,
 // write the db_instance / db_instance_secret / rds_event documents (rds/db_instances.h: the API writes what is
 // wanted in Spec, the DB instance controller makes it so) and return. Whatever the engine is called, what runs is
 // Debian's MariaDB 10.11 (DescribeDBEngineVersions says so). No password is ever put in a response, log or event.

@@ -545,6 +545,7 @@ TEST_F(RdsServiceTest, DeleteRules) {
   ExpectRefused("DeleteDBInstance", {{"DBInstanceIdentifier", "kept"}, {"SkipFinalSnapshot", "true"}},
                 "InvalidParameterCombination");
   Create("snap");
+  SetStatus("available", "snap");  // a final snapshot needs a running instance (db_snapshots_test.cc)
   MustCall("DeleteDBInstance", {{"DBInstanceIdentifier", "snap"},
                                 {"FinalDBSnapshotIdentifier", "Snap-Final"},
                                 {"DeleteAutomatedBackups", "false"}});
