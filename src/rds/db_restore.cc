@@ -304,11 +304,16 @@ Result<RestoreSource> FindRestoreSource(const RegionContext& ctx, const std::opt
   return src;
 }
 
-Result<Json> PlanPointInTime(const RestoreSource& source, const RestoreTarget& target) {
+Result<Json> PlanPointInTime(const RestoreSource& source, RestoreTarget target, bool use_latest) {
   if (source.instance && source.retention <= 0)
     return Status(400, "PointInTimeRestoreNotEnabled",
                   "Point-in-time restore is not enabled for DB instance " + source.db_instance_identifier +
                       ": its BackupRetentionPeriod is 0.");
+  if (use_latest) {
+    if (source.latest_restorable_time == 0)
+      return InvalidRestore("DB instance " + source.db_instance_identifier + " has no latest restorable time yet.");
+    target.time_ms = source.latest_restorable_time;
+  }
   if (source.backups.empty())
     return InvalidRestore("DB instance " + source.db_instance_identifier + " has no automated backup to restore from yet.");
   if (target.time_ms) {

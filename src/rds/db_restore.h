@@ -138,8 +138,9 @@ Result<RestoreSource> FindRestoreSource(const RegionContext& ctx, const std::opt
                                         const std::optional<std::string>& dbi_resource_id);
 
 // Checks the target against the source's restore window (PointInTimeRestoreNotEnabled, InvalidRestoreFault) and
-// returns the Restore document for the new instance (State pending).
-Result<Json> PlanPointInTime(const RestoreSource& source, const RestoreTarget& target);
+// returns the Restore document for the new instance (State pending). use_latest: the target is the source's
+// LatestRestorableTime.
+Result<Json> PlanPointInTime(const RestoreSource& source, RestoreTarget target, bool use_latest = false);
 
 // The Restore document for a new instance from a db_snapshot document (its backup must be in the store).
 Result<Json> PlanFromSnapshot(const Json& snapshot);

@@ -171,6 +171,12 @@ TEST(DbRestoreRules, PointInTimeWindowAndErrors) {
   src.retention = 0;
   t.time_ms = kDay0 + 5'400'000;
   EXPECT_EQ(PlanPointInTime(src, t).status().code(), "PointInTimeRestoreNotEnabled");
+  EXPECT_EQ(PlanPointInTime(src, RestoreTarget{}, true).status().code(), "PointInTimeRestoreNotEnabled");
+  src.retention = 7;
+  r = PlanPointInTime(src, RestoreTarget{}, true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)["TargetTime"], src.latest_restorable_time);
+  EXPECT_EQ((*r)["BackupDir"], "/s/backups/a2");
   src.retention = 7;
   RestoreTarget g;
   g.gtid = "0-1-600";

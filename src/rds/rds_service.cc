@@ -1243,13 +1243,7 @@ Result<Json> RdsService::RestoreDBInstanceToPointInTime(const Params& p) {
   AP_RETURN_IF_ERROR(ReadRestoreOptions(p, *ctx_->catalog));
 
   AP_ASSIGN_OR_RETURN(auto source, rds::FindRestoreSource(*ctx_, source_id, source_dbi));
-  if (use_latest.value_or(false)) {
-    if (source.latest_restorable_time == 0)
-      return Status(400, "InvalidRestoreFault",
-                    "DB instance " + source.db_instance_identifier + " has no latest restorable time yet.");
-    target.time_ms = source.latest_restorable_time;
-  }
-  AP_ASSIGN_OR_RETURN(auto restore, rds::PlanPointInTime(source, target));
+  AP_ASSIGN_OR_RETURN(auto restore, rds::PlanPointInTime(source, target, use_latest.value_or(false)));
   std::string password;
   if (source.instance) {
     if (auto secret = ctx_->store->Get(kind::kDbInstanceSecret, source.db_instance_identifier))
