@@ -150,7 +150,7 @@ class RdsRestoreTest(unittest.TestCase):
             cur.execute("CREATE TABLE app.t (id INT PRIMARY KEY)")
         # A stream of transactions across a forced failover.
         cls.writer = TimedWriter(cls.address).start()
-        time.sleep(2.5)  # a stretch of writes before the failover (the writer keeps going meanwhile)
+        time.sleep(3.5)  # a stretch of writes before the failover (the writer keeps going meanwhile)
         before = event_messages(cls.region, SRC).count("Multi-AZ instance failover completed")
         cls.region.boto3("rds").reboot_db_instance(DBInstanceIdentifier=SRC, ForceFailover=True)
         wait_until(lambda: event_messages(cls.region, SRC).count("Multi-AZ instance failover completed") > before,
@@ -158,7 +158,7 @@ class RdsRestoreTest(unittest.TestCase):
         cls.failover_done = time.time()
         n = cls.writer.acked_count()
         wait_until(lambda: cls.writer.acked_count() >= n + 200, 60, 0.05, "writes after the failover")
-        time.sleep(1.5)  # and a stretch of them
+        time.sleep(2.5)  # and a stretch of them
         cls.writer.stop()
         last_ack = max(a[2] for a in cls.writer.attempts if a[2] is not None)
         wait_until(lambda: describe(cls.region, SRC).get("LatestRestorableTime") and
