@@ -550,6 +550,7 @@ Status DbRestoreController::RunRestore(const std::string& id) {
   // 2. The backup must be intact: its checksum is recomputed before anything is built from it.
   AP_ASSIGN_OR_RETURN(auto manifest, VerifyBackup(backup_dir));
   if (Cancelled(id)) return CancelledStatus();
+  const int64_t verify_ms = ms_since();
 
   // 3. The data dir: a copy of the prepared backup (the store keeps its own).
   ServerConfig cfg;
@@ -599,6 +600,7 @@ Status DbRestoreController::RunRestore(const std::string& id) {
     }
     if (!conn) return Status::Internal("the restored server did not start (see " + cfg.dir + "/error.log)");
   }
+  const int64_t up_ms = ms_since();
   const AdminAccounts accounts{Str(secret, "AdminPassword"), Str(secret, "ReplPassword")};
   AP_RETURN_IF_ERROR(conn->Exec("SET SESSION sql_log_bin=0"));
   AP_RETURN_IF_ERROR(conn->Exec("FLUSH PRIVILEGES"));
@@ -622,7 +624,7 @@ Status DbRestoreController::RunRestore(const std::string& id) {
   RestoreTarget target;
   if (restore.contains("TargetTime")) target.time_ms = restore["TargetTime"].get<int64_t>();
   target.gtid = Str(restore, "TargetGtid");
-  int64_t replayed_files = 0, replayed_bytes = 0;
+  int64_t replayed_files = 0, replayed_bytes = 0, waited_ms = 0;
   const bool replay = Str(restore, "Kind") == "point-in-time" && (target.time_ms || !target.gtid.empty());
   if (replay) {
     if (target.time_ms) {
@@ -641,8 +643,9 @@ Status DbRestoreController::RunRestore(const std::string& id) {
           }
         }
         if (!live || latest >= need) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
+      waited_ms = ms_since() - up_ms;
     }
     const std::string options = cfg.dir + "/restore-client.cnf";
     {
@@ -703,8 +706,10 @@ Status DbRestoreController::RunRestore(const std::string& id) {
       return Status::Internal("the restored server did not start (see " + cfg.dir + "/error.log)");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  spdlog::info("db_instance={} restored in {} ms (copy {} ms, replay {} ms)", id, ms_since(), copy_ms,
-               replay_ms - copy_ms);
+  spdlog::info("db_instance={} restored in {} ms (verify {} ms, copy {} ms, server up {} ms, archive wait {} ms, "
+               "replay {} ms of {} bytes, restart {} ms)",
+               id, ms_since(), verify_ms, copy_ms - verify_ms, up_ms - copy_ms, waited_ms,
+               replay_ms - up_ms - waited_ms, replayed_bytes, ms_since() - replay_ms);
   return CommitRestore(id, [&](Json& doc, std::vector<StoreWrite>* w) {
     doc["Restore"]["State"] = restore_state::kDone;
     doc["Restore"]["DoneAt"] = ctx_->clock->NowMillis();
