@@ -236,6 +236,24 @@ std::vector<std::string> ReplayArgv(const std::vector<std::string>& files, const
   return argv;
 }
 
+std::string MergeGtidPositions(const std::string& a, const std::string& b) {
+  std::map<int64_t, std::pair<int64_t, std::string>> by_domain;  // domain -> (seq_no, "D-S-N")
+  for (const std::string* list : {&a, &b}) {
+    std::istringstream in(*list);
+    std::string one;
+    while (std::getline(in, one, ',')) {
+      long long d = 0, srv = 0, n = 0;
+      if (std::sscanf(one.c_str(), " %lld-%lld-%lld", &d, &srv, &n) != 3) continue;
+      auto it = by_domain.find(d);
+      if (it == by_domain.end() || n > it->second.first)
+        by_domain[d] = {n, std::to_string(d) + "-" + std::to_string(srv) + "-" + std::to_string(n)};
+    }
+  }
+  std::string out;
+  for (const auto& [d, v] : by_domain) out += (out.empty() ? "" : ",") + v.second;
+  return out;
+}
+
 bool GtidReached(const std::string& applied, const std::string& gtid) { return GtidStateAtMost(gtid, applied); }
 
 // ---- what the API needs -----------------------------------------------------------------------------------------
@@ -615,16 +633,13 @@ Status DbRestoreController::RunRestore(const std::string& id) {
   AP_RETURN_IF_ERROR(conn->Exec("STOP ALL SLAVES"));
   AP_RETURN_IF_ERROR(conn->Exec("RESET SLAVE ALL"));
   AP_RETURN_IF_ERROR(conn->Exec("SET GLOBAL gtid_slave_pos=''"));
-  // Its binary log continues the source's GTID history from the backup's position.
-  AP_RETURN_IF_ERROR(conn->Exec("RESET MASTER"));
-  if (!manifest.gtid.empty())
-    AP_RETURN_IF_ERROR(conn->Exec("SET GLOBAL gtid_binlog_state=" + conn->Quote(manifest.gtid)));
 
   // 5. Replay the archived binary log up to the target.
   RestoreTarget target;
   if (restore.contains("TargetTime")) target.time_ms = restore["TargetTime"].get<int64_t>();
   target.gtid = Str(restore, "TargetGtid");
   int64_t replayed_files = 0, replayed_bytes = 0, waited_ms = 0;
+  const int64_t setup_ms = ms_since() - up_ms;
   const bool replay = Str(restore, "Kind") == "point-in-time" && (target.time_ms || !target.gtid.empty());
   if (replay) {
     if (target.time_ms) {
@@ -645,7 +660,7 @@ Status DbRestoreController::RunRestore(const std::string& id) {
         if (!live || latest >= need) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
-      waited_ms = ms_since() - up_ms;
+      waited_ms = ms_since() - up_ms - setup_ms;
     }
     const std::string options = cfg.dir + "/restore-client.cnf";
     {
@@ -661,12 +676,14 @@ Status DbRestoreController::RunRestore(const std::string& id) {
     auto steps = PlanReplay(ReadArchive(Str(restore, "StoreDir")), manifest.start_time);
     for (const auto& step : steps) {
       if (Cancelled(id)) return CancelledStatus();
-      AP_ASSIGN_OR_RETURN(auto applied, conn->Scalar("SELECT @@gtid_binlog_pos"));
-      if (!target.gtid.empty() && GtidReached(applied.value_or(""), target.gtid)) break;
+      // What is applied: the backup's position, then what the replay wrote to this server's binary log (the
+      // replayed events keep their GTIDs).
+      AP_ASSIGN_OR_RETURN(auto logged, conn->Scalar("SELECT @@gtid_binlog_pos"));
+      const std::string applied = MergeGtidPositions(manifest.gtid, logged.value_or(""));
+      if (!target.gtid.empty() && GtidReached(applied, target.gtid)) break;
       bool binlog_ok = true;
       AP_RETURN_IF_ERROR(
-          RunPipeline(ReplayArgv(step.files, applied.value_or(""), target), client, env, log, kReplayTimeoutMs,
-                      &binlog_ok));
+          RunPipeline(ReplayArgv(step.files, applied, target), client, env, log, kReplayTimeoutMs, &binlog_ok));
       if (!binlog_ok)
         spdlog::info("db_instance={} restore: mariadb-binlog stopped early in {} (a file cut short); GTID order "
                      "makes the next segment carry on",
@@ -674,13 +691,22 @@ Status DbRestoreController::RunRestore(const std::string& id) {
       replayed_files += static_cast<int64_t>(step.files.size());
       for (const auto& f : step.files) replayed_bytes += static_cast<int64_t>(fs::file_size(f, ec));
     }
-    AP_ASSIGN_OR_RETURN(auto applied, conn->Scalar("SELECT @@gtid_binlog_pos"));
-    if (!target.gtid.empty() && !GtidReached(applied.value_or(""), target.gtid))
+    AP_ASSIGN_OR_RETURN(auto logged, conn->Scalar("SELECT @@gtid_binlog_pos"));
+    const std::string applied = MergeGtidPositions(manifest.gtid, logged.value_or(""));
+    if (!target.gtid.empty() && !GtidReached(applied, target.gtid))
       return Status::Internal("GTID " + target.gtid + " is not in the archived binary log of " +
-                              Str(restore, "SourceDBInstanceIdentifier") + " (the restore reached " +
-                              applied.value_or("") + ")");
+                              Str(restore, "SourceDBInstanceIdentifier") + " (the restore reached " + applied + ")");
     spdlog::info("db_instance={} restore replayed {} binlog files ({} bytes) to GTID {}", id, replayed_files,
-                 replayed_bytes, applied.value_or(""));
+                 replayed_bytes, applied);
+  }
+  {
+    // Nothing replayed: the binary log continues the source's GTID history from the backup's position (setting
+    // the state costs about a second, so only then).
+    AP_ASSIGN_OR_RETURN(auto logged, conn->Scalar("SELECT @@gtid_binlog_pos"));
+    if (logged.value_or("").empty() && !manifest.gtid.empty()) {
+      AP_RETURN_IF_ERROR(conn->Exec("RESET MASTER"));
+      AP_RETURN_IF_ERROR(conn->Exec("SET GLOBAL gtid_binlog_state=" + conn->Quote(manifest.gtid)));
+    }
   }
   const int64_t replay_ms = ms_since();
 
@@ -706,10 +732,10 @@ Status DbRestoreController::RunRestore(const std::string& id) {
       return Status::Internal("the restored server did not start (see " + cfg.dir + "/error.log)");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  spdlog::info("db_instance={} restored in {} ms (verify {} ms, copy {} ms, server up {} ms, archive wait {} ms, "
-               "replay {} ms of {} bytes, restart {} ms)",
-               id, ms_since(), verify_ms, copy_ms - verify_ms, up_ms - copy_ms, waited_ms,
-               replay_ms - up_ms - waited_ms, replayed_bytes, ms_since() - replay_ms);
+  spdlog::info("db_instance={} restored in {} ms (verify {} ms, copy {} ms, server up {} ms, setup {} ms, archive "
+               "wait {} ms, replay {} ms of {} bytes, restart {} ms)",
+               id, ms_since(), verify_ms, copy_ms - verify_ms, up_ms - copy_ms, setup_ms, waited_ms,
+               replay_ms - up_ms - setup_ms - waited_ms, replayed_bytes, ms_since() - replay_ms);
   return CommitRestore(id, [&](Json& doc, std::vector<StoreWrite>* w) {
     doc["Restore"]["State"] = restore_state::kDone;
     doc["Restore"]["DoneAt"] = ctx_->clock->NowMillis();

@@ -116,6 +116,9 @@ std::string StopDatetime(int64_t target_ms);
 std::vector<std::string> ReplayArgv(const std::vector<std::string>& files, const std::string& applied,
                                     const RestoreTarget& target);
 
+// The later of two GTID positions in each domain ("0-1-10,1-2-3" and "0-2-12" -> "0-2-12,1-2-3").
+std::string MergeGtidPositions(const std::string& a, const std::string& b);
+
 // True when the GTID position `applied` includes `gtid`.
 bool GtidReached(const std::string& applied, const std::string& gtid);
 

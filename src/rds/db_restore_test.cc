@@ -100,6 +100,10 @@ TEST(DbRestoreRules, ReplayArgvStartsAfterWhatIsAppliedAndStopsAtTheTarget) {
   const std::vector<std::string> want_gtid = {"/usr/bin/mariadb-binlog", "--no-defaults", "--skip-gtid-strict-mode",
                                               "--stop-position=0-1-77", "/a/f.000003"};
   EXPECT_EQ(argv, want_gtid);
+  EXPECT_EQ(MergeGtidPositions("0-1-10,1-2-3", "0-2-12"), "0-2-12,1-2-3");
+  EXPECT_EQ(MergeGtidPositions("0-1-10", ""), "0-1-10");
+  EXPECT_EQ(MergeGtidPositions("", "0-1-9"), "0-1-9");
+  EXPECT_EQ(MergeGtidPositions("0-1-10", "0-2-9"), "0-1-10");
   EXPECT_TRUE(GtidReached("0-1-77", "0-1-77"));
   EXPECT_TRUE(GtidReached("0-1-78,1-1-3", "0-1-77"));
   EXPECT_FALSE(GtidReached("0-1-76", "0-1-77"));

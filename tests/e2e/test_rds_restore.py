@@ -1,4 +1,5 @@
-"""RDS restores (issue 10): RestoreDBInstanceToPointInTime to recorded instants across a forced failover, our
+"""RDS restores (issue 10): RestoreDBInstanceToPointInTime to recorded instants across a forced failover and a
+region server restart, our
 RestoreToGtid extension, a restore after the source was deleted with DeleteAutomatedBackups=false, a corrupted
 backup, RestoreDBInstanceFromDBSnapshot, and bad input getting RDS's errors while changing nothing. Real aws CLI
 v1 and v2, boto3 and PyMySQL. (Instance names are short: the servers' socket paths include them.)
@@ -158,7 +159,13 @@ class RdsRestoreTest(unittest.TestCase):
         cls.failover_done = time.time()
         n = cls.writer.acked_count()
         wait_until(lambda: cls.writer.acked_count() >= n + 200, 60, 0.05, "writes after the failover")
-        time.sleep(2.5)  # and a stretch of them
+        time.sleep(1.5)  # and a stretch of them
+        # A region server restart (kill -9) while the writes go on: the servers, endpoint and archiver live on.
+        cls.region.kill9()
+        cls.region.restart()
+        n = cls.writer.acked_count()
+        wait_until(lambda: cls.writer.acked_count() >= n + 200, 60, 0.05, "writes after the server restart")
+        time.sleep(1.5)
         cls.writer.stop()
         last_ack = max(a[2] for a in cls.writer.attempts if a[2] is not None)
         wait_until(lambda: describe(cls.region, SRC).get("LatestRestorableTime") and
