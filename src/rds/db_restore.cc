@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -633,6 +634,15 @@ Status DbRestoreController::RunRestore(const std::string& id) {
   AP_RETURN_IF_ERROR(conn->Exec("STOP ALL SLAVES"));
   AP_RETURN_IF_ERROR(conn->Exec("RESET SLAVE ALL"));
   AP_RETURN_IF_ERROR(conn->Exec("SET GLOBAL gtid_slave_pos=''"));
+
+  // The e2e tests' hook (tests/e2e/test_rds_restore.py): the restore stalls here, its server running, so the test
+  // can delete the instance or kill -9 the region server mid-restore. Only ever set by a test.
+  if (const char* stall = std::getenv("AUTOPIPE_TEST_RESTORE_STALL_S")) {
+    spdlog::warn("db_instance={} restore stalled for {} s (AUTOPIPE_TEST_RESTORE_STALL_S)", id, stall);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(std::atoi(stall));
+    while (std::chrono::steady_clock::now() < until && !Cancelled(id))
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 
   // 5. Replay the archived binary log up to the target.
   RestoreTarget target;

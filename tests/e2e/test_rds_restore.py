@@ -395,5 +395,58 @@ class RdsRestoreTest(unittest.TestCase):
         self.assertEqual(got, expected)
 
 
+class RdsRestoreInterruptedTest(unittest.TestCase):
+
+    def test_stall(self):
+        """A restore deleted midway is cancelled and leaves nothing; one whose region server is killed -9 midway is
+        started again by the restarted server and completes. (The server stalls each restore before its replay:
+        AUTOPIPE_TEST_RESTORE_STALL_S.)"""
+        region = Region("%s.%s" % (type(self).__module__, self._testMethodName))
+        self.addCleanup(region.close)
+        region.extra_env = {"AUTOPIPE_TEST_RESTORE_STALL_S": "60"}
+        region.start()
+        rds = region.boto3("rds")
+        rds.create_db_instance(DBInstanceIdentifier="ps", DBInstanceClass="db.t3.micro", Engine="mysql",
+                               AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="password",
+                               BackupRetentionPeriod=1)
+        d = wait_available(region, "ps", timeout=120)
+        with connect(d["Endpoint"]["Address"]) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE app")
+            cur.execute("CREATE TABLE app.t (id INT PRIMARY KEY)")
+            for i in range(1, 51):
+                cur.execute("INSERT INTO app.t (id) VALUES (%s)", (i,))
+        written = time.time()
+        wait_until(lambda: describe(region, "ps")["LatestRestorableTime"].timestamp() > written + 1.1, 30, 0.2,
+                   "the archive past the writes")
+
+        def temp_server(db):
+            path = os.path.join(region.data_dir, "rds", db, "s1", "mysqld.pid")
+            wait_until(lambda: harness.read_text(path).strip(), 60, 0.05, "%s's server started alone" % db)
+            return int(harness.read_text(path).strip())
+
+        # Deleted midway: cancelled, then deleted like any other; its server is gone.
+        rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="ps", TargetDBInstanceIdentifier="pd",
+                                                 UseLatestRestorableTime=True)
+        pid = temp_server("pd")
+        self.assertEqual(describe(region, "pd")["DBInstanceStatus"], "creating")
+        rds.delete_db_instance(DBInstanceIdentifier="pd", SkipFinalSnapshot=True)
+        wait_until(lambda: "pd" not in instance_ids(region), 60, 0.2, "pd deleted")
+        wait_until(lambda: not harness.pid_alive(pid), 30, 0.1, "pd's server stopped")
+        self.assertFalse(os.path.exists(os.path.join(region.data_dir, "rds", "pd")))
+
+        # The region server killed midway: the restarted one starts the restore again (the old temporary server is
+        # killed first) and it completes.
+        rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="ps", TargetDBInstanceIdentifier="pk",
+                                                 UseLatestRestorableTime=True)
+        pid = temp_server("pk")
+        region.kill9()
+        region.extra_env = {}
+        region.restart()
+        d = wait_serving(region, "pk")
+        self.assertEqual(rows(d["Endpoint"]["Address"]), set(range(1, 51)))
+        self.assertFalse(harness.pid_alive(pid))
+        self.assertIn("Restored from DB instance ps to pk", event_messages(region, "pk"))
+
+
 if __name__ == "__main__":
     unittest.main()
