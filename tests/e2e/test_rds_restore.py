@@ -421,7 +421,7 @@ class RdsRestoreInterruptedTest(unittest.TestCase):
 
         def temp_server(db):
             path = os.path.join(region.data_dir, "rds", db, "s1", "mysqld.pid")
-            wait_until(lambda: harness.read_text(path).strip(), 60, 0.05, "%s's server started alone" % db)
+            wait_until(lambda: (harness.read_text(path) or "").strip(), 60, 0.05, "%s's server started alone" % db)
             return int(harness.read_text(path).strip())
 
         # Deleted midway: cancelled, then deleted like any other; its server is gone.
