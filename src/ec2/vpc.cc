@@ -387,6 +387,19 @@ Result<Json> DescribeVpcs(RegionContext* ctx, const Params& p) {
   return Json{{"vpcSet", vpcs}};
 }
 
+Result<Json> DescribeVpcAttribute(RegionContext* ctx, const Params& p) {
+  AP_ASSIGN_OR_RETURN(std::string vpc, p.RequiredStr("VpcId"));
+  AP_ASSIGN_OR_RETURN(std::string attribute, p.RequiredStr("Attribute"));
+  if (vpc != DefaultVpcId(*ctx->catalog))
+    return Ec2Error("InvalidVpcID.NotFound", "The vpc ID '" + vpc + "' does not exist");
+  // A default VPC resolves names and gives its instances DNS hostnames.
+  bool value;
+  if (attribute == "enableDnsSupport" || attribute == "enableDnsHostnames") value = true;
+  else if (attribute == "enableNetworkAddressUsageMetrics") value = false;
+  else return Ec2Error("InvalidParameterValue", "Value (" + attribute + ") for parameter attribute is invalid.");
+  return Json{{"vpcId", vpc}, {attribute, {{"value", value}}}};
+}
+
 Result<Json> DescribeSubnets(RegionContext* ctx, const Params& p) {
   const Catalog& c = *ctx->catalog;
   for (const auto& id : p.List("SubnetId")) {
@@ -814,6 +827,7 @@ std::vector<Operation> VpcOperations(RegionContext* ctx) {
   const ListLimit kPermissions{"IpPermissions", 100};
   return {
       op("DescribeVpcs", Access::kRead, DescribeVpcs, {{"VpcId", 1000}, kFilters}),
+      op("DescribeVpcAttribute", Access::kRead, DescribeVpcAttribute),
       op("DescribeSubnets", Access::kRead, DescribeSubnets, {{"SubnetId", 1000}, kFilters}),
       op("DescribeSecurityGroups", Access::kRead, DescribeSecurityGroups,
          {{"GroupId", 1000}, {"GroupName", 1000}, kFilters}),

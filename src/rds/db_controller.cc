@@ -13,6 +13,7 @@
 #include "rds/db_backups.h"
 #include "rds/db_endpoint.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_restore.h"
 
 namespace fs = std::filesystem;
 
@@ -197,6 +198,8 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
   }
   Snapshot s = Read(id);
   if (!s.inst) return Delete(id, s);  // leftovers of an instance whose document is gone
+  // A restored instance is the restore controller's until its primary is built (rds/db_restore.h).
+  if (RestoreHoldsInstance(*s.inst)) return ReconcileResult::After(std::chrono::milliseconds(250));
   Json& spec = (*s.inst)["Spec"];
   if (spec.value("Deleting", false)) return Delete(id, s);
   if (!spec.value("Running", true)) return StopAll(id, s);

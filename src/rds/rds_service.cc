@@ -14,6 +14,8 @@
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_restore.h"
+#include "rds/mariadb.h"
 
 namespace autopipe {
 namespace {
@@ -650,6 +652,8 @@ class RdsService {
     return Json{{"DBSnapshot", DbSnapshotXml(*ctx_, snap)}};
   }
   Result<Json> DescribeDBInstanceAutomatedBackups(const Params& p);
+  Result<Json> RestoreDBInstanceToPointInTime(const Params& p);
+  Result<Json> RestoreDBInstanceFromDBSnapshot(const Params& p);
   Result<Json> DescribeDBEngineVersions(const Params& p);
   Result<Json> DescribeOrderableDBInstanceOptions(const Params& p);
   Result<Json> AddTagsToResource(const Params& p);
@@ -665,6 +669,10 @@ class RdsService {
   // The instance a tagging call's ResourceName (an RDS DB instance ARN) names.
   Result<Json> LoadByArn(const std::string& arn) const;
   Result<int> AllocateEndpointIndex(std::vector<StoreWrite>* writes) const;
+  // A new instance restored from a backup (rds/db_restore.h): its document, with `restore` for the restore
+  // controller; `about` is the source as it was (engine, class, port, master user...).
+  Result<Json> CreateRestored(const Params& p, const std::string& id, const Json& about, Json restore,
+                              const std::string& master_password);
   Status Save(std::vector<StoreWrite> writes) { return ctx_->store->Commit(writes); }
   Result<Json> SaveAndRender(Json db, std::vector<StoreWrite> writes = {}) {
     std::string id = db["DBInstanceIdentifier"];
@@ -1066,6 +1074,8 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
       if ((*snap)["SnapshotType"] != "automated" || (*snap)["DbiResourceId"] != db["DbiResourceId"]) continue;
       Json kept = *snap;
       kept["Retained"] = true;
+      // A restore from the retained backups reaches as far as the archive did when the instance was deleted.
+      if (db.contains("LatestRestorableTime")) kept["LatestRestorableTime"] = db["LatestRestorableTime"];
       writes.push_back({kind::kDbSnapshot, kept["DBSnapshotIdentifier"], kept, std::nullopt});
     }
   }
@@ -1092,6 +1102,193 @@ Result<Json> RdsService::StartDBInstance(const Params& p) {
   db["Spec"]["Running"] = true;
   db["DBInstanceStatus"] = rds::db_status::kStarting;
   return SaveAndRender(std::move(db));
+}
+
+// ---- restores (rds/db_restore.h) ------------------------------------------------------------------------------
+
+Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, const Json& about, Json restore,
+                                        const std::string& master_password) {
+  // Every parameter was checked by the caller's ReadRestoreOptions before the source was looked at.
+  auto cls = p.Str("DBInstanceClass");
+  AP_ASSIGN_OR_RETURN(auto port, OptionalInt(p, "Port"));
+  AP_ASSIGN_OR_RETURN(auto multi_az, OptionalBool(p, "MultiAZ"));
+  AP_ASSIGN_OR_RETURN(auto retention, OptionalInt(p, "BackupRetentionPeriod"));
+  AP_ASSIGN_OR_RETURN(auto groups, ReadSecurityGroups(p));
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+  AP_ASSIGN_OR_RETURN(auto copy_tags, OptionalBool(p, "CopyTagsToSnapshot"));
+  AP_ASSIGN_OR_RETURN(auto deletion_protection, OptionalBool(p, "DeletionProtection"));
+  AP_ASSIGN_OR_RETURN(auto publicly_accessible, OptionalBool(p, "PubliclyAccessible"));
+  AP_ASSIGN_OR_RETURN(auto auto_minor, OptionalBool(p, "AutoMinorVersionUpgrade"));
+  auto az = p.Str("AvailabilityZone");
+  if (az && az->empty()) az.reset();
+
+  if (ctx_->store->Get(kind::kDbInstance, id)) return Status(400, "DBInstanceAlreadyExists", "DB instance already exists");
+  if (ctx_->store->Count(kind::kDbInstance) >= kMaxDbInstances) {
+    return Status(400, "InstanceQuotaExceeded",
+                  "DB instance quota exceeded: this region allows at most " + std::to_string(kMaxDbInstances) +
+                      " DB instances.");
+  }
+  const std::string the_class = cls && !cls->empty() ? *cls : about.value("DBInstanceClass", "db.t3.micro");
+  const int64_t the_port = port.value_or(about.value("Port", kDefaultPort));
+  std::string the_az = az ? *az : about.value("AvailabilityZone", ctx_->catalog->availability_zones().front());
+  if (!ctx_->catalog->IsAvailabilityZone(the_az)) the_az = ctx_->catalog->availability_zones().front();
+  std::vector<StoreWrite> writes;
+  AP_ASSIGN_OR_RETURN(auto index, AllocateEndpointIndex(&writes));
+  std::string dbi = RandomHex(26);
+  std::transform(dbi.begin(), dbi.end(), dbi.begin(), [](unsigned char c) { return std::toupper(c); });
+  dbi = "db-" + dbi;
+  auto [backup_window, maintenance_window] = DefaultWindows(id);
+  Json db = {
+      {"DBInstanceIdentifier", id},
+      {"DBInstanceClass", the_class},
+      {"Engine", about.value("Engine", "mysql")},
+      {"EngineVersion", about.value("EngineVersion", "8.0.39")},
+      {"DBInstanceStatus", rds::db_status::kCreating},
+      {"MasterUsername", about.value("MasterUsername", "admin")},
+  };
+  if (about.contains("DBName")) db["DBName"] = about["DBName"];
+  db.update(Json{
+      {"AllocatedStorage", about.value("AllocatedStorage", int64_t{20})},
+      {"StorageType", about.value("StorageType", "gp2").empty() ? "gp2" : about.value("StorageType", "gp2")},
+      {"Port", the_port},
+      {"MultiAZ", false},
+      {"AvailabilityZone", the_az},
+      {"PreferredBackupWindow", about.value("PreferredBackupWindow", backup_window)},
+      {"PreferredMaintenanceWindow", about.value("PreferredMaintenanceWindow", maintenance_window)},
+      {"BackupRetentionPeriod", retention.value_or(std::max<int64_t>(1, about.value("BackupRetentionPeriod", int64_t{1})))},
+      {"VpcSecurityGroupIds", groups.value_or(Json::array())},
+      {"Tags", Json::array()},
+      {"DbiResourceId", dbi},
+      {"DBInstanceArn", DbInstanceArn(*ctx_, id)},
+      {"InstanceCreateTime", ctx_->clock->NowMillis()},
+      {"AutoMinorVersionUpgrade", auto_minor.value_or(true)},
+      {"PubliclyAccessible", publicly_accessible.value_or(false)},
+      {"CopyTagsToSnapshot", copy_tags.value_or(false)},
+      {"DeletionProtection", deletion_protection.value_or(false)},
+      {"PendingModifiedValues", Json::object()},
+      {"Endpoint", {{"Address", ctx_->catalog->address_block() + ".210." + std::to_string(index)}, {"Port", the_port}}},
+      {"EndpointIndex", index},
+      {"Spec",
+       {{"MultiAZ", multi_az.value_or(false)},
+        {"DBInstanceClass", the_class},
+        {"Running", true},
+        {"Deleting", false},
+        {"RebootSeq", 0},
+        {"RebootForceFailover", false}}},
+      {"Restore", std::move(restore)},
+  });
+  AP_RETURN_IF_ERROR(MergeTags(db, tags));
+  // The master password is whatever the restored data holds (the source's at that time): PasswordSeq 0 applies
+  // nothing. The region's own accounts are new; the restore sets them on the restored server.
+  writes.push_back({kind::kDbInstanceSecret, id,
+                    Json{{"MasterUserPassword", master_password},
+                         {"PasswordSeq", 0},
+                         {"AdminPassword", rds::RandomPassword()},
+                         {"ReplPassword", rds::RandomPassword()}},
+                    std::nullopt});
+  return SaveAndRender(std::move(db), std::move(writes));
+}
+
+// The options a restore shares with CreateDBInstance, checked before anything is read.
+static Status ReadRestoreOptions(const Params& p, const Catalog& catalog) {
+  if (auto cls = p.Str("DBInstanceClass"); cls && !cls->empty() && !rds::FindDbInstanceClass(*cls))
+    return UnknownClass(*cls, "mysql", "8.0");
+  AP_ASSIGN_OR_RETURN(auto port, OptionalInt(p, "Port"));
+  if (port) AP_RETURN_IF_ERROR(CheckPort(*port));
+  AP_ASSIGN_OR_RETURN(auto multi_az, OptionalBool(p, "MultiAZ"));
+  AP_ASSIGN_OR_RETURN(auto retention, OptionalInt(p, "BackupRetentionPeriod"));
+  if (retention) AP_RETURN_IF_ERROR(CheckBackupRetention(*retention));
+  auto az = p.Str("AvailabilityZone");
+  if (az && !az->empty()) {
+    if (multi_az.value_or(false))
+      return InvalidParameterCombination("Requesting a specific availability zone is not valid for Multi-AZ instances.");
+    if (!catalog.IsAvailabilityZone(*az)) return Status::InvalidParameterValue("Invalid availability zone: " + *az);
+  }
+  AP_RETURN_IF_ERROR(ReadSecurityGroups(p).status());
+  AP_RETURN_IF_ERROR(ReadTags(p).status());
+  for (const char* name : {"CopyTagsToSnapshot", "DeletionProtection", "PubliclyAccessible", "AutoMinorVersionUpgrade"})
+    AP_RETURN_IF_ERROR(OptionalBool(p, name).status());
+  AP_ASSIGN_OR_RETURN(auto encrypted, OptionalBool(p, "StorageEncrypted"));
+  if (encrypted.value_or(false))
+    return InvalidParameterCombination("Storage encryption is not offered by this region (StorageEncrypted=true).");
+  return Status::Ok();
+}
+
+// RestoreDBInstanceToPointInTime, and our extension RestoreToGtid=<D-S-N> (docs/api-coverage.md): exactly one of
+// RestoreTime, UseLatestRestorableTime=true and RestoreToGtid.
+Result<Json> RdsService::RestoreDBInstanceToPointInTime(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p, "TargetDBInstanceIdentifier"));
+  if (!ValidIdentifier(id, 63)) return InvalidIdentifier("TargetDBInstanceIdentifier");
+  auto nonempty = [&](const char* name) {
+    auto v = p.Str(name);
+    if (v && v->empty()) v.reset();
+    return v;
+  };
+  auto source_id = nonempty("SourceDBInstanceIdentifier");
+  auto source_dbi = nonempty("SourceDbiResourceId");
+  if (auto arn = nonempty("SourceDBInstanceAutomatedBackupsArn")) {
+    // arn:aws:rds:<region>:<account>:auto-backup:ab-<resource id without "db-", lower-cased>
+    const std::string prefix = ctx_->Arn("rds", "auto-backup:ab-");
+    if (arn->compare(0, prefix.size(), prefix) != 0 || arn->size() == prefix.size())
+      return Status::InvalidParameterValue("Invalid SourceDBInstanceAutomatedBackupsArn: " + *arn);
+    std::string dbi = arn->substr(prefix.size());
+    std::transform(dbi.begin(), dbi.end(), dbi.begin(), [](unsigned char c) { return std::toupper(c); });
+    source_dbi = "db-" + dbi;
+  }
+  if (!source_id && !source_dbi) {
+    return InvalidParameterCombination("One of SourceDBInstanceIdentifier, SourceDbiResourceId or "
+                                       "SourceDBInstanceAutomatedBackupsArn must be given.");
+  }
+  if (source_id) *source_id = Lower(*source_id);
+  auto time_in = nonempty("RestoreTime");
+  AP_ASSIGN_OR_RETURN(auto use_latest, OptionalBool(p, "UseLatestRestorableTime"));
+  auto gtid = nonempty("RestoreToGtid");
+  if (time_in && use_latest.value_or(false))
+    return InvalidParameterCombination("Cannot specify both RestoreTime and UseLatestRestorableTime.");
+  const int targets = (time_in ? 1 : 0) + (use_latest.value_or(false) ? 1 : 0) + (gtid ? 1 : 0);
+  if (targets == 0)
+    return InvalidParameterCombination("One of RestoreTime or UseLatestRestorableTime must be given.");
+  if (targets > 1)
+    return InvalidParameterCombination("RestoreToGtid cannot be given with RestoreTime or UseLatestRestorableTime.");
+  rds::RestoreTarget target;
+  if (time_in) {
+    auto t = ParseIsoTimeMillis(*time_in);
+    if (!t) return Status::InvalidParameterValue("Invalid value for parameter RestoreTime: " + *time_in);
+    target.time_ms = *t;
+  }
+  if (gtid) {
+    if (!rds::ValidGtid(*gtid))
+      return Status::InvalidParameterValue("Invalid value for parameter RestoreToGtid: " + *gtid +
+                                           " (a GTID is domain-server-sequence, e.g. 0-1-1234).");
+    target.gtid = *gtid;
+  }
+  AP_RETURN_IF_ERROR(ReadRestoreOptions(p, *ctx_->catalog));
+
+  AP_ASSIGN_OR_RETURN(auto source, rds::FindRestoreSource(*ctx_, source_id, source_dbi));
+  AP_ASSIGN_OR_RETURN(auto restore, rds::PlanPointInTime(source, target, use_latest.value_or(false)));
+  std::string password;
+  if (source.instance) {
+    if (auto secret = ctx_->store->Get(kind::kDbInstanceSecret, source.db_instance_identifier))
+      password = secret->value("MasterUserPassword", "");
+  }
+  return CreateRestored(p, id, source.about, std::move(restore), password);
+}
+
+Result<Json> RdsService::RestoreDBInstanceFromDBSnapshot(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p, "DBInstanceIdentifier"));
+  if (!ValidIdentifier(id, 63)) return InvalidIdentifier("DBInstanceIdentifier");
+  auto snapshot_in = p.Str("DBSnapshotIdentifier");
+  if (!snapshot_in || snapshot_in->empty())
+    return Status::InvalidParameterValue("The parameter DBSnapshotIdentifier must be provided and must not be blank.");
+  std::string snapshot_id = *snapshot_in;
+  const std::string arn_prefix = ctx_->Arn("rds", "snapshot:");
+  if (snapshot_id.compare(0, arn_prefix.size(), arn_prefix) == 0) snapshot_id = snapshot_id.substr(arn_prefix.size());
+  AP_RETURN_IF_ERROR(ReadRestoreOptions(p, *ctx_->catalog));
+  auto snap = ctx_->store->Get(kind::kDbSnapshot, snapshot_id);
+  if (!snap) snap = ctx_->store->Get(kind::kDbSnapshot, Lower(snapshot_id));
+  if (!snap) return Status(404, "DBSnapshotNotFound", "DBSnapshot " + *snapshot_in + " not found.");
+  AP_ASSIGN_OR_RETURN(auto restore, rds::PlanFromSnapshot(*snap));
+  return CreateRestored(p, id, *snap, std::move(restore), "");
 }
 
 Result<Json> RdsService::DescribeDBSnapshots(const Params& p) {
@@ -1206,6 +1403,8 @@ Result<Json> RdsService::DescribeDBInstanceAutomatedBackups(const Params& p) {
     if (earliest) window["EarliestTime"] = IsoTimeMillis(earliest);
     if (e.instance && e.instance->contains("LatestRestorableTime"))
       window["LatestTime"] = IsoTimeMillis((*e.instance)["LatestRestorableTime"].get<int64_t>());
+    else if (!e.instance && about.contains("LatestRestorableTime"))
+      window["LatestTime"] = IsoTimeMillis(about["LatestRestorableTime"].get<int64_t>());
     std::string ab = Lower(dbi.size() > 3 ? dbi.substr(3) : dbi);
     JsonObject out;
     out.Add("DBInstanceArn", DbInstanceArn(*ctx_, id))
@@ -1456,6 +1655,10 @@ ApiService RdsApi(RegionContext* ctx) {
       op("DeleteDBSnapshot", Access::kWrite, &RdsService::DeleteDBSnapshot),
       op("DescribeDBInstanceAutomatedBackups", Access::kRead, &RdsService::DescribeDBInstanceAutomatedBackups,
          {kFilters}),
+      op("RestoreDBInstanceToPointInTime", Access::kWrite, &RdsService::RestoreDBInstanceToPointInTime,
+         {kTags, kGroups}),
+      op("RestoreDBInstanceFromDBSnapshot", Access::kWrite, &RdsService::RestoreDBInstanceFromDBSnapshot,
+         {kTags, kGroups}),
       op("DescribeDBEngineVersions", Access::kRead, &RdsService::DescribeDBEngineVersions, {kFilters}),
       op("DescribeOrderableDBInstanceOptions", Access::kRead, &RdsService::DescribeOrderableDBInstanceOptions,
          {kFilters}),

@@ -850,5 +850,66 @@ TEST_F(RdsSnapshotsTest, AutomatedBackupsAndTheirRestoreWindow) {
   EXPECT_EQ(r["DBInstanceAutomatedBackups"][0]["Status"], "retained");
 }
 
+TEST_F(RdsSnapshotsTest, PointInTimeRestoreRefusesBadInputAndRecordsTheChosenBackup) {
+  Create();
+  PutSnapshot(kId, kT0);
+  PutSnapshot(kId, kT0 + 60 * kMinuteMs);
+  Json db = Stored();
+  db["LatestRestorableTime"] = kT0 + 90 * kMinuteMs;
+  ASSERT_TRUE(store_->Put(kind::kDbInstance, kId, db).ok());
+  const std::string op = "RestoreDBInstanceToPointInTime";
+  auto params = [](FormParams extra) {
+    FormParams p = {{"SourceDBInstanceIdentifier", kId}, {"TargetDBInstanceIdentifier", "r1"}};
+    for (const auto& [k, v] : extra) p[k] = v;
+    return p;
+  };
+  // Every refusal changes nothing (ExpectRefused checks the store's revision).
+  ExpectRefused(op, params({{"RestoreTime", "2026-12-01T01:10:00Z"}, {"UseLatestRestorableTime", "true"}}),
+                "InvalidParameterCombination");
+  ExpectRefused(op, params({}), "InvalidParameterCombination");
+  ExpectRefused(op, params({{"RestoreTime", "2026-12-01T01:31:00Z"}}), "InvalidRestoreFault");  // after the latest
+  ExpectRefused(op, params({{"RestoreTime", "2026-12-01T00:00:01Z"}}), "InvalidRestoreFault");  // before the earliest
+  ExpectRefused(op, params({{"RestoreTime", "yesterday"}}), "InvalidParameterValue");
+  ExpectRefused(op, params({{"RestoreToGtid", "0-1"}}), "InvalidParameterValue");
+  ExpectRefused(op, params({{"RestoreToGtid", "0-1-5"}, {"UseLatestRestorableTime", "true"}}),
+                "InvalidParameterCombination");
+  ExpectRefused(op, params({{"SourceDBInstanceIdentifier", "nope"}, {"UseLatestRestorableTime", "true"}}),
+                "DBInstanceNotFound", 404);
+  ExpectRefused(op, {{"SourceDbiResourceId", "db-NOPE"}, {"TargetDBInstanceIdentifier", "r1"}, {"UseLatestRestorableTime", "true"}},
+                "DBInstanceAutomatedBackupNotFound", 404);
+  ExpectRefused(op, params({{"TargetDBInstanceIdentifier", kId}, {"UseLatestRestorableTime", "true"}}),
+                "DBInstanceAlreadyExists");
+  ExpectRefused(op, params({{"UseLatestRestorableTime", "true"}, {"MultiAZ", "true"}, {"AvailabilityZone", "us-west-2a"}}),
+                "InvalidParameterCombination");
+
+  // 01:10 starts from the 01:00 backup; the new instance is a new resource, creating, Multi-AZ only when asked.
+  Json r = MustCall(op, params({{"RestoreTime", "2026-12-01T01:10:00.700Z"}, {"DBInstanceClass", "db.t3.small"}}));
+  EXPECT_EQ(r["DBInstance"]["DBInstanceStatus"], "creating");
+  EXPECT_EQ(r["DBInstance"]["MultiAZ"], false);
+  const Json restored = Stored("r1");
+  EXPECT_EQ(restored["Restore"]["SourceSnapshot"], "rds:auto-pipeline-db-2026-12-01-01-00");
+  EXPECT_EQ(restored["Restore"]["TargetTime"], kT0 + 70 * kMinuteMs + 700);
+  EXPECT_EQ(restored["Restore"]["State"], "pending");
+  EXPECT_EQ(restored["DBInstanceClass"], "db.t3.small");
+  EXPECT_EQ(restored["Spec"]["MultiAZ"], false);
+  EXPECT_NE(restored["DbiResourceId"], db["DbiResourceId"]);
+  EXPECT_EQ(restored["MasterUsername"], "admin");
+  EXPECT_EQ(store_->Get(kind::kDbInstanceSecret, "r1")->value("PasswordSeq", -1), 0);
+
+  // Retention 0: no point-in-time restore.
+  db = Stored();
+  db["BackupRetentionPeriod"] = 0;
+  ASSERT_TRUE(store_->Put(kind::kDbInstance, kId, db).ok());
+  ExpectRefused(op, params({{"TargetDBInstanceIdentifier", "r2"}, {"UseLatestRestorableTime", "true"}}),
+                "PointInTimeRestoreNotEnabled");
+
+  // From a snapshot: its backup must be in the store.
+  ExpectRefused("RestoreDBInstanceFromDBSnapshot",
+                {{"DBInstanceIdentifier", "r3"}, {"DBSnapshotIdentifier", "rds:auto-pipeline-db-2026-12-01-00-00"}},
+                "InvalidDBSnapshotState");
+  ExpectRefused("RestoreDBInstanceFromDBSnapshot", {{"DBInstanceIdentifier", "r3"}, {"DBSnapshotIdentifier", "nope"}},
+                "DBSnapshotNotFound", 404);
+}
+
 }  // namespace
 }  // namespace autopipe
