@@ -9,6 +9,7 @@
 #include "autoscaling/groups.h"
 #include "autoscaling/policies.h"
 #include "common/ids.h"
+#include "ec2/vpc.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
 #include "elb/load_balancers.h"
@@ -210,7 +211,7 @@ Json GroupXml(const Json& g) {
       .Add("Instances", std::move(instances))
       .Add("CreatedTime", IsoTimeMillis(g["CreatedTime"].get<int64_t>()))
       .Add("SuspendedProcesses", g["SuspendedProcesses"])
-      .Add("VPCZoneIdentifier", "")
+      .Add("VPCZoneIdentifier", g.value("VPCZoneIdentifier", ""))
       .Add("EnabledMetrics", Json::array())
       .Add("Status", g["Deleting"].get<bool>() ? Json("Delete in progress") : Json())
       .Add("Tags", std::move(tags))
@@ -434,6 +435,44 @@ Status MergeTags(Json& group, const Json& tags) {
   return Status::Ok();
 }
 
+// VPCZoneIdentifier: a comma-separated list of the region's default subnets (ec2/vpc.h), each standing for its
+// zone. Returns the subnets (as given, without duplicates) and their zones, in order. When AvailabilityZones is
+// given too, every subnet must be in one of them (as AWS requires).
+struct SubnetZones {
+  std::string identifier;  // the subnets joined by commas, as DescribeAutoScalingGroups shows them
+  std::vector<std::string> zones;
+};
+
+static Result<std::optional<SubnetZones>> ReadVpcZoneIdentifier(const Catalog& catalog, const Params& p,
+                                                                 const std::vector<std::string>& zones_given) {
+  auto given = p.Str("VPCZoneIdentifier");
+  if (!given || given->empty()) return std::optional<SubnetZones>();
+  if (given->size() > 5000) return Status::Validation("VPCZoneIdentifier is longer than 5000 characters.");
+  SubnetZones out;
+  std::vector<std::string> seen;
+  size_t start = 0;
+  while (start <= given->size()) {
+    size_t comma = given->find(',', start);
+    std::string subnet = given->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    while (!subnet.empty() && subnet.front() == ' ') subnet.erase(subnet.begin());
+    while (!subnet.empty() && subnet.back() == ' ') subnet.pop_back();
+    auto zone = ec2::SubnetZone(catalog, subnet);
+    if (!zone) return Status::Validation("The subnet ID '" + subnet + "' does not exist");
+    if (!zones_given.empty() &&
+        std::find(zones_given.begin(), zones_given.end(), *zone) == zones_given.end())
+      return Status::Validation("The subnet '" + subnet + "' is in " + *zone +
+                                ", which is not one of the group's AvailabilityZones.");
+    if (std::find(seen.begin(), seen.end(), subnet) == seen.end()) {
+      seen.push_back(subnet);
+      if (std::find(out.zones.begin(), out.zones.end(), *zone) == out.zones.end()) out.zones.push_back(*zone);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  for (const auto& sn : seen) out.identifier += (out.identifier.empty() ? "" : ",") + sn;
+  return std::optional<SubnetZones>(out);
+}
+
 Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto name, RequiredName(p, "AutoScalingGroupName"));
   if (p.Has("LaunchTemplate.LaunchTemplateId") || p.Has("LaunchTemplate.LaunchTemplateName") ||
@@ -462,10 +501,8 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto protect, p.Bool("NewInstancesProtectedFromScaleIn"));
 
   auto zones = p.List("AvailabilityZones");
-  if (p.Has("VPCZoneIdentifier") && !p.Str("VPCZoneIdentifier")->empty()) {
-    return Status::Validation("The subnet ID '" + *p.Str("VPCZoneIdentifier") +
-                              "' does not exist; this region places instances by AvailabilityZones");
-  }
+  AP_ASSIGN_OR_RETURN(auto subnets, ReadVpcZoneIdentifier(*ctx_->catalog, p, zones));
+  if (subnets) zones = subnets->zones;
   if (zones.empty()) return Status::Validation("At least one Availability Zone or VPC Subnet is required.");
   std::vector<std::string> unique_zones;
   for (const auto& z : zones) {
@@ -507,6 +544,7 @@ Result<Json> AutoScalingService::CreateAutoScalingGroup(const Params& p) {
       {"DesiredCapacity", want},
       {"DefaultCooldown", cooldown.value_or(300)},
       {"AvailabilityZones", unique_zones},
+      {"VPCZoneIdentifier", subnets ? subnets->identifier : ""},
       {"LoadBalancerNames", lbs},
       {"LoadBalancerStates", lb_states},
       {"HealthCheckType", health_type},
@@ -547,6 +585,8 @@ Result<Json> AutoScalingService::UpdateAutoScalingGroup(const Params& p) {
                                 ctx_->catalog->region());
     }
   }
+  AP_ASSIGN_OR_RETURN(auto subnets, ReadVpcZoneIdentifier(*ctx_->catalog, p, zones));
+  if (subnets) zones = subnets->zones;
 
   AP_ASSIGN_OR_RETURN(auto found, LoadGroup(name));
   Json g = found;
@@ -571,6 +611,7 @@ Result<Json> AutoScalingService::UpdateAutoScalingGroup(const Params& p) {
     for (const auto& z : zones)
       if (std::find(unique.begin(), unique.end(), z) == unique.end()) unique.push_back(z);
     g["AvailabilityZones"] = unique;
+    g["VPCZoneIdentifier"] = subnets ? subnets->identifier : "";
   }
   auto policies = p.List("TerminationPolicies");
   if (!policies.empty()) g["TerminationPolicies"] = policies;

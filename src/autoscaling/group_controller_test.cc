@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "ec2/catalog.h"
 #include "ec2/ec2_service.h"
+#include "ec2/vpc.h"
 #include "ec2/instance_controller.h"
 #include "ec2/instances.h"
 #include "process/fake_launcher.h"
@@ -944,6 +945,46 @@ TEST_F(GroupControllerTest, DescribeAutoScalingGroupsRejectsABadNextToken) {
   CreateGroup({{"MinSize", "0"}, {"DesiredCapacity", "0"}});
   ExpectError(Call("DescribeAutoScalingGroups", {{"NextToken", "not-a-token"}}), "InvalidNextToken",
               "The token 'not-a-token' is invalid.");
+}
+
+}  // namespace
+}  // namespace autopipe
+
+namespace autopipe {
+namespace {
+
+class VpcZoneIdentifierTest : public GroupControllerTest {};
+
+TEST_F(VpcZoneIdentifierTest, AGroupOverTwoDefaultSubnetsBalancesItsInstancesOverTheirZones) {
+  const std::string a = ec2::DefaultSubnetId(catalog_, kZoneA), c = ec2::DefaultSubnetId(catalog_, "us-west-2c");
+  CreateLaunchConfiguration();
+  MustCall("CreateAutoScalingGroup", {{"AutoScalingGroupName", kGroup},
+                                      {"MinSize", "4"},
+                                      {"MaxSize", "4"},
+                                      {"LaunchConfigurationName", kLaunchConfig},
+                                      {"VPCZoneIdentifier", a + ", " + c}});
+  ASSERT_TRUE(RunUntil([&] { return InServiceCount() == 4; }));
+  Json g = DescribeGroup();
+  EXPECT_EQ(g["VPCZoneIdentifier"], a + "," + c);
+  EXPECT_EQ(g["AvailabilityZones"], Json::array({kZoneA, "us-west-2c"}));
+  std::map<std::string, int> per_zone;
+  for (const auto& inst : store_->List(kind::kInstance)) ++per_zone[(*inst)["AvailabilityZone"].get<std::string>()];
+  EXPECT_EQ(per_zone, (std::map<std::string, int>{{kZoneA, 2}, {"us-west-2c", 2}}));
+}
+
+TEST_F(VpcZoneIdentifierTest, AnUnknownSubnetOrOneOutsideTheGivenZonesIsRefusedAndChangesNothing) {
+  CreateLaunchConfiguration();
+  FormParams p = {{"AutoScalingGroupName", kGroup},
+                  {"MinSize", "1"},
+                  {"MaxSize", "1"},
+                  {"LaunchConfigurationName", kLaunchConfig},
+                  {"VPCZoneIdentifier", "subnet-0123456789abcdef0"}};
+  ExpectError(Call("CreateAutoScalingGroup", p), "ValidationError",
+              "The subnet ID 'subnet-0123456789abcdef0' does not exist");
+  p["VPCZoneIdentifier"] = ec2::DefaultSubnetId(catalog_, "us-west-2c");
+  p["AvailabilityZones.member.1"] = kZoneA;
+  EXPECT_FALSE(Call("CreateAutoScalingGroup", p).ok());
+  EXPECT_TRUE(DescribeGroup().is_null());
 }
 
 }  // namespace

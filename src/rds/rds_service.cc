@@ -98,7 +98,7 @@ bool AllDigits(const std::string& s) {
 // The full version an instance of `engine` gets for the EngineVersion given (or not): a major ("8.0") takes its
 // listed version, a full one ("8.0.35") is kept as given when its major is offered.
 Result<std::string> ResolveEngineVersion(const std::string& engine, const std::optional<std::string>& given) {
-  if (!given) {
+  if (!given || given->empty()) {  // an empty EngineVersion (as Terraform sends one left unset) is not given
     for (const auto& v : kEngineVersions) {
       if (engine == v.engine && v.is_default) return std::string(v.version);
     }
@@ -775,6 +775,7 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
   }
 
   auto db_name = p.Str("DBName");
+  if (db_name && db_name->empty()) db_name.reset();  // Terraform sends DBName="" for "no initial database"
   if (db_name && !ValidSqlName(*db_name, 64)) {
     return Status::InvalidParameterValue("The parameter DBName is not a valid identifier. It must be 1 to 64 "
                                          "letters, digits or underscores, beginning with a letter.");

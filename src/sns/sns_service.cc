@@ -31,10 +31,18 @@ ServiceInfo SnsInfo() {
 }
 
 const std::set<std::string>& TopicAttributeNames() {
-  static const std::set<std::string> k = {"DeliveryPolicy",  "DisplayName",     "Policy",
-                                          "SignatureVersion", "TracingConfig",  "KmsMasterKeyId",
-                                          "FifoTopic",        "ContentBasedDeduplication", "ArchivePolicy",
-                                          "DataProtectionPolicy"};
+  static const std::set<std::string> k = [] {
+    std::set<std::string> names = {"DeliveryPolicy",  "DisplayName",     "Policy",
+                                   "SignatureVersion", "TracingConfig",  "KmsMasterKeyId",
+                                   "FifoTopic",        "ContentBasedDeduplication", "ArchivePolicy",
+                                   "DataProtectionPolicy"};
+    // Delivery status logging, per protocol (stored and returned; deliveries are logged to the region's log).
+    for (const char* protocol : {"HTTP", "SQS", "Lambda", "Application", "Firehose"}) {
+      for (const char* attribute : {"SuccessFeedbackRoleArn", "SuccessFeedbackSampleRate", "FailureFeedbackRoleArn"})
+        names.insert(std::string(protocol) + attribute);
+    }
+    return names;
+  }();
   return k;
 }
 
@@ -47,6 +55,11 @@ const std::set<std::string>& SubscriptionAttributeNames() {
 
 Status CheckTopicAttribute(const std::string& name, const std::string& value) {
   if (!TopicAttributeNames().count(name)) return InvalidParameter("AttributeName");
+  if (name.find("SuccessFeedbackSampleRate") != std::string::npos && !value.empty()) {
+    const bool number = value.size() <= 3 && std::all_of(value.begin(), value.end(), ::isdigit);
+    if (!number || std::stoi(value) > 100)
+      return InvalidParameter("Attributes Reason: " + name + " must be an integer from 0 to 100");
+  }
   if (name == "SignatureVersion" && value != "1" && value != "2") {
     return InvalidParameter("Attributes Reason: SignatureVersion must be 1 or 2");
   }

@@ -403,6 +403,9 @@ class SnapTest(unittest.TestCase):
     def test_4_final(self):
         """The final snapshot is taken before the servers stop, and outlives the instance with the manual ones."""
         automated = snapshots(self.region, SnapshotType="automated")[0]["DBSnapshotIdentifier"]
+        with connect(self.address) as c, c.cursor() as cur:
+            cur.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM app.w")
+            rows_at_delete = cur.fetchone()
         out = self.region.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", DB,
                                  "--final-db-snapshot-identifier", "last")["DBInstance"]
         self.assertEqual(out["DBInstanceStatus"], "deleting")
@@ -425,6 +428,19 @@ class SnapTest(unittest.TestCase):
                          ["last", "snap-copy", "snap-one"])
         for sid in ("snap-one", "snap-copy"):
             self.assert_verifies(sid)
+        # The final snapshot restores (the instance it came from is gone) with every row it had.
+        self.region.cli_v2("rds", "restore-db-instance-from-db-snapshot", "--db-instance-identifier", "back",
+                           "--db-snapshot-identifier", "last")
+        back = wait_until(lambda: (lambda d: d if d["DBInstanceStatus"] == "available" else None)(
+            self.region.boto3("rds").describe_db_instances(DBInstanceIdentifier="back")["DBInstances"][0]),
+            180, 0.2, "the restore from the final snapshot")
+        with connect(back["Endpoint"]["Address"]) as c, c.cursor() as cur:
+            cur.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM app.w")
+            self.assertEqual(cur.fetchone(), rows_at_delete)
+        self.region.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", "back", "--skip-final-snapshot",
+                           "--delete-automated-backups")
+        wait_until(lambda: error_code(lambda: self.region.boto3("rds").describe_db_instances(
+            DBInstanceIdentifier="back")) == "DBInstanceNotFound", 120, 0.2, "the restored instance gone")
         # Deleting the last of them takes the store with it.
         for sid in ("snap-one", "snap-copy", "last"):
             self.region.boto3("rds").delete_db_snapshot(DBSnapshotIdentifier=sid)
