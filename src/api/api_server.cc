@@ -178,6 +178,17 @@ HttpReply ApiRouter::Handle(const SigV4Request& http) const {
 }
 
 Result<Json> ApiRouter::Dispatch(const Service& svc, const ApiRequest& req) const {
+  // A Query/EC2 request names the API version it speaks. Services that share a SigV4 name (Classic ELB 2012-06-01
+  // and elbv2 2015-12-01 both sign as "elasticloadbalancing") are told apart by it, so another version's request
+  // is refused rather than answered by this version's handlers.
+  if (req.protocol != WireProtocol::kJson10) {
+    auto version = req.params.find("Version");
+    if (version != req.params.end() && version->second != svc.info.version) {
+      return Status(400, "InvalidAction",
+                    "Could not find operation " + req.action + " for version " + version->second + " (this region's " +
+                        svc.info.name + " API is version " + svc.info.version + ")");
+    }
+  }
   auto op = svc.operations.find(req.action);
   if (op == svc.operations.end()) {
     if (!IsActionName(req.action)) {

@@ -154,6 +154,17 @@ TEST_F(RouterTest, UnknownActionMissingActionAndMalformedBody) {
   EXPECT_EQ(calls_, 0);
 }
 
+TEST_F(RouterTest, ARequestForAnotherVersionOfTheApiIsRefusedNotAnswered) {
+  // elbv2 (2015-12-01) signs with the same service name as Classic ELB; a service only answers its own version.
+  auto other = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2015-12-01&Names.member.1=a"));
+  EXPECT_EQ(other.status, 400);
+  EXPECT_NE(other.body.find("<Code>InvalidAction</Code>"), std::string::npos) << other.body;
+  EXPECT_NE(other.body.find("for version 2015-12-01"), std::string::npos) << other.body;
+  EXPECT_EQ(calls_, 0);
+  auto own = router_.Handle(Signed("autoscaling", "Action=Echo&Version=2011-01-01&Names.member.1=a"));
+  EXPECT_EQ(own.status, 200);
+}
+
 TEST_F(RouterTest, HandlerExceptionBecomesInternalFailureNotACrash) {
   auto reply = router_.Handle(Signed("autoscaling", "Action=Throw&Version=2011-01-01"));
   EXPECT_EQ(reply.status, 500);

@@ -140,6 +140,14 @@ struct Page {
   size_t limit = 0;
 };
 
+// Each attached Classic Load Balancer is also a traffic source of type "elb" (as AWS shows since traffic sources
+// came in 2023).
+Json TrafficSources(const Json& load_balancer_names) {
+  Json out = Json::array();
+  for (const auto& name : load_balancer_names) out.push_back(Json{{"Identifier", name}, {"Type", "elb"}});
+  return out;
+}
+
 // MaxRecords in [1, max_limit] (AWS's constraint texts) and NextToken: only a token this region handed out for
 // the same list is accepted, anything else is InvalidNextToken.
 Result<Page> ReadPage(const Params& p, const char* scope, size_t default_limit, size_t max_limit) {
@@ -220,7 +228,7 @@ Json GroupXml(const Json& g) {
       .Add("ServiceLinkedRoleARN", "arn:aws:iam::" + std::string(kAccountId) +
                                        ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
       .Add("CapacityRebalance", false)
-      .Add("TrafficSources", Json::array());
+      .Add("TrafficSources", TrafficSources(g["LoadBalancerNames"]));
   return out.Take();
 }
 

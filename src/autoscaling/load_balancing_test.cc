@@ -216,6 +216,7 @@ TEST_F(LoadBalancingTest, DescribeAutoScalingGroupsShowsLoadBalancersAndHealthCh
   CreateGroupWithLoadBalancer({{"HealthCheckType", "ELB"}, {"DesiredCapacity", "0"}});
   Json g = DescribeGroup();
   EXPECT_EQ(g["LoadBalancerNames"], Json::array({kLoadBalancer}));
+  EXPECT_EQ(g["TrafficSources"], Json::array({Json{{"Identifier", kLoadBalancer}, {"Type", "elb"}}}));
   EXPECT_EQ(g["HealthCheckType"], "ELB");
 
   MustCall("UpdateAutoScalingGroup", {{"AutoScalingGroupName", kGroup}, {"HealthCheckType", "EC2"}});

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -14,7 +15,6 @@ namespace autopipe {
 namespace {
 
 // us-west-2's hosted zone for Classic Load Balancers; DNSName is an address literal here, so any fixed id does.
-constexpr char kCanonicalHostedZoneNameId[] = "Z1H1FL5HABSF5";
 constexpr size_t kMaxNameLength = 32;
 constexpr size_t kMaxTagsPerLoadBalancer = 10;
 constexpr size_t kMaxDescribeTagsNames = 20;
@@ -514,7 +514,7 @@ Result<Json> ElbService::CreateLoadBalancer(const Params& p) {
   Json lb = {
       {"LoadBalancerName", name},
       {"DNSName", address},
-      {"CanonicalHostedZoneNameID", kCanonicalHostedZoneNameId},
+      {"CanonicalHostedZoneNameID", ClassicLbHostedZoneId(ctx_->catalog->region())},
       {"CreatedTime", ctx_->clock->NowMillis()},
       {"Scheme", scheme},
       {"AvailabilityZones", zones},
@@ -780,6 +780,20 @@ Result<Json> ElbService::DescribeTags(const Params& p) {
 }
 
 }  // namespace
+
+const char* ClassicLbHostedZoneId(const std::string& region) {
+  static const std::map<std::string, const char*> kZones = {
+      {"us-east-1", "Z35SXDOTRQ7X7K"},      {"us-east-2", "Z3AADJGX6KTTL2"},  {"us-west-1", "Z368ELLRRE2KJ0"},
+      {"us-west-2", "Z1H1FL5HABSF5"},       {"ca-central-1", "ZQSVJUPU6J1EY"}, {"eu-west-1", "Z32O12XQLNTSW2"},
+      {"eu-west-2", "ZHURV8PSTC4K8"},       {"eu-west-3", "Z3Q77PNBQS71R4"},  {"eu-central-1", "Z215JYRZR1TBD5"},
+      {"eu-north-1", "Z23TAZ6LKFMNIO"},     {"ap-northeast-1", "Z14GRHDCWA56QT"},
+      {"ap-northeast-2", "ZWKZPGTI48KDX"},  {"ap-northeast-3", "Z5LXEXXYW11ES"},
+      {"ap-southeast-1", "Z1LMS91P8CMLE5"}, {"ap-southeast-2", "Z1GM3OXH4ZPM65"},
+      {"ap-south-1", "ZP97RAFLXTNZK"},      {"sa-east-1", "Z2P70J7HTTTPLU"},
+  };
+  auto it = kZones.find(region);
+  return it == kZones.end() ? "Z1H1FL5HABSF5" : it->second;
+}
 
 ApiService ElbApi(RegionContext* ctx) {
   auto svc = std::make_shared<ElbService>(ctx);

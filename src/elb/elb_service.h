@@ -18,4 +18,8 @@ namespace autopipe {
 // The service's operation table, bound to the region.
 ApiService ElbApi(RegionContext* ctx);
 
+// Route 53's hosted zone of Classic (and Application) Load Balancers in `region` (CanonicalHostedZoneNameID), as
+// AWS publishes them; a region AWS does not have gets us-west-2's.
+const char* ClassicLbHostedZoneId(const std::string& region);
+
 }  // namespace autopipe

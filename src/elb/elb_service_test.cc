@@ -691,3 +691,16 @@ TEST_F(ElbServiceTest, ResultsRenderAsQueryXml) {
 
 }  // namespace
 }  // namespace autopipe
+
+namespace autopipe {
+namespace {
+
+TEST(ClassicLbHostedZoneIdTest, EachRegionHasItsOwnZone) {
+  EXPECT_STREQ(ClassicLbHostedZoneId("us-west-2"), "Z1H1FL5HABSF5");
+  EXPECT_STREQ(ClassicLbHostedZoneId("us-east-1"), "Z35SXDOTRQ7X7K");
+  EXPECT_STREQ(ClassicLbHostedZoneId("eu-west-1"), "Z32O12XQLNTSW2");
+  EXPECT_STREQ(ClassicLbHostedZoneId("ap-northeast-2"), "ZWKZPGTI48KDX");
+}
+
+}  // namespace
+}  // namespace autopipe
