@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <map>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -129,6 +131,23 @@ Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) 
                                         "(metric INTEGER NOT NULL, ts INTEGER NOT NULL, count REAL, sum REAL, "
                                         "min REAL, max REAL, PRIMARY KEY(metric, ts)) WITHOUT ROWID"));
   }
+  auto prepare = [&](const std::string& sql, sqlite3_stmt** out) {
+    return sqlite3_prepare_v3(s->db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, out, nullptr) == SQLITE_OK;
+  };
+  for (const char* t : kTierTables) {
+    sqlite3_stmt* up = nullptr;
+    const bool ok = prepare(std::string("INSERT INTO ") + t +
+                                "(metric, ts, count, sum, min, max) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(metric, ts) "
+                                "DO UPDATE SET count = count + excluded.count, sum = sum + excluded.sum, "
+                                "min = MIN(min, excluded.min), max = MAX(max, excluded.max)",
+                            &up);
+    s->upserts_.push_back(up);  // finalized by the destructor, prepared or not
+    if (!ok) return Status::Internal("metric store: cannot prepare a write");
+  }
+  if (!prepare("UPDATE metrics SET unit = ?, last_ms = ? WHERE id = ?", &s->update_metric_) ||
+      !prepare("INSERT INTO metrics(ns, name, dims, unit, last_ms) VALUES(?, ?, ?, ?, ?)", &s->insert_metric_)) {
+    return Status::Internal("metric store: cannot prepare a write");
+  }
   Stmt st(s->db_, "SELECT id, ns, name, dims, unit, last_ms FROM metrics");
   if (!st.ok()) return Status::Internal("metric store: cannot read its metrics");
   while (sqlite3_step(st.get()) == SQLITE_ROW) {
@@ -143,87 +162,121 @@ Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) 
   return s;
 }
 
-MetricStore::~MetricStore() { sqlite3_close(db_); }
+MetricStore::~MetricStore() {
+  for (sqlite3_stmt* up : upserts_) sqlite3_finalize(up);
+  sqlite3_finalize(update_metric_);
+  sqlite3_finalize(insert_metric_);
+  sqlite3_close(db_);
+}
 
-Result<int64_t> MetricStore::MetricIdLocked(const MetricKey& key, const std::string& unit, int64_t ts_millis) {
+Result<MetricStore::Entry*> MetricStore::EntryLocked(const MetricKey& key, const std::string& unit,
+                                                     int64_t ts_millis,
+                                                     std::vector<std::pair<std::string, std::optional<Entry>>>* undo,
+                                                     std::vector<Entry*>* dirty) {
   std::string id = key.Id();
   auto it = metrics_.find(id);
   if (it != metrics_.end()) {
-    bool changed = false;
-    if (!unit.empty() && unit != it->second.second.unit) {
-      it->second.second.unit = unit;
-      changed = true;
+    Entry& e = it->second;
+    const bool unit_changes = !unit.empty() && unit != e.second.unit;
+    if (unit_changes || ts_millis > e.second.last_millis) {
+      undo->emplace_back(id, e);
+      dirty->insert(&e);
+      if (unit_changes) e.second.unit = unit;
+      e.second.last_millis = std::max(e.second.last_millis, ts_millis);
     }
-    if (ts_millis > it->second.second.last_millis) {
-      it->second.second.last_millis = ts_millis;
-      changed = true;
-    }
-    if (changed) {
-      Stmt up(db_, "UPDATE metrics SET unit = ?, last_ms = ? WHERE id = ?");
-      sqlite3_bind_text(up.get(), 1, it->second.second.unit.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(up.get(), 2, it->second.second.last_millis);
-      sqlite3_bind_int64(up.get(), 3, it->second.first);
-      if (sqlite3_step(up.get()) != SQLITE_DONE) return Status::Internal("metric store: cannot update a metric");
-    }
-    return it->second.first;
+    return &e;
   }
-  Stmt ins(db_, "INSERT INTO metrics(ns, name, dims, unit, last_ms) VALUES(?, ?, ?, ?, ?)");
+  sqlite3_stmt* ins = insert_metric_;
+  sqlite3_reset(ins);
   std::string dims = DimsText(key.dimensions);
-  sqlite3_bind_text(ins.get(), 1, key.namespace_.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(ins.get(), 2, key.name.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(ins.get(), 3, dims.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(ins.get(), 4, unit.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(ins.get(), 5, ts_millis);
-  if (sqlite3_step(ins.get()) != SQLITE_DONE) return Status::Internal("metric store: cannot add a metric");
+  sqlite3_bind_text(ins, 1, key.namespace_.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins, 2, key.name.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins, 3, dims.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins, 4, unit.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(ins, 5, ts_millis);
+  if (sqlite3_step(ins) != SQLITE_DONE) return Status::Internal("metric store: cannot add a metric");
   int64_t rowid = sqlite3_last_insert_rowid(db_);
-  metrics_[id] = {rowid, MetricInfo{key, unit, ts_millis}};
-  return rowid;
+  MetricInfo info;
+  info.key = key;
+  info.unit = unit;
+  info.last_millis = ts_millis;
+  undo->emplace_back(id, std::nullopt);
+  auto [inserted, _] = metrics_.emplace(std::move(id), Entry{rowid, std::move(info)});
+  return &inserted->second;
 }
 
 Status MetricStore::Put(const std::vector<std::pair<MetricKey, Datapoint>>& points,
                         const std::vector<std::string>& units) {
   std::lock_guard lock(mu_);
-  auto saved = metrics_;  // restored if the transaction fails
+  // Index changes made by this call, undone (newest first) if the transaction fails.
+  std::vector<std::pair<std::string, std::optional<Entry>>> undo;
+  std::unordered_set<Entry*> dirty;
+  auto restore = [&] {
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+      if (it->second) {
+        metrics_[it->first] = *it->second;
+      } else {
+        metrics_.erase(it->first);
+      }
+    }
+  };
   AP_RETURN_IF_ERROR(Exec(db_, "BEGIN"));
   Status st = [&]() -> Status {
-    std::vector<std::unique_ptr<Stmt>> upserts;
-    for (const char* t : kTierTables) {
-      upserts.push_back(std::make_unique<Stmt>(
-          db_, (std::string("INSERT INTO ") + t +
-                "(metric, ts, count, sum, min, max) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(metric, ts) DO UPDATE SET "
-                "count = count + excluded.count, sum = sum + excluded.sum, min = MIN(min, excluded.min), "
-                "max = MAX(max, excluded.max)")
-                   .c_str()));
-      if (!upserts.back()->ok()) return Status::Internal("metric store: cannot prepare a write");
-    }
+    // (metric row id, bucket start) -> aggregate, per tier; ordered, so rows are written in key order.
+    std::vector<std::map<std::pair<int64_t, int64_t>, Aggregate>> buckets(Tiers().size());
+    Entry* current = nullptr;
     for (size_t i = 0; i < points.size(); ++i) {
       const auto& [key, dp] = points[i];
-      AP_ASSIGN_OR_RETURN(int64_t id, MetricIdLocked(key, i < units.size() ? units[i] : "", dp.timestamp_millis));
-      int64_t sec = dp.timestamp_millis >= 0 ? dp.timestamp_millis / 1000 : (dp.timestamp_millis - 999) / 1000;
+      const std::string& unit = i < units.size() ? units[i] : std::string();
+      // Consecutive datapoints of one metric (a Values list) look the metric up once, unless they change it.
+      const bool same = current != nullptr && key.name == points[i - 1].first.name &&
+                        key.namespace_ == points[i - 1].first.namespace_ &&
+                        key.dimensions == points[i - 1].first.dimensions &&
+                        (unit.empty() || unit == current->second.unit) &&
+                        dp.timestamp_millis <= current->second.last_millis;
+      if (!same) {
+        AP_ASSIGN_OR_RETURN(current, EntryLocked(key, unit, dp.timestamp_millis, &undo, &dirty));
+      }
+      const int64_t id = current->first;
+      const int64_t sec = dp.timestamp_millis >= 0 ? dp.timestamp_millis / 1000 : (dp.timestamp_millis - 999) / 1000;
       for (size_t t = 0; t < Tiers().size(); ++t) {
-        int64_t res = Tiers()[t].resolution_sec;
-        sqlite3_stmt* s = upserts[t]->get();
+        const int64_t res = Tiers()[t].resolution_sec;
+        buckets[t][{id, sec - ((sec % res) + res) % res}].Add(dp.agg);
+      }
+    }
+    for (size_t t = 0; t < Tiers().size(); ++t) {
+      sqlite3_stmt* s = upserts_[t];
+      for (const auto& [k, agg] : buckets[t]) {
         sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, sec - ((sec % res) + res) % res);
-        sqlite3_bind_double(s, 3, dp.agg.count);
-        sqlite3_bind_double(s, 4, dp.agg.sum);
-        sqlite3_bind_double(s, 5, dp.agg.min);
-        sqlite3_bind_double(s, 6, dp.agg.max);
+        sqlite3_bind_int64(s, 1, k.first);
+        sqlite3_bind_int64(s, 2, k.second);
+        sqlite3_bind_double(s, 3, agg.count);
+        sqlite3_bind_double(s, 4, agg.sum);
+        sqlite3_bind_double(s, 5, agg.min);
+        sqlite3_bind_double(s, 6, agg.max);
         if (sqlite3_step(s) != SQLITE_DONE) return Status::Internal("metric store: cannot write a datapoint");
       }
+    }
+    // A new metric's row already holds its unit and timestamp; one added and then changed is rewritten.
+    for (Entry* e : dirty) {
+      sqlite3_stmt* up = update_metric_;
+      sqlite3_reset(up);
+      sqlite3_bind_text(up, 1, e->second.unit.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(up, 2, e->second.last_millis);
+      sqlite3_bind_int64(up, 3, e->first);
+      if (sqlite3_step(up) != SQLITE_DONE) return Status::Internal("metric store: cannot update a metric");
     }
     return Status::Ok();
   }();
   if (!st.ok()) {
     (void)Exec(db_, "ROLLBACK");  // the failure being reported is `st`; a failed rollback leaves nothing to add
-    metrics_ = std::move(saved);
+    restore();
     return st;
   }
   Status commit = Exec(db_, "COMMIT");
   if (!commit.ok()) {
     (void)Exec(db_, "ROLLBACK");  // as above
-    metrics_ = std::move(saved);
+    restore();
   }
   return commit;
 }

@@ -24,12 +24,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "common/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace autopipe::cloudwatch {
 
@@ -88,6 +90,9 @@ class MetricStore {
   ~MetricStore();
 
   // Adds datapoints to `key` (every tier) in one transaction. `unit` (may be empty) becomes the metric's unit.
+  // Datapoints of one call that fall in the same bucket of a tier are merged before they are written (150
+  // values of one metric in one second are one row update per tier), and each metric's row is rewritten at most
+  // once per call.
   Status Put(const std::vector<std::pair<MetricKey, Datapoint>>& points, const std::vector<std::string>& units);
   // Periods of `period_sec` (aligned to multiples of the period since the epoch) overlapping
   // [start_millis, end_millis), oldest first, only those with data. `now_millis` picks the tier.
@@ -102,11 +107,22 @@ class MetricStore {
 
  private:
   MetricStore() = default;
-  Result<int64_t> MetricIdLocked(const MetricKey& key, const std::string& unit, int64_t ts_millis);
+  using Entry = std::pair<int64_t, MetricInfo>;  // (row id, info)
+  // The metric's entry (added to the table and the index when new), with `unit` and `ts_millis` applied in
+  // memory only; `undo` gets the entry as it was (nullopt: it is new), `dirty` the entries whose row must be
+  // rewritten before the transaction commits.
+  Result<Entry*> EntryLocked(const MetricKey& key, const std::string& unit, int64_t ts_millis,
+                             std::vector<std::pair<std::string, std::optional<Entry>>>* undo,
+                             std::unordered_set<Entry*>* dirty);
 
   mutable std::mutex mu_;
   sqlite3* db_ = nullptr;                                  // guarded by mu_
-  std::map<std::string, std::pair<int64_t, MetricInfo>> metrics_;  // by MetricKey::Id(); guarded by mu_
+  // Statements of the write path, prepared once (guarded by mu_): an upsert per tier, the metric row's update and
+  // insert.
+  std::vector<sqlite3_stmt*> upserts_;
+  sqlite3_stmt* update_metric_ = nullptr;
+  sqlite3_stmt* insert_metric_ = nullptr;
+  std::map<std::string, Entry> metrics_;  // by MetricKey::Id(); guarded by mu_
 };
 
 }  // namespace autopipe::cloudwatch
