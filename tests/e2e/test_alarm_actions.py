@@ -178,12 +178,22 @@ class AlarmActionsTest(unittest.TestCase):
 
     def test_target_tracking_owns_its_alarms_and_scales_out_under_cpu_load(self):
         """ASGAverageCPUUtilization at 20%: Auto Scaling creates AlarmHigh (3 x 60 s) and AlarmLow (15 x 60 s); the
-        first instance burns a core (50% of a t3.micro's 2 vCPUs) for a bounded time, AlarmHigh fires after three
-        full minutes above the target, and the group grows to ceil(1 x ~50 / 20) = 3. Deleting the policy deletes
-        its alarms."""
+        first instance burns a core (50% of a t3.micro's 2 vCPUs) until told to stop (bounded), AlarmHigh fires
+        after three full minutes above the target, and the group grows to ceil(1 x ~50 / 20) = 3.
+
+        Then the load stops and the group scales back in through the real path: the policy's own AlarmLow, its
+        action, the policy's scale-in rule and the group controller. AWS's AlarmLow needs 15 low minutes, too long
+        for CI, so the test drives it with SetAlarmState (which on AWS, too, runs the alarm's actions), giving it
+        as StateReasonData the low minutes the region measured (GetMetricStatistics). That fifteen low minutes do
+        move AlarmLow to ALARM is shown on the fake clock (autoscaling/policies_test.cc,
+        TargetTrackingAlarmLowFiresAfterFifteenLowMinutesAndScalesIn). Checked here: one member per run (a tenth
+        of the group, at least one), never below MinSize, nothing with DisableScaleIn. Deleting the policy
+        deletes its alarms."""
+        stop_file = os.path.join("/tmp", "autopipe-tt-stop-%d-%d" % (os.getpid(), int(time.time())))
+        self.addCleanup(lambda: os.path.exists(stop_file) and os.unlink(stop_file))
         path = os.path.join(self.region.root, "burn.sh")
         with open(path, "w") as f:
-            f.write("#!/bin/sh\ntimeout --foreground 330 sh -c 'while :; do :; done'\nexec sleep 3600\n")
+            f.write("#!/bin/sh\ntimeout 330 sh -c 'while [ ! -e %s ]; do :; done'\nexec sleep 3600\n" % stop_file)
         self.region.cli_v1("autoscaling", "create-launch-configuration", "--launch-configuration-name", LC,
                            "--image-id", harness.SAMPLE_AMI, "--instance-type", "t3.micro",
                            "--user-data", "file://" + path)
@@ -234,6 +244,67 @@ class AlarmActionsTest(unittest.TestCase):
         self.assertTrue(any("a monitor alarm %s in state ALARM triggered policy cpu20" % names[0] in c
                             for c in causes), causes)
         self.assertEqual(len(set(self.region.wait_group(ASG, grown)) - first), grown - 1)
+
+        # -- the load stops; wait for a whole minute of the group's CPU below AlarmLow's threshold (18%).
+        with open(stop_file, "w") as f:
+            f.write("stop\n")
+        stopped_at = time.time()
+
+        def low_minutes():
+            end = datetime.now(timezone.utc)
+            r = self.cw.get_metric_statistics(Namespace="AWS/EC2", MetricName="CPUUtilization",
+                                              Dimensions=[{"Name": "AutoScalingGroupName", "Value": ASG}],
+                                              StartTime=datetime.fromtimestamp(stopped_at, timezone.utc),
+                                              EndTime=end, Period=60, Statistics=["Average"])
+            # Only minutes that began after the load stopped and have ended.
+            return sorted((p["Timestamp"].timestamp(), p["Average"]) for p in r["Datapoints"]
+                          if p["Timestamp"].timestamp() >= stopped_at and p["Timestamp"].timestamp() + 60 <= time.time())
+        wait_until(lambda: low_minutes() and all(v < 18.0 for _, v in low_minutes()), 200, 5,
+                   "a whole minute of the group's CPU below 18%")
+        measured = [v for _, v in low_minutes()]
+
+        def drive(alarm_name):
+            """AlarmLow to ALARM through SetAlarmState (OK first, so the state changes and the action runs), with the
+            measured low minutes as its datapoints."""
+            self.cw.set_alarm_state(AlarmName=alarm_name, StateValue="OK", StateReason="test: reset")
+            reason_data = {"version": "1.0", "queryDate": datetime.now(timezone.utc).isoformat(),
+                           "statistic": "Average", "period": 60, "recentDatapoints": measured, "threshold": 18.0}
+            self.region.cli_v2("cloudwatch", "set-alarm-state", "--alarm-name", alarm_name, "--state-value", "ALARM",
+                               "--state-reason", "test: %d low minutes measured" % len(measured),
+                               "--state-reason-data", json.dumps(reason_data))
+
+        # DisableScaleIn first: the policy owns no AlarmLow, and its AlarmHigh given low data never shrinks it.
+        put_tt = lambda disable_in: self.asc.put_scaling_policy(
+            AutoScalingGroupName=ASG, PolicyName="cpu20", PolicyType="TargetTrackingScaling",
+            EstimatedInstanceWarmup=30,
+            TargetTrackingConfiguration={"PredefinedMetricSpecification":
+                                         {"PredefinedMetricType": "ASGAverageCPUUtilization"},
+                                         "TargetValue": 20.0, "DisableScaleIn": disable_in})
+        only = put_tt(True)["Alarms"]
+        self.assertEqual(len(only), 1)
+        self.assertIn("-AlarmHigh-", only[0]["AlarmName"])
+        self.assertEqual(self.cw.describe_alarms(AlarmNames=[names[1]])["MetricAlarms"], [], "the old AlarmLow went")
+        drive(only[0]["AlarmName"])
+        harness.hold_for(lambda: self.region.asg(ASG)["DesiredCapacity"] == grown, 5, 0.5,
+                         "no scale-in with DisableScaleIn")
+
+        # Scale-in on again: a new AlarmLow; each run takes one member, down to MinSize (1) and never below.
+        alarms = put_tt(False)["Alarms"]
+        low_name = [a["AlarmName"] for a in alarms if "-AlarmLow-" in a["AlarmName"]][0]
+        size = grown
+        while size > 1:
+            drive(low_name)
+            wait_until(lambda: self.region.asg(ASG)["DesiredCapacity"] == size - 1, 30, 0.5,
+                       "scale-in from %d to %d" % (size, size - 1))
+            size -= 1
+            self.region.wait_group(ASG, size)
+        causes = [a["Cause"] for a in self.region.activities(ASG)]
+        self.assertTrue(any(("a monitor alarm %s in state ALARM triggered policy cpu20 changing the desired capacity "
+                             "from 2 to 1." % low_name) in c for c in causes), causes)
+        drive(low_name)
+        harness.hold_for(lambda: self.region.asg(ASG)["DesiredCapacity"] == 1, 5, 0.5, "never below MinSize")
+        print("\nscale-in: %d -> 1 on AlarmLow (measured low minutes %s)" % (grown, measured))
+        names = sorted(a["AlarmName"] for a in alarms)
 
         # The alarms belong to the policy: deleting it deletes them.
         self.region.cli_v1("autoscaling", "delete-policy", "--auto-scaling-group-name", ASG, "--policy-name", "cpu20")
