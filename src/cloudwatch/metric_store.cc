@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -64,6 +65,11 @@ Dimensions ParseDims(const std::string& s) {
   return out;
 }
 
+int64_t SteadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string Text(sqlite3_stmt* st, int col) {
   const unsigned char* t = sqlite3_column_text(st, col);
   return t ? reinterpret_cast<const char*>(t) : "";
@@ -117,6 +123,7 @@ const std::vector<Tier>& Tiers() {
 
 Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) {
   std::unique_ptr<MetricStore> s(new MetricStore());
+  s->pending_.resize(Tiers().size());
   if (sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     return Status::Internal("cannot open the metric store " + path);
@@ -163,16 +170,21 @@ Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) 
 }
 
 MetricStore::~MetricStore() {
+  {
+    std::lock_guard lock(mu_);
+    Status st = FlushLocked();
+    if (!st.ok()) spdlog::error("cloudwatch metric store: final flush: {}", st.ToString());
+  }
   for (sqlite3_stmt* up : upserts_) sqlite3_finalize(up);
   sqlite3_finalize(update_metric_);
   sqlite3_finalize(insert_metric_);
   sqlite3_close(db_);
 }
 
-Result<MetricStore::Entry*> MetricStore::EntryLocked(const MetricKey& key, const std::string& unit,
+auto MetricStore::EntryLocked(const MetricKey& key, const std::string& unit,
                                                      int64_t ts_millis,
                                                      std::vector<std::pair<std::string, std::optional<Entry>>>* undo,
-                                                     std::vector<Entry*>* dirty) {
+                                                     std::unordered_set<Entry*>* dirty) -> Result<Entry*> {
   std::string id = key.Id();
   auto it = metrics_.find(id);
   if (it != metrics_.end()) {
@@ -220,10 +232,12 @@ Status MetricStore::Put(const std::vector<std::pair<MetricKey, Datapoint>>& poin
       }
     }
   };
+  const int64_t steady_ms = SteadyMillis();
+  const bool flush = steady_ms - flushed_at_ms_ >= 1000;
+  // (metric row id, bucket start) -> aggregate, per tier; ordered, so rows are written in key order.
+  std::vector<Buckets> buckets(Tiers().size());
   AP_RETURN_IF_ERROR(Exec(db_, "BEGIN"));
   Status st = [&]() -> Status {
-    // (metric row id, bucket start) -> aggregate, per tier; ordered, so rows are written in key order.
-    std::vector<std::map<std::pair<int64_t, int64_t>, Aggregate>> buckets(Tiers().size());
     Entry* current = nullptr;
     for (size_t i = 0; i < points.size(); ++i) {
       const auto& [key, dp] = points[i];
@@ -244,17 +258,11 @@ Status MetricStore::Put(const std::vector<std::pair<MetricKey, Datapoint>>& poin
         buckets[t][{id, sec - ((sec % res) + res) % res}].Add(dp.agg);
       }
     }
-    for (size_t t = 0; t < Tiers().size(); ++t) {
-      sqlite3_stmt* s = upserts_[t];
-      for (const auto& [k, agg] : buckets[t]) {
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, k.first);
-        sqlite3_bind_int64(s, 2, k.second);
-        sqlite3_bind_double(s, 3, agg.count);
-        sqlite3_bind_double(s, 4, agg.sum);
-        sqlite3_bind_double(s, 5, agg.min);
-        sqlite3_bind_double(s, 6, agg.max);
-        if (sqlite3_step(s) != SQLITE_DONE) return Status::Internal("metric store: cannot write a datapoint");
+    AP_RETURN_IF_ERROR(WriteBucketsLocked(0, buckets[0]));
+    if (flush) {
+      for (size_t t = 1; t < Tiers().size(); ++t) {
+        AP_RETURN_IF_ERROR(WriteBucketsLocked(t, pending_[t]));
+        AP_RETURN_IF_ERROR(WriteBucketsLocked(t, buckets[t]));
       }
     }
     // A new metric's row already holds its unit and timestamp; one added and then changed is rewritten.
@@ -277,8 +285,60 @@ Status MetricStore::Put(const std::vector<std::pair<MetricKey, Datapoint>>& poin
   if (!commit.ok()) {
     (void)Exec(db_, "ROLLBACK");  // as above
     restore();
+    return commit;
   }
+  // Only now does this call's share of the coarse tiers join what is pending (a failed call stored nothing).
+  for (size_t t = 1; t < Tiers().size(); ++t) {
+    if (flush) {
+      pending_[t].clear();
+    } else {
+      for (const auto& [k, agg] : buckets[t]) pending_[t][k].Add(agg);
+    }
+  }
+  if (flush) flushed_at_ms_ = steady_ms;
   return commit;
+}
+
+Status MetricStore::WriteBucketsLocked(size_t tier, const Buckets& buckets) const {
+  sqlite3_stmt* s = upserts_[tier];
+  for (const auto& [k, agg] : buckets) {
+    sqlite3_reset(s);
+    sqlite3_bind_int64(s, 1, k.first);
+    sqlite3_bind_int64(s, 2, k.second);
+    sqlite3_bind_double(s, 3, agg.count);
+    sqlite3_bind_double(s, 4, agg.sum);
+    sqlite3_bind_double(s, 5, agg.min);
+    sqlite3_bind_double(s, 6, agg.max);
+    if (sqlite3_step(s) != SQLITE_DONE) return Status::Internal("metric store: cannot write a datapoint");
+  }
+  return Status::Ok();
+}
+
+Status MetricStore::FlushLocked() const {
+  bool any = false;
+  for (size_t t = 1; t < pending_.size(); ++t) any = any || !pending_[t].empty();
+  flushed_at_ms_ = SteadyMillis();
+  if (!any) return Status::Ok();
+  AP_RETURN_IF_ERROR(Exec(db_, "BEGIN"));
+  for (size_t t = 1; t < pending_.size(); ++t) {
+    Status st = WriteBucketsLocked(t, pending_[t]);
+    if (!st.ok()) {
+      (void)Exec(db_, "ROLLBACK");  // reporting `st`; pending stays for the next try
+      return st;
+    }
+  }
+  Status commit = Exec(db_, "COMMIT");
+  if (!commit.ok()) {
+    (void)Exec(db_, "ROLLBACK");  // as above
+    return commit;
+  }
+  for (auto& b : pending_) b.clear();
+  return Status::Ok();
+}
+
+Status MetricStore::Flush() {
+  std::lock_guard lock(mu_);
+  return FlushLocked();
 }
 
 std::vector<PeriodStats> MetricStore::Query(const MetricKey& key, int64_t start_millis, int64_t end_millis,
@@ -296,6 +356,10 @@ std::vector<PeriodStats> MetricStore::Query(const MetricKey& key, int64_t start_
     ++tier;
   }
   if (period_sec % Tiers()[tier].resolution_sec != 0) return out;  // no tier holds data this fine any more
+  if (tier > 0) {
+    Status flushed = FlushLocked();
+    if (!flushed.ok()) spdlog::error("cloudwatch metric store: flush before a query: {}", flushed.ToString());
+  }
   // Period starts are multiples of the period; a period is included when it starts in [start, end).
   int64_t first = start_millis / 1000;
   first = first % period_sec == 0 ? first : first - ((first % period_sec) + period_sec) % period_sec + period_sec;
@@ -345,6 +409,7 @@ size_t MetricStore::metric_count() const {
 
 Status MetricStore::Prune(int64_t now_millis) {
   std::lock_guard lock(mu_);
+  AP_RETURN_IF_ERROR(FlushLocked());
   int64_t now = now_millis / 1000;
   for (size_t t = 0; t < Tiers().size(); ++t) {
     AP_RETURN_IF_ERROR(Exec(db_, std::string("DELETE FROM ") + kTierTables[t] + " WHERE ts < " +
