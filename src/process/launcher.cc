@@ -764,23 +764,34 @@ void LocalProcessLauncher::SignalGroup(const ProcessId& id, bool force) {
   // A live process under this pid with another start time means the pid, and so the group id, was reused.
   std::optional<ProcStat> st = ReadProcStat(id.pid);
   if (st && st->start_time != id.start_time) return;
-  kill(-id.pid, sig);
   if (!force) {
-    for (pid_t pid : TreeMembersWithoutCgroup(id.pid)) kill(pid, SIGTERM);
+    // The set is read before anything is signalled: once the leader dies its orphans leave the tree.
+    const std::vector<pid_t> members = TreeMembersWithoutCgroup(id.pid);
+    kill(-id.pid, SIGTERM);
+    for (pid_t pid : members) kill(pid, SIGTERM);
     return;
   }
   // SIGKILL: freeze first (SIGSTOP), scanning again until no new member shows up, so nothing forks between the
   // scan and the kill; then kill every member found.
+  // kill() returns before the target has stopped, and a process still running may fork after a scan: each
+  // round waits (briefly, bounded) until the processes it stopped are really stopped before scanning again.
   std::set<pid_t> frozen;
   for (int round = 0; round < 20; ++round) {
-    bool grew = false;
+    std::vector<pid_t> added;
     for (pid_t pid : TreeMembersWithoutCgroup(id.pid)) {
       if (frozen.insert(pid).second) {
         kill(pid, SIGSTOP);
-        grew = true;
+        added.push_back(pid);
       }
     }
-    if (!grew) break;
+    if (added.empty()) break;
+    for (pid_t pid : added) {
+      for (int i = 0; i < 100; ++i) {
+        std::optional<ProcStat> st = ReadProcStat(pid);
+        if (!st || IsGoneState(st->state) || st->state == 'T' || st->state == 't') break;
+        usleep(1000);
+      }
+    }
   }
   for (pid_t pid : frozen) kill(pid, SIGKILL);
 }

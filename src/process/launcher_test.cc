@@ -456,6 +456,7 @@ class EscapeTest : public ::testing::TestWithParam<bool> {
     dir_ = tmpl;
     launcher_ = std::make_unique<LocalProcessLauncher>(LocalProcessLauncher::Options{.use_cgroups = GetParam()});
     if (GetParam() && !launcher_->cgroups_available()) GTEST_SKIP() << "no writable cgroup v2 here";
+    if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "needs /usr/bin/python3";
     marker_ = "AUTOPIPE_ESCAPE_TEST=" + std::to_string(getpid()) + "-" + dir_.filename().string();
   }
   void TearDown() override {
@@ -468,9 +469,11 @@ class EscapeTest : public ::testing::TestWithParam<bool> {
   // and a double-forked setsid shell with a child, then waits.
   ProcessId StartEscapers() {
     LaunchSpec spec;
-    spec.argv = {"/bin/sh", "-c",
-                 "timeout 300 sleep 300 & setsid sleep 300 & (setsid sh -c 'sleep 300 & wait' &) ; "
-                 "echo ready > ready; wait"};
+    // The shell is made a child subreaper first (preserved across execve), as instance-init is: the fallback
+    // finds orphans because they are re-parented into the tree rather than to init.
+    spec.argv = {"/usr/bin/python3", "-c",
+                 "import ctypes, os; ctypes.CDLL(None).prctl(36, 1, 0, 0, 0); os.execv('/bin/sh', ['sh', '-c', "
+                 "\"timeout 300 sleep 300 & setsid sleep 300 & (setsid sh -c 'sleep 300 & wait' &) ; wait\"])"};
     const size_t eq = marker_.find('=');
     spec.env = {{"PATH", "/usr/bin:/bin"}, {marker_.substr(0, eq), marker_.substr(eq + 1)}};
     spec.working_dir = (dir_ / "work").string();
@@ -483,6 +486,14 @@ class EscapeTest : public ::testing::TestWithParam<bool> {
     return *r;
   }
 
+  // True once all three sleeps run (a count of all processes could be reached while the double fork's
+  // short-lived subshell still exists and before the last sleep starts).
+  bool AllStarted() {
+    int sleeps = 0;
+    for (pid_t pid : PidsWithEnv(marker_)) sleeps += ReadFile("/proc/" + std::to_string(pid) + "/comm") == "sleep\n";
+    return sleeps == 3;
+  }
+
   std::unique_ptr<LocalProcessLauncher> launcher_;
   fs::path dir_;
   std::string marker_;
@@ -491,8 +502,8 @@ class EscapeTest : public ::testing::TestWithParam<bool> {
 TEST_P(EscapeTest, StoppingTakesChildrenThatLeftTheGroupAndTheSession) {
   ProcessId id = StartEscapers();
   ASSERT_GT(id.pid, 0);
-  // sh, timeout, its sleep, setsid's sleep, the double-forked sh and its sleep.
-  ASSERT_TRUE(WaitFor([&] { return PidsWithEnv(marker_).size() >= 6; })) << PidsWithEnv(marker_).size();
+  // sh, timeout and its sleep, setsid's sleep, the double-forked sh and its sleep.
+  ASSERT_TRUE(WaitFor([&] { return AllStarted(); })) << PidsWithEnv(marker_).size();
   std::vector<pid_t> members = ProcessTreeMembers(id);
   for (pid_t pid : PidsWithEnv(marker_)) {
     EXPECT_NE(std::find(members.begin(), members.end(), pid), members.end()) << "pid " << pid << " escaped";
@@ -508,10 +519,12 @@ TEST_P(EscapeTest, StoppingTakesChildrenThatLeftTheGroupAndTheSession) {
 TEST_P(EscapeTest, GracefulStopReachesEscapersToo) {
   ProcessId id = StartEscapers();
   ASSERT_GT(id.pid, 0);
-  ASSERT_TRUE(WaitFor([&] { return PidsWithEnv(marker_).size() >= 6; }));
+  ASSERT_TRUE(WaitFor([&] { return AllStarted(); }));
   launcher_->SignalGroup(id, /*force=*/false);  // SIGTERM: sleep and timeout die of it
   EXPECT_TRUE(WaitFor([&] { return !launcher_->GroupAlive(id); }));
-  EXPECT_TRUE(PidsWithEnv(marker_).empty());
+  std::string left;
+  for (pid_t pid : PidsWithEnv(marker_)) left += ReadFile("/proc/" + std::to_string(pid) + "/stat") + "; ";
+  EXPECT_TRUE(PidsWithEnv(marker_).empty()) << left;
   launcher_->Release(id);
 }
 
