@@ -522,9 +522,8 @@ TEST_P(EscapeTest, GracefulStopReachesEscapersToo) {
   ASSERT_TRUE(WaitFor([&] { return AllStarted(); }));
   launcher_->SignalGroup(id, /*force=*/false);  // SIGTERM: sleep and timeout die of it
   EXPECT_TRUE(WaitFor([&] { return !launcher_->GroupAlive(id); }));
-  std::string left;
-  for (pid_t pid : PidsWithEnv(marker_)) left += ReadFile("/proc/" + std::to_string(pid) + "/stat") + "; ";
-  EXPECT_TRUE(PidsWithEnv(marker_).empty()) << left;
+  // Every one got the SIGTERM; without a cgroup, processes orphaned by the shell's death may still be dying.
+  EXPECT_TRUE(WaitFor([&] { return PidsWithEnv(marker_).empty(); }, milliseconds(2000)));
   launcher_->Release(id);
 }
 
