@@ -416,7 +416,8 @@ TEST_F(LoadBalancingTest, DeadInstanceIsDeregisteredBeforeItIsTerminated) {
       << "the replacement is launched and registered alongside";
   Passes(3);
   EXPECT_FALSE(Member(victim).is_null()) << "held while draining";
-  EXPECT_EQ(Instance(victim)["DesiredState"], "running");
+  // Its termination is not requested yet (a dead instance is stopped, and stays stopped until then).
+  EXPECT_EQ(Instance(victim)["DesiredState"], "stopped");
 
   FinishDraining();
   ASSERT_TRUE(RunUntil([&] { return Settled(2); }));

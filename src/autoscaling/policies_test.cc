@@ -341,6 +341,70 @@ TEST_F(ScalingPolicyTest, TargetTrackingOwnsItsAlarmsAndScalesInProportion) {
   EXPECT_EQ(store_->Count(cloudwatch::kind::kAlarm), 0u);
 }
 
+// The real path on the fake clock: datapoints of the tracked metric in the metric store, CloudWatch's evaluation
+// of the AlarmLow the policy owns (15 x 60 s below 90% of the target), its action, and the group's scale-in.
+// AlarmLow must not fire before fifteen full low minutes, and must fire then.
+TEST_F(ScalingPolicyTest, TargetTrackingAlarmLowFiresAfterFifteenLowMinutesAndScalesIn) {
+  MustCall("SetDesiredCapacity", {{"AutoScalingGroupName", kGroup}, {"DesiredCapacity", "4"}});
+  Settle();
+  auto out = MustCall("PutScalingPolicy",
+                      {{"AutoScalingGroupName", kGroup},
+                       {"PolicyName", "cpu50"},
+                       {"PolicyType", "TargetTrackingScaling"},
+                       {"EstimatedInstanceWarmup", "60"},
+                       {"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType",
+                        "ASGAverageCPUUtilization"},
+                       {"TargetTrackingConfiguration.TargetValue", "50"}});
+  const std::string low = out["Alarms"][1]["AlarmName"];
+  ASSERT_NE(low.find("-AlarmLow-"), std::string::npos);
+  clock_.Advance(120'000);  // every member is past its warm-up
+
+  // A CloudWatch of its own over an in-memory metric store: only the datapoints written here are evaluated
+  // (Tick would also collect the fake instances' CPU from /proc).
+  auto metrics = cloudwatch::MetricStore::Open(":memory:");
+  ASSERT_TRUE(metrics.ok());
+  cloudwatch::CloudWatchRegion cw(&ctx_, std::move(*metrics));
+  cloudwatch::MetricKey key{"AWS/EC2", "CPUUtilization", {{"AutoScalingGroupName", kGroup}}};
+  key.Canonicalize();
+  auto state = [&] { return (*store_->Get(cloudwatch::kind::kAlarm, low))["StateValue"].get<std::string>(); };
+
+  // Start at a minute boundary, then one low datapoint (10% < 45%) every 10 s, evaluating every 10 s.
+  clock_.Advance(60'000 - clock_.NowMillis() % 60'000);
+  const int64_t first_point = clock_.NowMillis();
+  int64_t alarm_at = 0;
+  for (int step = 0; step < 6 * 20 && alarm_at == 0; ++step) {
+    cloudwatch::Datapoint dp;
+    dp.timestamp_millis = clock_.NowMillis();
+    dp.agg = {1, 10.0, 10.0, 10.0};
+    ASSERT_TRUE(cw.metrics().Put({{key, dp}}, {"Percent"}).ok());
+    clock_.Advance(10'000);
+    cw.EvaluateDue(clock_.NowMillis());
+    cw.RunPendingActions();
+    if (state() == "ALARM") alarm_at = clock_.NowMillis();
+    if (alarm_at == 0) ASSERT_EQ(Desired(), 4) << "no scale-in before AlarmLow fires";
+  }
+  ASSERT_NE(alarm_at, 0) << "AlarmLow never fired in 20 low minutes";
+  const double minutes = (alarm_at - first_point) / 60'000.0;
+  EXPECT_GE(minutes, 15.0) << "AlarmLow fired before fifteen full low minutes";
+  EXPECT_LE(minutes, 16.0) << "evaluated once a minute: at most a minute after the fifteenth closed";
+  auto alarm = *store_->Get(cloudwatch::kind::kAlarm, low);
+  EXPECT_EQ(alarm["StateReason"].get<std::string>().rfind("Threshold Crossed: 15 out of the last 15 datapoints", 0),
+            0u)
+      << alarm["StateReason"];
+  EXPECT_EQ(Desired(), 3) << "conservative: one member (a tenth of 4, at least one) per run";
+  auto acts = MustCall("DescribeScalingActivities", {{"AutoScalingGroupName", kGroup}});
+  (void)acts;  // the activity is written by the group controller's next pass
+  Settle();
+  acts = MustCall("DescribeScalingActivities", {{"AutoScalingGroupName", kGroup}});
+  bool cause_found = false;
+  for (const auto& a : acts["Activities"]) {
+    cause_found |= a["Cause"].get<std::string>().find("a monitor alarm " + low +
+                                                      " in state ALARM triggered policy cpu50 changing the desired "
+                                                      "capacity from 4 to 3.") != std::string::npos;
+  }
+  EXPECT_TRUE(cause_found) << acts.dump();
+}
+
 TEST_F(ScalingPolicyTest, TargetTrackingAlarmsGoWithTheGroup) {
   MustCall("PutScalingPolicy", {{"AutoScalingGroupName", kGroup},
                                 {"PolicyName", "cpu50"},

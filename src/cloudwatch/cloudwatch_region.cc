@@ -153,6 +153,8 @@ void CloudWatchRegion::Tick(int64_t now_millis) {
     }
   }
   if (collect) Collect(now_millis);
+  // The coarse tiers' pending aggregates reach the file within a second even when no more datapoints come.
+  if (Status st = metrics_->Flush(); !st.ok()) spdlog::warn("cloudwatch: flushing the metric store: {}", st.ToString());
   EvaluateDue(now_millis);
   RunPendingActions();
   if (prune) {

@@ -223,7 +223,10 @@ class Service {
       if (resolution && *resolution != 1 && *resolution != 60) {
         return InvalidValue(f + ".StorageResolution", std::to_string(*resolution));
       }
-      const bool has_value = m.Has("Value"), has_stats = !m.Sub("StatisticValues.").empty();
+      // (Four lookups rather than Sub("StatisticValues."), which copies into a map for every metric.)
+      const bool has_value = m.Has("Value"),
+                 has_stats = m.Has("StatisticValues.SampleCount") || m.Has("StatisticValues.Sum") ||
+                             m.Has("StatisticValues.Minimum") || m.Has("StatisticValues.Maximum");
       auto values = m.List("Values");
       auto counts = m.List("Counts");
       if (has_value && has_stats) {

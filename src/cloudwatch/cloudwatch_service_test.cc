@@ -335,7 +335,7 @@ TEST_F(CloudWatchServiceTest, Ec2TerminateActionTerminatesTheAlarmsInstance) {
   p["AlarmName"] = "kill-it";
   p["Dimensions.member.1.Value"] = id;
   p["AlarmActions.member.1"] = "arn:aws:automate:us-west-2:ec2:terminate";
-  p["OKActions.member.1"] = "arn:aws:automate:us-west-2:ec2:reboot";
+  p["OKActions.member.1"] = "arn:aws:automate:us-west-2:ec2:recover";
   MustCall("PutMetricAlarm", p);
   MustCall("SetAlarmState", {{"AlarmName", "kill-it"}, {"StateValue", "ALARM"}, {"StateReason", "test"}});
   EXPECT_EQ((*store_->Get(kind::kInstance, id))["DesiredState"], "terminated");
@@ -346,7 +346,7 @@ TEST_F(CloudWatchServiceTest, Ec2TerminateActionTerminatesTheAlarmsInstance) {
   ASSERT_EQ(items.size(), 2u);
   EXPECT_EQ(items[0]["HistorySummary"], "Successfully executed action arn:aws:automate:us-west-2:ec2:terminate");
   EXPECT_EQ(items[1]["HistorySummary"].get<std::string>().rfind(
-                "Failed to execute action arn:aws:automate:us-west-2:ec2:reboot. Received error: \"EC2 action reboot "
+                "Failed to execute action arn:aws:automate:us-west-2:ec2:recover. Received error: \"EC2 action recover "
                 "is not supported",
                 0),
             0u);

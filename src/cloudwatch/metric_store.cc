@@ -3,8 +3,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <map>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -62,6 +65,11 @@ Dimensions ParseDims(const std::string& s) {
   return out;
 }
 
+int64_t SteadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string Text(sqlite3_stmt* st, int col) {
   const unsigned char* t = sqlite3_column_text(st, col);
   return t ? reinterpret_cast<const char*>(t) : "";
@@ -115,6 +123,7 @@ const std::vector<Tier>& Tiers() {
 
 Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) {
   std::unique_ptr<MetricStore> s(new MetricStore());
+  s->pending_.resize(Tiers().size());
   if (sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     return Status::Internal("cannot open the metric store " + path);
@@ -128,6 +137,23 @@ Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) 
     AP_RETURN_IF_ERROR(Exec(s->db_, std::string("CREATE TABLE IF NOT EXISTS ") + t +
                                         "(metric INTEGER NOT NULL, ts INTEGER NOT NULL, count REAL, sum REAL, "
                                         "min REAL, max REAL, PRIMARY KEY(metric, ts)) WITHOUT ROWID"));
+  }
+  auto prepare = [&](const std::string& sql, sqlite3_stmt** out) {
+    return sqlite3_prepare_v3(s->db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, out, nullptr) == SQLITE_OK;
+  };
+  for (const char* t : kTierTables) {
+    sqlite3_stmt* up = nullptr;
+    const bool ok = prepare(std::string("INSERT INTO ") + t +
+                                "(metric, ts, count, sum, min, max) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(metric, ts) "
+                                "DO UPDATE SET count = count + excluded.count, sum = sum + excluded.sum, "
+                                "min = MIN(min, excluded.min), max = MAX(max, excluded.max)",
+                            &up);
+    s->upserts_.push_back(up);  // finalized by the destructor, prepared or not
+    if (!ok) return Status::Internal("metric store: cannot prepare a write");
+  }
+  if (!prepare("UPDATE metrics SET unit = ?, last_ms = ? WHERE id = ?", &s->update_metric_) ||
+      !prepare("INSERT INTO metrics(ns, name, dims, unit, last_ms) VALUES(?, ?, ?, ?, ?)", &s->insert_metric_)) {
+    return Status::Internal("metric store: cannot prepare a write");
   }
   Stmt st(s->db_, "SELECT id, ns, name, dims, unit, last_ms FROM metrics");
   if (!st.ok()) return Status::Internal("metric store: cannot read its metrics");
@@ -143,89 +169,176 @@ Result<std::unique_ptr<MetricStore>> MetricStore::Open(const std::string& path) 
   return s;
 }
 
-MetricStore::~MetricStore() { sqlite3_close(db_); }
+MetricStore::~MetricStore() {
+  {
+    std::lock_guard lock(mu_);
+    Status st = FlushLocked();
+    if (!st.ok()) spdlog::error("cloudwatch metric store: final flush: {}", st.ToString());
+  }
+  for (sqlite3_stmt* up : upserts_) sqlite3_finalize(up);
+  sqlite3_finalize(update_metric_);
+  sqlite3_finalize(insert_metric_);
+  sqlite3_close(db_);
+}
 
-Result<int64_t> MetricStore::MetricIdLocked(const MetricKey& key, const std::string& unit, int64_t ts_millis) {
+auto MetricStore::EntryLocked(const MetricKey& key, const std::string& unit,
+                                                     int64_t ts_millis,
+                                                     std::vector<std::pair<std::string, std::optional<Entry>>>* undo,
+                                                     std::unordered_set<Entry*>* dirty) -> Result<Entry*> {
   std::string id = key.Id();
   auto it = metrics_.find(id);
   if (it != metrics_.end()) {
-    bool changed = false;
-    if (!unit.empty() && unit != it->second.second.unit) {
-      it->second.second.unit = unit;
-      changed = true;
+    Entry& e = it->second;
+    const bool unit_changes = !unit.empty() && unit != e.second.unit;
+    if (unit_changes || ts_millis > e.second.last_millis) {
+      undo->emplace_back(id, e);
+      dirty->insert(&e);
+      if (unit_changes) e.second.unit = unit;
+      e.second.last_millis = std::max(e.second.last_millis, ts_millis);
     }
-    if (ts_millis > it->second.second.last_millis) {
-      it->second.second.last_millis = ts_millis;
-      changed = true;
-    }
-    if (changed) {
-      Stmt up(db_, "UPDATE metrics SET unit = ?, last_ms = ? WHERE id = ?");
-      sqlite3_bind_text(up.get(), 1, it->second.second.unit.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(up.get(), 2, it->second.second.last_millis);
-      sqlite3_bind_int64(up.get(), 3, it->second.first);
-      if (sqlite3_step(up.get()) != SQLITE_DONE) return Status::Internal("metric store: cannot update a metric");
-    }
-    return it->second.first;
+    return &e;
   }
-  Stmt ins(db_, "INSERT INTO metrics(ns, name, dims, unit, last_ms) VALUES(?, ?, ?, ?, ?)");
+  sqlite3_stmt* ins = insert_metric_;
+  sqlite3_reset(ins);
   std::string dims = DimsText(key.dimensions);
-  sqlite3_bind_text(ins.get(), 1, key.namespace_.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(ins.get(), 2, key.name.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(ins.get(), 3, dims.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(ins.get(), 4, unit.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(ins.get(), 5, ts_millis);
-  if (sqlite3_step(ins.get()) != SQLITE_DONE) return Status::Internal("metric store: cannot add a metric");
+  sqlite3_bind_text(ins, 1, key.namespace_.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins, 2, key.name.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins, 3, dims.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins, 4, unit.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(ins, 5, ts_millis);
+  if (sqlite3_step(ins) != SQLITE_DONE) return Status::Internal("metric store: cannot add a metric");
   int64_t rowid = sqlite3_last_insert_rowid(db_);
-  metrics_[id] = {rowid, MetricInfo{key, unit, ts_millis}};
-  return rowid;
+  MetricInfo info;
+  info.key = key;
+  info.unit = unit;
+  info.last_millis = ts_millis;
+  undo->emplace_back(id, std::nullopt);
+  auto [inserted, _] = metrics_.emplace(std::move(id), Entry{rowid, std::move(info)});
+  return &inserted->second;
 }
 
 Status MetricStore::Put(const std::vector<std::pair<MetricKey, Datapoint>>& points,
                         const std::vector<std::string>& units) {
   std::lock_guard lock(mu_);
-  auto saved = metrics_;  // restored if the transaction fails
+  // Index changes made by this call, undone (newest first) if the transaction fails.
+  std::vector<std::pair<std::string, std::optional<Entry>>> undo;
+  std::unordered_set<Entry*> dirty;
+  auto restore = [&] {
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+      if (it->second) {
+        metrics_[it->first] = *it->second;
+      } else {
+        metrics_.erase(it->first);
+      }
+    }
+  };
+  const int64_t steady_ms = SteadyMillis();
+  const bool flush = steady_ms - flushed_at_ms_ >= 1000;
+  // (metric row id, bucket start) -> aggregate, per tier; ordered, so rows are written in key order.
+  std::vector<Buckets> buckets(Tiers().size());
   AP_RETURN_IF_ERROR(Exec(db_, "BEGIN"));
   Status st = [&]() -> Status {
-    std::vector<std::unique_ptr<Stmt>> upserts;
-    for (const char* t : kTierTables) {
-      upserts.push_back(std::make_unique<Stmt>(
-          db_, (std::string("INSERT INTO ") + t +
-                "(metric, ts, count, sum, min, max) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(metric, ts) DO UPDATE SET "
-                "count = count + excluded.count, sum = sum + excluded.sum, min = MIN(min, excluded.min), "
-                "max = MAX(max, excluded.max)")
-                   .c_str()));
-      if (!upserts.back()->ok()) return Status::Internal("metric store: cannot prepare a write");
-    }
+    Entry* current = nullptr;
     for (size_t i = 0; i < points.size(); ++i) {
       const auto& [key, dp] = points[i];
-      AP_ASSIGN_OR_RETURN(int64_t id, MetricIdLocked(key, i < units.size() ? units[i] : "", dp.timestamp_millis));
-      int64_t sec = dp.timestamp_millis >= 0 ? dp.timestamp_millis / 1000 : (dp.timestamp_millis - 999) / 1000;
-      for (size_t t = 0; t < Tiers().size(); ++t) {
-        int64_t res = Tiers()[t].resolution_sec;
-        sqlite3_stmt* s = upserts[t]->get();
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, sec - ((sec % res) + res) % res);
-        sqlite3_bind_double(s, 3, dp.agg.count);
-        sqlite3_bind_double(s, 4, dp.agg.sum);
-        sqlite3_bind_double(s, 5, dp.agg.min);
-        sqlite3_bind_double(s, 6, dp.agg.max);
-        if (sqlite3_step(s) != SQLITE_DONE) return Status::Internal("metric store: cannot write a datapoint");
+      const std::string& unit = i < units.size() ? units[i] : std::string();
+      // Consecutive datapoints of one metric (a Values list) look the metric up once, unless they change it.
+      const bool same = current != nullptr && key.name == points[i - 1].first.name &&
+                        key.namespace_ == points[i - 1].first.namespace_ &&
+                        key.dimensions == points[i - 1].first.dimensions &&
+                        (unit.empty() || unit == current->second.unit) &&
+                        dp.timestamp_millis <= current->second.last_millis;
+      if (!same) {
+        AP_ASSIGN_OR_RETURN(current, EntryLocked(key, unit, dp.timestamp_millis, &undo, &dirty));
       }
+      const int64_t id = current->first;
+      const int64_t sec = dp.timestamp_millis >= 0 ? dp.timestamp_millis / 1000 : (dp.timestamp_millis - 999) / 1000;
+      for (size_t t = 0; t < Tiers().size(); ++t) {
+        const int64_t res = Tiers()[t].resolution_sec;
+        buckets[t][{id, sec - ((sec % res) + res) % res}].Add(dp.agg);
+      }
+    }
+    AP_RETURN_IF_ERROR(WriteBucketsLocked(0, buckets[0]));
+    if (flush) {
+      for (size_t t = 1; t < Tiers().size(); ++t) {
+        AP_RETURN_IF_ERROR(WriteBucketsLocked(t, pending_[t]));
+        AP_RETURN_IF_ERROR(WriteBucketsLocked(t, buckets[t]));
+      }
+    }
+    // A new metric's row already holds its unit and timestamp; one added and then changed is rewritten.
+    for (Entry* e : dirty) {
+      sqlite3_stmt* up = update_metric_;
+      sqlite3_reset(up);
+      sqlite3_bind_text(up, 1, e->second.unit.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(up, 2, e->second.last_millis);
+      sqlite3_bind_int64(up, 3, e->first);
+      if (sqlite3_step(up) != SQLITE_DONE) return Status::Internal("metric store: cannot update a metric");
     }
     return Status::Ok();
   }();
   if (!st.ok()) {
     (void)Exec(db_, "ROLLBACK");  // the failure being reported is `st`; a failed rollback leaves nothing to add
-    metrics_ = std::move(saved);
+    restore();
     return st;
   }
   Status commit = Exec(db_, "COMMIT");
   if (!commit.ok()) {
     (void)Exec(db_, "ROLLBACK");  // as above
-    metrics_ = std::move(saved);
+    restore();
+    return commit;
   }
+  // Only now does this call's share of the coarse tiers join what is pending (a failed call stored nothing).
+  for (size_t t = 1; t < Tiers().size(); ++t) {
+    if (flush) {
+      pending_[t].clear();
+    } else {
+      for (const auto& [k, agg] : buckets[t]) pending_[t][k].Add(agg);
+    }
+  }
+  if (flush) flushed_at_ms_ = steady_ms;
   return commit;
+}
+
+Status MetricStore::WriteBucketsLocked(size_t tier, const Buckets& buckets) const {
+  sqlite3_stmt* s = upserts_[tier];
+  for (const auto& [k, agg] : buckets) {
+    sqlite3_reset(s);
+    sqlite3_bind_int64(s, 1, k.first);
+    sqlite3_bind_int64(s, 2, k.second);
+    sqlite3_bind_double(s, 3, agg.count);
+    sqlite3_bind_double(s, 4, agg.sum);
+    sqlite3_bind_double(s, 5, agg.min);
+    sqlite3_bind_double(s, 6, agg.max);
+    if (sqlite3_step(s) != SQLITE_DONE) return Status::Internal("metric store: cannot write a datapoint");
+  }
+  return Status::Ok();
+}
+
+Status MetricStore::FlushLocked() const {
+  bool any = false;
+  for (size_t t = 1; t < pending_.size(); ++t) any = any || !pending_[t].empty();
+  flushed_at_ms_ = SteadyMillis();
+  if (!any) return Status::Ok();
+  AP_RETURN_IF_ERROR(Exec(db_, "BEGIN"));
+  for (size_t t = 1; t < pending_.size(); ++t) {
+    Status st = WriteBucketsLocked(t, pending_[t]);
+    if (!st.ok()) {
+      (void)Exec(db_, "ROLLBACK");  // reporting `st`; pending stays for the next try
+      return st;
+    }
+  }
+  Status commit = Exec(db_, "COMMIT");
+  if (!commit.ok()) {
+    (void)Exec(db_, "ROLLBACK");  // as above
+    return commit;
+  }
+  for (auto& b : pending_) b.clear();
+  return Status::Ok();
+}
+
+Status MetricStore::Flush() {
+  std::lock_guard lock(mu_);
+  return FlushLocked();
 }
 
 std::vector<PeriodStats> MetricStore::Query(const MetricKey& key, int64_t start_millis, int64_t end_millis,
@@ -243,6 +356,10 @@ std::vector<PeriodStats> MetricStore::Query(const MetricKey& key, int64_t start_
     ++tier;
   }
   if (period_sec % Tiers()[tier].resolution_sec != 0) return out;  // no tier holds data this fine any more
+  if (tier > 0) {
+    Status flushed = FlushLocked();
+    if (!flushed.ok()) spdlog::error("cloudwatch metric store: flush before a query: {}", flushed.ToString());
+  }
   // Period starts are multiples of the period; a period is included when it starts in [start, end).
   int64_t first = start_millis / 1000;
   first = first % period_sec == 0 ? first : first - ((first % period_sec) + period_sec) % period_sec + period_sec;
@@ -292,6 +409,7 @@ size_t MetricStore::metric_count() const {
 
 Status MetricStore::Prune(int64_t now_millis) {
   std::lock_guard lock(mu_);
+  AP_RETURN_IF_ERROR(FlushLocked());
   int64_t now = now_millis / 1000;
   for (size_t t = 0; t < Tiers().size(); ++t) {
     AP_RETURN_IF_ERROR(Exec(db_, std::string("DELETE FROM ") + kTierTables[t] + " WHERE ts < " +

@@ -24,12 +24,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "common/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace autopipe::cloudwatch {
 
@@ -88,6 +90,13 @@ class MetricStore {
   ~MetricStore();
 
   // Adds datapoints to `key` (every tier) in one transaction. `unit` (may be empty) becomes the metric's unit.
+  // Datapoints of one call that fall in the same bucket of a tier are merged before they are written (150
+  // values of one metric in one second are one row update per tier), and each metric's row is rewritten at most
+  // once per call. The 1-s tier is written in the call's transaction; the coarser tiers (60, 300, 3600 s) are
+  // merged in memory and written at most once a second (in a Put's transaction or by Flush), so a metric written
+  // many times a second costs one row update per coarse bucket per second rather than per call. A query that
+  // reads a coarse tier flushes first. A kill -9 can lose the last second of the coarse tiers (read only for
+  // ranges older than 3 h); the 1-s tier, which answers everything within 3 h, keeps every acknowledged point.
   Status Put(const std::vector<std::pair<MetricKey, Datapoint>>& points, const std::vector<std::string>& units);
   // Periods of `period_sec` (aligned to multiples of the period since the epoch) overlapping
   // [start_millis, end_millis), oldest first, only those with data. `now_millis` picks the tier.
@@ -98,15 +107,36 @@ class MetricStore {
   std::optional<MetricInfo> Find(const MetricKey& key) const;
   // Drops buckets older than each tier's retention, and metrics with no data left.
   Status Prune(int64_t now_millis);
+  // Writes the coarser tiers' pending aggregates (see Put). Called every second by CloudWatch's tick; Put does it
+  // too once a second has passed since the last flush.
+  Status Flush();
   size_t metric_count() const;
 
  private:
   MetricStore() = default;
-  Result<int64_t> MetricIdLocked(const MetricKey& key, const std::string& unit, int64_t ts_millis);
+  using Entry = std::pair<int64_t, MetricInfo>;  // (row id, info)
+  // The metric's entry (added to the table and the index when new), with `unit` and `ts_millis` applied in
+  // memory only; `undo` gets the entry as it was (nullopt: it is new), `dirty` the entries whose row must be
+  // rewritten before the transaction commits.
+  Result<Entry*> EntryLocked(const MetricKey& key, const std::string& unit, int64_t ts_millis,
+                             std::vector<std::pair<std::string, std::optional<Entry>>>* undo,
+                             std::unordered_set<Entry*>* dirty);
 
   mutable std::mutex mu_;
   sqlite3* db_ = nullptr;                                  // guarded by mu_
-  std::map<std::string, std::pair<int64_t, MetricInfo>> metrics_;  // by MetricKey::Id(); guarded by mu_
+  // Statements of the write path, prepared once (guarded by mu_): an upsert per tier, the metric row's update and
+  // insert.
+  std::vector<sqlite3_stmt*> upserts_;
+  sqlite3_stmt* update_metric_ = nullptr;
+  sqlite3_stmt* insert_metric_ = nullptr;
+  std::map<std::string, Entry> metrics_;  // by MetricKey::Id(); guarded by mu_
+  // Per tier (index 0 unused): (metric row id, bucket start) -> what is not yet written. Guarded by mu_; mutable
+  // because a const Query flushes it.
+  using Buckets = std::map<std::pair<int64_t, int64_t>, Aggregate>;
+  Status WriteBucketsLocked(size_t tier, const Buckets& buckets) const;
+  Status FlushLocked() const;
+  mutable std::vector<Buckets> pending_;
+  mutable int64_t flushed_at_ms_ = 0;  // steady clock
 };
 
 }  // namespace autopipe::cloudwatch

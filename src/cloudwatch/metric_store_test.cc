@@ -27,6 +27,40 @@ TEST(MetricStoreTest, DimensionsAreASet) {
   EXPECT_EQ(a.Id(), b.Id());
 }
 
+// The coarse tiers are written at most once a second: calls in between accumulate in memory, a query of a coarse
+// tier sees them (it flushes first), and reopening keeps them (the destructor flushes).
+TEST(MetricStoreTest, CoarseTiersAddUpCallsBetweenFlushes) {
+  char tmpl[] = "/tmp/metric_store_coarse.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/m.db";
+  const int64_t later = kT0 + 4 * 3600'000;  // past the 1-s tier's 3 h: the 60-s tier answers
+  {
+    auto store = MetricStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    for (int i = 1; i <= 5; ++i) ASSERT_TRUE((*store)->Put({Point(kT0 + i * 1000, i)}, {}).ok());
+    // 1..5 in one call, 150 values of one metric in one second: one row per tier.
+    std::vector<std::pair<MetricKey, Datapoint>> many;
+    for (int i = 0; i < 150; ++i) many.push_back(Point(kT0 + 30'000, 10));
+    ASSERT_TRUE((*store)->Put(many, {}).ok());
+    auto minutes = (*store)->Query(Key(), kT0, kT0 + 60'000, 60, later);
+    ASSERT_EQ(minutes.size(), 1u);
+    EXPECT_EQ(minutes[0].agg.count, 155);
+    EXPECT_EQ(minutes[0].agg.sum, 15 + 1500);
+    EXPECT_EQ(minutes[0].agg.min, 1);
+    EXPECT_EQ(minutes[0].agg.max, 10);
+    auto seconds = (*store)->Query(Key(), kT0 + 30'000, kT0 + 31'000, 1, kT0 + 40'000);
+    ASSERT_EQ(seconds.size(), 1u);
+    EXPECT_EQ(seconds[0].agg.count, 150);
+    ASSERT_TRUE((*store)->Put({Point(kT0 + 40'000, 100)}, {}).ok());  // pending when the store closes
+  }
+  auto reopened = MetricStore::Open(path);
+  ASSERT_TRUE(reopened.ok());
+  auto hours = (*reopened)->Query(Key(), kT0 - 3600'000, kT0 + 3600'000, 3600, kT0 + 20 * 86400'000LL);
+  ASSERT_EQ(hours.size(), 1u);
+  EXPECT_EQ(hours[0].agg.count, 156);
+  std::filesystem::remove_all(tmpl);
+}
+
 TEST(MetricStoreTest, FiveStatisticsAndPercentilesPerPeriod) {
   auto store = MetricStore::Open(":memory:");
   ASSERT_TRUE(store.ok());

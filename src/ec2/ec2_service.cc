@@ -174,6 +174,58 @@ Result<Json> TerminateInstances(RegionContext* ctx, const Params& p) {
   return Json{{"instancesSet", changes}};
 }
 
+// The instances named by InstanceId.N, all of which must exist (InvalidInstanceID.NotFound names the first that
+// does not).
+Result<std::vector<Json>> NamedInstances(RegionContext* ctx, const Params& p) {
+  auto ids = p.List("InstanceId");
+  if (ids.empty()) return Status::MissingParameter("The request must contain the parameter InstanceId");
+  std::vector<Json> found;
+  for (const auto& id : ids) {
+    if (id.rfind("i-", 0) != 0) return Ec2Error("InvalidInstanceID.Malformed", "Invalid id: \"" + id + "\"");
+    auto inst = ctx->store->Get(kind::kInstance, id);
+    if (!inst) return Ec2Error("InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
+    found.push_back(*inst);
+  }
+  return found;
+}
+
+// StopInstances and StartInstances: every instance must accept the request, else nothing changes.
+Result<Json> ChangeStates(RegionContext* ctx, const Params& p, bool stop) {
+  AP_ASSIGN_OR_RETURN(auto found, NamedInstances(ctx, p));
+  AP_ASSIGN_OR_RETURN(auto hibernate, p.Bool("Hibernate"));
+  AP_ASSIGN_OR_RETURN(auto force_param, p.Bool("Force"));
+  if (stop && hibernate.value_or(false)) {
+    return Ec2Error("UnsupportedHibernationConfiguration",
+                    "Hibernation is not supported for the instances of this region");
+  }
+  const bool force = force_param.value_or(false);
+  const std::string reason = UserInitiatedReason(ctx->clock->NowMillis());
+  std::vector<StoreWrite> writes;
+  Json changes = Json::array();
+  for (const auto& inst : found) {
+    auto r = stop ? RequestStop(*ctx, inst, force, reason) : RequestStart(*ctx, inst);
+    if (!r.ok()) return r.status();
+    writes.insert(writes.end(), r->writes.begin(), r->writes.end());
+    changes.push_back(StateChange(inst["InstanceId"], r->previous, r->current));
+  }
+  AP_RETURN_IF_ERROR(ctx->store->Commit(writes));
+  return Json{{"instancesSet", changes}};
+}
+
+Result<Json> StopInstances(RegionContext* ctx, const Params& p) { return ChangeStates(ctx, p, /*stop=*/true); }
+Result<Json> StartInstances(RegionContext* ctx, const Params& p) { return ChangeStates(ctx, p, /*stop=*/false); }
+
+Result<Json> RebootInstances(RegionContext* ctx, const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto found, NamedInstances(ctx, p));
+  std::vector<StoreWrite> writes;
+  for (const auto& inst : found) {
+    AP_ASSIGN_OR_RETURN(auto w, RequestReboot(*ctx, inst));
+    writes.insert(writes.end(), w.begin(), w.end());
+  }
+  AP_RETURN_IF_ERROR(ctx->store->Commit(writes));
+  return Json{{"return", true}};
+}
+
 Result<Json> DescribeAvailabilityZones(RegionContext* ctx, const Params& p) {
   auto names = p.List("ZoneName");
   for (const auto& n : names) {
@@ -249,6 +301,9 @@ ApiService Ec2Api(RegionContext* ctx) {
       op("DescribeImages", Access::kRead, DescribeImages, {{"ImageId", 1000}, kFilters}),
       op("DescribeInstances", Access::kRead, DescribeInstances, {{"InstanceId", 1000}, kFilters}),
       op("TerminateInstances", Access::kWrite, TerminateInstances, {{"InstanceId", 1000}}),
+      op("StopInstances", Access::kWrite, StopInstances, {{"InstanceId", 1000}}),
+      op("StartInstances", Access::kWrite, StartInstances, {{"InstanceId", 1000}}),
+      op("RebootInstances", Access::kWrite, RebootInstances, {{"InstanceId", 1000}}),
       op("DescribeAvailabilityZones", Access::kRead, DescribeAvailabilityZones, {{"ZoneName", 100}, kFilters}),
       op("DescribeRegions", Access::kRead, DescribeRegions, {{"RegionName", 100}, kFilters}),
   };

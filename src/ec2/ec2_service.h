@@ -1,8 +1,8 @@
 // The EC2 API subset (version 2016-11-15, EC2 protocol): DescribeImages, DescribeInstances, TerminateInstances,
-// DescribeAvailabilityZones, DescribeRegions. Instances are created by Auto Scaling (RunInstances is not offered
+// StopInstances, StartInstances, RebootInstances, DescribeAvailabilityZones, DescribeRegions. Instances are created by Auto Scaling (RunInstances is not offered
 // yet); their processes are the InstanceController's business.
 //
-// Thread-safety: the writing operation (TerminateInstances) runs under RegionContext::mu, held by the router;
+// Thread-safety: the writing operations (Terminate/Stop/Start/RebootInstances) run under RegionContext::mu, held by the router;
 // the Describe operations only read the store and take no lock.
 #pragma once
 

@@ -264,6 +264,181 @@ TEST_F(Ec2ServiceTest, InstanceWhoseProcessExitsIsStopped) {
   EXPECT_EQ(Filtered("instance-state-name", {"stopped"}), (std::set<std::string>{id}));
 }
 
+// ---- StopInstances / StartInstances / RebootInstances --------------------------------------------------------
+
+TEST_F(Ec2ServiceTest, StopThenStartBootsTheSameInstanceAgain) {
+  const std::string id = AddInstance("us-west-2a");
+  Passes(1);
+  const pid_t first = PidOf(id);
+  const std::string ip = Doc(id)["PrivateIpAddress"];
+
+  Json r = MustCall("StopInstances", {{"InstanceId.1", id}});
+  ASSERT_EQ(r["instancesSet"].size(), 1u);
+  EXPECT_EQ(r["instancesSet"][0]["previousState"], Json::parse(R"({"code":16,"name":"running"})"));
+  EXPECT_EQ(r["instancesSet"][0]["currentState"], Json::parse(R"({"code":64,"name":"stopping"})"));
+  Passes(1);
+  EXPECT_EQ(StateName(id), "stopping");
+  ASSERT_FALSE(launcher_.SignalsTo(first).empty());
+  EXPECT_FALSE(launcher_.SignalsTo(first)[0]) << "SIGTERM first";
+  Passes(1);
+  Json inst = Describe({{"InstanceId.1", id}})[id];
+  EXPECT_EQ(inst["instanceState"], Json::parse(R"({"code":80,"name":"stopped"})"));
+  EXPECT_EQ(inst["stateReason"]["code"], "Client.UserInitiatedShutdown");
+  EXPECT_EQ(inst["reason"].get<std::string>().rfind("User initiated (", 0), 0u) << inst["reason"];
+  EXPECT_EQ(inst["privateIpAddress"], ip) << "a stopped instance keeps its address";
+  Passes(3);
+  EXPECT_EQ(StateName(id), "stopped") << "stays stopped";
+  EXPECT_EQ(launcher_.launch_count(), 1u);
+
+  r = MustCall("StartInstances", {{"InstanceId.1", id}});
+  EXPECT_EQ(r["instancesSet"][0]["previousState"], Json::parse(R"({"code":80,"name":"stopped"})"));
+  EXPECT_EQ(r["instancesSet"][0]["currentState"], Json::parse(R"({"code":0,"name":"pending"})"));
+  Passes(1);
+  EXPECT_EQ(StateName(id), "running");
+  ASSERT_EQ(launcher_.launch_count(), 2u);
+  const pid_t second = PidOf(id);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(Doc(id)["PrivateIpAddress"], ip);
+  auto spec = launcher_.SpecOf(second);
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_EQ(spec->env.at("AUTOPIPE_INSTANCE_ID"), id);
+  EXPECT_EQ(spec->cgroup_name, id);
+  EXPECT_EQ(Describe({{"InstanceId.1", id}})[id]["reason"], "");
+}
+
+TEST_F(Ec2ServiceTest, UserDataRunsAtTheFirstBootOnly) {
+  InstanceLaunch launch;
+  launch.image_id = kMinimalImage;
+  launch.instance_type = "t3.micro";
+  launch.availability_zone = "us-west-2a";
+  launch.user_data = "ZWNobyBoaQo=";  // "echo hi\n"
+  std::string id;
+  {
+    std::vector<StoreWrite> writes;
+    std::lock_guard lock(mu_);
+    auto inst = NewInstance(ctx_, launch, &writes);
+    ASSERT_TRUE(inst.ok());
+    ASSERT_TRUE(store_->Commit(writes).ok());
+    id = (*inst)["InstanceId"];
+  }
+  Passes(1);
+  auto argv_after = [&](pid_t pid, const std::string& flag) {
+    auto spec = launcher_.SpecOf(pid);
+    auto it = std::find(spec->argv.begin(), spec->argv.end(), flag);
+    return it == spec->argv.end() || it + 1 == spec->argv.end() ? std::string("?") : *(it + 1);
+  };
+  EXPECT_EQ(argv_after(PidOf(id), "--user-data"), "user-data");
+  MustCall("StopInstances", {{"InstanceId.1", id}});
+  Passes(2);
+  ASSERT_EQ(StateName(id), "stopped");
+  MustCall("StartInstances", {{"InstanceId.1", id}});
+  Passes(1);
+  ASSERT_EQ(StateName(id), "running");
+  EXPECT_EQ(argv_after(PidOf(id), "--user-data"), "");
+}
+
+TEST_F(Ec2ServiceTest, StopAndStartRefuseStatesEc2Refuses) {
+  const std::string a = AddInstance("us-west-2a");
+  const std::string b = AddInstance("us-west-2a");
+  // Pending: cannot be stopped.
+  auto r = Call("StopInstances", {{"InstanceId.1", a}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "IncorrectInstanceState");
+  EXPECT_EQ(r.status().message(), "The instance '" + a + "' is not in a state from which it can be stopped.");
+  Passes(1);
+
+  // Running: starting is answered as it is.
+  Json ok = MustCall("StartInstances", {{"InstanceId.1", a}});
+  EXPECT_EQ(ok["instancesSet"][0]["previousState"]["name"], "running");
+  EXPECT_EQ(ok["instancesSet"][0]["currentState"]["name"], "running");
+
+  // Stopping: cannot be started; stopping again is answered as it is.
+  launcher_.IgnoreSigterm(PidOf(a));
+  MustCall("StopInstances", {{"InstanceId.1", a}});
+  Passes(1);
+  ASSERT_EQ(StateName(a), "stopping");
+  r = Call("StartInstances", {{"InstanceId.1", a}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "IncorrectInstanceState");
+  EXPECT_EQ(r.status().message(), "The instance '" + a + "' is not in a state from which it can be started.");
+  ok = MustCall("StopInstances", {{"InstanceId.1", a}});
+  EXPECT_EQ(ok["instancesSet"][0]["previousState"]["name"], "stopping");
+  EXPECT_EQ(ok["instancesSet"][0]["currentState"]["name"], "stopping");
+
+  // One refused instance refuses the whole call: b (running) is not stopped.
+  MustCall("TerminateInstances", {{"InstanceId.1", b}});
+  Passes(2);
+  ASSERT_EQ(StateName(b), "terminated");
+  r = Call("StopInstances", {{"InstanceId.1", b}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "IncorrectInstanceState");
+  const std::string c = AddInstance("us-west-2a");
+  Passes(1);
+  r = Call("StopInstances", {{"InstanceId.1", c}, {"InstanceId.2", b}});
+  ASSERT_FALSE(r.ok());
+  Passes(1);
+  EXPECT_EQ(StateName(c), "running");
+  r = Call("StartInstances", {{"InstanceId.1", "i-0000000000000000f"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "InvalidInstanceID.NotFound");
+  r = Call("RebootInstances", {{"InstanceId.1", b}});
+  EXPECT_TRUE(r.ok()) << "rebooting a terminated instance is ignored";
+}
+
+TEST_F(Ec2ServiceTest, ForcedStopKillsWithoutTheGracePeriod) {
+  const std::string id = AddInstance("us-west-2a");
+  Passes(1);
+  const pid_t pid = PidOf(id);
+  launcher_.IgnoreSigterm(pid);
+  MustCall("StopInstances", {{"InstanceId.1", id}, {"Force", "true"}});
+  Passes(1);
+  clock_.Advance(1);
+  Passes(1);
+  auto signals = launcher_.SignalsTo(pid);
+  EXPECT_NE(std::find(signals.begin(), signals.end(), true), signals.end()) << "SIGKILL without the 3 s wait";
+  Passes(1);
+  EXPECT_EQ(StateName(id), "stopped");
+}
+
+TEST_F(Ec2ServiceTest, RebootStopsAndBootsTheTreeWhileTheInstanceStaysRunning) {
+  const std::string id = AddInstance("us-west-2a");
+  Passes(1);
+  const pid_t first = PidOf(id);
+  launcher_.IgnoreSigterm(first);
+  Json r = MustCall("RebootInstances", {{"InstanceId.1", id}});
+  EXPECT_EQ(r["return"], true);
+  Passes(1);
+  EXPECT_EQ(StateName(id), "running");
+  EXPECT_EQ(PidOf(id), first) << "waits for the old tree to go";
+  clock_.Advance(InstanceController::kKillAfterMillis + 1);
+  Passes(1);  // SIGKILL
+  Passes(1);  // gone: booted again
+  EXPECT_EQ(StateName(id), "running");
+  EXPECT_NE(PidOf(id), first);
+  EXPECT_EQ(launcher_.launch_count(), 2u);
+  EXPECT_FALSE(Doc(id).contains("RebootRequestedAt"));
+
+  MustCall("StopInstances", {{"InstanceId.1", id}});
+  Passes(2);
+  ASSERT_EQ(StateName(id), "stopped");
+  auto refused = Call("RebootInstances", {{"InstanceId.1", id}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), "IncorrectInstanceState");
+}
+
+TEST_F(Ec2ServiceTest, AnInstanceThatShutsItselfDownStaysStoppedUntilStarted) {
+  const std::string id = AddInstance("us-west-2a");
+  Passes(1);
+  launcher_.KillLeader(PidOf(id));
+  Passes(3);
+  EXPECT_EQ(StateName(id), "stopped");
+  EXPECT_EQ(launcher_.launch_count(), 1u);
+  MustCall("StartInstances", {{"InstanceId.1", id}});
+  Passes(1);
+  EXPECT_EQ(StateName(id), "running");
+  EXPECT_EQ(launcher_.launch_count(), 2u);
+}
+
 TEST_F(Ec2ServiceTest, TerminatedInstancesAreForgottenAfterAnHour) {
   const std::string id = AddInstance("us-west-2a");
   const std::string keep = AddInstance("us-west-2a");

@@ -82,8 +82,10 @@ Status InstanceController::Start(Json& inst) {
   // Paths the instance gets are relative to its folder (its working directory): with an identity of its own it
   // cannot search the data dir, so an absolute path into it would not resolve.
   std::string user_data_arg;
+  // UserData runs at the first boot only, as cloud-init runs a user-data script once per instance: a start after
+  // a stop or a reboot boots the image's service alone.
   auto user_data = DecodeBase64(inst["UserData"].get<std::string>());
-  if (user_data && !user_data->empty()) {
+  if (inst.value("Boots", 0) == 0 && user_data && !user_data->empty()) {
     user_data_arg = "user-data";
     // 0600 from the start: UserData may carry secrets.
     if (!create_owned(dir / user_data_arg, O_TRUNC, *user_data)) {
@@ -106,6 +108,7 @@ Status InstanceController::Start(Json& inst) {
       {"AUTOPIPE_VCPUS", std::to_string(type ? type->vcpus : 1)},
   };
   spec.working_dir = dir.string();
+  spec.cgroup_name = id;  // everything it starts stays in it: stop and terminate leave nothing behind
   spec.log_path = (dir / "console.log").string();
   if (uid) {
     spec.uid = *uid;
@@ -116,6 +119,7 @@ Status InstanceController::Start(Json& inst) {
     inst.erase("RunAsUid");
   }
   AP_RETURN_IF_ERROR(supervisor_.Launch(inst, spec));
+  inst["Boots"] = inst.value("Boots", 0) + 1;
   spdlog::info("instance={} started pid={} ip={} az={} uid={}", id, inst["Pid"].get<pid_t>(),
                inst["PrivateIpAddress"].get<std::string>(), inst["AvailabilityZone"].get<std::string>(),
                uid ? std::to_string(*uid) : "server's");
@@ -124,18 +128,39 @@ Status InstanceController::Start(Json& inst) {
 
 ReconcileResult InstanceController::Reconcile(const std::string& id) {
   std::lock_guard lock(*ctx_->mu);
-  return ReconcileLocked(id);
+  bool again = false;
+  Status st = ReconcileLocked(id, &again);
+  if (!st.ok()) return st;
+  // Stopping, shutting down and rebooting are looked at again soon: SIGKILL is due after the deadline even if no
+  // process exit wakes the controller.
+  if (again) return ReconcileResult::After(std::chrono::milliseconds(kTransitionPollMillis));
+  return ReconcileResult::Done();
 }
 
-Status InstanceController::ReconcileLocked(const std::string& id) {
+bool InstanceController::StopProcesses(Json& inst) {
+  SupervisionPolicy policy = kStopPolicy;
+  if (inst.value("StopForce", false)) policy.kill_after_ms = 0;  // SIGKILL on the next look, without the grace
+  const bool gone = supervisor_.Stop(inst, policy);
+  if (gone) {
+    supervisor_.Release(inst);
+    Supervisor::Clear(inst);
+  }
+  return gone;
+}
+
+Status InstanceController::ReconcileLocked(const std::string& id, bool* again) {
   auto found = ctx_->store->Get(kind::kInstance, id);
   if (!found) return Status::Ok();
   Json inst = *found;
   const Json before = inst;
   const int64_t now = ctx_->clock->NowMillis();
-  const std::string state = inst["State"];
-  const bool want_running = inst["DesiredState"] == instance_state::kRunning;
+  std::string state = inst["State"];
+  const std::string desired = inst["DesiredState"];
   const bool has_process = RecordedProcess(inst).pid > 0;
+  auto user_shutdown = [&] {
+    inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
+                           {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};
+  };
 
   if (state == instance_state::kTerminated) {
     if (now - inst["StateChangedAt"].get<int64_t>() > kForgetTerminatedAfterMillis) {
@@ -146,42 +171,104 @@ Status InstanceController::ReconcileLocked(const std::string& id) {
     return Status::Ok();
   }
 
-  if (!want_running) {
+  if (desired == instance_state::kTerminated) {
     if (state != instance_state::kShuttingDown) {
       SetState(inst, instance_state::kShuttingDown, now);
       (void)supervisor_.Stop(inst, kStopPolicy);  // SIGTERM now; whether it is gone is looked at next time
+      *again = true;
     } else if (supervisor_.Stop(inst, kStopPolicy)) {
+      supervisor_.Release(inst);
       SetState(inst, instance_state::kTerminated, now);
-      inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
-                             {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};
+      user_shutdown();
+      inst.erase("RebootRequestedAt");
+      inst.erase("Rebooting");
       spdlog::info("instance={} terminated", id);
-    }
-  } else if (state == instance_state::kPending && !has_process) {
-    Status st = Start(inst);
-    if (!st.ok()) {
-      SetState(inst, instance_state::kTerminated, now);
-      inst["StateReason"] = {{"Code", "Server.InternalError"},
-                             {"Message", "Server.InternalError: Internal error on launch"}};
-      spdlog::error("instance={} launch failed: {}", id, st.ToString());
     } else {
-      SetState(inst, instance_state::kRunning, now);
+      *again = true;
     }
-  } else if (state == instance_state::kPending && supervisor_.Running(inst)) {
-    // Started by a server that died before recording it, found again by its launch token: adopt it.
-    SetState(inst, instance_state::kRunning, now);
-    spdlog::info("instance={} adopted pid={}", id, inst["Pid"].get<pid_t>());
-  } else if (state == instance_state::kPending) {
-    Supervisor::Clear(inst);  // the adopted process has gone meanwhile: launch afresh next time
-  } else if (state == instance_state::kRunning && supervisor_.Running(inst)) {
-    // Running (and watched: after a server restart this adopts it).
-  } else if (state == instance_state::kRunning) {
-    SetState(inst, instance_state::kStopped, now);
-    inst["StateReason"] = {{"Code", "Client.InstanceInitiatedShutdown"},
-                           {"Message", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}};
-    inst["StateTransitionReason"] = "Instance initiated shutdown";
-    supervisor_.KillLeftovers(inst);
-    spdlog::info("instance={} process exited; instance stopped", id);
+  } else if (desired == instance_state::kStopped || state == instance_state::kStopping) {
+    // StopInstances or the alarm action: the whole process tree goes, the instance keeps its id, address,
+    // identity and folder. (Stopping with desired running only happens when a start came in while it stopped:
+    // the stop completes first.)
+    if (state == instance_state::kPending || state == instance_state::kRunning) {
+      SetState(inst, instance_state::kStopping, now);
+      user_shutdown();
+      inst.erase("RebootRequestedAt");
+      inst.erase("Rebooting");
+      if (!StopProcesses(inst)) *again = true;
+      spdlog::info("instance={} stopping", id);
+    } else if (state == instance_state::kStopping) {
+      if (StopProcesses(inst)) {
+        SetState(inst, instance_state::kStopped, now);
+        inst.erase("StopForce");
+        spdlog::info("instance={} stopped", id);
+        *again = desired == instance_state::kRunning;
+      } else {
+        *again = true;
+      }
+    }
+  } else {
+    if (state == instance_state::kStopped) {
+      // StartInstances: boot again.
+      SetState(inst, instance_state::kPending, now);
+      inst["StateReason"] = nullptr;
+      inst["StateTransitionReason"] = "";
+      Supervisor::Clear(inst);
+      state = instance_state::kPending;
+      spdlog::info("instance={} starting", id);
+    }
+    const bool process_recorded = RecordedProcess(inst).pid > 0;
+    if (state == instance_state::kPending && !process_recorded) {
+      Status st = Start(inst);
+      if (!st.ok()) {
+        SetState(inst, instance_state::kTerminated, now);
+        inst["StateReason"] = {{"Code", "Server.InternalError"},
+                               {"Message", "Server.InternalError: Internal error on launch"}};
+        spdlog::error("instance={} launch failed: {}", id, st.ToString());
+      } else {
+        SetState(inst, instance_state::kRunning, now);
+      }
+    } else if (state == instance_state::kPending && supervisor_.Running(inst)) {
+      // Started by a server that died before recording it, found again by its launch token: adopt it.
+      SetState(inst, instance_state::kRunning, now);
+      spdlog::info("instance={} adopted pid={}", id, inst["Pid"].get<pid_t>());
+    } else if (state == instance_state::kPending) {
+      Supervisor::Clear(inst);  // the adopted process has gone meanwhile: launch afresh next time
+    } else if (state == instance_state::kRunning && inst.contains("RebootRequestedAt")) {
+      // RebootInstances: the process tree is stopped and booted again; the instance stays running throughout.
+      if (!inst.value("Rebooting", false)) {
+        inst["Rebooting"] = true;
+        spdlog::info("instance={} rebooting", id);
+      }
+      if (StopProcesses(inst)) {
+        inst.erase("RebootRequestedAt");
+        inst.erase("Rebooting");
+        Status st = Start(inst);
+        if (!st.ok()) {
+          SetState(inst, instance_state::kStopped, now);
+          inst["DesiredState"] = instance_state::kStopped;
+          inst["StateReason"] = {{"Code", "Server.InternalError"},
+                                 {"Message", "Server.InternalError: Internal error on launch"}};
+          spdlog::error("instance={} reboot failed: {}", id, st.ToString());
+        }
+      } else {
+        *again = true;
+      }
+    } else if (state == instance_state::kRunning && supervisor_.Running(inst)) {
+      // Running (and watched: after a server restart this adopts it).
+    } else if (state == instance_state::kRunning) {
+      // Shut down from the inside: stopped, and it stays stopped until StartInstances (as on EC2).
+      SetState(inst, instance_state::kStopped, now);
+      inst["DesiredState"] = instance_state::kStopped;
+      inst["StateReason"] = {{"Code", "Client.InstanceInitiatedShutdown"},
+                             {"Message", "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}};
+      inst["StateTransitionReason"] = "Instance initiated shutdown";
+      supervisor_.KillLeftovers(inst);
+      supervisor_.Release(inst);
+      spdlog::info("instance={} process exited; instance stopped", id);
+    }
   }
+  (void)has_process;
 
   if (inst == before) return Status::Ok();
   return ctx_->store->Put(kind::kInstance, id, inst);

@@ -132,16 +132,28 @@ Status RunEc2AlarmAction(RegionContext* ctx, const std::string& arn, const Alarm
   if (instance_id.empty()) {
     return Status::Validation("The alarm has no InstanceId dimension for the EC2 action " + action);
   }
-  if (action != "terminate") {
+  // recover restores an instance whose host failed (StatusCheckFailed_System): there are no hosts to fail here.
+  if (action != "terminate" && action != "stop" && action != "reboot") {
     return Status::Validation("EC2 action " + action +
-                              " is not supported by this region (instances cannot be stopped, rebooted or "
-                              "recovered); only terminate is");
+                              " is not supported by this region (there is no host to recover an instance from); "
+                              "stop, reboot and terminate are");
   }
   std::lock_guard lock(*ctx->mu);
   auto inst = ctx->store->Get(kind::kInstance, instance_id);
   if (!inst) return Status(400, "InvalidInstanceID.NotFound", "The instance ID '" + instance_id + "' does not exist");
-  auto writes = RequestTermination(*ctx, *inst, "Terminated by CloudWatch alarm " + change.alarm_name);
-  return ctx->store->Commit(writes);
+  std::vector<StoreWrite> writes;
+  if (action == "terminate") {
+    writes = RequestTermination(*ctx, *inst, "Terminated by CloudWatch alarm " + change.alarm_name);
+  } else if (action == "stop") {
+    AP_ASSIGN_OR_RETURN(auto r, RequestStop(*ctx, *inst, /*force=*/false,
+                                            UserInitiatedReason(ctx->clock->NowMillis())));
+    writes = std::move(r.writes);
+  } else {
+    AP_ASSIGN_OR_RETURN(writes, RequestReboot(*ctx, *inst));
+  }
+  Status st = ctx->store->Commit(writes);
+  if (st.ok() && !writes.empty() && ctx->wake) ctx->wake();
+  return st;
 }
 
 }  // namespace autopipe

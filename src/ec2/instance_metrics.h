@@ -4,9 +4,9 @@
 //    process tree (its init process and every descendant, from /proc) between two readings, over the wall time
 //    between them times the instance type's vCPUs. The first reading of an instance only sets the baseline.
 //    Also per Auto Scaling group (dimension AutoScalingGroupName): the average over its running instances.
-//  - Alarm actions arn:aws:automate:<region>:ec2:terminate on the alarm's InstanceId dimension (the instance
-//    document's termination is requested, as TerminateInstances does). stop, reboot and recover are refused
-//    (recorded as failed in the alarm's history): this region's instances have no stopped state to return from.
+//  - Alarm actions arn:aws:automate:<region>:ec2:terminate, :stop and :reboot on the alarm's InstanceId dimension
+//    (requested exactly as TerminateInstances, StopInstances and RebootInstances request them: instances.h).
+//    recover is refused (recorded as failed in the alarm's history): there is no host failure to recover from.
 //
 // Thread-safety: CollectInstanceMetrics and RunEc2AlarmAction are safe from any thread (the baselines have their
 // own lock); call them without RegionContext::mu held.

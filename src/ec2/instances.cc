@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <set>
 
 #include "common/ids.h"
@@ -28,7 +29,7 @@ int InstanceStateCode(const std::string& s) {
   if (s == instance_state::kRunning) return 16;
   if (s == instance_state::kShuttingDown) return 32;
   if (s == instance_state::kTerminated) return 48;
-  if (s == "stopping") return 64;
+  if (s == instance_state::kStopping) return 64;
   return 80;
 }
 
@@ -117,6 +118,91 @@ std::vector<StoreWrite> RequestTermination(const RegionContext& ctx, Json inst, 
   inst["StateTransitionReason"] = reason;
   std::string id = inst["InstanceId"];
   return {{kind::kInstance, id, std::move(inst)}};
+}
+
+namespace {
+
+Status IncorrectState(const Json& inst, const char* verb) {
+  return Status(400, "IncorrectInstanceState",
+                "The instance '" + inst["InstanceId"].get<std::string>() + "' is not in a state from which it can be " +
+                    verb + ".");
+}
+
+}  // namespace
+
+std::string UserInitiatedReason(int64_t now_millis) {
+  const time_t secs = static_cast<time_t>(now_millis / 1000);
+  tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[64];
+  strftime(buf, sizeof buf, "User initiated (%Y-%m-%d %H:%M:%S GMT)", &utc);
+  return buf;
+}
+
+Result<StateRequest> RequestStop(const RegionContext& ctx, const Json& instance, bool force,
+                                 const std::string& reason) {
+  (void)ctx;
+  StateRequest out;
+  const std::string state = instance["State"];
+  const std::string desired = instance["DesiredState"];
+  out.previous = state;
+  const bool stoppable = desired != instance_state::kTerminated &&
+                         (state == instance_state::kRunning || state == instance_state::kStopping ||
+                          state == instance_state::kStopped);
+  if (!stoppable) return IncorrectState(instance, "stopped");
+  Json inst = instance;
+  if (state == instance_state::kStopped) {
+    out.current = state;
+    inst["DesiredState"] = instance_state::kStopped;  // cancels a start not yet under way
+    if (inst != instance) out.writes.push_back({kind::kInstance, inst["InstanceId"].get<std::string>(), inst});
+    return out;
+  }
+  // running or stopping
+  out.current = instance_state::kStopping;
+  if (desired != instance_state::kStopped) {
+    inst["DesiredState"] = instance_state::kStopped;
+    inst["StateTransitionReason"] = reason;
+  }
+  if (force) inst["StopForce"] = true;
+  if (inst != instance) out.writes.push_back({kind::kInstance, inst["InstanceId"].get<std::string>(), inst});
+  return out;
+}
+
+Result<StateRequest> RequestStart(const RegionContext& ctx, const Json& instance) {
+  (void)ctx;
+  StateRequest out;
+  const std::string state = instance["State"];
+  const std::string desired = instance["DesiredState"];
+  out.previous = state;
+  if (desired == instance_state::kTerminated || state == instance_state::kStopping ||
+      state == instance_state::kShuttingDown || state == instance_state::kTerminated) {
+    return IncorrectState(instance, "started");
+  }
+  if (state == instance_state::kPending || state == instance_state::kRunning) {
+    if (desired == instance_state::kStopped) return IncorrectState(instance, "started");  // its stop is under way
+    out.current = state;
+    return out;
+  }
+  // stopped
+  out.current = instance_state::kPending;
+  if (desired != instance_state::kRunning) {
+    Json inst = instance;
+    inst["DesiredState"] = instance_state::kRunning;
+    inst.erase("StopForce");
+    out.writes.push_back({kind::kInstance, inst["InstanceId"].get<std::string>(), inst});
+  }
+  return out;
+}
+
+Result<std::vector<StoreWrite>> RequestReboot(const RegionContext& ctx, const Json& instance) {
+  const std::string state = instance["State"];
+  if (state == instance_state::kTerminated) return std::vector<StoreWrite>{};
+  if (state != instance_state::kRunning || instance["DesiredState"] != instance_state::kRunning) {
+    return IncorrectState(instance, "rebooted");
+  }
+  Json inst = instance;
+  inst["RebootRequestedAt"] = ctx.clock->NowMillis();
+  return std::vector<StoreWrite>{{kind::kInstance, inst["InstanceId"].get<std::string>(), inst}};
 }
 
 }  // namespace autopipe

@@ -2,8 +2,10 @@
 //
 // An instance document holds what EC2 shows (InstanceId, ImageId, InstanceType, AvailabilityZone,
 // PrivateIpAddress, State, StateReason, LaunchTime, Tags, UserData) plus what the instance controller needs:
-// DesiredState ("running" or "terminated") and the (Pid, PidStartTime) of the instance's init process.
-// Handlers and the Auto Scaling controller only ever change DesiredState; the instance controller moves State.
+// DesiredState ("running", "stopped" or "terminated"), RebootRequestedAt (ms, while a reboot is asked for) and the
+// (Pid, PidStartTime) of the instance's init process. Handlers, alarm actions and the Auto Scaling controller only
+// ever change DesiredState (and RebootRequestedAt) through the Request* functions below; the instance controller
+// moves State:  pending -> running -> stopping -> stopped -> pending ...;  any -> shutting-down -> terminated.
 //
 // Thread-safety: call with RegionContext::mu held.
 #pragma once
@@ -28,6 +30,7 @@ inline constexpr char kPending[] = "pending";
 inline constexpr char kRunning[] = "running";
 inline constexpr char kShuttingDown[] = "shutting-down";
 inline constexpr char kTerminated[] = "terminated";
+inline constexpr char kStopping[] = "stopping";
 inline constexpr char kStopped[] = "stopped";
 }  // namespace instance_state
 
@@ -59,6 +62,31 @@ Result<Json> NewInstance(const RegionContext& ctx, const InstanceLaunch& launch,
 std::vector<StoreWrite> RequestTermination(const RegionContext& ctx, Json instance, const std::string& reason);
 
 bool IsLiveState(const std::string& state);  // pending or running
+
+// What StopInstances / StartInstances answer for one instance, and the writes that make it so.
+struct StateRequest {
+  std::vector<StoreWrite> writes;  // empty when nothing changes
+  std::string previous;            // the state now
+  std::string current;             // the state EC2 reports right after the call
+};
+
+// StopInstances (and the alarm action ec2:stop): a running instance goes stopping, then stopped once its whole
+// process tree is gone (SIGTERM, SIGKILL after InstanceController::kKillAfterMillis; at once with `force`). A
+// stopping or stopped one is answered as it is. Pending, shutting-down and terminated instances are
+// IncorrectInstanceState, as on EC2. `reason` becomes StateTransitionReason.
+Result<StateRequest> RequestStop(const RegionContext& ctx, const Json& instance, bool force, const std::string& reason);
+
+// StartInstances: a stopped instance goes pending and boots again (same id, address and identity; its UserData
+// is not run again, as cloud-init runs it once per instance). Pending or running: answered as it is. Stopping,
+// shutting-down and terminated: IncorrectInstanceState.
+Result<StateRequest> RequestStart(const RegionContext& ctx, const Json& instance);
+
+// RebootInstances (and ec2:reboot): a running instance's process tree is stopped and booted again while the
+// instance stays running. Terminated instances are ignored (no writes); other states are IncorrectInstanceState.
+Result<std::vector<StoreWrite>> RequestReboot(const RegionContext& ctx, const Json& instance);
+
+// "User initiated (2026-12-01 19:40:12 GMT)", EC2's StateTransitionReason for a user's stop.
+std::string UserInitiatedReason(int64_t now_millis);
 
 // ---- Instance identities (docs/design.md, "What an instance can and cannot touch") ----
 //

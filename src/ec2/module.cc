@@ -23,6 +23,7 @@ namespace {
 void StoppedByDown(Json& inst, int64_t now) {
   if (!IsLiveState(inst["State"])) return;
   inst["State"] = instance_state::kStopped;
+  inst["DesiredState"] = instance_state::kStopped;  // stays stopped: its group replaces it, as before
   inst["StateChangedAt"] = now;
   inst["StateReason"] = {{"Code", "Client.UserInitiatedShutdown"},
                          {"Message", "Client.UserInitiatedShutdown: User initiated shutdown"}};

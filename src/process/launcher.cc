@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,12 +18,15 @@
 #include <cstdio>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace autopipe {
 
@@ -98,6 +102,7 @@ struct ChildPlan {
   uid_t uid = 0;
   gid_t gid = 0;
   bool keep_net_bind_service = false;
+  std::string cgroup_procs;  // "<cgroup>/cgroup.procs" to join before anything else, "" for none
   int max_fd = 0;  // for the close loop when close_range is unavailable
 };
 
@@ -138,7 +143,8 @@ enum ChildStage : int {
   kStageOpenExe,
   kStageIdentity,
   kStageCapabilities,
-  kStageExec
+  kStageExec,
+  kStageCgroup
 };
 
 const char* StageName(int stage) {
@@ -151,6 +157,7 @@ const char* StageName(int stage) {
     case kStageIdentity: return "change uid/gid";
     case kStageCapabilities: return "keep CAP_NET_BIND_SERVICE";
     case kStageExec: return "exec";
+    case kStageCgroup: return "join its cgroup";
     default: return "start child";
   }
 }
@@ -221,6 +228,13 @@ int ChangeIdentity(const ChildPlan& plan) {
   err_fd = MoveAbove2(err_fd);
   if (err_fd < 0) _exit(127);
 
+  // Into its cgroup first, before it can start anything ("0" means the writer itself).
+  if (!plan.cgroup_procs.empty()) {
+    int cg = open(plan.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (cg < 0 || write(cg, "0", 1) != 1) ChildFail(err_fd, kStageCgroup);
+    close(cg);
+  }
+
   int null_fd = MoveAbove2(open("/dev/null", O_RDWR));
   if (null_fd < 0) ChildFail(err_fd, kStageDevNull);
   int log_fd = null_fd;
@@ -277,6 +291,172 @@ std::optional<uint64_t> ProcessStartTime(pid_t pid) {
   auto st = ReadProcStat(pid);
   if (!st || IsGoneState(st->state)) return std::nullopt;
   return st->start_time;
+}
+
+namespace {
+
+// ---- cgroup v2 ----
+
+bool ReadSmallFile(const std::string& path, std::string* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out->clear();
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 && out->size() < (1 << 22)) out->append(buf, static_cast<size_t>(n));
+  close(fd);
+  return n >= 0;
+}
+
+bool WriteSmallFile(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
+// Where cgroup2 is mounted ("" when it is not), from /proc/self/mountinfo: "... - cgroup2 ...".
+std::string Cgroup2Mount() {
+  std::string info;
+  if (!ReadSmallFile("/proc/self/mountinfo", &info)) return "";
+  size_t at = 0;
+  while (at < info.size()) {
+    size_t eol = info.find('\n', at);
+    if (eol == std::string::npos) eol = info.size();
+    const std::string line = info.substr(at, eol - at);
+    at = eol + 1;
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    // Field 5 is the mount point (fields are space-separated; octal escapes for spaces are not expected here).
+    size_t pos = 0;
+    for (int field = 0; field < 4 && pos != std::string::npos; ++field) pos = line.find(' ', pos + 1);
+    if (pos == std::string::npos) continue;
+    size_t end = line.find(' ', pos + 1);
+    return line.substr(pos + 1, end - pos - 1);
+  }
+  return "";
+}
+
+// The cgroup v2 path of `pid` ("0::/path" in /proc/<pid>/cgroup), "" when unknown.
+std::string CgroupPathOf(const std::string& pid) {
+  std::string text;
+  if (!ReadSmallFile("/proc/" + pid + "/cgroup", &text)) return "";
+  size_t at = text.find("0::");
+  if (at == std::string::npos || (at != 0 && text[at - 1] != '\n')) return "";
+  size_t eol = text.find('\n', at);
+  return text.substr(at + 3, (eol == std::string::npos ? text.size() : eol) - at - 3);
+}
+
+// "<mount><our cgroup>/autopipe" when it exists or can be made and a process can be moved into a cgroup under
+// it (tried with a probe folder: a read-only or delegated-away hierarchy fails here, not at the first launch).
+std::string FindCgroupRoot() {
+  const std::string mount = Cgroup2Mount();
+  if (mount.empty()) return "";
+  std::string own = CgroupPathOf("self");
+  if (own.empty() || own[0] != '/') return "";
+  if (own == "/") own.clear();
+  const std::string root = mount + own + "/autopipe";
+  if (mkdir(root.c_str(), 0755) != 0 && errno != EEXIST) return "";
+  if (access((root + "/cgroup.procs").c_str(), W_OK) != 0) return "";
+  return root;
+}
+
+// Live (non-zombie) pids listed in a cgroup (and its descendants: cgroup.procs of each sub-folder).
+std::vector<pid_t> CgroupMembers(const std::string& cgroup) {
+  std::vector<pid_t> out;
+  std::vector<std::string> todo = {cgroup};
+  for (size_t guard = 0; !todo.empty() && guard < 1000; ++guard) {
+    const std::string dir = todo.back();
+    todo.pop_back();
+    std::string procs;
+    if (ReadSmallFile(dir + "/cgroup.procs", &procs)) {
+      for (size_t at = 0; at < procs.size();) {
+        char* end = nullptr;
+        long pid = strtol(procs.c_str() + at, &end, 10);
+        if (end == procs.c_str() + at) break;
+        at = static_cast<size_t>(end - procs.c_str()) + 1;
+        auto st = ReadProcStat(static_cast<pid_t>(pid));
+        if (pid > 0 && st && !IsGoneState(st->state)) out.push_back(static_cast<pid_t>(pid));
+      }
+    }
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) {
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') todo.push_back(dir + "/" + e->d_name);
+      }
+      closedir(d);
+    }
+  }
+  return out;
+}
+
+bool CgroupExists(const std::string& cgroup) {
+  return !cgroup.empty() && access((cgroup + "/cgroup.procs").c_str(), F_OK) == 0;
+}
+
+// Every non-zombie process with its parent, group and session, from one /proc scan.
+struct ProcEntry {
+  pid_t pid;
+  pid_t ppid;
+  pid_t pgrp;
+  pid_t session;
+};
+
+std::vector<ProcEntry> ScanProc() {
+  std::vector<ProcEntry> out;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return out;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    std::string text;
+    if (!ReadSmallFile(path, &text)) continue;
+    size_t close = text.rfind(')');
+    if (close == std::string::npos || close + 2 >= text.size()) continue;
+    char state = '?';
+    long ppid = 0, pgrp = 0, session = 0;
+    if (sscanf(text.c_str() + close + 2, "%c %ld %ld %ld", &state, &ppid, &pgrp, &session) != 4) continue;
+    if (IsGoneState(state)) continue;
+    out.push_back({static_cast<pid_t>(pid), static_cast<pid_t>(ppid), static_cast<pid_t>(pgrp),
+                   static_cast<pid_t>(session)});
+  }
+  closedir(dir);
+  return out;
+}
+
+// Without a cgroup: the process group and the session `leader` leads, and every descendant of any of them
+// (a child that called setsid or setpgid stays a descendant while its ancestors live: instance-init is a
+// subreaper, so orphans are re-parented to it rather than to init).
+std::vector<pid_t> TreeMembersWithoutCgroup(pid_t leader) {
+  const std::vector<ProcEntry> all = ScanProc();
+  std::set<pid_t> members;
+  for (const auto& e : all) {
+    if (e.pid == leader || e.pgrp == leader || e.session == leader) members.insert(e.pid);
+  }
+  // Descendants, to a fixed point (bounded by the number of processes).
+  for (size_t round = 0; round <= all.size(); ++round) {
+    bool grew = false;
+    for (const auto& e : all) {
+      if (!members.count(e.pid) && members.count(e.ppid)) grew = members.insert(e.pid).second || grew;
+    }
+    if (!grew) break;
+  }
+  return {members.begin(), members.end()};
+}
+
+}  // namespace
+
+std::vector<pid_t> ProcessTreeMembers(const ProcessId& id) {
+  if (CgroupExists(id.cgroup)) return CgroupMembers(id.cgroup);
+  if (id.pid <= 1) return {};
+  std::optional<ProcStat> leader = ReadProcStat(id.pid);
+  // A live process under this pid with another start time means the pid was reused: Linux does not reuse a pid
+  // while a group or session still carries it, so nothing of ours is left under that id.
+  if (leader && leader->start_time != id.start_time) return {};
+  return TreeMembersWithoutCgroup(id.pid);
 }
 
 namespace {
@@ -486,7 +666,9 @@ void LocalProcessLauncher::SetExitCallback(std::function<void()> on_exit) {
   if (watcher_) watcher_->SetCallback(std::move(on_exit));
 }
 
-LocalProcessLauncher::LocalProcessLauncher() {
+LocalProcessLauncher::LocalProcessLauncher(Options options) {
+  const char* env = getenv("AUTOPIPE_CGROUPS");
+  if (options.use_cgroups && !(env && std::string(env) == "off")) cgroup_root_ = FindCgroupRoot();
   auto watcher = ExitWatcher::Create();
   // Without a watcher exits are still seen by every controller's periodic resync, only later.
   if (watcher.ok()) {
@@ -515,6 +697,19 @@ Result<ProcessId> LocalProcessLauncher::Launch(const LaunchSpec& spec) {
     if (ec) return Status::Internal("launch: cannot create " + spec.working_dir + ": " + ec.message());
   }
   ChildPlan plan = MakePlan(spec);
+  std::string cgroup;
+  if (!spec.cgroup_name.empty() && !cgroup_root_.empty()) {
+    if (spec.cgroup_name.find('/') != std::string::npos || spec.cgroup_name[0] == '.') {
+      return Status::Validation("launch: bad cgroup name " + spec.cgroup_name);
+    }
+    cgroup = cgroup_root_ + "/" + spec.cgroup_name;
+    if (mkdir(cgroup.c_str(), 0755) != 0) {
+      if (errno != EEXIST) return Status::Internal("launch: cannot create cgroup " + cgroup + ": " + strerror(errno));
+      // A leftover of an earlier launch of the same resource: nothing of it may survive into the new one.
+      (void)WriteSmallFile(cgroup + "/cgroup.kill", "1");  // best effort; the launch goes on either way
+    }
+    plan.cgroup_procs = cgroup + "/cgroup.procs";
+  }
 
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::Internal(std::string("launch: pipe: ") + strerror(errno));
@@ -548,7 +743,7 @@ Result<ProcessId> LocalProcessLauncher::Launch(const LaunchSpec& spec) {
   std::optional<ProcStat> st = ReadProcStat(pid);
   AddToReaper(pid);
   if (!st) return Status::Internal("launch " + spec.argv[0] + ": cannot read start time");
-  return ProcessId{pid, st->start_time};
+  return ProcessId{pid, st->start_time, cgroup};
 }
 
 bool LocalProcessLauncher::IsAlive(const ProcessId& id) {
@@ -557,12 +752,48 @@ bool LocalProcessLauncher::IsAlive(const ProcessId& id) {
 }
 
 void LocalProcessLauncher::SignalGroup(const ProcessId& id, bool force) {
+  const int sig = force ? SIGKILL : SIGTERM;
+  if (CgroupExists(id.cgroup)) {
+    // cgroup.kill takes every member at once, forks in flight included; SIGTERM goes to each member.
+    if (force && WriteSmallFile(id.cgroup + "/cgroup.kill", "1")) return;
+    for (pid_t pid : CgroupMembers(id.cgroup)) kill(pid, sig);
+    return;
+  }
   // kill(0) or kill(-1) would hit our own group or every process.
   if (id.pid <= 1) return;
   // A live process under this pid with another start time means the pid, and so the group id, was reused.
   std::optional<ProcStat> st = ReadProcStat(id.pid);
   if (st && st->start_time != id.start_time) return;
-  kill(-id.pid, force ? SIGKILL : SIGTERM);
+  if (!force) {
+    // The set is read before anything is signalled: once the leader dies its orphans leave the tree.
+    const std::vector<pid_t> members = TreeMembersWithoutCgroup(id.pid);
+    kill(-id.pid, SIGTERM);
+    for (pid_t pid : members) kill(pid, SIGTERM);
+    return;
+  }
+  // SIGKILL: freeze first (SIGSTOP), scanning again until no new member shows up, so nothing forks between the
+  // scan and the kill; then kill every member found.
+  // kill() returns before the target has stopped, and a process still running may fork after a scan: each
+  // round waits (briefly, bounded) until the processes it stopped are really stopped before scanning again.
+  std::set<pid_t> frozen;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<pid_t> added;
+    for (pid_t pid : TreeMembersWithoutCgroup(id.pid)) {
+      if (frozen.insert(pid).second) {
+        kill(pid, SIGSTOP);
+        added.push_back(pid);
+      }
+    }
+    if (added.empty()) break;
+    for (pid_t pid : added) {
+      for (int i = 0; i < 100; ++i) {
+        std::optional<ProcStat> st = ReadProcStat(pid);
+        if (!st || IsGoneState(st->state) || st->state == 'T' || st->state == 't') break;
+        usleep(1000);
+      }
+    }
+  }
+  for (pid_t pid : frozen) kill(pid, SIGKILL);
 }
 
 void LocalProcessLauncher::Signal(const ProcessId& id, int signo) {
@@ -617,7 +848,17 @@ std::map<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(const s
       if (nul == std::string::npos) nul = env.size();
       if (env.compare(at, prefix.size(), prefix) == 0) {
         std::string token = env.substr(at + prefix.size(), nul - at - prefix.size());
-        if (tokens.count(token)) found[token] = ProcessId{static_cast<pid_t>(pid), st->start_time};
+        if (tokens.count(token)) {
+          std::string cgroup;
+          if (!cgroup_root_.empty()) {
+            const std::string path = CgroupPathOf(std::to_string(pid));
+            const std::string mount = Cgroup2Mount();
+            if (!path.empty() && (mount + path).compare(0, cgroup_root_.size() + 1, cgroup_root_ + "/") == 0) {
+              cgroup = mount + path;
+            }
+          }
+          found[token] = ProcessId{static_cast<pid_t>(pid), st->start_time, cgroup};
+        }
         break;
       }
       at = nul + 1;
@@ -628,27 +869,19 @@ std::map<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(const s
 }
 
 bool LocalProcessLauncher::GroupAlive(const ProcessId& id) {
+  if (CgroupExists(id.cgroup)) return !CgroupMembers(id.cgroup).empty();
   if (id.pid <= 1) return false;
   std::optional<ProcStat> leader = ReadProcStat(id.pid);
   // Linux does not reuse a pid while a group still carries it, so a different leader means the group is gone.
   if (leader && leader->start_time != id.start_time) return false;
   if (leader && leader->pgrp == id.pid && !IsGoneState(leader->state)) return true;
+  return !TreeMembersWithoutCgroup(id.pid).empty();
+}
 
-  DIR* dir = opendir("/proc");
-  if (dir == nullptr) return false;
-  bool alive = false;
-  while (dirent* entry = readdir(dir)) {
-    char* end = nullptr;
-    long pid = strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
-    std::optional<ProcStat> st = ReadProcStat(static_cast<pid_t>(pid));
-    if (st && st->pgrp == id.pid && !IsGoneState(st->state)) {
-      alive = true;
-      break;
-    }
-  }
-  closedir(dir);
-  return alive;
+void LocalProcessLauncher::Release(const ProcessId& id) {
+  if (id.cgroup.empty() || cgroup_root_.empty()) return;
+  if (id.cgroup.compare(0, cgroup_root_.size() + 1, cgroup_root_ + "/") != 0) return;  // not one of ours
+  rmdir(id.cgroup.c_str());  // fails (EBUSY) while a process is left in it: then it stays
 }
 
 }  // namespace autopipe

@@ -25,6 +25,10 @@ namespace autopipe {
 struct ProcessId {
   pid_t pid = 0;
   uint64_t start_time = 0;  // /proc/<pid>/stat field 22
+  // The cgroup v2 folder the process was started in (absolute path), "" when it has none. A process's
+  // descendants cannot leave it (setsid, setpgid and double forks do not), so stopping and "is any of it left"
+  // go by the cgroup when there is one, and by the session, process group and /proc descendants otherwise.
+  std::string cgroup;
   bool operator==(const ProcessId&) const = default;
 };
 
@@ -43,6 +47,10 @@ struct LaunchSpec {
   // With `uid`: the process (and what it execs) keeps CAP_NET_BIND_SERVICE as an ambient capability, so it can
   // bind ports below 1024 (an instance's port 80) and nothing else a root process could.
   bool keep_net_bind_service = false;
+  // When not empty and the launcher can create cgroups (LocalProcessLauncher::cgroups_available): the process
+  // starts in a new cgroup v2 of this name under the launcher's own folder (a leftover of the same name is
+  // killed and reused), reported in ProcessId::cgroup. Names are unique per resource (an instance id).
+  std::string cgroup_name;
 };
 
 class ProcessLauncher {
@@ -52,11 +60,14 @@ class ProcessLauncher {
   virtual Result<ProcessId> Launch(const LaunchSpec& spec) = 0;
   // True while the process exists, is not a zombie and still has the recorded start time.
   virtual bool IsAlive(const ProcessId& id) = 0;
-  // SIGTERM (or SIGKILL when `force`) to the whole process group the process leads. Safe to call for a dead
-  // process (then only remaining group members get the signal).
+  // SIGTERM (or SIGKILL when `force`) to everything the process started: its cgroup when it has one, else its
+  // process group, its session and its descendants found in /proc. Safe to call for a dead process (then only
+  // what remains gets the signal).
   virtual void SignalGroup(const ProcessId& id, bool force) = 0;
-  // True while any process in the group led by id.pid still exists (not counting zombies).
+  // True while any process of that set still exists (not counting zombies).
   virtual bool GroupAlive(const ProcessId& id) = 0;
+  // Frees what the launch held beyond the process (its empty cgroup); call once GroupAlive is false.
+  virtual void Release(const ProcessId& id) {}
   // Sends `signo` to the process itself (not its group), and only while IsAlive: e.g. SIGHUP to reload.
   virtual void Signal(const ProcessId& id, int signo) {}
   // Asks for the exit callback soon after the process exits (idempotent; a process already gone calls back at
@@ -75,8 +86,18 @@ class ProcessLauncher {
 // The real launcher for this machine. Reaps its own children in the background so they never linger as zombies.
 class LocalProcessLauncher : public ProcessLauncher {
  public:
-  LocalProcessLauncher();
+  struct Options {
+    // Put launches that name a cgroup into one when cgroup v2 is mounted and writable here. The environment
+    // variable AUTOPIPE_CGROUPS=off turns it off too (the fallback is then used for every process).
+    bool use_cgroups = true;
+  };
+  LocalProcessLauncher() : LocalProcessLauncher(Options{}) {}
+  explicit LocalProcessLauncher(Options options);
   ~LocalProcessLauncher() override;
+  // The folder new cgroups are made in ("<cgroup2 mount><our own cgroup>/autopipe"), "" when there is none.
+  const std::string& cgroup_root() const { return cgroup_root_; }
+  bool cgroups_available() const { return !cgroup_root_.empty(); }
+  void Release(const ProcessId& id) override;
   Result<ProcessId> Launch(const LaunchSpec& spec) override;
   bool IsAlive(const ProcessId& id) override;
   void SignalGroup(const ProcessId& id, bool force) override;
@@ -93,7 +114,11 @@ class LocalProcessLauncher : public ProcessLauncher {
  private:
   class ExitWatcher;
   std::unique_ptr<ExitWatcher> watcher_;
+  std::string cgroup_root_;
 };
+
+// Every live (non-zombie) pid of what `id` started, as SignalGroup and GroupAlive see it (tests and `down`).
+std::vector<pid_t> ProcessTreeMembers(const ProcessId& id);
 
 // The process group ids that still have a live (non-zombie) member, from one scan of /proc: for callers that
 // wait on many groups at once (GroupAlive scans /proc per call).

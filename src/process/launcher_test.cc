@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -428,6 +430,105 @@ TEST(LauncherIdentityNotRootTest, ChangingUidWithoutRootFailsTheLaunch) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("change uid/gid"), std::string::npos) << r.status().ToString();
 }
+
+
+// ---- Children that leave the process group (coreutils' timeout calls setpgid; setsid starts a session) --------
+
+// The pids whose environment holds `marker` (NAME=value), from /proc (root or the same user can read them).
+std::vector<pid_t> PidsWithEnv(const std::string& marker) {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string env = ReadFile(entry.path() / "environ");
+    if (env.find(marker) == std::string::npos) continue;
+    auto st = ProcessStartTime(std::atoi(name.c_str()));  // nullopt for zombies
+    if (st) out.push_back(std::atoi(name.c_str()));
+  }
+  return out;
+}
+
+class EscapeTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/launcher_escape.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    launcher_ = std::make_unique<LocalProcessLauncher>(LocalProcessLauncher::Options{.use_cgroups = GetParam()});
+    if (GetParam() && !launcher_->cgroups_available()) GTEST_SKIP() << "no writable cgroup v2 here";
+    if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "needs /usr/bin/python3";
+    marker_ = "AUTOPIPE_ESCAPE_TEST=" + std::to_string(getpid()) + "-" + dir_.filename().string();
+  }
+  void TearDown() override {
+    for (pid_t pid : PidsWithEnv(marker_)) kill(pid, SIGKILL);  // only what this test started carries the marker
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // A shell that starts `timeout 300 sleep 300` (its own process group), `setsid sleep 300` (its own session)
+  // and a double-forked setsid shell with a child, then waits.
+  ProcessId StartEscapers() {
+    LaunchSpec spec;
+    // The shell is made a child subreaper first (preserved across execve), as instance-init is: the fallback
+    // finds orphans because they are re-parented into the tree rather than to init.
+    spec.argv = {"/usr/bin/python3", "-c",
+                 "import ctypes, os; ctypes.CDLL(None).prctl(36, 1, 0, 0, 0); os.execv('/bin/sh', ['sh', '-c', "
+                 "\"timeout 300 sleep 300 & setsid sleep 300 & (setsid sh -c 'sleep 300 & wait' &) ; wait\"])"};
+    const size_t eq = marker_.find('=');
+    spec.env = {{"PATH", "/usr/bin:/bin"}, {marker_.substr(0, eq), marker_.substr(eq + 1)}};
+    spec.working_dir = (dir_ / "work").string();
+    spec.log_path = (dir_ / "console.log").string();
+    spec.cgroup_name = "escape-test-" + dir_.filename().string().substr(dir_.filename().string().find('.') + 1);
+    Result<ProcessId> r = launcher_->Launch(spec);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return {};
+    EXPECT_EQ(!r->cgroup.empty(), GetParam());
+    return *r;
+  }
+
+  // True once all three sleeps run (a count of all processes could be reached while the double fork's
+  // short-lived subshell still exists and before the last sleep starts).
+  bool AllStarted() {
+    int sleeps = 0;
+    for (pid_t pid : PidsWithEnv(marker_)) sleeps += ReadFile("/proc/" + std::to_string(pid) + "/comm") == "sleep\n";
+    return sleeps == 3;
+  }
+
+  std::unique_ptr<LocalProcessLauncher> launcher_;
+  fs::path dir_;
+  std::string marker_;
+};
+
+TEST_P(EscapeTest, StoppingTakesChildrenThatLeftTheGroupAndTheSession) {
+  ProcessId id = StartEscapers();
+  ASSERT_GT(id.pid, 0);
+  // sh, timeout and its sleep, setsid's sleep, the double-forked sh and its sleep.
+  ASSERT_TRUE(WaitFor([&] { return AllStarted(); })) << PidsWithEnv(marker_).size();
+  std::vector<pid_t> members = ProcessTreeMembers(id);
+  for (pid_t pid : PidsWithEnv(marker_)) {
+    EXPECT_NE(std::find(members.begin(), members.end(), pid), members.end()) << "pid " << pid << " escaped";
+  }
+
+  launcher_->SignalGroup(id, /*force=*/true);
+  EXPECT_TRUE(WaitFor([&] { return PidsWithEnv(marker_).empty(); })) << PidsWithEnv(marker_).size() << " left";
+  EXPECT_TRUE(WaitFor([&] { return !launcher_->GroupAlive(id); }));
+  launcher_->Release(id);
+  if (!id.cgroup.empty()) EXPECT_FALSE(fs::exists(id.cgroup)) << "the empty cgroup is removed";
+}
+
+TEST_P(EscapeTest, GracefulStopReachesEscapersToo) {
+  ProcessId id = StartEscapers();
+  ASSERT_GT(id.pid, 0);
+  ASSERT_TRUE(WaitFor([&] { return AllStarted(); }));
+  launcher_->SignalGroup(id, /*force=*/false);  // SIGTERM: sleep and timeout die of it
+  EXPECT_TRUE(WaitFor([&] { return !launcher_->GroupAlive(id); }));
+  // Every one got the SIGTERM; without a cgroup, processes orphaned by the shell's death may still be dying.
+  EXPECT_TRUE(WaitFor([&] { return PidsWithEnv(marker_).empty(); }, milliseconds(2000)));
+  launcher_->Release(id);
+}
+
+INSTANTIATE_TEST_SUITE_P(CgroupAndFallback, EscapeTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Cgroup" : "SessionAndDescendants"; });
 
 }  // namespace
 }  // namespace autopipe

@@ -91,6 +91,11 @@ void Supervisor::KillLeftovers(const Json& doc) {
   if (proc.pid > 0 && launcher_->GroupAlive(proc)) launcher_->SignalGroup(proc, /*force=*/true);
 }
 
+void Supervisor::Release(const Json& doc) {
+  const ProcessId proc = RecordedProcess(doc);
+  if (!proc.cgroup.empty() && !launcher_->GroupAlive(proc)) launcher_->Release(proc);
+}
+
 void Supervisor::Signal(const Json& doc, int signo) {
   const ProcessId proc = RecordedProcess(doc);
   if (proc.pid > 0) launcher_->Signal(proc, signo);

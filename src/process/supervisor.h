@@ -6,8 +6,9 @@
 //   - keep it running with crash back-off: a process that dies within the crash window of its launch waits
 //     first_backoff, doubling per crash up to max_backoff, before the next launch; a launch that outlives the
 //     window resets the count;
-//   - stop it gracefully with a deadline: SIGTERM to its whole process group, SIGKILL once kill_after has
-//     passed, done when no process of the group is left.
+//   - stop it gracefully with a deadline: SIGTERM to everything it started (its cgroup v2 when the launch gave
+//     it one, else its process group, session and /proc descendants), SIGKILL once kill_after has passed, done
+//     when none of it is left.
 // `autopipe down` stops every kind the modules declare (region/module.h ProcessKind) with the same rules.
 //
 // The record lives in the resource's own document, so it is committed with the resource's state:
@@ -69,8 +70,11 @@ class Supervisor {
   // True once no process of its group is left (true at once when nothing was recorded).
   bool Stop(Json& doc, const SupervisionPolicy& policy);
 
-  // SIGKILL to whatever is left of the recorded process's group (its leader exited; children may linger).
+  // SIGKILL to whatever is left of what the recorded process started (its leader exited; children may linger).
   void KillLeftovers(const Json& doc);
+
+  // Frees what the launch held beyond the process (its cgroup) once nothing of it is left; before Clear.
+  void Release(const Json& doc);
 
   // A signal to the process itself, only while it is the recorded one (SIGHUP: reload its configuration).
   void Signal(const Json& doc, int signo);

@@ -303,16 +303,22 @@ void StopRegionProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
   }
   // One /proc scan per poll for all groups (a scan per group made `down` quadratic with 1,000 instances).
   // A group id is safe to test: Linux does not reuse a pid while a group still carries it.
+  // Processes in a cgroup of their own are looked up there (their children may have left the group).
   auto any_alive = [&] {
     std::set<pid_t> live = LiveProcessGroups();
-    for (const auto& p : procs)
+    for (const auto& p : procs) {
       if (live.count(p.pid)) return true;
+      if (!p.cgroup.empty() && launcher.GroupAlive(p)) return true;
+    }
     return false;
   };
   for (const auto& p : procs) launcher.SignalGroup(p, false);
   if (!WaitGone(any_alive, std::chrono::seconds(5), std::chrono::milliseconds(100))) {
     for (const auto& p : procs) launcher.SignalGroup(p, true);
     WaitGone(any_alive, std::chrono::seconds(5));
+  }
+  for (const auto& p : procs) {
+    if (!p.cgroup.empty() && !launcher.GroupAlive(p)) launcher.Release(p);
   }
   Status st = store.Commit(writes);
   if (!st.ok()) std::cerr << "autopipe down: " << st.message() << "\n";
