@@ -102,6 +102,7 @@ resource "aws_elasticache_replication_group" "cache" {
   num_node_groups            = 2
   replicas_per_node_group    = 2
   automatic_failover_enabled = true
+  multi_az_enabled           = true # every shard has a replica outside its primary's zone
   port                       = 6379
 }
 
