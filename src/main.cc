@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
     cmd->add_flag("--log-stderr", region.log_to_stderr, "log to stderr instead of DATA_DIR/server.log");
     cmd->add_option("--smtp-relay", region.smtp_relay,
                     "HOST:PORT of the SMTP relay that SNS email notifications are sent through");
+    cmd->add_option("--partition", region.partition,
+                    "a folder shared with the other regions and the global service of this account: one key pair, "
+                    "distinct address blocks, each region's endpoint listed there");
   };
   auto* server = app.add_subcommand("server", "run a region's API endpoint and controllers in the foreground");
   add_region_flags(server);

@@ -28,6 +28,10 @@ struct RegionOptions {
   std::string log_level = "info";
   bool log_to_stderr = false;  // else DIR/server.log
   std::string smtp_relay;      // HOST:PORT of the SMTP smarthost for SNS email subscriptions; empty: none
+  // A partition folder shared with other regions and the global service (partition/partition.h): its key pair
+  // is accepted here and written to DIR/credentials, the address block is claimed there, and the region's entry
+  // (endpoint, block, pid) is written there. Empty: a region on its own.
+  std::string partition;
 };
 
 class ApiRouter;
