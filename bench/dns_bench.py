@@ -124,6 +124,7 @@ def start_nsd(root):
         f.write("server:\n  ip-address: 127.0.0.1@%d\n  server-count: 2\n  username: \"\"\n  chroot: \"\"\n"
                 "  zonesdir: \"%s\"\n  database: \"\"\n  pidfile: \"%s/nsd.pid\"\n  xfrdfile: \"%s/xfrd.state\"\n"
                 "  zonelistfile: \"%s/zone.list\"\n  logfile: \"%s/nsd.log\"\n  verbosity: 0\n"
+                "  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n"
                 "remote-control:\n  control-enable: no\n"
                 "zone:\n  name: %s\n  zonefile: \"%s/zone\"\n" % (port, d, d, d, d, d, APEX, d))
     proc = subprocess.Popen(["nsd", "-d", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

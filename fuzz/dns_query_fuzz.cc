@@ -1,14 +1,15 @@
 // libFuzzer target for the global service's DNS query path: any bytes as a DNS message (over UDP and TCP rules)
 // against a compiled zone with every routing kind, a wildcard and a CNAME chain. A reply, when one is given, must
 // parse back with ldns and carry the query's id.
-#include <ldns/ldns.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
 #include "dns/authority.h"
+
+// After the standard headers: ldns's headers define macros that break libstdc++'s when they come first.
+#include <ldns/ldns.h>
 
 namespace {
 
