@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
   add_region_flags(server);
   auto* up = app.add_subcommand("up", "start a region with the seed's stack and say where everything is");
   add_region_flags(up);
+  up->add_option("--standby-region", region.standby_region,
+                 "also bring up the seed's stack in this standby region (its own process, data dir DATA_DIR-REGION) "
+                 "and the global service (DATA_DIR-global), in one partition (--partition, default "
+                 "DATA_DIR-partition)");
   auto* down = app.add_subcommand("down", "stop a region and every process it runs");
   down->add_option("--data-dir", region.data_dir, "the region's data dir")->capture_default_str();
 

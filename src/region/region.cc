@@ -23,6 +23,7 @@
 #include "ec2/instances.h"
 #include "elasticache/seed.h"
 #include "partition/partition.h"
+#include "partition/standby.h"
 #include "process/recorded_process.h"
 #include "region/controller.h"
 #include "region/module.h"
@@ -457,13 +458,26 @@ int RunDown(const std::string& data_dir) {
   return 0;
 }
 
-int RunUp(const RegionOptions& opts) {
+int RunUp(const RegionOptions& given) {
+  RegionOptions opts = given;
+  if (!opts.standby_region.empty() && opts.partition.empty()) {
+    opts.partition = fs::absolute(opts.data_dir).string() + "-partition";
+  }
   sigset_t stop = BlockStopSignals();
   SetUpLogging(opts);
   auto started = Region::Start(opts);
   if (!started.ok()) {
     std::cerr << "autopipe up: " << started.status().message() << "\n";
     return 1;
+  }
+  // The standby region and the global service start now, so that their stacks come up while ours does.
+  std::optional<partition::StandbyProcesses> standby;
+  if (!opts.standby_region.empty()) {
+    const std::string base = fs::absolute(opts.data_dir).string();
+    auto s = partition::StartStandby({SelfExe(), fs::absolute(opts.partition).string(), opts.standby_region,
+                                      base + "-" + opts.standby_region, base + "-global", opts.log_level});
+    if (s.ok()) standby = *s;
+    else std::cerr << "autopipe up: the standby region: " << s.status().message() << "\n";
   }
   Region& region = **started;
   if (!InstanceIdentitiesAvailable()) std::cout << "autopipe up: warning: " << kSharedIdentityWarning << std::endl;
@@ -603,9 +617,17 @@ int RunUp(const RegionOptions& opts) {
             << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
             << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"
             << "  aws --endpoint-url " << region.endpoint() << " autoscaling describe-auto-scaling-groups\n\n"
-            << "Press Ctrl-C to stop the region and everything it runs." << std::endl;
+            << (standby ? "Partition         " + fs::absolute(opts.partition).string() + "\n\n" : "");
+  if (standby) std::cout << partition::StandbySummary(*standby, std::chrono::seconds(180)) << "\n";
+  std::cout << (standby ? "Press Ctrl-C to stop the regions and everything they run."
+                        : "Press Ctrl-C to stop the region and everything it runs.")
+            << std::endl;
   int sig = 0;
   sigwait(&stop, &sig);
+  if (standby) {
+    std::cout << "\nautopipe: stopping the standby region and the global service..." << std::endl;
+    partition::StopStandby(*standby, std::chrono::seconds(120));
+  }
   std::cout << "\nautopipe: stopping the region..." << std::endl;
   region.Stop();
   started->reset();  // releases the data dir lock

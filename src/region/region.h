@@ -32,6 +32,9 @@ struct RegionOptions {
   // is accepted here and written to DIR/credentials, the address block is claimed there, and the region's entry
   // (endpoint, block, pid) is written there. Empty: a region on its own.
   std::string partition;
+  // `up` only: also bring up the seed's stack in this standby region (a child `autopipe up` in DATA_DIR-<region>)
+  // and the partition's global service (DATA_DIR-global); the partition defaults to DATA_DIR-partition.
+  std::string standby_region;
 };
 
 class ApiRouter;
