@@ -4,6 +4,7 @@
 // every reply must be XML.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -59,6 +60,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default: r.method = "GET"; r.target = "/2013-04-01/" + body; break;
   }
   auto reply = f.api->Handle(r);
-  if (!autopipe::route53::ParseXml(reply.body).ok()) abort();
+  if (!autopipe::route53::ParseXml(reply.body).ok()) {
+    fprintf(stderr, "reply is not XML (%zu bytes): %.*s\n", reply.body.size(), static_cast<int>(reply.body.size()), reply.body.data());
+    abort();
+  }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -226,6 +227,20 @@ PktPtr NewReply(uint16_t id, bool rd, ldns_pkt_opcode opcode) {
   return resp;
 }
 
+// The question's class, read from the wire (ldns keeps it in an enum whose range does not cover every 16-bit
+// value, so reading an odd class back from ldns would be undefined behaviour). nullopt when it cannot be found.
+std::optional<uint16_t> WireQuestionClass(const uint8_t* q, size_t size) {
+  size_t at = 12;
+  while (at < size) {
+    uint8_t len = q[at];
+    if (len == 0) break;
+    if ((len & 0xc0) != 0) return std::nullopt;  // no compression in a question we answer
+    at += 1 + len;
+  }
+  if (at + 5 > size) return std::nullopt;
+  return static_cast<uint16_t>((q[at + 3] << 8) | q[at + 4]);
+}
+
 }  // namespace
 
 bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bool udp, uint64_t rng,
@@ -233,24 +248,29 @@ bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bo
   if (size < 12) return false;
   if (query[2] & 0x80) return false;  // a response: never answer one (no reflection loops)
   const uint16_t id = static_cast<uint16_t>((query[0] << 8) | query[1]);
+  const bool rd = (query[2] & 0x01) != 0;
+  const uint8_t opcode = (query[2] >> 3) & 0x0f;  // from the wire: ldns's enum has no value for most opcodes
+  if (opcode != 0) {
+    PktPtr resp = NewReply(id, rd, LDNS_PACKET_QUERY);
+    ldns_pkt_set_rcode(resp.get(), LDNS_RCODE_NOTIMPL);
+    if (!ToWire(resp.get(), reply)) return false;
+    (*reply)[2] = static_cast<char>((static_cast<uint8_t>((*reply)[2]) & 0x87) | (opcode << 3));  // echo it
+    return true;
+  }
   ldns_pkt* parsed = nullptr;
   if (ldns_wire2pkt(&parsed, query, size) != LDNS_STATUS_OK || !parsed) {
     if (parsed) ldns_pkt_free(parsed);
-    PktPtr resp = NewReply(id, (query[2] & 0x01) != 0, LDNS_PACKET_QUERY);
+    PktPtr resp = NewReply(id, rd, LDNS_PACKET_QUERY);
     ldns_pkt_set_rcode(resp.get(), LDNS_RCODE_FORMERR);
     return ToWire(resp.get(), reply);
   }
   PktPtr q(parsed);
-  PktPtr resp = NewReply(id, ldns_pkt_rd(q.get()), ldns_pkt_get_opcode(q.get()));
+  PktPtr resp = NewReply(id, rd, LDNS_PACKET_QUERY);
   const bool edns = ldns_pkt_edns(q.get());
   size_t limit = 512;
   if (edns) {
     ldns_pkt_set_edns_udp_size(resp.get(), kEdnsSize);
     limit = std::max<size_t>(512, std::min<size_t>(ldns_pkt_edns_udp_size(q.get()), kEdnsSize));
-  }
-  if (ldns_pkt_get_opcode(q.get()) != LDNS_PACKET_QUERY) {
-    ldns_pkt_set_rcode(resp.get(), LDNS_RCODE_NOTIMPL);
-    return ToWire(resp.get(), reply);
   }
   ldns_rr_list* questions = ldns_pkt_question(q.get());
   if (!questions || ldns_rr_list_rr_count(questions) != 1) {
@@ -261,7 +281,7 @@ bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bo
   ldns_pkt_push_rr(resp.get(), LDNS_SECTION_QUESTION, ldns_rr_clone(question));
   const ldns_rdf* qname_rdf = ldns_rr_owner(question);
   const uint16_t qtype = static_cast<uint16_t>(ldns_rr_get_type(question));
-  if (ldns_rr_get_class(question) != LDNS_RR_CLASS_IN || !qname_rdf) {
+  if (WireQuestionClass(query, size) != std::optional<uint16_t>(LDNS_RR_CLASS_IN) || !qname_rdf) {
     ldns_pkt_set_rcode(resp.get(), LDNS_RCODE_REFUSED);
     return ToWire(resp.get(), reply);
   }
@@ -332,7 +352,7 @@ bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bo
   }
   if (!ToWire(resp.get(), reply)) return false;
   if (udp && reply->size() > limit) {
-    PktPtr tc = NewReply(id, ldns_pkt_rd(q.get()), LDNS_PACKET_QUERY);
+    PktPtr tc = NewReply(id, rd, LDNS_PACKET_QUERY);
     ldns_pkt_set_aa(tc.get(), true);
     ldns_pkt_set_tc(tc.get(), true);
     if (edns) ldns_pkt_set_edns_udp_size(tc.get(), kEdnsSize);

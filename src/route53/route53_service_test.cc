@@ -169,3 +169,30 @@ TEST_F(Route53ApiTest, UnknownPathsAndGarbageAreErrors) {
 
 }  // namespace
 }  // namespace autopipe::route53
+
+namespace autopipe::route53 {
+namespace {
+
+TEST(Route53XmlTest, EscapedTextIsAlwaysWellFormed) {
+  const std::string bad = std::string("a\xd3") + "b<&\x01\xed\xa0\x80" + "\xc3\xa9" + "\xff\x8e\x8e";
+  std::string escaped = XmlEscape(bad);
+  auto parsed = ParseXml("<x>" + escaped + "</x>");
+  ASSERT_TRUE(parsed.ok()) << escaped;
+  EXPECT_EQ(parsed->text, "a\xEF\xBF\xBD" "b<&\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xc3\xa9"
+                          "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST(Route53XmlTest, ParsesNamesWithoutPrefixesAndRefusesEntities) {
+  auto x = ParseXml("<p:A xmlns:p=\"u\"><p:B> t </p:B><C/></p:A>");
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ(x->name, "A");
+  EXPECT_EQ(x->ChildText("B"), "t");
+  EXPECT_TRUE(x->Has("C"));
+  EXPECT_FALSE(ParseXml("<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>").ok());
+  std::string deep;
+  for (int i = 0; i < 40; ++i) deep += "<a>";
+  EXPECT_FALSE(ParseXml(deep).ok());
+}
+
+}  // namespace
+}  // namespace autopipe::route53

@@ -2,6 +2,7 @@
 
 #include <expat.h>
 
+#include <cstdint>
 #include <memory>
 
 namespace autopipe::route53 {
@@ -107,18 +108,51 @@ Result<XmlNode> ParseXml(std::string_view body) {
   return std::move(st.root);
 }
 
+// Escapes markup characters; bytes that are not well-formed UTF-8, and characters XML 1.0 does not allow (control
+// characters other than tab, newline and carriage return), become U+FFFD, so that text echoed from a request
+// always makes a well-formed reply.
 std::string XmlEscape(std::string_view text) {
+  static constexpr char kReplacement[] = "\xEF\xBF\xBD";
   std::string out;
   out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out.push_back(c);
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        case '\'': out += "&apos;"; break;
+        default:
+          if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') out += kReplacement;
+          else out.push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
     }
+    size_t len = (c >= 0xc2 && c <= 0xdf) ? 2 : (c >= 0xe0 && c <= 0xef) ? 3 : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
+    if (len == 0 || i + len > n) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    uint32_t cp = c & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
+    bool ok = true;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) ok = false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    const uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (!ok || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    out.append(text.substr(i, len));
+    i += len;
   }
   return out;
 }
