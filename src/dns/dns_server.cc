@@ -29,6 +29,8 @@ Result<int> BindSocket(int type, const sockaddr_in& addr) {
   if (fd < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // UDP: one socket per thread on the same port (the kernel spreads datagrams over them by flow).
+  if (type == SOCK_DGRAM) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
     ::close(fd);
@@ -103,17 +105,22 @@ Result<int> DnsServer::Bind(const std::string& host, int port) {
       ::close(*tcp);
       return Status::Internal("listen failed");
     }
-    udp_fd_ = *udp;
+    udp_fds_.push_back(*udp);
     tcp_fd_ = *tcp;
+    for (int i = 1; i < kUdpThreads; ++i) {
+      auto more = BindSocket(SOCK_DGRAM, addr);
+      if (!more.ok()) break;  // the first socket serves alone
+      udp_fds_.push_back(*more);
+    }
     int rcvbuf = 4 << 20;
-    ::setsockopt(udp_fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    for (int fd : udp_fds_) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     return static_cast<int>(ntohs(bound.sin_port));
   }
   return Status::Internal("no port free for both UDP and TCP");
 }
 
 void DnsServer::Start() {
-  for (int i = 0; i < kUdpThreads; ++i) threads_.emplace_back([this] { UdpMain(); });
+  for (int fd : udp_fds_) threads_.emplace_back([this, fd] { UdpMain(fd); });
   threads_.emplace_back([this] { TcpAcceptMain(); });
 }
 
@@ -135,9 +142,10 @@ void DnsServer::Stop() {
     if (c.thread.joinable()) c.thread.join();
     ::close(c.fd);
   }
-  if (udp_fd_ >= 0) ::close(udp_fd_);
+  for (int fd : udp_fds_) ::close(fd);
+  udp_fds_.clear();
   if (tcp_fd_ >= 0) ::close(tcp_fd_);
-  udp_fd_ = tcp_fd_ = -1;
+  tcp_fd_ = -1;
 }
 
 void DnsServer::SetZones(std::shared_ptr<const CompiledZones> zones) {
@@ -150,20 +158,20 @@ std::shared_ptr<const CompiledZones> DnsServer::snapshot() const {
   return zones_;
 }
 
-void DnsServer::UdpMain() {
+void DnsServer::UdpMain(int udp_fd) {
   uint8_t buf[65536];
   std::string reply;
   while (!stopping_.load()) {
-    pollfd p{udp_fd_, POLLIN, 0};
+    pollfd p{udp_fd, POLLIN, 0};
     int r = ::poll(&p, 1, kPollMs);
     if (r <= 0) continue;
     sockaddr_storage from{};
     socklen_t len = sizeof(from);
-    ssize_t n = ::recvfrom(udp_fd_, buf, sizeof(buf), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
+    ssize_t n = ::recvfrom(udp_fd, buf, sizeof(buf), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
     if (n <= 0) continue;
     auto zones = snapshot();
     if (!Answer(zones.get(), buf, static_cast<size_t>(n), /*udp=*/true, Rng(), &reply)) continue;
-    ::sendto(udp_fd_, reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), len);
+    ::sendto(udp_fd, reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), len);
     answered_.fetch_add(1, std::memory_order_relaxed);
   }
 }

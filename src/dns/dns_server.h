@@ -1,7 +1,7 @@
 // DnsServer: an authoritative DNS server on one address and port, over UDP and TCP (RFC 1035 / 7766), answering
 // from the current Authority snapshot (dns/authority.h).
 //
-// UDP: two threads read the one socket and answer each datagram. TCP: one thread accepts; each connection gets a
+// UDP: two threads, each with its own socket on the port (SO_REUSEPORT), answer each datagram. TCP: one thread accepts; each connection gets a
 // thread (at most 64 connections at once, more are closed) that reads length-prefixed queries, answers them in
 // order and closes after 10 s of silence. The snapshot is swapped whole by SetZones (readers keep the one they
 // took for the query being answered).
@@ -41,11 +41,11 @@ class DnsServer {
   uint64_t queries_answered() const { return answered_.load(std::memory_order_relaxed); }
 
  private:
-  void UdpMain();
+  void UdpMain(int udp_fd);
   void TcpAcceptMain();
   void TcpConnection(int fd);
 
-  int udp_fd_ = -1;
+  std::vector<int> udp_fds_;  // one per UDP thread, all on the same port (SO_REUSEPORT)
   int tcp_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> answered_{0};
