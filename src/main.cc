@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
                  "also bring up the seed's stack in this standby region (its own process, data dir DATA_DIR-REGION) "
                  "and the global service (DATA_DIR-global), in one partition (--partition, default "
                  "DATA_DIR-partition)");
+  up->add_option("--standby-address-block", region.standby_address_block,
+                 "127.N: the standby region's address block (default: by region, claimed in the partition)");
   auto* down = app.add_subcommand("down", "stop a region and every process it runs");
   down->add_option("--data-dir", region.data_dir, "the region's data dir")->capture_default_str();
 

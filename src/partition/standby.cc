@@ -67,9 +67,14 @@ Result<StandbyProcesses> StartStandby(const StandbyOptions& o) {
                       (fs::path(o.global_dir) / "global.out").string());
   if (!global.ok()) return global.status();
   p.global = *global;
-  auto region = Spawn({o.self_exe, "up", "--data-dir", o.standby_dir, "--listen", "127.0.0.1:0", "--region",
-                       o.standby_region, "--partition", o.partition, "--log-level", o.log_level},
-                      p.standby_out);
+  std::vector<std::string> argv = {o.self_exe, "up",          "--data-dir",  o.standby_dir, "--listen",
+                                   "127.0.0.1:0", "--region", o.standby_region, "--partition", o.partition,
+                                   "--log-level", o.log_level};
+  if (!o.address_block.empty()) {
+    argv.push_back("--address-block");
+    argv.push_back(o.address_block);
+  }
+  auto region = Spawn(argv, p.standby_out);
   if (!region.ok()) {
     StopStandby(p, std::chrono::seconds(10));
     return region.status();

@@ -22,6 +22,7 @@ struct StandbyOptions {
   std::string standby_dir;     // the standby region's data dir
   std::string global_dir;      // the global service's data dir
   std::string log_level = "info";
+  std::string address_block;  // the standby region's --address-block; empty: its default
 };
 
 struct StandbyProcesses {

@@ -475,7 +475,8 @@ int RunUp(const RegionOptions& given) {
   if (!opts.standby_region.empty()) {
     const std::string base = fs::absolute(opts.data_dir).string();
     auto s = partition::StartStandby({SelfExe(), fs::absolute(opts.partition).string(), opts.standby_region,
-                                      base + "-" + opts.standby_region, base + "-global", opts.log_level});
+                                      base + "-" + opts.standby_region, base + "-global", opts.log_level,
+                                      opts.standby_address_block});
     if (s.ok()) standby = *s;
     else std::cerr << "autopipe up: the standby region: " << s.status().message() << "\n";
   }

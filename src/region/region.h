@@ -35,6 +35,7 @@ struct RegionOptions {
   // `up` only: also bring up the seed's stack in this standby region (a child `autopipe up` in DATA_DIR-<region>)
   // and the partition's global service (DATA_DIR-global); the partition defaults to DATA_DIR-partition.
   std::string standby_region;
+  std::string standby_address_block;  // the standby's --address-block (empty: its default, claimed in the partition)
 };
 
 class ApiRouter;

@@ -570,5 +570,69 @@ class PartitionTest(unittest.TestCase):
         proc.wait(10)
 
 
+class StandbyUpTest(unittest.TestCase):
+    """`autopipe up --standby-region`: the seed's stack in two regions and the global service, one partition."""
+
+    def test_up_with_a_standby_region(self):
+        root = tempfile.mkdtemp(prefix="autopipe-e2e-standby-")
+        self.addCleanup(shutil.rmtree, root, True)
+        primary, standby = lease_block(), lease_block()
+        data = os.path.join(root, "primary")
+        out_path = os.path.join(root, "up.out")
+        out = open(out_path, "wb")
+        self.addCleanup(out.close)
+        argv = [autopipe_bin(), "up", "--data-dir", data, "--listen", "127.0.0.1:0", "--address-block",
+                primary.block, "--standby-region", "eu-west-1", "--standby-address-block", standby.block]
+        log("starting %s" % " ".join(argv))
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=_clean_env())
+        # Cleanups run last-in first-out: stop everything, then release the blocks.
+        self.addCleanup(standby.release)
+        self.addCleanup(primary.release)
+        self.addCleanup(self._stop, proc, [data, data + "-eu-west-1"], data + "-global")
+        text = wait_until(lambda: (read_text(out_path) if "Press Ctrl-C" in read_text(out_path) else
+                                   (proc.poll() is not None and self.fail("up exited: " + read_text(out_path)))),
+                          240, 1, "both regions up")
+        self.assertIn("Auto_Pipeline region us-west-2 is up.", text)
+        self.assertIn("Standby Auto_Pipeline region eu-west-1 is up.", text)
+        self.assertIn("Press Ctrl-C to stop the regions", text)
+        partition = data + "-partition"
+        regions = {n: json.loads(read_text(os.path.join(partition, "regions", n + ".json")))
+                   for n in ("us-west-2", "eu-west-1")}
+        self.assertEqual(regions["us-west-2"]["AddressBlock"], primary.block)
+        self.assertEqual(regions["eu-west-1"]["AddressBlock"], standby.block)
+        self.assertIn("curl http://%s.200." % standby.block, text)
+        g_endpoint = read_text(os.path.join(data + "-global", "endpoint"))
+        self.assertIn(g_endpoint, text)
+        shared = read_key(os.path.join(partition, "credentials"))
+        for d in (data, data + "-eu-west-1", data + "-global"):
+            self.assertEqual(read_key(os.path.join(d, "credentials")), shared)
+        # Ctrl-C stops both regions and the global service.
+        proc.send_signal(signal.SIGINT)
+        proc.wait(240)
+        self.assertEqual(proc.returncode, 0, read_text(out_path)[-2000:])
+        for n in ("us-west-2", "eu-west-1"):
+            with open(os.path.join(partition, "regions", n + ".json")) as f:
+                self.assertEqual(json.load(f)["State"], "stopped")
+        self.assertFalse(os.path.exists(os.path.join(data + "-global", "endpoint")))
+
+    @staticmethod
+    def _stop(proc, region_dirs, global_dir):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(240)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        for d in region_dirs:
+            if os.path.exists(os.path.join(d, "state.db")):
+                subprocess.run([autopipe_bin(), "down", "--data-dir", d], capture_output=True, timeout=120,
+                               stdin=subprocess.DEVNULL)
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(read_text(os.path.join(global_dir, "server.pid")).split()[0])
+            os.kill(pid, signal.SIGTERM)
+
+
 if __name__ == "__main__":
     unittest.main()
