@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DAUTOPIPE_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-for target in api_parsers api_router http_parser; do
+for target in api_parsers api_router http_parser dns_query route53_xml; do
   cmake --build build-fuzz -j"$(nproc)" --target "${target}_fuzz" >/dev/null
   mkdir -p "build-fuzz/corpus/$target"
   cp -n fuzz/corpus/"$target"/* "build-fuzz/corpus/$target/" 2>/dev/null || true

@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   g++ make cmake pkg-config
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libsqlite3-dev libssl-dev libjemalloc-dev
-  libmariadb-dev libhiredis-dev libcurl4-openssl-dev python3-cryptography zlib1g-dev
+  libmariadb-dev libhiredis-dev libcurl4-openssl-dev python3-cryptography zlib1g-dev libldns-dev libexpat1-dev
   libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
-  awscli python3 python3-boto3 curl procps
+  awscli python3 python3-boto3 curl procps dnsutils
   mariadb-server mariadb-backup mariadb-client redis-server redis-tools python3-pymysql python3-redis
 )
 

@@ -193,7 +193,7 @@ class HttpServer::Connection : public lb::FdHandler {
         }
         TakeHead(head);
         in_.erase(0, head.head_length);
-        if (request_.method != "GET" && request_.method != "POST") {
+        if (std::find(opt.methods.begin(), opt.methods.end(), request_.method) == opt.methods.end()) {
           Refuse(405, "MethodNotAllowed", "The method " + request_.method + " is not allowed");
           return;
         }

@@ -51,6 +51,8 @@ struct HttpServerOptions {
   // for SNS's 256 KB message percent-encoded in a form (at most 768 KB) and 16 KB of UserData base64'd (~22 KB).
   size_t max_body_bytes = 1 << 20;
   int worker_threads = 8;             // handlers in parallel (they may wait on the region's write lock or fsync)
+  // Methods served; others are refused 405. REST APIs (Route 53) add DELETE (and PUT).
+  std::vector<std::string> methods = {"GET", "POST"};
 };
 
 class HttpServer {

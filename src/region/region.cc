@@ -22,6 +22,8 @@
 #include "common/log.h"
 #include "ec2/instances.h"
 #include "elasticache/seed.h"
+#include "partition/partition.h"
+#include "partition/standby.h"
 #include "process/recorded_process.h"
 #include "region/controller.h"
 #include "region/module.h"
@@ -66,9 +68,20 @@ std::map<std::string, std::string> ReadCredentials(const fs::path& path) {
   return keys;
 }
 
-Status EnsureCredentials(const fs::path& dir, const std::string& region) {
+// With a partition key pair: DIR/credentials names it as [default]; a key this region made before it joined the
+// partition stays there under [autopipe-region] (and is still accepted), so its earlier clients keep working.
+Status EnsureCredentials(const fs::path& dir, const std::string& region,
+                         const std::optional<partition::KeyPair>& shared = std::nullopt) {
   fs::path creds = dir / "credentials";
-  if (!fs::exists(creds)) {
+  if (shared) {
+    std::string body = partition::CredentialsText(*shared);
+    for (const auto& [key_id, secret] : ReadCredentials(creds)) {
+      if (key_id == shared->access_key_id) continue;
+      body += "\n[autopipe-region]\naws_access_key_id = " + key_id + "\naws_secret_access_key = " + secret + "\n";
+      break;
+    }
+    AP_RETURN_IF_ERROR(WritePrivateFile(creds, body));
+  } else if (!fs::exists(creds)) {
     std::string body = "[default]\naws_access_key_id = " + NewAccessKeyId() +
                        "\naws_secret_access_key = " + NewSecretAccessKey() + "\n";
     AP_RETURN_IF_ERROR(WritePrivateFile(creds, body));
@@ -112,15 +125,27 @@ class RegionImpl : public Region {
     if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       return Status(409, "RegionBusy", "another autopipe server is running on " + dir_.string());
     }
-    AP_RETURN_IF_ERROR(EnsureCredentials(dir_, opts.region));
+    std::string address_block =
+        opts.address_block.empty() ? Catalog::DefaultAddressBlock(opts.region) : opts.address_block;
+    std::optional<partition::KeyPair> shared_key;
+    if (!opts.partition.empty()) {
+      auto key = partition::EnsureKeyPair(opts.partition);
+      if (!key.ok()) return key.status();
+      shared_key = *key;
+      auto block = partition::ClaimAddressBlock(opts.partition, opts.region, opts.address_block,
+                                                Catalog::DefaultAddressBlock(opts.region));
+      if (!block.ok()) return block.status();
+      address_block = *block;
+      partition_ = fs::absolute(opts.partition).string();
+    }
+    AP_RETURN_IF_ERROR(EnsureCredentials(dir_, opts.region, shared_key));
     secrets_ = ReadCredentials(dir_ / "credentials");
 
     auto store = OpenSqliteStore((dir_ / "state.db").string());
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
 
-    catalog_ = std::make_unique<Catalog>(
-        opts.region, opts.address_block.empty() ? Catalog::DefaultAddressBlock(opts.region) : opts.address_block);
+    catalog_ = std::make_unique<Catalog>(opts.region, address_block);
     launcher_ = std::make_unique<LocalProcessLauncher>();
     ctx_.catalog = catalog_.get();
     ctx_.store = store_.get();
@@ -176,6 +201,14 @@ class RegionImpl : public Region {
     AP_RETURN_IF_ERROR(WritePrivateFile(dir_ / "server.pid",
                                         std::to_string(::getpid()) + " " + std::to_string(self_start) + "\n", 0644));
     AP_RETURN_IF_ERROR(WritePrivateFile(dir_ / "endpoint", endpoint_ + "\n", 0644));
+    if (!partition_.empty()) {
+      partition::RegionEntry entry;
+      entry.region = opts.region;
+      entry.endpoint = endpoint_;
+      entry.address_block = catalog_->address_block();
+      entry.data_dir = dir_.string();
+      AP_RETURN_IF_ERROR(partition::RegisterRegion(partition_, entry));
+    }
     spdlog::info("region={} endpoint={} data_dir={} address_block={}", opts.region, endpoint_, dir_.string(),
                  catalog_->address_block());
     return Status::Ok();
@@ -193,6 +226,11 @@ class RegionImpl : public Region {
     if (!endpoint_.empty()) {
       fs::remove(dir_ / "endpoint", ec);
       fs::remove(dir_ / "server.pid", ec);
+      if (!partition_.empty()) {
+        Status st = partition::MarkRegionStopped(partition_, catalog_->region());
+        if (!st.ok()) spdlog::warn("partition entry: {}", st.ToString());
+        partition_.clear();  // once
+      }
     }
   }
 
@@ -229,6 +267,7 @@ class RegionImpl : public Region {
 
  private:
   fs::path dir_;
+  std::string partition_;  // absolute; empty: none
   int lock_fd_ = -1;
   std::map<std::string, std::string> secrets_;
   SystemClock clock_;
@@ -425,13 +464,27 @@ int RunDown(const std::string& data_dir) {
   return 0;
 }
 
-int RunUp(const RegionOptions& opts) {
+int RunUp(const RegionOptions& given) {
+  RegionOptions opts = given;
+  if (!opts.standby_region.empty() && opts.partition.empty()) {
+    opts.partition = fs::absolute(opts.data_dir).string() + "-partition";
+  }
   sigset_t stop = BlockStopSignals();
   SetUpLogging(opts);
   auto started = Region::Start(opts);
   if (!started.ok()) {
     std::cerr << "autopipe up: " << started.status().message() << "\n";
     return 1;
+  }
+  // The standby region and the global service start now, so that their stacks come up while ours does.
+  std::optional<partition::StandbyProcesses> standby;
+  if (!opts.standby_region.empty()) {
+    const std::string base = fs::absolute(opts.data_dir).string();
+    auto s = partition::StartStandby({SelfExe(), fs::absolute(opts.partition).string(), opts.standby_region,
+                                      base + "-" + opts.standby_region, base + "-global", opts.log_level,
+                                      opts.standby_address_block});
+    if (s.ok()) standby = *s;
+    else std::cerr << "autopipe up: the standby region: " << s.status().message() << "\n";
   }
   Region& region = **started;
   if (!InstanceIdentitiesAvailable()) std::cout << "autopipe up: warning: " << kSharedIdentityWarning << std::endl;
@@ -571,9 +624,17 @@ int RunUp(const RegionOptions& opts) {
             << "  export AWS_SHARED_CREDENTIALS_FILE=" << (dir / "credentials").string()
             << " AWS_CONFIG_FILE=" << (dir / "config").string() << "\n"
             << "  aws --endpoint-url " << region.endpoint() << " autoscaling describe-auto-scaling-groups\n\n"
-            << "Press Ctrl-C to stop the region and everything it runs." << std::endl;
+            << (standby ? "Partition         " + fs::absolute(opts.partition).string() + "\n\n" : "");
+  if (standby) std::cout << partition::StandbySummary(*standby, std::chrono::seconds(180)) << "\n";
+  std::cout << (standby ? "Press Ctrl-C to stop the regions and everything they run."
+                        : "Press Ctrl-C to stop the region and everything it runs.")
+            << std::endl;
   int sig = 0;
   sigwait(&stop, &sig);
+  if (standby) {
+    std::cout << "\nautopipe: stopping the standby region and the global service..." << std::endl;
+    partition::StopStandby(*standby, std::chrono::seconds(120));
+  }
   std::cout << "\nautopipe: stopping the region..." << std::endl;
   region.Stop();
   started->reset();  // releases the data dir lock

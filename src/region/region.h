@@ -28,6 +28,14 @@ struct RegionOptions {
   std::string log_level = "info";
   bool log_to_stderr = false;  // else DIR/server.log
   std::string smtp_relay;      // HOST:PORT of the SMTP smarthost for SNS email subscriptions; empty: none
+  // A partition folder shared with other regions and the global service (partition/partition.h): its key pair
+  // is accepted here and written to DIR/credentials, the address block is claimed there, and the region's entry
+  // (endpoint, block, pid) is written there. Empty: a region on its own.
+  std::string partition;
+  // `up` only: also bring up the seed's stack in this standby region (a child `autopipe up` in DATA_DIR-<region>)
+  // and the partition's global service (DATA_DIR-global); the partition defaults to DATA_DIR-partition.
+  std::string standby_region;
+  std::string standby_address_block;  // the standby's --address-block (empty: its default, claimed in the partition)
 };
 
 class ApiRouter;
