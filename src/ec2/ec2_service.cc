@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "api/page_token.h"
 #include "common/time_util.h"
 #include "ec2/ec2_common.h"
 #include "ec2/instances.h"
@@ -31,12 +32,27 @@ std::optional<bool> InstanceMatches(const Json& inst, const Filter& f) {
   return ec2::TagFilterMatches(inst["Tags"], f);
 }
 
+// EC2's instance ids: "i-" and 8 or 17 lower-case hex digits. Anything else is malformed, not missing.
+Status InstanceIdShape(const std::string& id) {
+  const bool hex = id.size() > 2 && std::all_of(id.begin() + 2, id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+  if (id.rfind("i-", 0) == 0 && hex && (id.size() == 10 || id.size() == 19)) return Status::Ok();
+  return Ec2Error("InvalidInstanceID.Malformed", "Invalid id: \"" + id + "\"");
+}
+
 Json InstanceXml(const RegionContext& ctx, const Json& inst) {
   const std::string& state = inst["State"].get_ref<const std::string&>();
   const std::string& ip = inst["PrivateIpAddress"].get_ref<const std::string&>();
   const bool terminated = state == instance_state::kTerminated;
+  const std::string& id = inst["InstanceId"].get_ref<const std::string&>();
+  const std::string launched = IsoTimeMillis(inst["LaunchTime"].get<int64_t>());
+  const InstanceType* type = ctx.catalog->FindInstanceType(inst["InstanceType"]);
+  const int vcpus = type ? type->vcpus : 1;
+  const int threads = vcpus > 1 ? 2 : 1;
   Json groups(Json::value_t::array);
-  for (const auto& g : inst["SecurityGroups"]) groups.push_back(JsonObject().Add("groupId", g).Add("groupName", g).Take());
+  for (const auto& g : inst["SecurityGroups"])
+    groups.push_back(JsonObject().Add("groupId", g).Add("groupName", g).Take());
   JsonObject out;
   out.Add("instanceId", inst["InstanceId"])
       .Add("imageId", inst["ImageId"])
@@ -64,12 +80,47 @@ Json InstanceXml(const RegionContext& ctx, const Json& inst) {
       .Add("virtualizationType", "hvm")
       .Add("hypervisor", "xen")
       .Add("ebsOptimized", false)
-      .Add("enaSupport", true);
+      .Add("enaSupport", true)
+      .Add("sourceDestCheck", true)
+      .Add("clientToken", "")
+      .Add("platformDetails", "Linux/UNIX")
+      .Add("usageOperation", "RunInstances")
+      .Add("usageOperationUpdateTime", IsoTimeMillis(inst["LaunchTime"].get<int64_t>()))
+      .Add("cpuOptions",
+           JsonObject().Add("coreCount", std::max(1, vcpus / threads)).Add("threadsPerCore", threads).Take())
+      .Add("capacityReservationSpecification", JsonObject().Add("capacityReservationPreference", "open").Take())
+      .Add("hibernationOptions", JsonObject().Add("configured", false).Take())
+      .Add("enclaveOptions", JsonObject().Add("enabled", false).Take())
+      .Add("metadataOptions", JsonObject()
+                                  .Add("state", "applied")
+                                  .Add("httpTokens", "optional")
+                                  .Add("httpPutResponseHopLimit", 1)
+                                  .Add("httpEndpoint", "enabled")
+                                  .Add("httpProtocolIpv6", "disabled")
+                                  .Add("instanceMetadataTags", "disabled")
+                                  .Take())
+      .Add("maintenanceOptions", JsonObject().Add("autoRecovery", "default").Take())
+      .Add("privateDnsNameOptions", JsonObject()
+                                        .Add("hostnameType", "ip-name")
+                                        .Add("enableResourceNameDnsARecord", false)
+                                        .Add("enableResourceNameDnsAAAARecord", false)
+                                        .Take())
+      .Add("currentInstanceBootMode", "legacy-bios")
+      .Add("blockDeviceMapping", terminated ? Json::array()
+                                            : Json::array({JsonObject()
+                                                               .Add("deviceName", "/dev/xvda")
+                                                               .Add("ebs", JsonObject()
+                                                                               .Add("volumeId", ec2::RootVolumeId(id))
+                                                                               .Add("status", "attached")
+                                                                               .Add("attachTime", launched)
+                                                                               .Add("deleteOnTermination", true)
+                                                                               .Take())
+                                                               .Take()}))
+      .Add("networkInterfaceSet", terminated ? Json::array() : Json::array({ec2::NetworkInterfaceOf(ctx, inst)}));
   if (inst["StateReason"].is_object()) {
-    out.Add("stateReason", JsonObject()
-                               .Add("code", inst["StateReason"]["Code"])
-                               .Add("message", inst["StateReason"]["Message"])
-                               .Take());
+    out.Add(
+        "stateReason",
+        JsonObject().Add("code", inst["StateReason"]["Code"]).Add("message", inst["StateReason"]["Message"]).Take());
   }
   if (!inst["Tags"].empty()) out.Add("tagSet", TagSet(inst["Tags"]));
   return out.Take();
@@ -129,17 +180,41 @@ Result<Json> DescribeInstances(RegionContext* ctx, const Params& p) {
       return Ec2Error("InvalidParameterValue", "The filter '" + f.name + "' is invalid");
     }
   }
+  for (const auto& id : ids) AP_RETURN_IF_ERROR(InstanceIdShape(id));
   for (const auto& id : ids) {
     if (!ctx->store->Get(kind::kInstance, id)) {
       return Ec2Error("InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
     }
   }
+  // MaxResults 5-1000 (not with InstanceId) and NextToken: only a token this region handed out.
+  AP_ASSIGN_OR_RETURN(auto max_results, p.Int("MaxResults"));
+  if (max_results && !ids.empty())
+    return Ec2Error("InvalidParameterCombination",
+                    "The parameter instancesSet cannot be used with the parameter maxResults");
+  if (max_results && (*max_results < 5 || *max_results > 1000))
+    return Ec2Error("InvalidParameterValue", "Value ( " + std::to_string(*max_results) +
+                                                 " ) for parameter maxResults is invalid. Expecting a value "
+                                                 "greater than 5 and less than 1000.");
+  uint64_t offset = 0;
+  if (auto token = p.Str("NextToken"); token && !token->empty()) {
+    auto decoded = DecodePageToken("ec2:DescribeInstances", *token);
+    if (!decoded) return Ec2Error("InvalidParameterValue", "Invalid value '" + *token + "' for nextToken.");
+    offset = *decoded;
+  }
+  const size_t limit = max_results ? static_cast<size_t>(*max_results) : SIZE_MAX;
   Json reservations = Json::array();
+  size_t matched = 0;
+  bool more = false;
   for (const auto& doc : ctx->store->List(kind::kInstance)) {
     const Json& inst = *doc;
     if (!ids.empty() && std::find(ids.begin(), ids.end(), inst["InstanceId"]) == ids.end()) continue;
     bool keep = std::all_of(filters.begin(), filters.end(), [&](const Filter& f) { return *InstanceMatches(inst, f); });
     if (!keep) continue;
+    if (matched++ < offset) continue;
+    if (reservations.size() == limit) {
+      more = true;
+      break;
+    }
     Json instances(Json::value_t::array);
     instances.push_back(InstanceXml(*ctx, inst));
     reservations.push_back(JsonObject()
@@ -149,7 +224,9 @@ Result<Json> DescribeInstances(RegionContext* ctx, const Params& p) {
                                .Add("instancesSet", std::move(instances))
                                .Take());
   }
-  return Json{{"reservationSet", reservations}};
+  Json out = {{"reservationSet", reservations}};
+  if (more) out["nextToken"] = EncodePageToken("ec2:DescribeInstances", offset + reservations.size());
+  return out;
 }
 
 Result<Json> TerminateInstances(RegionContext* ctx, const Params& p) {
@@ -181,7 +258,7 @@ Result<std::vector<Json>> NamedInstances(RegionContext* ctx, const Params& p) {
   if (ids.empty()) return Status::MissingParameter("The request must contain the parameter InstanceId");
   std::vector<Json> found;
   for (const auto& id : ids) {
-    if (id.rfind("i-", 0) != 0) return Ec2Error("InvalidInstanceID.Malformed", "Invalid id: \"" + id + "\"");
+    AP_RETURN_IF_ERROR(InstanceIdShape(id));
     auto inst = ctx->store->Get(kind::kInstance, id);
     if (!inst) return Ec2Error("InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
     found.push_back(*inst);

@@ -202,6 +202,58 @@ TEST_F(Ec2ServiceTest, UnknownInstanceIdIsNotFound) {
   EXPECT_TRUE(launcher_.signals().empty());
 }
 
+TEST_F(Ec2ServiceTest, AMalformedInstanceIdIsMalformedNotMissing) {
+  for (const char* id : {"i-123", "bogus", "i-ZZZZZZZZ", "i-0123456789abcdef"}) {
+    ExpectError(Call("DescribeInstances", {{"InstanceId.1", id}}), "InvalidInstanceID.Malformed",
+                std::string("Invalid id: \"") + id + "\"");
+    ExpectError(Call("TerminateInstances", {{"InstanceId.1", id}}), "InvalidInstanceID.Malformed",
+                std::string("Invalid id: \"") + id + "\"");
+  }
+}
+
+TEST_F(Ec2ServiceTest, DescribeInstancesPagesWithMaxResultsAndItsOwnNextToken) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 7; ++i) ids.insert(AddInstance(i % 2 ? "us-west-2a" : "us-west-2b"));
+  std::set<std::string> seen;
+  FormParams p = {{"MaxResults", "5"}};
+  Json page = MustCall("DescribeInstances", p);
+  for (const auto& r : page["reservationSet"]) seen.insert(r["instancesSet"][0]["instanceId"].get<std::string>());
+  EXPECT_EQ(seen.size(), 5u);
+  ASSERT_TRUE(page.contains("nextToken"));
+  p["NextToken"] = page["nextToken"];
+  page = MustCall("DescribeInstances", p);
+  for (const auto& r : page["reservationSet"]) seen.insert(r["instancesSet"][0]["instanceId"].get<std::string>());
+  EXPECT_FALSE(page.contains("nextToken"));
+  EXPECT_EQ(seen, ids);
+  ExpectError(Call("DescribeInstances", {{"MaxResults", "4"}}), "InvalidParameterValue",
+              "Value ( 4 ) for parameter maxResults is invalid. Expecting a value greater than 5 and less than 1000.");
+  ExpectError(Call("DescribeInstances", {{"NextToken", "garbage"}}), "InvalidParameterValue",
+              "Invalid value 'garbage' for nextToken.");
+  ExpectError(Call("DescribeInstances", {{"MaxResults", "5"}, {"InstanceId.1", *ids.begin()}}),
+              "InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults");
+}
+
+TEST_F(Ec2ServiceTest, AnInstanceShowsWhatEc2AlwaysReturns) {
+  const std::string id = AddInstance("us-west-2b");
+  Passes(1);
+  Json inst = Describe()[id];
+  for (const char* field : {"subnetId", "vpcId", "networkInterfaceSet", "blockDeviceMapping", "metadataOptions",
+                            "cpuOptions", "platformDetails", "usageOperation", "sourceDestCheck",
+                            "capacityReservationSpecification", "hibernationOptions", "enclaveOptions",
+                            "privateDnsNameOptions", "maintenanceOptions", "currentInstanceBootMode"}) {
+    EXPECT_TRUE(inst.contains(field)) << field;
+  }
+  EXPECT_EQ(inst["networkInterfaceSet"][0]["privateIpAddress"], inst["privateIpAddress"]);
+  EXPECT_EQ(inst["networkInterfaceSet"][0]["subnetId"], inst["subnetId"]);
+  EXPECT_EQ(inst["blockDeviceMapping"][0]["deviceName"], "/dev/xvda");
+  EXPECT_EQ(inst["cpuOptions"]["coreCount"].get<int>() * inst["cpuOptions"]["threadsPerCore"].get<int>(), 2);
+  EXPECT_EQ(inst["privateDnsName"], "ip-" + [&] {
+    std::string ip = inst["privateIpAddress"];
+    std::replace(ip.begin(), ip.end(), '.', '-');
+    return ip;
+  }() + ".us-west-2.compute.internal");
+}
+
 // ---- TerminateInstances and the instance controller -------------------------------------------------------------
 
 TEST_F(Ec2ServiceTest, TerminateInstancesShutsDownThenTerminatesOnceTheProcessGroupIsGone) {

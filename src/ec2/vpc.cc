@@ -669,41 +669,7 @@ Result<Json> DescribeNetworkInterfaces(RegionContext* ctx, const Params& p) {
     }
     if (!keep) continue;
     seen.insert(eni);
-    Json groups = Json::array();
-    for (const auto& g : inst["SecurityGroups"]) groups.push_back({{"groupId", g}, {"groupName", g}});
-    const std::string dns = PrivateDnsName(c, ip);
-    out.push_back(JsonObject()
-                      .Add("networkInterfaceId", eni)
-                      .Add("subnetId", DefaultSubnetId(c, az))
-                      .Add("vpcId", DefaultVpcId(c))
-                      .Add("availabilityZone", az)
-                      .Add("description", "")
-                      .Add("ownerId", kAccountId)
-                      .Add("requesterManaged", false)
-                      .Add("status", "in-use")
-                      .Add("privateIpAddress", ip)
-                      .Add("privateDnsName", dns)
-                      .Add("sourceDestCheck", true)
-                      .Add("interfaceType", "interface")
-                      .Add("groupSet", std::move(groups))
-                      .Add("attachment", JsonObject()
-                                             .Add("attachmentId", StableId("eni-attach-", instance_id))
-                                             .Add("instanceId", instance_id)
-                                             .Add("instanceOwnerId", kAccountId)
-                                             .Add("deviceIndex", 0)
-                                             .Add("status", "attached")
-                                             .Add("attachTime", IsoTimeMillis(inst["LaunchTime"].get<int64_t>()))
-                                             .Add("deleteOnTermination", true)
-                                             .Take())
-                      .Add("privateIpAddressesSet",
-                           Json::array({JsonObject()
-                                            .Add("privateIpAddress", ip)
-                                            .Add("privateDnsName", dns)
-                                            .Add("primary", true)
-                                            .Take()}))
-                      .Add("ipv6AddressesSet", Json::array())
-                      .Add("tagSet", Json::array())
-                      .Take());
+    out.push_back(NetworkInterfaceOf(*ctx, inst));
   }
   for (const auto& id : ids) {
     if (!seen.count(id))
@@ -817,6 +783,48 @@ std::string PrivateDnsName(const Catalog& catalog, const std::string& ip) {
       catalog.region() == "us-east-1" ? "ec2.internal" : catalog.region() + ".compute.internal";
   return "ip-" + dashed + "." + domain;
 }
+
+Json NetworkInterfaceOf(const RegionContext& ctx, const Json& inst) {
+  const Catalog& c = *ctx.catalog;
+  const std::string instance_id = inst["InstanceId"];
+  const std::string eni = StableId("eni-", instance_id);
+  const std::string az = inst["AvailabilityZone"];
+  const std::string ip = inst["PrivateIpAddress"];
+  Json groups = Json::array();
+  for (const auto& g : inst["SecurityGroups"]) groups.push_back({{"groupId", g}, {"groupName", g}});
+  const std::string dns = PrivateDnsName(c, ip);
+  return JsonObject()
+      .Add("networkInterfaceId", eni)
+      .Add("subnetId", DefaultSubnetId(c, az))
+      .Add("vpcId", DefaultVpcId(c))
+      .Add("availabilityZone", az)
+      .Add("description", "")
+      .Add("ownerId", kAccountId)
+      .Add("requesterManaged", false)
+      .Add("status", "in-use")
+      .Add("privateIpAddress", ip)
+      .Add("privateDnsName", dns)
+      .Add("sourceDestCheck", true)
+      .Add("interfaceType", "interface")
+      .Add("groupSet", std::move(groups))
+      .Add("attachment", JsonObject()
+                             .Add("attachmentId", StableId("eni-attach-", instance_id))
+                             .Add("instanceId", instance_id)
+                             .Add("instanceOwnerId", kAccountId)
+                             .Add("deviceIndex", 0)
+                             .Add("status", "attached")
+                             .Add("attachTime", IsoTimeMillis(inst["LaunchTime"].get<int64_t>()))
+                             .Add("deleteOnTermination", true)
+                             .Take())
+      .Add("privateIpAddressesSet",
+           Json::array(
+               {JsonObject().Add("privateIpAddress", ip).Add("privateDnsName", dns).Add("primary", true).Take()}))
+      .Add("ipv6AddressesSet", Json::array())
+      .Add("tagSet", Json::array())
+      .Take();
+}
+
+std::string RootVolumeId(const std::string& instance_id) { return StableId("vol-", instance_id); }
 
 std::vector<Operation> VpcOperations(RegionContext* ctx) {
   auto op = [ctx](const char* name, Access access, Result<Json> (*fn)(RegionContext*, const Params&),

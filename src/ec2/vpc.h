@@ -40,6 +40,11 @@ std::string DefaultSecurityGroupId(const Catalog& catalog);
 // EC2's private DNS name of an address: ip-a-b-c-d.<region>.compute.internal (ec2.internal in us-east-1).
 std::string PrivateDnsName(const Catalog& catalog, const std::string& ip);
 
+// The primary network interface of a live instance (DescribeNetworkInterfaces' shape; DescribeInstances shows it
+// in networkInterfaceSet), and the id of its root volume: stable ids derived from the instance id.
+Json NetworkInterfaceOf(const RegionContext& ctx, const Json& instance);
+std::string RootVolumeId(const std::string& instance_id);
+
 // The VPC operations of the ec2 API (Ec2Api adds them to its table): DescribeVpcs, DescribeSubnets,
 // DescribeSecurityGroups, CreateSecurityGroup, DeleteSecurityGroup, Authorize/RevokeSecurityGroupIngress,
 // Authorize/RevokeSecurityGroupEgress, DescribeAccountAttributes, DescribeNetworkInterfaces,

@@ -130,6 +130,10 @@ class Ec2Test(unittest.TestCase):
         # An unknown instance id is an error, not an empty answer.
         code, _ = self.region.cli_error_code("ec2", "describe-instances", "--instance-ids", "i-0123456789abcdef0")
         self.assertEqual(code, "InvalidInstanceID.NotFound")
+        # A malformed one is malformed, as EC2 says.
+        for bad in ("i-123", "bogus"):
+            code, _ = self.region.cli_error_code("ec2", "describe-instances", "--instance-ids", bad, version=2)
+            self.assertEqual(code, "InvalidInstanceID.Malformed")
 
 
     def test_terminate_instances_group_replaces(self):
