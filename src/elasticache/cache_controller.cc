@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -89,6 +91,22 @@ std::vector<std::pair<std::string, std::string>> NodeSettings(const Json& rg, co
   return s;
 }
 
+// The state letter of /proc/<pid>/stat (R, S, D, T, t, Z ...); 0 when the process is gone.
+char ProcessState(pid_t pid) {
+  if (pid <= 0) return 0;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* close_paren = std::strrchr(buf, ')');
+  return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+}
+
 const ClusterNode* Myself(const CacheClusterController::Probe& p) {
   for (const auto& n : p.nodes) {
     if (n.Has("myself")) return &n;
@@ -122,6 +140,8 @@ struct CacheClusterController::Pass {
   std::map<std::string, Probe> probes;
   std::set<std::string> failed;
   std::set<std::string> deleted_nodes, deleted_endpoints;
+  std::map<std::string, Json> snapshots_before, snapshots;  // this group's snapshots
+  std::set<std::string> deleted_snapshots;
   bool delete_group = false;
   int64_t now = 0;
   bool busy = false;  // something is in progress: look again soon
@@ -157,7 +177,8 @@ std::vector<Controller::Watch> CacheClusterController::Watches() const {
   };
   return {{kind::kCacheReplicationGroup, SameKey},
           {kind::kCacheNode, owner(kind::kCacheNode)},
-          {kind::kCacheEndpoint, owner(kind::kCacheEndpoint)}};
+          {kind::kCacheEndpoint, owner(kind::kCacheEndpoint)},
+          {kind::kCacheSnapshot, owner(kind::kCacheSnapshot)}};
 }
 
 // ---- nodes: files and processes ------------------------------------------------------------------------------------
@@ -173,9 +194,25 @@ Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
   std::string conf = "# The settings the ElastiCache controller starts " + Str(node, "CacheClusterId") + " with\n";
   for (const auto& [k, v] : NodeSettings(rg, node)) conf += k + " \"" + v + "\"\n";
   AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/redis.conf", conf, 0600));
+  // A group created from a snapshot: its primaries start with their shard's RDB (verified against its sum).
+  const std::string dump = dir + "/dump.rdb";
+  if (node.contains("SeedFile") && node["Status"] == node_status::kCreating && !fs::exists(dump)) {
+    auto sum = FileSha256(node["SeedFile"]);
+    if (!sum.ok()) return sum.status();
+    if (*sum != Str(node, "SeedSha256")) {
+      return Status::Internal("snapshot file " + Str(node, "SeedFile") + " does not match its checksum");
+    }
+    fs::copy_file(node["SeedFile"].get<std::string>(), dump + ".part", fs::copy_options::overwrite_existing, ec);
+    if (ec) return Status::Internal("cannot copy " + Str(node, "SeedFile") + ": " + ec.message());
+    fs::rename(dump + ".part", dump, ec);
+    if (ec) return Status::Internal("cannot place " + dump + ": " + ec.message());
+  }
   if (ctx_->instance_identities) {
     auto uid = InstanceUidFor(address);
     if (!uid) return Status::Internal("no identity for address " + address);
+    if (fs::exists(dump) && ::chown(dump.c_str(), *uid, *uid) != 0) {
+      return Status::Internal("cannot hand " + dump + " to its node's uid");
+    }
     for (const std::string& p : {dir}) {
       if (::chown(p.c_str(), *uid, *uid) != 0) return Status::Internal("cannot hand " + p + " to its node's uid");
     }
@@ -220,7 +257,35 @@ Result<std::string> CacheClusterController::Run(const Json& node, const std::vec
   return r;
 }
 
+std::set<std::string> CacheClusterController::KillStrays(const std::set<std::string>& tokens,
+                                                         const std::set<pid_t>& keep) {
+  std::set<std::string> found;
+  if (tokens.empty()) return found;
+  for (const auto& [token, proc] : ctx_->launcher->FindByLaunchToken(tokens)) {
+    if (keep.count(proc.pid)) continue;
+    spdlog::warn("elasticache: pid {} carries launch token {} but is not its document's process: killing it",
+                 proc.pid, token);
+    ctx_->launcher->SignalGroup(proc, /*force=*/true);
+    found.insert(token);
+  }
+  return found;
+}
+
 void CacheClusterController::RunProcesses(Pass& pass) {
+  // A node about to be (re)started must have no process left under its token: one launched by a server killed
+  // before recording it would hold the node's address, and nothing would ever stop it once the document goes.
+  std::set<std::string> to_launch;
+  std::set<pid_t> recorded;
+  for (auto& [id, node] : pass.nodes) {
+    const std::string status = node["Status"];
+    if (status != node_status::kCreating && status != node_status::kRecovering) continue;
+    if (supervisor_.Running(node)) {
+      recorded.insert(RecordedProcess(node).pid);
+    } else if (node.contains("LaunchToken") && node["LaunchToken"].is_string()) {
+      to_launch.insert(node["LaunchToken"].get<std::string>());
+    }
+  }
+  const std::set<std::string> strays = KillStrays(to_launch, recorded);
   for (auto& [id, node] : pass.nodes) {
     const std::string status = node["Status"];
     const std::string what = "elasticache node=" + id + " address=" + Str(node, "Address");
@@ -263,6 +328,10 @@ void CacheClusterController::RunProcesses(Pass& pass) {
       }
     }
     if (status == node_status::kCreating || status == node_status::kRecovering) {
+      if (strays.count(node.value("LaunchToken", std::string()))) {
+        pass.busy = true;  // launched once the stray is gone
+        continue;
+      }
       if (!supervisor_.Running(node)) {
         Status st = PrepareNodeDir(pass.rg, node);
         if (!st.ok()) {
@@ -312,8 +381,15 @@ void CacheClusterController::ProbeAll(Pass& pass) {
       unreachable_since_.erase(key);
     } else if (node["Status"] == node_status::kAvailable) {
       auto [it, inserted] = unreachable_since_.emplace(key, pass.now);
-      if (pass.now - it->second >= kHangMillis) {
-        spdlog::warn("elasticache node={} has not answered for {} ms: failed", id, pass.now - it->second);
+      const int64_t silent = pass.now - it->second;
+      // A stopped process (SIGSTOP, a debugger) will not answer until someone continues it: failed once it has
+      // been silent for kHangMillis. One that runs but does not answer may only be starved of CPU on a loaded
+      // machine (a 600 ms stall is no failure): failed after kUnresponsiveMillis.
+      const char state = ProcessState(RecordedProcess(node).pid);
+      const bool stopped = state == 'T' || state == 't';
+      if ((stopped && silent >= kHangMillis) || silent >= kUnresponsiveMillis) {
+        spdlog::warn("elasticache node={} has not answered for {} ms ({}): failed", id, silent,
+                     stopped ? "stopped" : "running");
         pass.failed.insert(id);
         unreachable_since_.erase(it);
       }
@@ -393,10 +469,29 @@ bool CacheClusterController::FormCluster(Pass& pass) {
       node["RedisNodeId"] = p.my_id;
       const Json* ng = ShardOf(pass.rg, id);
       const ClusterNode* me = Myself(p);
-      if (IsPrimaryOf(*ng, id) && me && me->slots.empty()) {
+      if (IsPrimaryOf(*ng, id) && me && me->slots != std::vector<std::string>{AsRedisShows((*ng)["Slots"])}) {
+        // The slots it lacks (a primary that loaded a snapshot has already claimed the slots of its keys).
         auto slots = ParseSlots((*ng)["Slots"]);
         if (slots.ok()) {
-          (void)Run(node, {"CLUSTER", "ADDSLOTSRANGE", std::to_string(slots->first), std::to_string(slots->last)});
+          std::vector<bool> owned(kSlotCount, false);
+          for (const auto& text : me->slots) {
+            if (auto r = ParseSlots(text); r.ok()) {
+              for (int i = r->first; i <= r->last; ++i) owned[i] = true;
+            }
+          }
+          std::vector<std::string> add = {"CLUSTER", "ADDSLOTSRANGE"};
+          for (int i = slots->first; i <= slots->last;) {
+            if (owned[i]) {
+              ++i;
+              continue;
+            }
+            int j = i;
+            while (j + 1 <= slots->last && !owned[j + 1]) ++j;
+            add.push_back(std::to_string(i));
+            add.push_back(std::to_string(j));
+            i = j + 1;
+          }
+          if (add.size() > 2) (void)Run(node, add);
         }
         converged = false;
       }
@@ -498,7 +593,16 @@ bool CacheClusterController::EndpointsReady(Pass& pass) {
 }
 
 void CacheClusterController::MarkAvailable(Pass& pass) {
-  for (auto& [id, node] : pass.nodes) node["Status"] = node_status::kAvailable;
+  for (auto& [id, node] : pass.nodes) {
+    node["Status"] = node_status::kAvailable;
+    if (node.contains("SeedFile")) {
+      // Loaded; a node rebuilt later starts empty and syncs from its primary.
+      std::error_code ec;
+      fs::remove(NodeDir(*ctx_, pass.rg_id, id) + "/dump.rdb", ec);
+      node.erase("SeedFile");
+      node.erase("SeedSha256");
+    }
+  }
   pass.rg["Status"] = rg_status::kAvailable;
   for (const auto& [id, node] : pass.nodes) pass.Event(id, "cache-cluster", "Cache cluster created");
   pass.Event(pass.rg_id, "replication-group", "Replication group " + pass.rg_id + " created");
@@ -734,6 +838,158 @@ void CacheClusterController::SyncEndpoints(Pass& pass) {
   }
 }
 
+// ---- snapshots -----------------------------------------------------------------------------------------------------
+
+namespace {
+
+int64_t InfoInt(const std::map<std::string, std::string>& info, const std::string& key, int64_t fallback) {
+  auto it = info.find(key);
+  if (it == info.end()) return fallback;
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+
+}  // namespace
+
+bool CacheClusterController::TakeSnapshots(Pass& pass) {
+  bool any = false;
+  for (auto& [name, snap] : pass.snapshots) {
+    if (Str(snap, "SnapshotStatus") != snapshot_status::kCreating) continue;
+    any = true;
+    bool all_done = true;
+    for (auto& ns : snap["NodeSnapshots"]) {
+      if (ns.contains("Sha256")) continue;
+      all_done = false;
+      const Json* ng = nullptr;
+      for (const auto& g : pass.rg["NodeGroups"]) {
+        if (g["NodeGroupId"] == ns["NodeGroupId"]) ng = &g;
+      }
+      if (!ng) {
+        snap["SnapshotStatus"] = snapshot_status::kFailed;
+        break;
+      }
+      // From a replica when one is available (the primary keeps serving undisturbed), else the primary.
+      std::string from = Str(ns, "CacheClusterId");
+      auto usable = [&](const std::string& id) {
+        auto it = pass.nodes.find(id);
+        return it != pass.nodes.end() && it->second["Status"] == node_status::kAvailable &&
+               RecordedProcess(it->second).pid > 0;
+      };
+      if (from.empty() || !usable(from)) {
+        from.clear();
+        for (const auto& m : (*ng)["Members"]) {
+          if (m != (*ng)["Primary"] && usable(m)) {
+            from = m;
+            break;
+          }
+        }
+        if (from.empty() && usable((*ng)["Primary"])) from = (*ng)["Primary"];
+        ns["CacheClusterId"] = from;
+        ns.erase("BgsaveFrom");
+        if (from.empty()) continue;  // no node to take it from yet
+      }
+      const Json& node = pass.nodes[from];
+      auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 500);
+      if (!c.ok()) continue;
+      auto info_text = (*c)->Command({"INFO", "persistence"});
+      if (!info_text.ok()) continue;
+      const auto info = ParseInfo(*info_text);
+      const int64_t saves = InfoInt(info, "rdb_saves", -1);
+      if (!ns.contains("BgsaveFrom")) {
+        auto r = (*c)->Command({"BGSAVE", "SCHEDULE"});
+        if (r.ok()) {
+          ns["BgsaveFrom"] = saves;
+          ns["StartedAt"] = pass.now;
+        }
+        continue;
+      }
+      if (InfoInt(info, "rdb_bgsave_in_progress", 1) != 0 || saves <= ns["BgsaveFrom"].get<int64_t>()) continue;
+      if (info.count("rdb_last_bgsave_status") && info.at("rdb_last_bgsave_status") != "ok") {
+        ns.erase("BgsaveFrom");  // ask again
+        continue;
+      }
+      const std::string dump = NodeDir(*ctx_, pass.rg_id, from) + "/dump.rdb";
+      const std::string dir = SnapshotDir(*ctx_, name);
+      const std::string file = Str(ns, "NodeGroupId") + ".rdb";
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      ::chmod(dir.c_str(), 0700);
+      fs::copy_file(dump, dir + "/" + file + ".part", fs::copy_options::overwrite_existing, ec);
+      if (ec) {
+        spdlog::warn("elasticache snapshot={} shard={}: cannot copy {}: {}", name, Str(ns, "NodeGroupId"), dump,
+                     ec.message());
+        ns.erase("BgsaveFrom");
+        continue;
+      }
+      fs::remove(dump, ec);  // a node restarted later must not load it
+      auto sum = FileSha256(dir + "/" + file + ".part");
+      if (!sum.ok()) continue;
+      fs::rename(dir + "/" + file + ".part", dir + "/" + file, ec);
+      if (ec) continue;
+      ns["File"] = file;
+      ns["Sha256"] = *sum;
+      ns["Bytes"] = static_cast<int64_t>(fs::file_size(dir + "/" + file, ec));
+      ns["SnapshotCreateTime"] = pass.now;
+      ns["TookMillis"] = pass.now - ns.value("StartedAt", pass.now);
+      ns.erase("BgsaveFrom");
+      spdlog::info("elasticache snapshot={} shard={}: {} bytes from {} in {} ms", name, Str(ns, "NodeGroupId"),
+                   ns["Bytes"].get<int64_t>(), from, ns["TookMillis"].get<int64_t>());
+    }
+    if (snap["SnapshotStatus"] == snapshot_status::kFailed) {
+      pass.Event(pass.rg_id, "replication-group", "Snapshot failed for snapshot with ID '" + name + "'");
+      continue;
+    }
+    if (all_done || std::all_of(snap["NodeSnapshots"].begin(), snap["NodeSnapshots"].end(),
+                                [](const Json& ns) { return ns.contains("Sha256"); })) {
+      snap["SnapshotStatus"] = snapshot_status::kAvailable;
+      pass.Event(pass.rg_id, "replication-group",
+                 "Snapshot succeeded for snapshot with ID '" + name + "' of replication group with ID '" +
+                     pass.rg_id + "'");
+    }
+  }
+  const bool still = std::any_of(pass.snapshots.begin(), pass.snapshots.end(), [](const auto& kv) {
+    return kv.second["SnapshotStatus"] == snapshot_status::kCreating;
+  });
+  if (!still && pass.rg["Status"] == rg_status::kSnapshotting) {
+    // Back to available; a node rebuilt meanwhile makes it modifying until it is (EnforceTopology settles it).
+    const bool settled = std::all_of(pass.nodes.begin(), pass.nodes.end(), [](const auto& kv) {
+      return kv.second["Status"] == node_status::kAvailable;
+    });
+    pass.rg["Status"] = settled ? rg_status::kAvailable : rg_status::kModifying;
+  }
+  return any && still;
+}
+
+void CacheClusterController::ScheduleAutomaticSnapshot(Pass& pass) {
+  const int64_t retention = pass.rg.value("SnapshotRetentionLimit", int64_t{0});
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  // Retention: automatic snapshots older than the limit (in days) go.
+  for (auto& [name, snap] : pass.snapshots) {
+    if (Str(snap, "SnapshotSource") != "automated" || snap["SnapshotStatus"] == snapshot_status::kCreating) continue;
+    if (retention == 0 || snap.value("CreateTime", int64_t{0}) < pass.now - retention * kDay) {
+      std::error_code ec;
+      fs::remove_all(SnapshotDir(*ctx_, name), ec);
+      pass.deleted_snapshots.insert(name);
+    }
+  }
+  if (retention == 0 || pass.rg["Status"] != rg_status::kAvailable) return;
+  auto window = ParseSnapshotWindow(pass.rg.value("SnapshotWindow", std::string("05:00-06:00")));
+  if (!window.ok()) return;
+  auto opened = WindowOpenedAt(*window, pass.now);
+  if (!opened || pass.rg.value("LastAutomaticSnapshotAt", int64_t{0}) >= *opened) return;
+  const std::string name = AutomaticSnapshotName(pass.rg_id, pass.now);
+  if (pass.snapshots.count(name)) return;
+  std::map<std::string, std::string> az_of;
+  for (const auto& [id, node] : pass.nodes) az_of[id] = Str(node, "AvailabilityZone");
+  pass.snapshots[name] =
+      NewSnapshotDocument(pass.rg, az_of, name, "automated", pass.now, ctx_->Arn("elasticache", "snapshot:" + name));
+  pass.rg["LastAutomaticSnapshotAt"] = pass.now;
+  pass.rg["Status"] = rg_status::kSnapshotting;
+}
+
 // ---- deletion ------------------------------------------------------------------------------------------------------
 
 ReconcileResult CacheClusterController::TearDown(Pass& pass) {
@@ -745,11 +1001,29 @@ ReconcileResult CacheClusterController::TearDown(Pass& pass) {
       }
     }
   }
-  const bool done = pass.deleted_nodes.size() == pass.nodes.size() &&
-                    pass.deleted_endpoints.size() == pass.endpoints.size();
+  bool done = pass.deleted_nodes.size() == pass.nodes.size() &&
+              pass.deleted_endpoints.size() == pass.endpoints.size();
+  if (done) {
+    // The documents are the last trace of their launch tokens: no process may carry one when they go.
+    std::set<std::string> tokens;
+    for (const auto* docs : {&pass.nodes, &pass.endpoints}) {
+      for (const auto& [id, doc] : *docs) {
+        if (doc.contains("LaunchToken") && doc["LaunchToken"].is_string()) tokens.insert(doc["LaunchToken"]);
+      }
+    }
+    if (!KillStrays(tokens, {}).empty()) done = false;
+  }
   if (done) {
     std::error_code ec;
     fs::remove_all(GroupDir(*ctx_, pass.rg_id), ec);
+    // Automatic snapshots go with their group (manual ones stay), as ElastiCache does.
+    for (const auto& [name, snap] : pass.snapshots) {
+      if (Str(snap, "SnapshotSource") == "manual" && Str(snap, "SnapshotStatus") == snapshot_status::kAvailable) {
+        continue;
+      }
+      fs::remove_all(SnapshotDir(*ctx_, name), ec);
+      pass.deleted_snapshots.insert(name);
+    }
     if (!pass.rg.is_null()) {
       pass.delete_group = true;
       pass.Event(pass.rg_id, "replication-group", "Replication group " + pass.rg_id + " deleted");
@@ -779,6 +1053,13 @@ Status CacheClusterController::Commit(Pass& pass) {
       writes.push_back({kind::kCacheEndpoint, id, doc, std::nullopt});
     }
   }
+  for (const auto& [name, doc] : pass.snapshots) {
+    if (pass.deleted_snapshots.count(name)) {
+      writes.push_back({kind::kCacheSnapshot, name, std::nullopt, std::nullopt});
+    } else if (!pass.snapshots_before.count(name) || pass.snapshots_before[name] != doc) {
+      writes.push_back({kind::kCacheSnapshot, name, doc, std::nullopt});
+    }
+  }
   const bool rg_changed = pass.read.doc && (pass.delete_group || *pass.read.doc != pass.rg);
   if (rg_changed) {
     writes.push_back({kind::kCacheReplicationGroup, pass.rg_id,
@@ -803,6 +1084,9 @@ Status CacheClusterController::Commit(Pass& pass) {
   AP_RETURN_IF_ERROR(st);
   pass.nodes_before = pass.nodes;
   pass.endpoints_before = pass.endpoints;
+  for (const auto& name : pass.deleted_snapshots) pass.snapshots.erase(name);
+  pass.deleted_snapshots.clear();
+  pass.snapshots_before = pass.snapshots;
   pass.events.clear();
   pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, pass.rg_id);
   if (pass.read.doc) pass.rg = *pass.read.doc;
@@ -813,18 +1097,33 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
   Pass pass;
   pass.rg_id = rg_id;
   pass.now = ctx_->clock->NowMillis();
-  pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, rg_id);
-  if (pass.read.doc) pass.rg = *pass.read.doc;
-  for (const auto& doc : ctx_->store->List(kind::kCacheNode)) {
-    if (Str(*doc, "ReplicationGroupId") == rg_id) pass.nodes[Str(*doc, "CacheClusterId")] = *doc;
+  {
+    // One consistent view: the API writes a group and its new node documents in one commit (a group read
+    // before it with nodes read after would see the new nodes as no shard's, and delete them).
+    std::lock_guard lock(*ctx_->mu);
+    pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, rg_id);
+    if (pass.read.doc) pass.rg = *pass.read.doc;
+    for (const auto& doc : ctx_->store->List(kind::kCacheNode)) {
+      if (Str(*doc, "ReplicationGroupId") == rg_id) pass.nodes[Str(*doc, "CacheClusterId")] = *doc;
+    }
+    for (const auto& id : ctx_->store->Ids(kind::kCacheEndpoint)) {
+      if (id.compare(0, rg_id.size() + 1, rg_id + "/") != 0) continue;
+      if (auto doc = ctx_->store->Get(kind::kCacheEndpoint, id)) pass.endpoints[id] = *doc;
+    }
+    for (const auto& doc : ctx_->store->List(kind::kCacheSnapshot)) {
+      if (Str(*doc, "ReplicationGroupId") == rg_id) pass.snapshots[Str(*doc, "SnapshotName")] = *doc;
+    }
   }
-  for (const auto& id : ctx_->store->Ids(kind::kCacheEndpoint)) {
-    if (id.compare(0, rg_id.size() + 1, rg_id + "/") != 0) continue;
-    if (auto doc = ctx_->store->Get(kind::kCacheEndpoint, id)) pass.endpoints[id] = *doc;
-  }
+  pass.snapshots_before = pass.snapshots;
   pass.nodes_before = pass.nodes;
   pass.endpoints_before = pass.endpoints;
 
+  if (!pass.rg.is_null() && pass.rg["Status"] == rg_status::kDeleting && TakeSnapshots(pass)) {
+    // A final snapshot is taken before the nodes stop.
+    Status st = Commit(pass);
+    if (!st.ok() && !IsConflict(st)) return st;
+    return ReconcileResult::After(std::chrono::milliseconds(50));
+  }
   if (pass.rg.is_null() || pass.rg["Status"] == rg_status::kDeleting) return TearDown(pass);
   // A node no shard lists any more (DecreaseReplicaCount) is removed.
   for (auto& [id, node] : pass.nodes) {
@@ -854,6 +1153,8 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
   } else {
     EnforceTopology(pass);
     SyncEndpoints(pass);
+    ScheduleAutomaticSnapshot(pass);
+    if (TakeSnapshots(pass)) pass.busy = true;
   }
   Status st = Commit(pass);
   if (!st.ok() && !IsConflict(st)) return st;

@@ -6,7 +6,8 @@
 //                  that was available and whose process is gone has failed;
 //   2. probe     - every node with a process is asked INFO replication (and, in cluster mode, CLUSTER NODES and
 //                  CLUSTER INFO) with a kProbeTimeoutMillis deadline; an available node that has not answered for
-//                  kHangMillis has failed too (a SIGSTOP'd process);
+//                  kHangMillis while its process is stopped (SIGSTOP), or for kUnresponsiveMillis while it runs,
+//                  has failed too;
 //   3. failures  - recorded before anything is done about them: the failed node is SIGKILLed and becomes
 //                  "recovering"; when it was its shard's primary (or TestFailover asked), the replica with the
 //                  largest replication offset becomes the shard's Primary in the document (FailoverFrom = the old
@@ -36,6 +37,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,7 +59,11 @@ class CacheClusterController : public Controller {
   int workers() const override { return 2; }
 
   static constexpr int kProbeTimeoutMillis = 150;
-  static constexpr int64_t kHangMillis = 600;
+  // A node that has not answered a probe for kHangMillis while its process is stopped (SIGSTOP) has failed; one
+  // whose process runs has failed only after kUnresponsiveMillis (a CPU-starved node on a loaded machine may stall
+  // for most of a second and must not be failed over).
+  static constexpr int64_t kHangMillis = 1000;
+  static constexpr int64_t kUnresponsiveMillis = 3000;
   static constexpr int64_t kProbeEveryMillis = 200;
   static constexpr SupervisionPolicy kPolicy{.crash_window_ms = 1000,
                                              .first_backoff_ms = 500,
@@ -85,8 +91,15 @@ class CacheClusterController : public Controller {
   void MarkAvailable(Pass& pass);
   void EnforceTopology(Pass& pass);
   void SyncEndpoints(Pass& pass);
+  // Moves the group's creating snapshots on (BGSAVE on a replica per shard, the RDB copied and summed); true
+  // while one is still being taken. Returns the group from snapshotting to available when none is.
+  bool TakeSnapshots(Pass& pass);
+  // SnapshotRetentionLimit > 0: one automatic snapshot per SnapshotWindow; those older than the limit go.
+  void ScheduleAutomaticSnapshot(Pass& pass);
   Status Commit(Pass& pass);
 
+  // SIGKILLs every process that carries one of `tokens` and is not in `keep`; the tokens that had one.
+  std::set<std::string> KillStrays(const std::set<std::string>& tokens, const std::set<pid_t>& keep);
   Status PrepareNodeDir(const Json& rg, Json& node);
   LaunchSpec NodeLaunchSpec(const Json& rg, const Json& node) const;
   std::unique_ptr<elasticache::RedisConnection> Connect(const Json& node) const;

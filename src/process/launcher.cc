@@ -590,8 +590,9 @@ std::set<pid_t> LiveProcessGroups() {
   return groups;
 }
 
-std::map<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(const std::set<std::string>& tokens) {
-  std::map<std::string, ProcessId> found;
+std::multimap<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(
+    const std::set<std::string>& tokens) {
+  std::multimap<std::string, ProcessId> found;
   if (tokens.empty()) return found;
   const std::string prefix = std::string(kLaunchTokenVariable) + "=";
   DIR* dir = opendir("/proc");
@@ -617,7 +618,7 @@ std::map<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(const s
       if (nul == std::string::npos) nul = env.size();
       if (env.compare(at, prefix.size(), prefix) == 0) {
         std::string token = env.substr(at + prefix.size(), nul - at - prefix.size());
-        if (tokens.count(token)) found[token] = ProcessId{static_cast<pid_t>(pid), st->start_time};
+        if (tokens.count(token)) found.emplace(token, ProcessId{static_cast<pid_t>(pid), st->start_time});
         break;
       }
       at = nul + 1;

@@ -323,12 +323,17 @@ namespace {
 }  // namespace
 
 void AdoptUnrecordedProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
+  // A document whose process is not recorded, or whose recorded process is gone: a server killed between a
+  // launch and committing its record leaves the first kind after a first launch and the second after a relaunch
+  // (the record still names the process that died). Either way the process it did start carries the token.
   std::map<std::string, std::pair<std::string, std::string>> owners;  // token -> (kind, id)
   for (const auto& module : AllModules()) {
     for (const auto& kind : module.process_kinds) {
       for (const auto& id : store.Ids(kind.document_kind)) {
         std::optional<Json> doc = store.Get(kind.document_kind, id);
-        if (!doc || RecordedProcess(*doc).pid > 0) continue;
+        if (!doc) continue;
+        const ProcessId recorded = RecordedProcess(*doc);
+        if (recorded.pid > 0 && launcher.IsAlive(recorded)) continue;
         auto token = doc->find("LaunchToken");
         if (token != doc->end() && token->is_string()) owners[*token] = {kind.document_kind, id};
       }
@@ -337,8 +342,15 @@ void AdoptUnrecordedProcesses(Store& store, ProcessLauncher& launcher, int64_t n
   if (owners.empty()) return;
   std::set<std::string> tokens;
   for (const auto& [token, owner] : owners) tokens.insert(token);
-  std::vector<StoreWrite> writes;
+  // The earliest process per token is the one the server launched (later ones, if any, are its own session
+  // leaders that inherited the environment).
+  std::map<std::string, ProcessId> first;
   for (const auto& [token, proc] : launcher.FindByLaunchToken(tokens)) {
+    auto [it, inserted] = first.emplace(token, proc);
+    if (!inserted && proc.start_time < it->second.start_time) it->second = proc;
+  }
+  std::vector<StoreWrite> writes;
+  for (const auto& [token, proc] : first) {
     const auto& [kind, id] = owners[token];
     Json doc = *store.Get(kind, id);
     RecordProcess(doc, proc);
