@@ -69,6 +69,9 @@ std::vector<std::pair<std::string, std::string>> NodeSettings(const Json& rg, co
       {"bind-source-addr", address},
       {"port", std::to_string(node["Port"].get<int>())},
       {"protected-mode", "no"},
+      // Keep argv and the environment as launched: Redis's process title overwrites the environment, and with
+      // it the launch token that lets a restarted server or `down` find a node no document records.
+      {"set-proc-title", "no"},
       {"daemonize", "no"},
       {"dir", "./"},
       {"save", ""},

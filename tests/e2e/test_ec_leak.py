@@ -86,7 +86,7 @@ class CacheNodeLeakTest(unittest.TestCase):
         env = {"PATH": "/usr/bin:/bin", "AUTOPIPE_LAUNCH_TOKEN": replica["LaunchToken"]}
         stray = subprocess.Popen(["redis-server", "--bind", replica["Address"], "--port", str(replica["Port"]),
                                   "--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
-                                  "--cluster-config-file", "nodes.conf", "--dir", "./"],
+                                  "--cluster-config-file", "nodes.conf", "--dir", "./", "--set-proc-title", "no"],
                                  cwd=node_dir, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: stray.poll() is None and stray.kill())
