@@ -650,13 +650,36 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
         pass.busy = true;
       }
     }
+    // 1b. A shard added by resharding: its primary joins as an empty master (MEET), available once it and the
+    // group's other nodes see each other.
+    if (cluster && primary["Status"] == node_status::kCreating && pass.Up(pid) && !pp.my_id.empty()) {
+      bool joined = false;
+      for (const auto& [oid, other] : pass.nodes) {
+        if (oid == pid || other["Status"] != node_status::kAvailable || !pass.Up(oid)) continue;
+        const ClusterNode* seen = FindNode(pass.probes[oid], pp.my_id);
+        const ClusterNode* sees = FindNode(pp, other.value("RedisNodeId", ""));
+        if (!sees) {
+          (void)Run(primary, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+        } else if (seen && !seen->Has("handshake") && sees->link_state == "connected") {
+          joined = true;
+        }
+        break;
+      }
+      if (joined) {
+        primary["RedisNodeId"] = pp.my_id;
+        primary["Status"] = node_status::kAvailable;
+        pass.Event(pid, "cache-cluster", "Added cache node 0001 in availability zone " +
+                                             Str(primary, "AvailabilityZone"));
+      }
+      pass.busy = true;
+    }
     const std::string primary_id = primary.value("RedisNodeId", "");
     // 2. Replicas follow it; rebuilt nodes join as replicas.
     for (const auto& m : ng["Members"]) {
       const std::string id = m;
       if (id == pid) continue;
       Json& node = pass.nodes[id];
-      if (!pass.Up(id) || Role(pp) != "master") continue;
+      if (!pass.Up(id) || Role(pp) != "master" || primary_id.empty()) continue;
       const Probe& p = pass.probes[id];
       const bool recovering = node["Status"] == node_status::kRecovering;
       const bool added = node["Status"] == node_status::kCreating;  // IncreaseReplicaCount
@@ -741,8 +764,115 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
     for (const auto& ng : pass.rg["NodeGroups"]) {
       if (ng.contains("FailoverFrom") || ng.contains("FailoverRequested")) settled = false;
     }
+    if (pass.rg.contains("Resharding")) settled = false;
     if (settled) pass.rg["Status"] = rg_status::kAvailable;
   }
+}
+
+// ---- resharding ----------------------------------------------------------------------------------------------------
+
+void CacheClusterController::Reshard(Pass& pass) {
+  if (!pass.rg.contains("Resharding") || !pass.cluster()) return;
+  pass.busy = true;
+  // Every node of every shard in place (new shards joined and synced) before a slot moves.
+  for (const auto& ng : pass.rg["NodeGroups"]) {
+    if (ng.contains("FailoverFrom") || ng.contains("FailoverRequested")) return;
+    for (const auto& m : ng["Members"]) {
+      auto it = pass.nodes.find(m);
+      if (it == pass.nodes.end() || it->second["Status"] != node_status::kAvailable || !pass.Up(m)) return;
+    }
+  }
+  const Json& target = pass.rg["Resharding"]["Target"];
+  std::map<std::string, std::vector<bool>> have, want;
+  std::map<std::string, Json*> shard;
+  for (auto& ng : pass.rg["NodeGroups"]) {
+    const std::string g = ng["NodeGroupId"];
+    have[g] = SlotSet(ng.value("Slots", std::string()));
+    want[g] = SlotSet(target.value(g, std::string()));
+    shard[g] = &ng;
+  }
+  auto owner = [&](int slot, const std::map<std::string, std::vector<bool>>& sets) -> std::string {
+    for (const auto& [g, set] : sets) {
+      if (set[slot]) return g;
+    }
+    return "";
+  };
+  // Move slots one at a time, for up to kReshardSliceMillis per pass (the document records each move).
+  const int64_t deadline = ctx_->clock->NowMillis() + kReshardSliceMillis;
+  int moved = 0, keys = 0;
+  for (int slot = 0; slot < kSlotCount && ctx_->clock->NowMillis() < deadline; ++slot) {
+    const std::string from = owner(slot, have), to = owner(slot, want);
+    if (from.empty() || to.empty() || from == to) continue;
+    const Json& src = pass.nodes[(*shard[from])["Primary"].get<std::string>()];
+    const Json& dst = pass.nodes[(*shard[to])["Primary"].get<std::string>()];
+    const std::string src_id = src["RedisNodeId"], dst_id = dst["RedisNodeId"];
+    const std::string s = std::to_string(slot);
+    auto sc = RedisConnection::Connect(src["Address"], src["Port"].get<int>(), 2000);
+    auto dc = RedisConnection::Connect(dst["Address"], dst["Port"].get<int>(), 2000);
+    if (!sc.ok() || !dc.ok()) break;
+    // IMPORTING on the target first, then MIGRATING on the source: clients are sent on with ASK for keys
+    // already moved, and no write can land on a node that no longer owns its key.
+    (void)(*dc)->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", src_id});
+    (void)(*sc)->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", dst_id});
+    bool failed = false;
+    for (int round = 0; round < 100000; ++round) {
+      auto batch = (*sc)->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
+      if (!batch.ok()) {
+        failed = true;
+        break;
+      }
+      if (batch->empty()) break;
+      std::vector<std::string> argv = {"MIGRATE", dst["Address"], std::to_string(dst["Port"].get<int>()), "", "0",
+                                       "5000", "REPLACE", "KEYS"};
+      size_t at = 0;
+      while (at <= batch->size()) {
+        size_t nl = batch->find('\n', at);
+        if (nl == std::string::npos) nl = batch->size();
+        argv.push_back(batch->substr(at, nl - at));
+        ++keys;
+        at = nl + 1;
+      }
+      auto r = (*sc)->Command(argv);
+      if (!r.ok()) {
+        spdlog::warn("elasticache group={} slot {}: MIGRATE: {}", pass.rg_id, slot, r.status().message());
+        failed = true;
+        break;
+      }
+    }
+    if (failed) break;  // the next pass resumes this slot (SETSLOT and MIGRATE are safe to repeat)
+    // The slot is the target's: target first (it stops answering ASK-only), then the source, then the others.
+    (void)(*dc)->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    (void)(*sc)->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    for (auto& [g, ng] : shard) {
+      if (g == from || g == to) continue;
+      const Json& other = pass.nodes[(*ng)["Primary"].get<std::string>()];
+      (void)Run(other, {"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    }
+    have[from][slot] = false;
+    have[to][slot] = true;
+    ++moved;
+  }
+  for (auto& [g, ng] : shard) (*ng)["Slots"] = FormatSlotSet(have[g]);
+  if (moved > 0) {
+    spdlog::info("elasticache group={}: moved {} slots ({} keys) this pass", pass.rg_id, moved, keys);
+    pass.rg["Resharding"]["SlotsMoved"] = pass.rg["Resharding"].value("SlotsMoved", 0) + moved;
+    pass.rg["Resharding"]["KeysMoved"] = pass.rg["Resharding"].value("KeysMoved", 0) + keys;
+  }
+  if (have != want) return;
+  // Done: shards left with no slot go (their nodes are stopped and forgotten as no shard's).
+  Json kept = Json::array();
+  for (auto& ng : pass.rg["NodeGroups"]) {
+    if (!ng.value("Slots", std::string()).empty()) kept.push_back(ng);
+  }
+  const int64_t took = pass.now - pass.rg["Resharding"].value("StartedAt", pass.now);
+  pass.Event(pass.rg_id, "replication-group",
+             "Completed modifying number of node groups to " + std::to_string(kept.size()) +
+                 " for replication group " + pass.rg_id + " (" +
+                 std::to_string(pass.rg["Resharding"].value("SlotsMoved", 0)) + " slots, " +
+                 std::to_string(pass.rg["Resharding"].value("KeysMoved", 0)) + " keys moved in " +
+                 std::to_string(took) + " ms)");
+  pass.rg["NodeGroups"] = kept;
+  pass.rg.erase("Resharding");
 }
 
 // ---- endpoints -----------------------------------------------------------------------------------------------------
@@ -1155,6 +1285,7 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
     }
   } else {
     EnforceTopology(pass);
+    Reshard(pass);
     SyncEndpoints(pass);
     ScheduleAutomaticSnapshot(pass);
     if (TakeSnapshots(pass)) pass.busy = true;

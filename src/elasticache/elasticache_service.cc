@@ -282,6 +282,7 @@ class ElastiCacheService {
   Result<Json> DeleteSnapshot(const Params& p);
   Result<Json> CopySnapshot(const Params& p);
   Result<Json> DescribeCacheParameters(const Params& p);
+  Result<Json> ModifyReplicationGroupShardConfiguration(const Params& p);
 
  private:
   // A new snapshot of `rg` (checks the name is free), and the writes that record it.
@@ -1219,6 +1220,128 @@ Result<std::vector<ElastiCacheService::ShardChange>> ElastiCacheService::ReadRep
   return out;
 }
 
+Result<Json> ElastiCacheService::ModifyReplicationGroupShardConfiguration(const Params& p) {
+  auto id = p.Str("ReplicationGroupId");
+  if (!id) return Missing("ReplicationGroupId");
+  AP_ASSIGN_OR_RETURN(Json rg, LoadGroup(*id));
+  const std::string rg_id = rg["ReplicationGroupId"];
+  auto count = p.Int("NodeGroupCount");
+  if (!count.ok()) return count.status();
+  if (!*count) return Missing("NodeGroupCount");
+  auto apply = p.Bool("ApplyImmediately");
+  if (!apply.ok()) return apply.status();
+  if (!apply->value_or(false)) {
+    return Status::InvalidParameterValue("ApplyImmediately must be true: resharding starts at once.");
+  }
+  if (!rg["ClusterEnabled"].get<bool>()) {
+    return InvalidCombination("Resharding is only supported for replication groups with cluster mode enabled.");
+  }
+  if (rg["Status"] != rg_status::kAvailable) {
+    return InvalidRgState("Replication group " + rg_id + " is not in available state.");
+  }
+  const int64_t want = **count;
+  const int64_t have = static_cast<int64_t>(rg["NodeGroups"].size());
+  if (want < 1 || want > kMaxNodeGroups) {
+    return Status::InvalidParameterValue("NodeGroupCount must be between 1 and 90.");
+  }
+  if (want == have) return Status::InvalidParameterValue("NodeGroupCount " + std::to_string(want) +
+                                                         " is the current number of node groups.");
+  const auto to_remove = p.List("NodeGroupsToRemove", "NodeGroupToRemove");
+  const auto to_retain = p.List("NodeGroupsToRetain", "NodeGroupToRetain");
+  std::set<std::string> removed;
+  std::vector<StoreWrite> writes;
+  const int64_t now = ctx_->clock->NowMillis();
+  if (want < have) {
+    if (to_remove.empty() == to_retain.empty()) {
+      return InvalidCombination("Either NodeGroupsToRemove or NodeGroupsToRetain is required to remove node "
+                                "groups.");
+    }
+    std::set<std::string> known;
+    for (const auto& ng : rg["NodeGroups"]) known.insert(ng["NodeGroupId"]);
+    for (const auto& g : to_remove.empty() ? to_retain : to_remove) {
+      if (!known.count(g)) {
+        return Status(404, "NodeGroupNotFoundFault",
+                      "The node group " + g + " was not found in replication group " + rg_id + ".");
+      }
+    }
+    if (!to_remove.empty()) {
+      removed.insert(to_remove.begin(), to_remove.end());
+    } else {
+      for (const auto& g : known) {
+        if (std::find(to_retain.begin(), to_retain.end(), g) == to_retain.end()) removed.insert(g);
+      }
+    }
+    if (static_cast<int64_t>(removed.size()) != have - want) {
+      return Status::InvalidParameterValue("The node groups to remove must leave exactly " + std::to_string(want) +
+                                           " node groups.");
+    }
+  } else {
+    // New shards: as many replicas as the first, in the AZs after their primary's, primaries rotating.
+    const auto& azs = ctx_->catalog->availability_zones();
+    const auto configs = p.StructList("ReshardingConfiguration", "ReshardingConfiguration");
+    const int replicas = static_cast<int>(rg["NodeGroups"][0]["Members"].size()) - 1;
+    std::set<std::string> ids;
+    for (const auto& ng : rg["NodeGroups"]) ids.insert(ng["NodeGroupId"]);
+    int next = 0;
+    for (int64_t k = have; k < want; ++k) {
+      std::string ng_id;
+      while (ng_id.empty() || ids.count(ng_id)) ng_id = NodeGroupIdFor(next++);
+      ids.insert(ng_id);
+      std::vector<std::string> node_azs = {DefaultPrimaryAz(azs, static_cast<int>(k))};
+      for (const auto& az : DefaultReplicaAzs(azs, node_azs[0], replicas)) node_azs.push_back(az);
+      const size_t ci = static_cast<size_t>(k - have);
+      if (ci < configs.size()) {
+        for (int j = 0; j <= replicas; ++j) {
+          auto it = configs[ci].find("PreferredAvailabilityZones.AvailabilityZone." + std::to_string(j + 1));
+          if (it == configs[ci].end()) continue;
+          if (!ctx_->catalog->IsAvailabilityZone(it->second)) {
+            return Status::InvalidParameterValue("Invalid availability zone: " + it->second + ".");
+          }
+          node_azs[static_cast<size_t>(j)] = it->second;
+        }
+      }
+      Json members = Json::array();
+      for (size_t j = 0; j < node_azs.size(); ++j) {
+        const std::string cluster_id = MemberClusterId(rg_id, ng_id, static_cast<int>(j));
+        if (ctx_->store->Get(kind::kCacheNode, cluster_id)) {
+          return Status(400, "CacheClusterAlreadyExists", "Cache cluster " + cluster_id + " already exists.");
+        }
+        AP_ASSIGN_OR_RETURN(std::string address, AllocatePrivateAddress(*ctx_, node_azs[j], &writes));
+        Json node = {{"CacheClusterId", cluster_id},     {"ReplicationGroupId", rg_id},
+                     {"NodeGroupId", ng_id},             {"CacheNodeId", "0001"},
+                     {"AvailabilityZone", node_azs[j]},  {"Address", address},
+                     {"Port", rg["Port"]},               {"CreateTime", now},
+                     {"Status", node_status::kCreating}, {"RedisNodeId", ""},
+                     {"Generation", 1},                  {"Pid", 0},
+                     {"PidStartTime", 0},                {"LaunchToken", NewLaunchToken()}};
+        writes.push_back({kind::kCacheNode, cluster_id, std::move(node), std::nullopt});
+        members.push_back(cluster_id);
+      }
+      rg["NodeGroups"].push_back(
+          {{"NodeGroupId", ng_id}, {"Slots", ""}, {"Members", members}, {"Primary", members[0]}});
+    }
+  }
+  // The target: ElastiCache's equal split over the shards that stay, in NodeGroupId order.
+  std::vector<std::string> staying;
+  for (const auto& ng : rg["NodeGroups"]) {
+    if (!removed.count(ng["NodeGroupId"])) staying.push_back(ng["NodeGroupId"]);
+  }
+  std::sort(staying.begin(), staying.end());
+  const auto split = SplitSlots(static_cast<int>(staying.size()));
+  Json target = Json::object();
+  for (size_t i = 0; i < staying.size(); ++i) target[staying[i]] = FormatSlots(split[i]);
+  for (const auto& g : removed) target[g] = "";
+  rg["Resharding"] = {{"Target", target}, {"StartedAt", now}};
+  rg["Status"] = rg_status::kModifying;
+  writes.push_back({kind::kCacheReplicationGroup, rg_id, rg, std::nullopt});
+  writes.push_back(EventWrite(rg_id, "replication-group",
+                              "Modifying number of node groups from " + std::to_string(have) + " to " +
+                                  std::to_string(want) + " for replication group " + rg_id,
+                              now));
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
 Result<Json> ElastiCacheService::IncreaseReplicaCount(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
   AP_ASSIGN_OR_RETURN(auto changes, ReadReplicaChanges(p, rg));
@@ -1419,6 +1542,9 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
                            {"ReplicaConfiguration", "ConfigureShard"},
                            {"PreferredAvailabilityZones", "PreferredAvailabilityZone"},
                            {"Snapshots", "Snapshot"},
+                           {"ReshardingConfiguration", "ReshardingConfiguration"},
+                           {"NodeGroupsToRemove", "NodeGroupToRemove"},
+                           {"NodeGroupsToRetain", "NodeGroupToRetain"},
                            {"NodeSnapshots", "NodeSnapshot"},
                            {"Parameters", "Parameter"},
                            {"CacheNodeTypeSpecificParameters", "CacheNodeTypeSpecificParameter"}};
@@ -1447,6 +1573,11 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
       op("DeleteSnapshot", Access::kWrite, &ElastiCacheService::DeleteSnapshot),
       op("CopySnapshot", Access::kWrite, &ElastiCacheService::CopySnapshot, {{"Tags", 50, "Tag"}}),
       op("DescribeCacheParameters", Access::kRead, &ElastiCacheService::DescribeCacheParameters),
+      op("ModifyReplicationGroupShardConfiguration", Access::kWrite,
+         &ElastiCacheService::ModifyReplicationGroupShardConfiguration,
+         {{"ReshardingConfiguration", 90, "ReshardingConfiguration"},
+          {"NodeGroupsToRemove", 90, "NodeGroupToRemove"},
+          {"NodeGroupsToRetain", 90, "NodeGroupToRetain"}}),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {

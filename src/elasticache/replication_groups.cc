@@ -85,6 +85,36 @@ Result<SlotRange> ParseSlots(const std::string& text) {
   return SlotRange{*first, *last};
 }
 
+std::vector<bool> SlotSet(const std::string& text) {
+  std::vector<bool> set(kSlotCount, false);
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t comma = text.find(',', at);
+    if (comma == std::string::npos) comma = text.size();
+    if (auto r = ParseSlots(text.substr(at, comma - at)); r.ok()) {
+      for (int i = r->first; i <= r->last; ++i) set[i] = true;
+    }
+    at = comma + 1;
+  }
+  return set;
+}
+
+std::string FormatSlotSet(const std::vector<bool>& slots) {
+  std::string out;
+  for (int i = 0; i < kSlotCount && i < static_cast<int>(slots.size());) {
+    if (!slots[i]) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j + 1 < kSlotCount && slots[j + 1]) ++j;
+    if (!out.empty()) out += ",";
+    out += FormatSlots({i, j});
+    i = j + 1;
+  }
+  return out;
+}
+
 Status CheckSlotCoverage(const std::vector<SlotRange>& ranges) {
   std::vector<SlotRange> sorted = ranges;
   std::sort(sorted.begin(), sorted.end(), [](const SlotRange& a, const SlotRange& b) { return a.first < b.first; });

@@ -112,6 +112,10 @@ std::vector<SlotRange> SplitSlots(int shards);
 std::string FormatSlots(const SlotRange& r);  // "0-8191"
 // "a-b" with 0 <= a <= b <= 16383 (a single slot "a" too); InvalidParameterValue otherwise.
 Result<SlotRange> ParseSlots(const std::string& text);
+// A shard's slots as a set (one flag per slot) and back: "0-100,200-300" (ElastiCache's Slots text while a
+// shard holds several ranges, during resharding); "" is no slot.
+std::vector<bool> SlotSet(const std::string& text);
+std::string FormatSlotSet(const std::vector<bool>& slots);
 // The ranges must not overlap and must together cover 0-16383.
 Status CheckSlotCoverage(const std::vector<SlotRange>& ranges);
 

@@ -168,5 +168,14 @@ TEST(SnapshotRulesTest, NewSnapshotHasOneNodeSnapshotPerShardWithItsSlotsAndAzs)
   EXPECT_EQ(snap["NodeSnapshots"][1]["ReplicaCount"], 0);
 }
 
+
+TEST(SlotsTest, SlotSetsRoundTrip) {
+  auto set = SlotSet("0-100,200-300,16383");
+  EXPECT_TRUE(set[0] && set[100] && !set[101] && set[200] && set[16383]);
+  EXPECT_EQ(FormatSlotSet(set), "0-100,200-300,16383-16383");
+  EXPECT_EQ(FormatSlotSet(SlotSet("")), "");
+  EXPECT_EQ(FormatSlotSet(SlotSet("0-16383")), "0-16383");
+}
+
 }  // namespace
 }  // namespace autopipe::elasticache
