@@ -767,8 +767,9 @@ Result<Json> ElastiCacheService::TestFailover(const Params& p) {
                       std::to_string(kTestFailoversPerDay) + " node groups can be failed over in a rolling 24 hours.");
   }
   recent.push_back(now);
-  rg["TestFailoverTimes"] = recent;
   (*ng)["FailoverRequested"] = true;
+  // Last: Json is an ordered_json, whose insertion of a new key moves its elements (and `ng` with them).
+  rg["TestFailoverTimes"] = recent;
   rg["Status"] = rg_status::kModifying;
   std::vector<StoreWrite> writes = {{kind::kCacheReplicationGroup, rg_id, rg, std::nullopt}};
   writes.push_back(EventWrite(rg_id, "replication-group", "Test Failover API called for node group " + *node_group,
