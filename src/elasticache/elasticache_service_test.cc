@@ -304,8 +304,8 @@ TEST_F(ElastiCacheServiceTest, SnapshotsOfAnAvailableGroup) {
   EXPECT_EQ(missing.status().code(), "SnapshotNotFoundFault");
   EXPECT_EQ(MustCall("DescribeSnapshots", {{"SnapshotSource", "user"}})["Snapshots"].size(), 1u);
   EXPECT_EQ(MustCall("DescribeSnapshots", {{"SnapshotSource", "system"}})["Snapshots"].size(), 0u);
-  auto bad_window = Call("ModifyReplicationGroup", {{"ReplicationGroupId", "auto-pipeline-redis"},
-                                                    {"SnapshotWindow", "05:00-05:10"}});
+  auto bad_window = Call("CreateReplicationGroup", SeedParams({{"ReplicationGroupId", "other"},
+                                                               {"SnapshotWindow", "05:00-05:10"}}));
   ASSERT_FALSE(bad_window.ok());
   EXPECT_EQ(bad_window.status().code(), "InvalidParameterValue");
 }

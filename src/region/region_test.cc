@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "ec2/instances.h"
+#include "elasticache/replication_groups.h"
 #include "process/launcher.h"
 #include "process/recorded_process.h"
 #include "region/module.h"
@@ -96,7 +97,7 @@ TEST(DownTest, StopsEveryProcessCarryingADocumentsToken) {
   ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
   Json doc = {{"Status", "available"}, {"LaunchToken", "token-of-node"}};
   RecordProcess(doc, *recorded);
-  ASSERT_TRUE(store->Put(kind::kInstance, "i-1", doc).ok());
+  ASSERT_TRUE(store->Put(kind::kCacheNode, "rg-0001-001", doc).ok());
 
   StopRegionProcesses(*store, launcher, /*now_millis=*/1234);
 
