@@ -800,6 +800,16 @@ void CacheClusterController::Reshard(Pass& pass) {
   // Move slots one at a time, for up to kReshardSliceMillis per pass (the document records each move).
   const int64_t deadline = ctx_->clock->NowMillis() + kReshardSliceMillis;
   int moved = 0, keys = 0;
+  // One connection per primary for the whole pass (a connect per command was most of a slot's cost).
+  std::map<std::string, std::unique_ptr<RedisConnection>> conns;
+  auto conn = [&](const Json& node) -> RedisConnection* {
+    const std::string id = node["CacheClusterId"];
+    auto it = conns.find(id);
+    if (it != conns.end()) return it->second.get();
+    auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 2000);
+    if (!c.ok()) return nullptr;
+    return conns.emplace(id, std::move(*c)).first->second.get();
+  };
   for (int slot = 0; slot < kSlotCount && ctx_->clock->NowMillis() < deadline; ++slot) {
     const std::string from = owner(slot, have), to = owner(slot, want);
     if (from.empty() || to.empty() || from == to) continue;
@@ -807,16 +817,16 @@ void CacheClusterController::Reshard(Pass& pass) {
     const Json& dst = pass.nodes[(*shard[to])["Primary"].get<std::string>()];
     const std::string src_id = src["RedisNodeId"], dst_id = dst["RedisNodeId"];
     const std::string s = std::to_string(slot);
-    auto sc = RedisConnection::Connect(src["Address"], src["Port"].get<int>(), 2000);
-    auto dc = RedisConnection::Connect(dst["Address"], dst["Port"].get<int>(), 2000);
-    if (!sc.ok() || !dc.ok()) break;
+    RedisConnection* sc = conn(src);
+    RedisConnection* dc = conn(dst);
+    if (!sc || !dc) break;
     // IMPORTING on the target first, then MIGRATING on the source: clients are sent on with ASK for keys
     // already moved, and no write can land on a node that no longer owns its key.
-    (void)(*dc)->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", src_id});
-    (void)(*sc)->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", dst_id});
+    (void)dc->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", src_id});
+    (void)sc->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", dst_id});
     bool failed = false;
     for (int round = 0; round < 100000; ++round) {
-      auto batch = (*sc)->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
+      auto batch = sc->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
       if (!batch.ok()) {
         failed = true;
         break;
@@ -832,7 +842,7 @@ void CacheClusterController::Reshard(Pass& pass) {
         ++keys;
         at = nl + 1;
       }
-      auto r = (*sc)->Command(argv);
+      auto r = sc->Command(argv);
       if (!r.ok()) {
         spdlog::warn("elasticache group={} slot {}: MIGRATE: {}", pass.rg_id, slot, r.status().message());
         failed = true;
@@ -841,12 +851,14 @@ void CacheClusterController::Reshard(Pass& pass) {
     }
     if (failed) break;  // the next pass resumes this slot (SETSLOT and MIGRATE are safe to repeat)
     // The slot is the target's: target first (it stops answering ASK-only), then the source, then the others.
-    (void)(*dc)->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
-    (void)(*sc)->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    if (failed) break;
+    (void)dc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    (void)sc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
     for (auto& [g, ng] : shard) {
       if (g == from || g == to) continue;
-      const Json& other = pass.nodes[(*ng)["Primary"].get<std::string>()];
-      (void)Run(other, {"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+      if (RedisConnection* oc = conn(pass.nodes[(*ng)["Primary"].get<std::string>()])) {
+        (void)oc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+      }
     }
     have[from][slot] = false;
     have[to][slot] = true;
