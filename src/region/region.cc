@@ -323,17 +323,16 @@ namespace {
 }  // namespace
 
 void AdoptUnrecordedProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
-  // A document whose process is not recorded, or whose recorded process is gone: a server killed between a
-  // launch and committing its record leaves the first kind after a first launch and the second after a relaunch
-  // (the record still names the process that died). Either way the process it did start carries the token.
+  // Documents whose process is not recorded (a server killed between a first launch and committing its pid). A
+  // relaunch whose record was lost (the document still names the process that died) is not adopted here: the
+  // owning controller stops such a stray before it launches again (an instance's surviving daemon also carries
+  // its token, and must not become the instance); `down` stops every process carrying a document's token.
   std::map<std::string, std::pair<std::string, std::string>> owners;  // token -> (kind, id)
   for (const auto& module : AllModules()) {
     for (const auto& kind : module.process_kinds) {
       for (const auto& id : store.Ids(kind.document_kind)) {
         std::optional<Json> doc = store.Get(kind.document_kind, id);
-        if (!doc) continue;
-        const ProcessId recorded = RecordedProcess(*doc);
-        if (recorded.pid > 0 && launcher.IsAlive(recorded)) continue;
+        if (!doc || RecordedProcess(*doc).pid > 0) continue;
         auto token = doc->find("LaunchToken");
         if (token != doc->end() && token->is_string()) owners[*token] = {kind.document_kind, id};
       }

@@ -105,31 +105,6 @@ TEST(DownTest, StopsEveryProcessCarryingADocumentsToken) {
   EXPECT_FALSE(launcher.GroupAlive(*stray)) << "a second process with the token outlived down";
 }
 
-// The document still records the process that died; the one relaunched for it was never recorded. A restarted
-// server adopts it (else nothing would ever stop it once the document is deleted).
-TEST(AdoptTest, AdoptsTheTokensProcessWhenTheRecordedOneIsGone) {
-  auto store = NewMemoryStore();
-  LocalProcessLauncher launcher;
-  LaunchSpec dead_spec;
-  dead_spec.argv = {"/bin/true"};
-  auto dead = launcher.Launch(dead_spec);
-  ASSERT_TRUE(dead.ok());
-  for (int i = 0; i < 200 && launcher.IsAlive(*dead); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  LaunchSpec spec;
-  spec.argv = {"/bin/sh", "-c", "sleep 60"};
-  spec.env = {{"PATH", "/usr/bin:/bin"}, {kLaunchTokenVariable, "token-of-relaunch"}};
-  auto relaunched = launcher.Launch(spec);
-  ASSERT_TRUE(relaunched.ok());
-  Json doc = {{"Status", "recovering"}, {"LaunchToken", "token-of-relaunch"}};
-  RecordProcess(doc, *dead);
-  ASSERT_TRUE(store->Put(kind::kInstance, "i-2", doc).ok());
-
-  AdoptUnrecordedProcesses(*store, launcher, /*now_millis=*/1234);
-
-  EXPECT_EQ(RecordedProcess(*store->Get(kind::kInstance, "i-2")).pid, relaunched->pid);
-  launcher.SignalGroup(*relaunched, /*force=*/true);
-}
-
 // The restarted server finds such a process by its token and adopts it instead of starting a second one on the
 // same address.
 class UnrecordedProcessTest : public RegionFixture {
