@@ -24,8 +24,14 @@
 //                  forgotten by every node (CLUSTER FORGET). Events as AWS-SEMANTICS.md §3;
 //   5. endpoints - one `autopipe lb` TCP node per endpoint (configuration: every available node; primary: the
 //                  primary; reader: the replicas), its config rewritten and SIGHUP'd when the topology changes;
-//   6. deletion  - a deleting group's nodes and endpoints get SIGTERM (SIGKILL after kKillAfterMillis); once
-//                  none is left its documents and folder go.
+//   6. resharding, snapshots - slots move toward the group's Resharding.Target a slice of time per pass (Reshard);
+//                  creating snapshots advance (BGSAVE on a replica per shard, the RDB copied and summed), one
+//                  automatic snapshot per SnapshotWindow when SnapshotRetentionLimit > 0;
+//   7. deletion  - a final snapshot first, then a deleting group's nodes and endpoints get SIGTERM (SIGKILL after
+//                  kKillAfterMillis); once none is left, and no process carries one of their launch tokens, its
+//                  documents and folder go.
+// A node about to be (re)launched first has any process carrying its launch token killed (a relaunch a server
+// killed before recording it would hold the node's address for ever).
 // Only steps 3 and the final commit take RegionContext::mu; connecting to Redis, launching and waiting never do.
 // Node and endpoint documents have this controller as their one writer after creation; the group document is
 // written with expect_revision, and a conflict (an API write in between) re-runs the pass.
