@@ -679,7 +679,7 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
       const std::string id = m;
       if (id == pid) continue;
       Json& node = pass.nodes[id];
-      if (!pass.Up(id) || Role(pp) != "master" || primary_id.empty()) continue;
+      if (!pass.Up(id) || Role(pp) != "master" || (cluster && primary_id.empty())) continue;
       const Probe& p = pass.probes[id];
       const bool recovering = node["Status"] == node_status::kRecovering;
       const bool added = node["Status"] == node_status::kCreating;  // IncreaseReplicaCount
