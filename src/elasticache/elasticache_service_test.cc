@@ -323,7 +323,9 @@ TEST_F(ElastiCacheServiceTest, DescribeCacheParametersOfTheDefaults) {
   EXPECT_EQ(on["CacheNodeTypeSpecificParameters"][0]["ParameterName"], "maxmemory");
   Json off = MustCall("DescribeCacheParameters", {{"CacheParameterGroupName", "default.redis5.0"}});
   for (const auto& prm : off["Parameters"]) {
-    if (prm["ParameterName"] == "cluster-enabled") EXPECT_EQ(prm["ParameterValue"], "no");
+    if (prm["ParameterName"] == "cluster-enabled") {
+      EXPECT_EQ(prm["ParameterValue"], "no");
+    }
   }
   auto missing = Call("DescribeCacheParameters", {{"CacheParameterGroupName", "default.redis9"}});
   ASSERT_FALSE(missing.ok());
