@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -67,6 +69,9 @@ std::vector<std::pair<std::string, std::string>> NodeSettings(const Json& rg, co
       {"bind-source-addr", address},
       {"port", std::to_string(node["Port"].get<int>())},
       {"protected-mode", "no"},
+      // Keep argv and the environment as launched: Redis's process title overwrites the environment, and with
+      // it the launch token that lets a restarted server or `down` find a node no document records.
+      {"set-proc-title", "no"},
       {"daemonize", "no"},
       {"dir", "./"},
       {"save", ""},
@@ -87,6 +92,22 @@ std::vector<std::pair<std::string, std::string>> NodeSettings(const Json& rg, co
                        {"cluster-replica-no-failover", "yes"}});
   }
   return s;
+}
+
+// The state letter of /proc/<pid>/stat (R, S, D, T, t, Z ...); 0 when the process is gone.
+char ProcessState(pid_t pid) {
+  if (pid <= 0) return 0;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* close_paren = std::strrchr(buf, ')');
+  return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
 }
 
 const ClusterNode* Myself(const CacheClusterController::Probe& p) {
@@ -122,6 +143,8 @@ struct CacheClusterController::Pass {
   std::map<std::string, Probe> probes;
   std::set<std::string> failed;
   std::set<std::string> deleted_nodes, deleted_endpoints;
+  std::map<std::string, Json> snapshots_before, snapshots;  // this group's snapshots
+  std::set<std::string> deleted_snapshots;
   bool delete_group = false;
   int64_t now = 0;
   bool busy = false;  // something is in progress: look again soon
@@ -157,7 +180,8 @@ std::vector<Controller::Watch> CacheClusterController::Watches() const {
   };
   return {{kind::kCacheReplicationGroup, SameKey},
           {kind::kCacheNode, owner(kind::kCacheNode)},
-          {kind::kCacheEndpoint, owner(kind::kCacheEndpoint)}};
+          {kind::kCacheEndpoint, owner(kind::kCacheEndpoint)},
+          {kind::kCacheSnapshot, owner(kind::kCacheSnapshot)}};
 }
 
 // ---- nodes: files and processes ------------------------------------------------------------------------------------
@@ -173,9 +197,25 @@ Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
   std::string conf = "# The settings the ElastiCache controller starts " + Str(node, "CacheClusterId") + " with\n";
   for (const auto& [k, v] : NodeSettings(rg, node)) conf += k + " \"" + v + "\"\n";
   AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/redis.conf", conf, 0600));
+  // A group created from a snapshot: its primaries start with their shard's RDB (verified against its sum).
+  const std::string dump = dir + "/dump.rdb";
+  if (node.contains("SeedFile") && node["Status"] == node_status::kCreating && !fs::exists(dump)) {
+    auto sum = FileSha256(node["SeedFile"]);
+    if (!sum.ok()) return sum.status();
+    if (*sum != Str(node, "SeedSha256")) {
+      return Status::Internal("snapshot file " + Str(node, "SeedFile") + " does not match its checksum");
+    }
+    fs::copy_file(node["SeedFile"].get<std::string>(), dump + ".part", fs::copy_options::overwrite_existing, ec);
+    if (ec) return Status::Internal("cannot copy " + Str(node, "SeedFile") + ": " + ec.message());
+    fs::rename(dump + ".part", dump, ec);
+    if (ec) return Status::Internal("cannot place " + dump + ": " + ec.message());
+  }
   if (ctx_->instance_identities) {
     auto uid = InstanceUidFor(address);
     if (!uid) return Status::Internal("no identity for address " + address);
+    if (fs::exists(dump) && ::chown(dump.c_str(), *uid, *uid) != 0) {
+      return Status::Internal("cannot hand " + dump + " to its node's uid");
+    }
     for (const std::string& p : {dir}) {
       if (::chown(p.c_str(), *uid, *uid) != 0) return Status::Internal("cannot hand " + p + " to its node's uid");
     }
@@ -220,7 +260,35 @@ Result<std::string> CacheClusterController::Run(const Json& node, const std::vec
   return r;
 }
 
+std::set<std::string> CacheClusterController::KillStrays(const std::set<std::string>& tokens,
+                                                         const std::set<pid_t>& keep) {
+  std::set<std::string> found;
+  if (tokens.empty()) return found;
+  for (const auto& [token, proc] : ctx_->launcher->FindByLaunchToken(tokens)) {
+    if (keep.count(proc.pid)) continue;
+    spdlog::warn("elasticache: pid {} carries launch token {} but is not its document's process: killing it",
+                 proc.pid, token);
+    ctx_->launcher->SignalGroup(proc, /*force=*/true);
+    found.insert(token);
+  }
+  return found;
+}
+
 void CacheClusterController::RunProcesses(Pass& pass) {
+  // A node about to be (re)started must have no process left under its token: one launched by a server killed
+  // before recording it would hold the node's address, and nothing would ever stop it once the document goes.
+  std::set<std::string> to_launch;
+  std::set<pid_t> recorded;
+  for (auto& [id, node] : pass.nodes) {
+    const std::string status = node["Status"];
+    if (status != node_status::kCreating && status != node_status::kRecovering) continue;
+    if (supervisor_.Running(node)) {
+      recorded.insert(RecordedProcess(node).pid);
+    } else if (node.contains("LaunchToken") && node["LaunchToken"].is_string()) {
+      to_launch.insert(node["LaunchToken"].get<std::string>());
+    }
+  }
+  const std::set<std::string> strays = KillStrays(to_launch, recorded);
   for (auto& [id, node] : pass.nodes) {
     const std::string status = node["Status"];
     const std::string what = "elasticache node=" + id + " address=" + Str(node, "Address");
@@ -263,6 +331,10 @@ void CacheClusterController::RunProcesses(Pass& pass) {
       }
     }
     if (status == node_status::kCreating || status == node_status::kRecovering) {
+      if (strays.count(node.value("LaunchToken", std::string()))) {
+        pass.busy = true;  // launched once the stray is gone
+        continue;
+      }
       if (!supervisor_.Running(node)) {
         Status st = PrepareNodeDir(pass.rg, node);
         if (!st.ok()) {
@@ -312,8 +384,15 @@ void CacheClusterController::ProbeAll(Pass& pass) {
       unreachable_since_.erase(key);
     } else if (node["Status"] == node_status::kAvailable) {
       auto [it, inserted] = unreachable_since_.emplace(key, pass.now);
-      if (pass.now - it->second >= kHangMillis) {
-        spdlog::warn("elasticache node={} has not answered for {} ms: failed", id, pass.now - it->second);
+      const int64_t silent = pass.now - it->second;
+      // A stopped process (SIGSTOP, a debugger) will not answer until someone continues it: failed once it has
+      // been silent for kHangMillis. One that runs but does not answer may only be starved of CPU on a loaded
+      // machine (a 600 ms stall is no failure): failed after kUnresponsiveMillis.
+      const char state = ProcessState(RecordedProcess(node).pid);
+      const bool stopped = state == 'T' || state == 't';
+      if ((stopped && silent >= kHangMillis) || silent >= kUnresponsiveMillis) {
+        spdlog::warn("elasticache node={} has not answered for {} ms ({}): failed", id, silent,
+                     stopped ? "stopped" : "running");
         pass.failed.insert(id);
         unreachable_since_.erase(it);
       }
@@ -393,10 +472,29 @@ bool CacheClusterController::FormCluster(Pass& pass) {
       node["RedisNodeId"] = p.my_id;
       const Json* ng = ShardOf(pass.rg, id);
       const ClusterNode* me = Myself(p);
-      if (IsPrimaryOf(*ng, id) && me && me->slots.empty()) {
+      if (IsPrimaryOf(*ng, id) && me && me->slots != std::vector<std::string>{AsRedisShows((*ng)["Slots"])}) {
+        // The slots it lacks (a primary that loaded a snapshot has already claimed the slots of its keys).
         auto slots = ParseSlots((*ng)["Slots"]);
         if (slots.ok()) {
-          (void)Run(node, {"CLUSTER", "ADDSLOTSRANGE", std::to_string(slots->first), std::to_string(slots->last)});
+          std::vector<bool> owned(kSlotCount, false);
+          for (const auto& text : me->slots) {
+            if (auto r = ParseSlots(text); r.ok()) {
+              for (int i = r->first; i <= r->last; ++i) owned[i] = true;
+            }
+          }
+          std::vector<std::string> add = {"CLUSTER", "ADDSLOTSRANGE"};
+          for (int i = slots->first; i <= slots->last;) {
+            if (owned[i]) {
+              ++i;
+              continue;
+            }
+            int j = i;
+            while (j + 1 <= slots->last && !owned[j + 1]) ++j;
+            add.push_back(std::to_string(i));
+            add.push_back(std::to_string(j));
+            i = j + 1;
+          }
+          if (add.size() > 2) (void)Run(node, add);
         }
         converged = false;
       }
@@ -498,7 +596,16 @@ bool CacheClusterController::EndpointsReady(Pass& pass) {
 }
 
 void CacheClusterController::MarkAvailable(Pass& pass) {
-  for (auto& [id, node] : pass.nodes) node["Status"] = node_status::kAvailable;
+  for (auto& [id, node] : pass.nodes) {
+    node["Status"] = node_status::kAvailable;
+    if (node.contains("SeedFile")) {
+      // Loaded; a node rebuilt later starts empty and syncs from its primary.
+      std::error_code ec;
+      fs::remove(NodeDir(*ctx_, pass.rg_id, id) + "/dump.rdb", ec);
+      node.erase("SeedFile");
+      node.erase("SeedSha256");
+    }
+  }
   pass.rg["Status"] = rg_status::kAvailable;
   for (const auto& [id, node] : pass.nodes) pass.Event(id, "cache-cluster", "Cache cluster created");
   pass.Event(pass.rg_id, "replication-group", "Replication group " + pass.rg_id + " created");
@@ -543,13 +650,36 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
         pass.busy = true;
       }
     }
+    // 1b. A shard added by resharding: its primary joins as an empty master (MEET), available once it and the
+    // group's other nodes see each other.
+    if (cluster && primary["Status"] == node_status::kCreating && pass.Up(pid) && !pp.my_id.empty()) {
+      bool joined = false;
+      for (const auto& [oid, other] : pass.nodes) {
+        if (oid == pid || other["Status"] != node_status::kAvailable || !pass.Up(oid)) continue;
+        const ClusterNode* seen = FindNode(pass.probes[oid], pp.my_id);
+        const ClusterNode* sees = FindNode(pp, other.value("RedisNodeId", ""));
+        if (!sees) {
+          (void)Run(primary, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+        } else if (seen && !seen->Has("handshake") && sees->link_state == "connected") {
+          joined = true;
+        }
+        break;
+      }
+      if (joined) {
+        primary["RedisNodeId"] = pp.my_id;
+        primary["Status"] = node_status::kAvailable;
+        pass.Event(pid, "cache-cluster", "Added cache node 0001 in availability zone " +
+                                             Str(primary, "AvailabilityZone"));
+      }
+      pass.busy = true;
+    }
     const std::string primary_id = primary.value("RedisNodeId", "");
     // 2. Replicas follow it; rebuilt nodes join as replicas.
     for (const auto& m : ng["Members"]) {
       const std::string id = m;
       if (id == pid) continue;
       Json& node = pass.nodes[id];
-      if (!pass.Up(id) || Role(pp) != "master") continue;
+      if (!pass.Up(id) || Role(pp) != "master" || (cluster && primary_id.empty())) continue;
       const Probe& p = pass.probes[id];
       const bool recovering = node["Status"] == node_status::kRecovering;
       const bool added = node["Status"] == node_status::kCreating;  // IncreaseReplicaCount
@@ -634,8 +764,127 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
     for (const auto& ng : pass.rg["NodeGroups"]) {
       if (ng.contains("FailoverFrom") || ng.contains("FailoverRequested")) settled = false;
     }
+    if (pass.rg.contains("Resharding")) settled = false;
     if (settled) pass.rg["Status"] = rg_status::kAvailable;
   }
+}
+
+// ---- resharding ----------------------------------------------------------------------------------------------------
+
+void CacheClusterController::Reshard(Pass& pass) {
+  if (!pass.rg.contains("Resharding") || !pass.cluster()) return;
+  pass.busy = true;
+  // Every node of every shard in place (new shards joined and synced) before a slot moves.
+  for (const auto& ng : pass.rg["NodeGroups"]) {
+    if (ng.contains("FailoverFrom") || ng.contains("FailoverRequested")) return;
+    for (const auto& m : ng["Members"]) {
+      auto it = pass.nodes.find(m);
+      if (it == pass.nodes.end() || it->second["Status"] != node_status::kAvailable || !pass.Up(m)) return;
+    }
+  }
+  const Json& target = pass.rg["Resharding"]["Target"];
+  std::map<std::string, std::vector<bool>> have, want;
+  std::map<std::string, Json*> shard;
+  for (auto& ng : pass.rg["NodeGroups"]) {
+    const std::string g = ng["NodeGroupId"];
+    have[g] = SlotSet(ng.value("Slots", std::string()));
+    want[g] = SlotSet(target.value(g, std::string()));
+    shard[g] = &ng;
+  }
+  auto owner = [&](int slot, const std::map<std::string, std::vector<bool>>& sets) -> std::string {
+    for (const auto& [g, set] : sets) {
+      if (set[slot]) return g;
+    }
+    return "";
+  };
+  // Move slots one at a time, for up to kReshardSliceMillis per pass (the document records each move).
+  const int64_t deadline = ctx_->clock->NowMillis() + kReshardSliceMillis;
+  int moved = 0, keys = 0;
+  // One connection per primary for the whole pass (a connect per command was most of a slot's cost).
+  std::map<std::string, std::unique_ptr<RedisConnection>> conns;
+  auto conn = [&](const Json& node) -> RedisConnection* {
+    const std::string id = node["CacheClusterId"];
+    auto it = conns.find(id);
+    if (it != conns.end()) return it->second.get();
+    auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 2000);
+    if (!c.ok()) return nullptr;
+    return conns.emplace(id, std::move(*c)).first->second.get();
+  };
+  for (int slot = 0; slot < kSlotCount && ctx_->clock->NowMillis() < deadline; ++slot) {
+    const std::string from = owner(slot, have), to = owner(slot, want);
+    if (from.empty() || to.empty() || from == to) continue;
+    const Json& src = pass.nodes[(*shard[from])["Primary"].get<std::string>()];
+    const Json& dst = pass.nodes[(*shard[to])["Primary"].get<std::string>()];
+    const std::string src_id = src["RedisNodeId"], dst_id = dst["RedisNodeId"];
+    const std::string s = std::to_string(slot);
+    RedisConnection* sc = conn(src);
+    RedisConnection* dc = conn(dst);
+    if (!sc || !dc) break;
+    // IMPORTING on the target first, then MIGRATING on the source: clients are sent on with ASK for keys
+    // already moved, and no write can land on a node that no longer owns its key.
+    (void)dc->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", src_id});
+    (void)sc->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", dst_id});
+    bool failed = false;
+    for (int round = 0; round < 100000; ++round) {
+      auto batch = sc->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
+      if (!batch.ok()) {
+        failed = true;
+        break;
+      }
+      if (batch->empty()) break;
+      std::vector<std::string> argv = {"MIGRATE", dst["Address"], std::to_string(dst["Port"].get<int>()), "", "0",
+                                       "5000", "REPLACE", "KEYS"};
+      size_t at = 0;
+      while (at <= batch->size()) {
+        size_t nl = batch->find('\n', at);
+        if (nl == std::string::npos) nl = batch->size();
+        argv.push_back(batch->substr(at, nl - at));
+        ++keys;
+        at = nl + 1;
+      }
+      auto r = sc->Command(argv);
+      if (!r.ok()) {
+        spdlog::warn("elasticache group={} slot {}: MIGRATE: {}", pass.rg_id, slot, r.status().message());
+        failed = true;
+        break;
+      }
+    }
+    if (failed) break;  // the next pass resumes this slot (SETSLOT and MIGRATE are safe to repeat)
+    // The slot is the target's: target first (it stops answering ASK-only), then the source, then the others.
+    if (failed) break;
+    (void)dc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    (void)sc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    for (auto& [g, ng] : shard) {
+      if (g == from || g == to) continue;
+      if (RedisConnection* oc = conn(pass.nodes[(*ng)["Primary"].get<std::string>()])) {
+        (void)oc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+      }
+    }
+    have[from][slot] = false;
+    have[to][slot] = true;
+    ++moved;
+  }
+  for (auto& [g, ng] : shard) (*ng)["Slots"] = FormatSlotSet(have[g]);
+  if (moved > 0) {
+    spdlog::info("elasticache group={}: moved {} slots ({} keys) this pass", pass.rg_id, moved, keys);
+    pass.rg["Resharding"]["SlotsMoved"] = pass.rg["Resharding"].value("SlotsMoved", 0) + moved;
+    pass.rg["Resharding"]["KeysMoved"] = pass.rg["Resharding"].value("KeysMoved", 0) + keys;
+  }
+  if (have != want) return;
+  // Done: shards left with no slot go (their nodes are stopped and forgotten as no shard's).
+  Json kept = Json::array();
+  for (auto& ng : pass.rg["NodeGroups"]) {
+    if (!ng.value("Slots", std::string()).empty()) kept.push_back(ng);
+  }
+  const int64_t took = pass.now - pass.rg["Resharding"].value("StartedAt", pass.now);
+  pass.Event(pass.rg_id, "replication-group",
+             "Completed modifying number of node groups to " + std::to_string(kept.size()) +
+                 " for replication group " + pass.rg_id + " (" +
+                 std::to_string(pass.rg["Resharding"].value("SlotsMoved", 0)) + " slots, " +
+                 std::to_string(pass.rg["Resharding"].value("KeysMoved", 0)) + " keys moved in " +
+                 std::to_string(took) + " ms)");
+  pass.rg["NodeGroups"] = kept;
+  pass.rg.erase("Resharding");
 }
 
 // ---- endpoints -----------------------------------------------------------------------------------------------------
@@ -734,6 +983,158 @@ void CacheClusterController::SyncEndpoints(Pass& pass) {
   }
 }
 
+// ---- snapshots -----------------------------------------------------------------------------------------------------
+
+namespace {
+
+int64_t InfoInt(const std::map<std::string, std::string>& info, const std::string& key, int64_t fallback) {
+  auto it = info.find(key);
+  if (it == info.end()) return fallback;
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+
+}  // namespace
+
+bool CacheClusterController::TakeSnapshots(Pass& pass) {
+  bool any = false;
+  for (auto& [name, snap] : pass.snapshots) {
+    if (Str(snap, "SnapshotStatus") != snapshot_status::kCreating) continue;
+    any = true;
+    bool all_done = true;
+    for (auto& ns : snap["NodeSnapshots"]) {
+      if (ns.contains("Sha256")) continue;
+      all_done = false;
+      const Json* ng = nullptr;
+      for (const auto& g : pass.rg["NodeGroups"]) {
+        if (g["NodeGroupId"] == ns["NodeGroupId"]) ng = &g;
+      }
+      if (!ng) {
+        snap["SnapshotStatus"] = snapshot_status::kFailed;
+        break;
+      }
+      // From a replica when one is available (the primary keeps serving undisturbed), else the primary.
+      std::string from = Str(ns, "CacheClusterId");
+      auto usable = [&](const std::string& id) {
+        auto it = pass.nodes.find(id);
+        return it != pass.nodes.end() && it->second["Status"] == node_status::kAvailable &&
+               RecordedProcess(it->second).pid > 0;
+      };
+      if (from.empty() || !usable(from)) {
+        from.clear();
+        for (const auto& m : (*ng)["Members"]) {
+          if (m != (*ng)["Primary"] && usable(m)) {
+            from = m;
+            break;
+          }
+        }
+        if (from.empty() && usable((*ng)["Primary"])) from = (*ng)["Primary"];
+        ns["CacheClusterId"] = from;
+        ns.erase("BgsaveFrom");
+        if (from.empty()) continue;  // no node to take it from yet
+      }
+      const Json& node = pass.nodes[from];
+      auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 500);
+      if (!c.ok()) continue;
+      auto info_text = (*c)->Command({"INFO", "persistence"});
+      if (!info_text.ok()) continue;
+      const auto info = ParseInfo(*info_text);
+      const int64_t saves = InfoInt(info, "rdb_saves", -1);
+      if (!ns.contains("BgsaveFrom")) {
+        auto r = (*c)->Command({"BGSAVE", "SCHEDULE"});
+        if (r.ok()) {
+          ns["BgsaveFrom"] = saves;
+          ns["StartedAt"] = pass.now;
+        }
+        continue;
+      }
+      if (InfoInt(info, "rdb_bgsave_in_progress", 1) != 0 || saves <= ns["BgsaveFrom"].get<int64_t>()) continue;
+      if (info.count("rdb_last_bgsave_status") && info.at("rdb_last_bgsave_status") != "ok") {
+        ns.erase("BgsaveFrom");  // ask again
+        continue;
+      }
+      const std::string dump = NodeDir(*ctx_, pass.rg_id, from) + "/dump.rdb";
+      const std::string dir = SnapshotDir(*ctx_, name);
+      const std::string file = Str(ns, "NodeGroupId") + ".rdb";
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      ::chmod(dir.c_str(), 0700);
+      fs::copy_file(dump, dir + "/" + file + ".part", fs::copy_options::overwrite_existing, ec);
+      if (ec) {
+        spdlog::warn("elasticache snapshot={} shard={}: cannot copy {}: {}", name, Str(ns, "NodeGroupId"), dump,
+                     ec.message());
+        ns.erase("BgsaveFrom");
+        continue;
+      }
+      fs::remove(dump, ec);  // a node restarted later must not load it
+      auto sum = FileSha256(dir + "/" + file + ".part");
+      if (!sum.ok()) continue;
+      fs::rename(dir + "/" + file + ".part", dir + "/" + file, ec);
+      if (ec) continue;
+      ns["File"] = file;
+      ns["Sha256"] = *sum;
+      ns["Bytes"] = static_cast<int64_t>(fs::file_size(dir + "/" + file, ec));
+      ns["SnapshotCreateTime"] = pass.now;
+      ns["TookMillis"] = pass.now - ns.value("StartedAt", pass.now);
+      ns.erase("BgsaveFrom");
+      spdlog::info("elasticache snapshot={} shard={}: {} bytes from {} in {} ms", name, Str(ns, "NodeGroupId"),
+                   ns["Bytes"].get<int64_t>(), from, ns["TookMillis"].get<int64_t>());
+    }
+    if (snap["SnapshotStatus"] == snapshot_status::kFailed) {
+      pass.Event(pass.rg_id, "replication-group", "Snapshot failed for snapshot with ID '" + name + "'");
+      continue;
+    }
+    if (all_done || std::all_of(snap["NodeSnapshots"].begin(), snap["NodeSnapshots"].end(),
+                                [](const Json& ns) { return ns.contains("Sha256"); })) {
+      snap["SnapshotStatus"] = snapshot_status::kAvailable;
+      pass.Event(pass.rg_id, "replication-group",
+                 "Snapshot succeeded for snapshot with ID '" + name + "' of replication group with ID '" +
+                     pass.rg_id + "'");
+    }
+  }
+  const bool still = std::any_of(pass.snapshots.begin(), pass.snapshots.end(), [](const auto& kv) {
+    return kv.second["SnapshotStatus"] == snapshot_status::kCreating;
+  });
+  if (!still && pass.rg["Status"] == rg_status::kSnapshotting) {
+    // Back to available; a node rebuilt meanwhile makes it modifying until it is (EnforceTopology settles it).
+    const bool settled = std::all_of(pass.nodes.begin(), pass.nodes.end(), [](const auto& kv) {
+      return kv.second["Status"] == node_status::kAvailable;
+    });
+    pass.rg["Status"] = settled ? rg_status::kAvailable : rg_status::kModifying;
+  }
+  return any && still;
+}
+
+void CacheClusterController::ScheduleAutomaticSnapshot(Pass& pass) {
+  const int64_t retention = pass.rg.value("SnapshotRetentionLimit", int64_t{0});
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  // Retention: automatic snapshots older than the limit (in days) go.
+  for (auto& [name, snap] : pass.snapshots) {
+    if (Str(snap, "SnapshotSource") != "automated" || snap["SnapshotStatus"] == snapshot_status::kCreating) continue;
+    if (retention == 0 || snap.value("CreateTime", int64_t{0}) < pass.now - retention * kDay) {
+      std::error_code ec;
+      fs::remove_all(SnapshotDir(*ctx_, name), ec);
+      pass.deleted_snapshots.insert(name);
+    }
+  }
+  if (retention == 0 || pass.rg["Status"] != rg_status::kAvailable) return;
+  auto window = ParseSnapshotWindow(pass.rg.value("SnapshotWindow", std::string("05:00-06:00")));
+  if (!window.ok()) return;
+  auto opened = WindowOpenedAt(*window, pass.now);
+  if (!opened || pass.rg.value("LastAutomaticSnapshotAt", int64_t{0}) >= *opened) return;
+  const std::string name = AutomaticSnapshotName(pass.rg_id, pass.now);
+  if (pass.snapshots.count(name)) return;
+  std::map<std::string, std::string> az_of;
+  for (const auto& [id, node] : pass.nodes) az_of[id] = Str(node, "AvailabilityZone");
+  pass.snapshots[name] =
+      NewSnapshotDocument(pass.rg, az_of, name, "automated", pass.now, ctx_->Arn("elasticache", "snapshot:" + name));
+  pass.rg["LastAutomaticSnapshotAt"] = pass.now;
+  pass.rg["Status"] = rg_status::kSnapshotting;
+}
+
 // ---- deletion ------------------------------------------------------------------------------------------------------
 
 ReconcileResult CacheClusterController::TearDown(Pass& pass) {
@@ -745,11 +1146,29 @@ ReconcileResult CacheClusterController::TearDown(Pass& pass) {
       }
     }
   }
-  const bool done = pass.deleted_nodes.size() == pass.nodes.size() &&
-                    pass.deleted_endpoints.size() == pass.endpoints.size();
+  bool done = pass.deleted_nodes.size() == pass.nodes.size() &&
+              pass.deleted_endpoints.size() == pass.endpoints.size();
+  if (done) {
+    // The documents are the last trace of their launch tokens: no process may carry one when they go.
+    std::set<std::string> tokens;
+    for (const auto* docs : {&pass.nodes, &pass.endpoints}) {
+      for (const auto& [id, doc] : *docs) {
+        if (doc.contains("LaunchToken") && doc["LaunchToken"].is_string()) tokens.insert(doc["LaunchToken"]);
+      }
+    }
+    if (!KillStrays(tokens, {}).empty()) done = false;
+  }
   if (done) {
     std::error_code ec;
     fs::remove_all(GroupDir(*ctx_, pass.rg_id), ec);
+    // Automatic snapshots go with their group (manual ones stay), as ElastiCache does.
+    for (const auto& [name, snap] : pass.snapshots) {
+      if (Str(snap, "SnapshotSource") == "manual" && Str(snap, "SnapshotStatus") == snapshot_status::kAvailable) {
+        continue;
+      }
+      fs::remove_all(SnapshotDir(*ctx_, name), ec);
+      pass.deleted_snapshots.insert(name);
+    }
     if (!pass.rg.is_null()) {
       pass.delete_group = true;
       pass.Event(pass.rg_id, "replication-group", "Replication group " + pass.rg_id + " deleted");
@@ -779,6 +1198,13 @@ Status CacheClusterController::Commit(Pass& pass) {
       writes.push_back({kind::kCacheEndpoint, id, doc, std::nullopt});
     }
   }
+  for (const auto& [name, doc] : pass.snapshots) {
+    if (pass.deleted_snapshots.count(name)) {
+      writes.push_back({kind::kCacheSnapshot, name, std::nullopt, std::nullopt});
+    } else if (!pass.snapshots_before.count(name) || pass.snapshots_before[name] != doc) {
+      writes.push_back({kind::kCacheSnapshot, name, doc, std::nullopt});
+    }
+  }
   const bool rg_changed = pass.read.doc && (pass.delete_group || *pass.read.doc != pass.rg);
   if (rg_changed) {
     writes.push_back({kind::kCacheReplicationGroup, pass.rg_id,
@@ -803,6 +1229,9 @@ Status CacheClusterController::Commit(Pass& pass) {
   AP_RETURN_IF_ERROR(st);
   pass.nodes_before = pass.nodes;
   pass.endpoints_before = pass.endpoints;
+  for (const auto& name : pass.deleted_snapshots) pass.snapshots.erase(name);
+  pass.deleted_snapshots.clear();
+  pass.snapshots_before = pass.snapshots;
   pass.events.clear();
   pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, pass.rg_id);
   if (pass.read.doc) pass.rg = *pass.read.doc;
@@ -813,18 +1242,33 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
   Pass pass;
   pass.rg_id = rg_id;
   pass.now = ctx_->clock->NowMillis();
-  pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, rg_id);
-  if (pass.read.doc) pass.rg = *pass.read.doc;
-  for (const auto& doc : ctx_->store->List(kind::kCacheNode)) {
-    if (Str(*doc, "ReplicationGroupId") == rg_id) pass.nodes[Str(*doc, "CacheClusterId")] = *doc;
+  {
+    // One consistent view: the API writes a group and its new node documents in one commit (a group read
+    // before it with nodes read after would see the new nodes as no shard's, and delete them).
+    std::lock_guard lock(*ctx_->mu);
+    pass.read = ctx_->store->GetVersioned(kind::kCacheReplicationGroup, rg_id);
+    if (pass.read.doc) pass.rg = *pass.read.doc;
+    for (const auto& doc : ctx_->store->List(kind::kCacheNode)) {
+      if (Str(*doc, "ReplicationGroupId") == rg_id) pass.nodes[Str(*doc, "CacheClusterId")] = *doc;
+    }
+    for (const auto& id : ctx_->store->Ids(kind::kCacheEndpoint)) {
+      if (id.compare(0, rg_id.size() + 1, rg_id + "/") != 0) continue;
+      if (auto doc = ctx_->store->Get(kind::kCacheEndpoint, id)) pass.endpoints[id] = *doc;
+    }
+    for (const auto& doc : ctx_->store->List(kind::kCacheSnapshot)) {
+      if (Str(*doc, "ReplicationGroupId") == rg_id) pass.snapshots[Str(*doc, "SnapshotName")] = *doc;
+    }
   }
-  for (const auto& id : ctx_->store->Ids(kind::kCacheEndpoint)) {
-    if (id.compare(0, rg_id.size() + 1, rg_id + "/") != 0) continue;
-    if (auto doc = ctx_->store->Get(kind::kCacheEndpoint, id)) pass.endpoints[id] = *doc;
-  }
+  pass.snapshots_before = pass.snapshots;
   pass.nodes_before = pass.nodes;
   pass.endpoints_before = pass.endpoints;
 
+  if (!pass.rg.is_null() && pass.rg["Status"] == rg_status::kDeleting && TakeSnapshots(pass)) {
+    // A final snapshot is taken before the nodes stop.
+    Status st = Commit(pass);
+    if (!st.ok() && !IsConflict(st)) return st;
+    return ReconcileResult::After(std::chrono::milliseconds(50));
+  }
   if (pass.rg.is_null() || pass.rg["Status"] == rg_status::kDeleting) return TearDown(pass);
   // A node no shard lists any more (DecreaseReplicaCount) is removed.
   for (auto& [id, node] : pass.nodes) {
@@ -853,7 +1297,10 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
     }
   } else {
     EnforceTopology(pass);
+    Reshard(pass);
     SyncEndpoints(pass);
+    ScheduleAutomaticSnapshot(pass);
+    if (TakeSnapshots(pass)) pass.busy = true;
   }
   Status st = Commit(pass);
   if (!st.ok() && !IsConflict(st)) return st;

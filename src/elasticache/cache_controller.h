@@ -6,7 +6,8 @@
 //                  that was available and whose process is gone has failed;
 //   2. probe     - every node with a process is asked INFO replication (and, in cluster mode, CLUSTER NODES and
 //                  CLUSTER INFO) with a kProbeTimeoutMillis deadline; an available node that has not answered for
-//                  kHangMillis has failed too (a SIGSTOP'd process);
+//                  kHangMillis while its process is stopped (SIGSTOP), or for kUnresponsiveMillis while it runs,
+//                  has failed too;
 //   3. failures  - recorded before anything is done about them: the failed node is SIGKILLed and becomes
 //                  "recovering"; when it was its shard's primary (or TestFailover asked), the replica with the
 //                  largest replication offset becomes the shard's Primary in the document (FailoverFrom = the old
@@ -23,8 +24,14 @@
 //                  forgotten by every node (CLUSTER FORGET). Events as AWS-SEMANTICS.md §3;
 //   5. endpoints - one `autopipe lb` TCP node per endpoint (configuration: every available node; primary: the
 //                  primary; reader: the replicas), its config rewritten and SIGHUP'd when the topology changes;
-//   6. deletion  - a deleting group's nodes and endpoints get SIGTERM (SIGKILL after kKillAfterMillis); once
-//                  none is left its documents and folder go.
+//   6. resharding, snapshots - slots move toward the group's Resharding.Target a slice of time per pass (Reshard);
+//                  creating snapshots advance (BGSAVE on a replica per shard, the RDB copied and summed), one
+//                  automatic snapshot per SnapshotWindow when SnapshotRetentionLimit > 0;
+//   7. deletion  - a final snapshot first, then a deleting group's nodes and endpoints get SIGTERM (SIGKILL after
+//                  kKillAfterMillis); once none is left, and no process carries one of their launch tokens, its
+//                  documents and folder go.
+// A node about to be (re)launched first has any process carrying its launch token killed (a relaunch a server
+// killed before recording it would hold the node's address for ever).
 // Only steps 3 and the final commit take RegionContext::mu; connecting to Redis, launching and waiting never do.
 // Node and endpoint documents have this controller as their one writer after creation; the group document is
 // written with expect_revision, and a conflict (an API write in between) re-runs the pass.
@@ -36,6 +43,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,7 +65,11 @@ class CacheClusterController : public Controller {
   int workers() const override { return 2; }
 
   static constexpr int kProbeTimeoutMillis = 150;
-  static constexpr int64_t kHangMillis = 600;
+  // A node that has not answered a probe for kHangMillis while its process is stopped (SIGSTOP) has failed; one
+  // whose process runs has failed only after kUnresponsiveMillis (a CPU-starved node on a loaded machine may stall
+  // for most of a second and must not be failed over).
+  static constexpr int64_t kHangMillis = 1000;
+  static constexpr int64_t kUnresponsiveMillis = 3000;
   static constexpr int64_t kProbeEveryMillis = 200;
   static constexpr SupervisionPolicy kPolicy{.crash_window_ms = 1000,
                                              .first_backoff_ms = 500,
@@ -85,8 +97,20 @@ class CacheClusterController : public Controller {
   void MarkAvailable(Pass& pass);
   void EnforceTopology(Pass& pass);
   void SyncEndpoints(Pass& pass);
+  // ModifyReplicationGroupShardConfiguration: once every node is in place, moves slots toward the document's
+  // Resharding.Target one at a time (SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys
+  // in batches, SETSLOT NODE everywhere), recording each shard's Slots as it goes; then drops emptied shards.
+  void Reshard(Pass& pass);
+  static constexpr int64_t kReshardSliceMillis = 300;
+  // Moves the group's creating snapshots on (BGSAVE on a replica per shard, the RDB copied and summed); true
+  // while one is still being taken. Returns the group from snapshotting to available when none is.
+  bool TakeSnapshots(Pass& pass);
+  // SnapshotRetentionLimit > 0: one automatic snapshot per SnapshotWindow; those older than the limit go.
+  void ScheduleAutomaticSnapshot(Pass& pass);
   Status Commit(Pass& pass);
 
+  // SIGKILLs every process that carries one of `tokens` and is not in `keep`; the tokens that had one.
+  std::set<std::string> KillStrays(const std::set<std::string>& tokens, const std::set<pid_t>& keep);
   Status PrepareNodeDir(const Json& rg, Json& node);
   LaunchSpec NodeLaunchSpec(const Json& rg, const Json& node) const;
   std::unique_ptr<elasticache::RedisConnection> Connect(const Json& node) const;

@@ -1,6 +1,8 @@
 #include "elasticache/elasticache_service.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
@@ -18,6 +20,7 @@ using namespace elasticache;  // NOLINT(build/namespaces): this file is the modu
 
 constexpr char kNamespace[] = "http://elasticache.amazonaws.com/doc/2015-02-02/";
 constexpr size_t kMaxTags = 50;
+constexpr size_t kTestFailoversPerDay = 15;
 
 Status RgNotFound(const std::string& id) {
   return Status(404, "ReplicationGroupNotFoundFault", "ReplicationGroup " + id + " not found.");
@@ -198,6 +201,62 @@ Json RenderCacheCluster(const RegionContext& ctx, const Json& rg, const Json& no
   return c.Take();
 }
 
+Status SnapshotNotFound(const std::string& name) {
+  return Status(404, "SnapshotNotFoundFault", "Snapshot " + name + " not found.");
+}
+
+std::string CacheSizeOf(const Json& ns) {
+  const int64_t bytes = ns.value("Bytes", int64_t{0});
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f MB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+Json RenderSnapshot(const Json& snap, bool show_node_group_config) {
+  const bool cluster = snap.value("ClusterEnabled", true);
+  Json nodes = Json::array();
+  for (const auto& ns : snap["NodeSnapshots"]) {
+    JsonObject n;
+    if (!cluster && ns.contains("CacheClusterId")) n.Add("CacheClusterId", ns["CacheClusterId"]);
+    n.Add("NodeGroupId", ns["NodeGroupId"]).Add("CacheNodeId", "0001");
+    if (show_node_group_config) {
+      n.Add("NodeGroupConfiguration", Json{{"NodeGroupId", ns["NodeGroupId"]},
+                                           {"Slots", ns["Slots"]},
+                                           {"ReplicaCount", ns["ReplicaCount"]},
+                                           {"PrimaryAvailabilityZone", ns["PrimaryAvailabilityZone"]},
+                                           {"ReplicaAvailabilityZones", ns["ReplicaAvailabilityZones"]}});
+    }
+    n.Add("CacheSize", CacheSizeOf(ns));
+    n.Add("CacheNodeCreateTime", IsoTimeMillis(snap["CreateTime"].get<int64_t>()));
+    if (ns.contains("SnapshotCreateTime")) {
+      n.Add("SnapshotCreateTime", IsoTimeMillis(ns["SnapshotCreateTime"].get<int64_t>()));
+    }
+    nodes.push_back(n.Take());
+  }
+  JsonObject out;
+  out.Add("SnapshotName", snap["SnapshotName"])
+      .Add("ReplicationGroupId", snap["ReplicationGroupId"])
+      .Add("ReplicationGroupDescription", snap["ReplicationGroupDescription"])
+      .Add("SnapshotStatus", snap["SnapshotStatus"])
+      .Add("SnapshotSource", snap["SnapshotSource"])
+      .Add("CacheNodeType", snap["CacheNodeType"])
+      .Add("Engine", "redis")
+      .Add("EngineVersion", snap["EngineVersion"])
+      .Add("PreferredMaintenanceWindow", "sun:06:00-sun:07:00")
+      .Add("Port", snap["Port"])
+      .Add("CacheParameterGroupName", snap["CacheParameterGroupName"])
+      .Add("CacheSubnetGroupName", "default")
+      .Add("AutoMinorVersionUpgrade", true)
+      .Add("SnapshotRetentionLimit", snap["SnapshotRetentionLimit"])
+      .Add("SnapshotWindow", snap["SnapshotWindow"])
+      .Add("NumNodeGroups", snap["NodeSnapshots"].size())
+      .Add("AutomaticFailover", snap["AutomaticFailoverEnabled"].get<bool>() ? "enabled" : "disabled")
+      .Add("NodeSnapshots", std::move(nodes))
+      .Add("ARN", snap["ARN"])
+      .Add("DataTiering", "disabled");
+  return out.Take();
+}
+
 // ---- the service --------------------------------------------------------------------------------------------------
 
 class ElastiCacheService {
@@ -218,8 +277,16 @@ class ElastiCacheService {
   Result<Json> AddTagsToResource(const Params& p);
   Result<Json> ListTagsForResource(const Params& p);
   Result<Json> RemoveTagsFromResource(const Params& p);
+  Result<Json> CreateSnapshot(const Params& p);
+  Result<Json> DescribeSnapshots(const Params& p);
+  Result<Json> DeleteSnapshot(const Params& p);
+  Result<Json> CopySnapshot(const Params& p);
+  Result<Json> DescribeCacheParameters(const Params& p);
+  Result<Json> ModifyReplicationGroupShardConfiguration(const Params& p);
 
  private:
+  // A new snapshot of `rg` (checks the name is free), and the writes that record it.
+  Result<Json> NewSnapshot(const Json& rg, const std::string& name, const std::string& source);
   Result<Json> LoadGroup(const std::string& id) const {
     auto doc = ctx_->store->Get(kind::kCacheReplicationGroup, Lower(id));
     if (!doc) return RgNotFound(id);
@@ -406,7 +473,7 @@ Result<CreatePlan> PlanShards(const RegionContext& ctx, const Params& p, bool cl
   if (multi_az->value_or(false) && !plan.automatic_failover) {
     return InvalidCombination("Multi-AZ can only be enabled when automatic failover is enabled.");
   }
-  plan.multi_az = *multi_az ? **multi_az : plan.automatic_failover && EveryShardSpansAzs(plan.shards);
+  plan.multi_az = multi_az->value_or(false);  // MultiAZEnabled defaults to false, as on AWS
   if (*multi_az && **multi_az && !EveryShardSpansAzs(plan.shards)) {
     return InvalidCombination("Multi-AZ needs every node group to have a replica in an Availability Zone other "
                               "than its primary's.");
@@ -437,9 +504,17 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
   if (p.Has("PrimaryClusterId") || p.Has("GlobalReplicationGroupId")) {
     return InvalidCombination("PrimaryClusterId and GlobalReplicationGroupId are not supported by this region.");
   }
-  if (p.Has("SnapshotName") || p.Has("SnapshotArns.SnapshotArn.1")) {
-    return Status::InvalidParameterValue("Creating a replication group from a snapshot is not supported by this "
-                                         "region yet.");
+  if (p.Has("SnapshotArns.SnapshotArn.1")) {
+    return Status::InvalidParameterValue("SnapshotArns (RDB files in S3) are not supported by this region: use "
+                                         "SnapshotName.");
+  }
+  std::optional<Json> seed;
+  if (auto name = p.Str("SnapshotName")) {
+    seed = ctx_->store->Get(kind::kCacheSnapshot, *name);
+    if (!seed) return SnapshotNotFound(*name);
+    if ((*seed)["SnapshotStatus"] != snapshot_status::kAvailable) {
+      return Status(400, "InvalidSnapshotState", "Snapshot " + *name + " is not in available state.");
+    }
   }
   if (auto token = p.Str("AuthToken")) {
     if (token->size() < 16 || token->size() > 128) {
@@ -489,7 +564,21 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
   AP_ASSIGN_OR_RETURN(int64_t port, IntParam(p, "Port", kDefaultPort, 1, 65535, "Invalid port."));
   AP_ASSIGN_OR_RETURN(int64_t retention, IntParam(p, "SnapshotRetentionLimit", 0, 0, 35,
                                                   "SnapshotRetentionLimit must be between 0 and 35."));
+  if (auto w = p.Str("SnapshotWindow")) AP_RETURN_IF_ERROR(ParseSnapshotWindow(*w).status());
   AP_ASSIGN_OR_RETURN(auto plan, PlanShards(*ctx_, p, cluster));
+  if (seed) {
+    // The snapshot's shards, slot range for slot range: each primary starts with its shard's RDB.
+    const Json& shards = (*seed)["NodeSnapshots"];
+    if (plan.shards.size() != shards.size() || (*seed).value("ClusterEnabled", true) != plan.cluster) {
+      return InvalidCombination("Snapshot " + *p.Str("SnapshotName") + " has " + std::to_string(shards.size()) +
+                                " node groups" + ((*seed).value("ClusterEnabled", true) ? "" : " (cluster mode "
+                                "disabled)") + "; the new replication group must have the same number and mode.");
+    }
+    for (size_t i = 0; i < shards.size(); ++i) {
+      auto r = ParseSlots(shards[i]["Slots"]);
+      if (r.ok()) plan.shards[i].slots = *r;
+    }
+  }
 
   Json tags = Json::array();
   for (const auto& t : p.StructList("Tags", "Tag")) {
@@ -540,6 +629,11 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
                    {"Pid", 0},
                    {"PidStartTime", 0},
                    {"LaunchToken", NewLaunchToken()}};
+      if (seed && j == 0) {
+        const Json& ns = (*seed)["NodeSnapshots"][node_groups.size()];
+        node["SeedFile"] = SnapshotDir(*ctx_, (*seed)["SnapshotName"]) + "/" + ns["File"].get<std::string>();
+        node["SeedSha256"] = ns["Sha256"];
+      }
       writes.push_back({kind::kCacheNode, cluster_id, std::move(node), std::nullopt});
       members.push_back(cluster_id);
     }
@@ -589,9 +683,6 @@ Result<Json> ElastiCacheService::DeleteReplicationGroup(const Params& p) {
   auto id = p.Str("ReplicationGroupId");
   if (!id) return Missing("ReplicationGroupId");
   AP_ASSIGN_OR_RETURN(auto rg, LoadGroup(*id));
-  if (p.Has("FinalSnapshotIdentifier")) {
-    return Status(400, "SnapshotFeatureNotSupportedFault", "Snapshots are not supported by this region yet.");
-  }
   auto retain = p.Bool("RetainPrimaryCluster");
   if (!retain.ok()) return retain.status();
   if (retain->value_or(false)) {
@@ -603,8 +694,15 @@ Result<Json> ElastiCacheService::DeleteReplicationGroup(const Params& p) {
     return InvalidRgState("Replication group " + rg["ReplicationGroupId"].get<std::string>() + " has status " +
                           status + " which is not valid for deletion.");
   }
+  std::vector<StoreWrite> writes;
+  if (auto final_name = p.Str("FinalSnapshotIdentifier")) {
+    // Taken by the controller before it stops the nodes.
+    AP_ASSIGN_OR_RETURN(Json snap, NewSnapshot(rg, *final_name, "manual"));
+    writes.push_back({kind::kCacheSnapshot, *final_name, snap, 0});
+  }
   rg["Status"] = rg_status::kDeleting;
-  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  writes.push_back({kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt});
+  AP_RETURN_IF_ERROR(Save(writes));
   return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
 }
 
@@ -658,13 +756,170 @@ Result<Json> ElastiCacheService::TestFailover(const Params& p) {
     }
   }
   const int64_t now = ctx_->clock->NowMillis();
+  // At most kTestFailoversPerDay node groups per rolling 24 hours per group (AWS-SEMANTICS.md §3).
+  Json recent = Json::array();
+  for (const auto& t : rg.value("TestFailoverTimes", Json::array())) {
+    if (t.get<int64_t>() > now - 24LL * 3600 * 1000) recent.push_back(t);
+  }
+  if (recent.size() >= kTestFailoversPerDay) {
+    return Status(400, "TestFailoverNotAvailableFault",
+                  "Test failover is not available for replication group " + rg_id + ": at most " +
+                      std::to_string(kTestFailoversPerDay) + " node groups can be failed over in a rolling 24 hours.");
+  }
+  recent.push_back(now);
   (*ng)["FailoverRequested"] = true;
+  // Last: Json is an ordered_json, whose insertion of a new key moves its elements (and `ng` with them).
+  rg["TestFailoverTimes"] = recent;
   rg["Status"] = rg_status::kModifying;
   std::vector<StoreWrite> writes = {{kind::kCacheReplicationGroup, rg_id, rg, std::nullopt}};
   writes.push_back(EventWrite(rg_id, "replication-group", "Test Failover API called for node group " + *node_group,
                               now));
   AP_RETURN_IF_ERROR(Save(writes));
   return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
+}
+
+Result<Json> ElastiCacheService::NewSnapshot(const Json& rg, const std::string& name, const std::string& source) {
+  AP_RETURN_IF_ERROR(ValidateSnapshotName(name));
+  if (name.rfind("automatic.", 0) == 0) {
+    return Status::InvalidParameterValue("Snapshot names beginning with automatic. are reserved.");
+  }
+  if (ctx_->store->Get(kind::kCacheSnapshot, name)) {
+    return Status(400, "SnapshotAlreadyExistsFault", "Snapshot " + name + " already exists.");
+  }
+  std::map<std::string, std::string> az_of;
+  for (const auto& [id, node] : NodesOf(*ctx_, rg)) az_of[id] = node.value("AvailabilityZone", std::string());
+  return NewSnapshotDocument(rg, az_of, name, source, ctx_->clock->NowMillis(),
+                             ctx_->Arn("elasticache", "snapshot:" + name));
+}
+
+Result<Json> ElastiCacheService::CreateSnapshot(const Params& p) {
+  auto name = p.Str("SnapshotName");
+  if (!name) return Missing("SnapshotName");
+  Json rg;
+  if (auto id = p.Str("ReplicationGroupId")) {
+    AP_ASSIGN_OR_RETURN(rg, LoadGroup(*id));
+  } else if (auto cid = p.Str("CacheClusterId")) {
+    auto node = ctx_->store->Get(kind::kCacheNode, Lower(*cid));
+    if (!node) return Status(404, "CacheClusterNotFound", "CacheCluster " + *cid + " not found.");
+    AP_ASSIGN_OR_RETURN(rg, LoadGroup((*node)["ReplicationGroupId"]));
+    if (rg["ClusterEnabled"].get<bool>()) {
+      return InvalidCombination("Cannot snapshot cache cluster " + *cid + " of a cluster mode enabled replication "
+                                "group: snapshot the replication group instead.");
+    }
+  } else {
+    return InvalidCombination("Either ReplicationGroupId or CacheClusterId must be provided.");
+  }
+  const std::string rg_id = rg["ReplicationGroupId"];
+  if (rg["Status"] != rg_status::kAvailable) {
+    return InvalidRgState("Replication group " + rg_id + " is not in available state (" +
+                          rg["Status"].get<std::string>() + ").");
+  }
+  AP_ASSIGN_OR_RETURN(Json snap, NewSnapshot(rg, *name, "manual"));
+  rg["Status"] = rg_status::kSnapshotting;
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheSnapshot, *name, snap, 0},
+                           {kind::kCacheReplicationGroup, rg_id, rg, std::nullopt}}));
+  return Json{{"Snapshot", RenderSnapshot(snap, true)}};
+}
+
+Result<Json> ElastiCacheService::DescribeSnapshots(const Params& p) {
+  auto show = p.Bool("ShowNodeGroupConfig");
+  if (!show.ok()) return show.status();
+  auto source = p.Str("SnapshotSource");
+  if (source && *source != "system" && *source != "user") {
+    return Status::InvalidParameterValue("Invalid SnapshotSource " + *source + ": valid values are system and user.");
+  }
+  auto name = p.Str("SnapshotName");
+  auto rg_id = p.Str("ReplicationGroupId");
+  auto cluster_id = p.Str("CacheClusterId");
+  if (name && !ctx_->store->Get(kind::kCacheSnapshot, *name)) return SnapshotNotFound(*name);
+  if (rg_id && !ctx_->store->Get(kind::kCacheReplicationGroup, Lower(*rg_id)) && !name) {
+    // A deleted group's snapshots are still listed by its id.
+    bool any = false;
+    for (const auto& doc : ctx_->store->List(kind::kCacheSnapshot)) any = any || (*doc)["ReplicationGroupId"] == Lower(*rg_id);
+    if (!any) return RgNotFound(*rg_id);
+  }
+  Json items = Json::array();
+  for (const auto& doc : ctx_->store->List(kind::kCacheSnapshot)) {
+    const Json& snap = *doc;
+    if (name && snap["SnapshotName"] != *name) continue;
+    if (rg_id && snap["ReplicationGroupId"] != Lower(*rg_id)) continue;
+    if (cluster_id) {
+      bool member = false;
+      for (const auto& ns : snap["NodeSnapshots"]) member = member || ns.value("CacheClusterId", "") == Lower(*cluster_id);
+      if (!member) continue;
+    }
+    if (source && (*source == "system") != (snap["SnapshotSource"] == "automated")) continue;
+    items.push_back(RenderSnapshot(snap, show->value_or(false)));
+  }
+  // MaxRecords 20-50 (default 50) for this call.
+  AP_ASSIGN_OR_RETURN(int64_t max, IntParam(p, "MaxRecords", 50, 20, 50, "MaxRecords must be between 20 and 50."));
+  size_t offset = 0;
+  if (auto marker = p.Str("Marker")) {
+    auto decoded = DecodePageToken("Snapshots", *marker);
+    if (!decoded) return Status::InvalidParameterValue("Invalid Marker: " + *marker);
+    offset = static_cast<size_t>(*decoded);
+  }
+  Json page = Json::array();
+  for (size_t i = offset; i < items.size() && page.size() < static_cast<size_t>(max); ++i) page.push_back(items[i]);
+  Json result = Json::object();
+  if (offset + page.size() < items.size()) result["Marker"] = EncodePageToken("Snapshots", offset + page.size());
+  result["Snapshots"] = std::move(page);
+  return result;
+}
+
+Result<Json> ElastiCacheService::DeleteSnapshot(const Params& p) {
+  auto name = p.Str("SnapshotName");
+  if (!name) return Missing("SnapshotName");
+  auto snap = ctx_->store->Get(kind::kCacheSnapshot, *name);
+  if (!snap) return SnapshotNotFound(*name);
+  if ((*snap)["SnapshotStatus"] == snapshot_status::kCreating) {
+    return Status(400, "InvalidSnapshotState", "Snapshot " + *name + " is being created; delete it once it is "
+                                               "available.");
+  }
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheSnapshot, *name, std::nullopt, std::nullopt}}));
+  std::error_code ec;
+  std::filesystem::remove_all(SnapshotDir(*ctx_, *name), ec);
+  (*snap)["SnapshotStatus"] = "deleting";
+  return Json{{"Snapshot", RenderSnapshot(*snap, false)}};
+}
+
+Result<Json> ElastiCacheService::CopySnapshot(const Params& p) {
+  auto source = p.Str("SourceSnapshotName");
+  if (!source) return Missing("SourceSnapshotName");
+  auto target = p.Str("TargetSnapshotName");
+  if (!target) return Missing("TargetSnapshotName");
+  if (p.Has("TargetBucket")) {
+    return Status::InvalidParameterValue("TargetBucket (export to S3) is not supported by this region.");
+  }
+  auto snap = ctx_->store->Get(kind::kCacheSnapshot, *source);
+  if (!snap) return SnapshotNotFound(*source);
+  if ((*snap)["SnapshotStatus"] != snapshot_status::kAvailable) {
+    return Status(400, "InvalidSnapshotState", "Snapshot " + *source + " is not in available state.");
+  }
+  AP_RETURN_IF_ERROR(ValidateSnapshotName(*target));
+  if (ctx_->store->Get(kind::kCacheSnapshot, *target)) {
+    return Status(400, "SnapshotAlreadyExistsFault", "Snapshot " + *target + " already exists.");
+  }
+  // Hard links: the RDB files never change once taken.
+  namespace fs = std::filesystem;
+  const std::string from = SnapshotDir(*ctx_, *source), to = SnapshotDir(*ctx_, *target);
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  for (const auto& ns : (*snap)["NodeSnapshots"]) {
+    const std::string file = ns["File"];
+    fs::create_hard_link(from + "/" + file, to + "/" + file, ec);
+    if (ec) fs::copy_file(from + "/" + file, to + "/" + file, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      fs::remove_all(to, ec);
+      return Status::Internal("copying snapshot " + *source + " failed");
+    }
+  }
+  Json copy = *snap;
+  copy["SnapshotName"] = *target;
+  copy["SnapshotSource"] = "manual";
+  copy["ARN"] = ctx_->Arn("elasticache", "snapshot:" + *target);
+  AP_RETURN_IF_ERROR(Save({{kind::kCacheSnapshot, *target, copy, 0}}));
+  return Json{{"Snapshot", RenderSnapshot(copy, false)}};
 }
 
 Result<Json> ElastiCacheService::DescribeEvents(const Params& p) {
@@ -723,6 +978,101 @@ Result<Json> ElastiCacheService::DescribeCacheParameterGroups(const Params& p) {
     return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *name + " not found.");
   }
   return Paged(p, "CacheParameterGroups", std::move(groups));
+}
+
+Result<Json> ElastiCacheService::DescribeCacheParameters(const Params& p) {
+  auto name = p.Str("CacheParameterGroupName");
+  if (!name) return Missing("CacheParameterGroupName");
+  const ParameterGroupInfo* g = FindParameterGroup(*name);
+  if (!g) return Status(404, "CacheParameterGroupNotFound", "CacheParameterGroup " + *name + " not found.");
+  auto source = p.Str("Source");
+  if (source && *source != "user" && *source != "system" && *source != "engine-default") {
+    return Status::InvalidParameterValue("Invalid Source " + *source + ": valid values are user, system and "
+                                         "engine-default.");
+  }
+  // The parameters every node of a group with this parameter group runs with (cache_controller.cc NodeSettings
+  // sets the ones that differ from Redis's defaults).
+  struct Param {
+    const char* name;
+    std::string value;
+    const char* type;
+    const char* allowed;
+    bool modifiable;
+    const char* change;
+    const char* description;
+  };
+  const std::vector<Param> params = {
+      {"activerehashing", "yes", "string", "yes,no", true, "requires-reboot", "Apply rehashing or not."},
+      {"appendonly", "no", "string", "yes,no", true, "immediate", "Enable Redis persistence."},
+      {"appendfsync", "everysec", "string", "always,everysec,no", true, "immediate", "fsync policy for AOF."},
+      {"cluster-enabled", g->cluster_enabled ? "yes" : "no", "string", "yes,no", false, "requires-reboot",
+       "Enable cluster mode."},
+      {"cluster-require-full-coverage", "no", "string", "yes,no", true, "immediate",
+       "Whether the cluster stops accepting queries when a hash slot is uncovered."},
+      {"databases", g->cluster_enabled ? "1" : "16", "integer", "1-1200000", !g->cluster_enabled,
+       "requires-reboot", "Set the number of databases."},
+      {"lazyfree-lazy-eviction", "no", "string", "yes,no", true, "immediate", "Perform an asynchronous delete on evictions."},
+      {"maxclients", "65000", "integer", "1-65000", false, "requires-reboot",
+       "The maximum number of Redis clients."},
+      {"maxmemory-policy", "volatile-lru", "string",
+       "volatile-lru,allkeys-lru,volatile-lfu,allkeys-lfu,volatile-random,allkeys-random,volatile-ttl,noeviction",
+       true, "immediate", "Max memory policy."},
+      {"maxmemory-samples", "3", "integer", "1-", true, "immediate", "Max memory samples."},
+      {"min-replicas-max-lag", "10", "integer", "0-", true, "immediate",
+       "The maximum amount of replica lag in seconds."},
+      {"min-replicas-to-write", "0", "integer", "0-", true, "immediate",
+       "The minimum number of replicas that must be present for the primary to accept writes."},
+      {"notify-keyspace-events", "", "string", "", true, "immediate", "The keyspace events for Redis to notify."},
+      {"repl-backlog-size", "1048576", "integer", "16384-", true, "immediate",
+       "The replication backlog size in bytes."},
+      {"reserved-memory-percent", "25", "integer", "0-100", true, "immediate",
+       "The percent of memory reserved for non-cache memory usage."},
+      {"slowlog-log-slower-than", "10000", "integer", "-", true, "immediate",
+       "The execution time, in microseconds, to exceed for a command to be logged."},
+      {"slowlog-max-len", "128", "integer", "0-", true, "immediate", "The length of the slow log."},
+      {"tcp-keepalive", "300", "integer", "0-", true, "immediate", "Close connections if client is idle."},
+      {"timeout", "0", "integer", "0,20-", true, "immediate", "Close connection if client is idle for a given "
+                                                          "number of seconds, or never if 0."},
+  };
+  const std::string min_version = g->engine_version;
+  Json items = Json::array();
+  if (!source || *source == "system" || *source == "engine-default") {
+    for (const auto& prm : params) {
+      JsonObject o;
+      o.Add("ParameterName", prm.name);
+      if (!prm.value.empty()) o.Add("ParameterValue", prm.value);
+      o.Add("Description", prm.description)
+          .Add("Source", "system")
+          .Add("DataType", prm.type)
+          .Add("AllowedValues", prm.allowed)
+          .Add("IsModifiable", prm.modifiable)
+          .Add("MinimumEngineVersion", min_version)
+          .Add("ChangeType", prm.change);
+      items.push_back(o.Take());
+    }
+  }
+  Json specific = Json::array();
+  if (!source || *source == "system" || *source == "engine-default") {
+    Json values = Json::array();
+    for (const char* type : {"cache.t3.micro", "cache.t3.small", "cache.t3.medium", "cache.m5.large",
+                             "cache.m5.xlarge", "cache.m5.2xlarge", "cache.r6g.large", "cache.r6g.xlarge"}) {
+      values.push_back({{"CacheNodeType", type},
+                        {"Value", std::to_string(int64_t{MaxMemoryMibFor(type)} * 1024 * 1024)}});
+    }
+    specific.push_back({{"ParameterName", "maxmemory"},
+                        {"Description", "The maximum configurable amount of memory to use to store items, in bytes "
+                                        "(small here so that many nodes fit one machine)."},
+                        {"Source", "system"},
+                        {"DataType", "integer"},
+                        {"AllowedValues", "0-"},
+                        {"IsModifiable", false},
+                        {"MinimumEngineVersion", min_version},
+                        {"CacheNodeTypeSpecificValues", values},
+                        {"ChangeType", "immediate"}});
+  }
+  AP_ASSIGN_OR_RETURN(Json page, Paged(p, "Parameters", std::move(items)));
+  if (!page.contains("Marker")) page["CacheNodeTypeSpecificParameters"] = std::move(specific);
+  return page;
 }
 
 Result<Json> ElastiCacheService::DescribeCacheEngineVersions(const Params& p) {
@@ -813,7 +1163,10 @@ Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
   updated["AutomaticFailoverEnabled"] = af;
   updated["MultiAZEnabled"] = maz;
   updated["SnapshotRetentionLimit"] = retention;
-  if (auto w = p.Str("SnapshotWindow")) updated["SnapshotWindow"] = *w;
+  if (auto w = p.Str("SnapshotWindow")) {
+    AP_RETURN_IF_ERROR(ParseSnapshotWindow(*w).status());
+    updated["SnapshotWindow"] = *w;
+  }
   if (auto d = p.Str("ReplicationGroupDescription")) updated["Description"] = *d;
   if (updated != rg) {
     AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], updated, std::nullopt}}));
@@ -866,6 +1219,128 @@ Result<std::vector<ElastiCacheService::ShardChange>> ElastiCacheService::ReadRep
     }
   }
   return out;
+}
+
+Result<Json> ElastiCacheService::ModifyReplicationGroupShardConfiguration(const Params& p) {
+  auto id = p.Str("ReplicationGroupId");
+  if (!id) return Missing("ReplicationGroupId");
+  AP_ASSIGN_OR_RETURN(Json rg, LoadGroup(*id));
+  const std::string rg_id = rg["ReplicationGroupId"];
+  auto count = p.Int("NodeGroupCount");
+  if (!count.ok()) return count.status();
+  if (!*count) return Missing("NodeGroupCount");
+  auto apply = p.Bool("ApplyImmediately");
+  if (!apply.ok()) return apply.status();
+  if (!apply->value_or(false)) {
+    return Status::InvalidParameterValue("ApplyImmediately must be true: resharding starts at once.");
+  }
+  if (!rg["ClusterEnabled"].get<bool>()) {
+    return InvalidCombination("Resharding is only supported for replication groups with cluster mode enabled.");
+  }
+  if (rg["Status"] != rg_status::kAvailable) {
+    return InvalidRgState("Replication group " + rg_id + " is not in available state.");
+  }
+  const int64_t want = **count;
+  const int64_t have = static_cast<int64_t>(rg["NodeGroups"].size());
+  if (want < 1 || want > kMaxNodeGroups) {
+    return Status::InvalidParameterValue("NodeGroupCount must be between 1 and 90.");
+  }
+  if (want == have) return Status::InvalidParameterValue("NodeGroupCount " + std::to_string(want) +
+                                                         " is the current number of node groups.");
+  const auto to_remove = p.List("NodeGroupsToRemove", "NodeGroupToRemove");
+  const auto to_retain = p.List("NodeGroupsToRetain", "NodeGroupToRetain");
+  std::set<std::string> removed;
+  std::vector<StoreWrite> writes;
+  const int64_t now = ctx_->clock->NowMillis();
+  if (want < have) {
+    if (to_remove.empty() == to_retain.empty()) {
+      return InvalidCombination("Either NodeGroupsToRemove or NodeGroupsToRetain is required to remove node "
+                                "groups.");
+    }
+    std::set<std::string> known;
+    for (const auto& ng : rg["NodeGroups"]) known.insert(ng["NodeGroupId"]);
+    for (const auto& g : to_remove.empty() ? to_retain : to_remove) {
+      if (!known.count(g)) {
+        return Status(404, "NodeGroupNotFoundFault",
+                      "The node group " + g + " was not found in replication group " + rg_id + ".");
+      }
+    }
+    if (!to_remove.empty()) {
+      removed.insert(to_remove.begin(), to_remove.end());
+    } else {
+      for (const auto& g : known) {
+        if (std::find(to_retain.begin(), to_retain.end(), g) == to_retain.end()) removed.insert(g);
+      }
+    }
+    if (static_cast<int64_t>(removed.size()) != have - want) {
+      return Status::InvalidParameterValue("The node groups to remove must leave exactly " + std::to_string(want) +
+                                           " node groups.");
+    }
+  } else {
+    // New shards: as many replicas as the first, in the AZs after their primary's, primaries rotating.
+    const auto& azs = ctx_->catalog->availability_zones();
+    const auto configs = p.StructList("ReshardingConfiguration", "ReshardingConfiguration");
+    const int replicas = static_cast<int>(rg["NodeGroups"][0]["Members"].size()) - 1;
+    std::set<std::string> ids;
+    for (const auto& ng : rg["NodeGroups"]) ids.insert(ng["NodeGroupId"]);
+    int next = 0;
+    for (int64_t k = have; k < want; ++k) {
+      std::string ng_id;
+      while (ng_id.empty() || ids.count(ng_id)) ng_id = NodeGroupIdFor(next++);
+      ids.insert(ng_id);
+      std::vector<std::string> node_azs = {DefaultPrimaryAz(azs, static_cast<int>(k))};
+      for (const auto& az : DefaultReplicaAzs(azs, node_azs[0], replicas)) node_azs.push_back(az);
+      const size_t ci = static_cast<size_t>(k - have);
+      if (ci < configs.size()) {
+        for (int j = 0; j <= replicas; ++j) {
+          auto it = configs[ci].find("PreferredAvailabilityZones.AvailabilityZone." + std::to_string(j + 1));
+          if (it == configs[ci].end()) continue;
+          if (!ctx_->catalog->IsAvailabilityZone(it->second)) {
+            return Status::InvalidParameterValue("Invalid availability zone: " + it->second + ".");
+          }
+          node_azs[static_cast<size_t>(j)] = it->second;
+        }
+      }
+      Json members = Json::array();
+      for (size_t j = 0; j < node_azs.size(); ++j) {
+        const std::string cluster_id = MemberClusterId(rg_id, ng_id, static_cast<int>(j));
+        if (ctx_->store->Get(kind::kCacheNode, cluster_id)) {
+          return Status(400, "CacheClusterAlreadyExists", "Cache cluster " + cluster_id + " already exists.");
+        }
+        AP_ASSIGN_OR_RETURN(std::string address, AllocatePrivateAddress(*ctx_, node_azs[j], &writes));
+        Json node = {{"CacheClusterId", cluster_id},     {"ReplicationGroupId", rg_id},
+                     {"NodeGroupId", ng_id},             {"CacheNodeId", "0001"},
+                     {"AvailabilityZone", node_azs[j]},  {"Address", address},
+                     {"Port", rg["Port"]},               {"CreateTime", now},
+                     {"Status", node_status::kCreating}, {"RedisNodeId", ""},
+                     {"Generation", 1},                  {"Pid", 0},
+                     {"PidStartTime", 0},                {"LaunchToken", NewLaunchToken()}};
+        writes.push_back({kind::kCacheNode, cluster_id, std::move(node), std::nullopt});
+        members.push_back(cluster_id);
+      }
+      rg["NodeGroups"].push_back(
+          {{"NodeGroupId", ng_id}, {"Slots", ""}, {"Members", members}, {"Primary", members[0]}});
+    }
+  }
+  // The target: ElastiCache's equal split over the shards that stay, in NodeGroupId order.
+  std::vector<std::string> staying;
+  for (const auto& ng : rg["NodeGroups"]) {
+    if (!removed.count(ng["NodeGroupId"])) staying.push_back(ng["NodeGroupId"]);
+  }
+  std::sort(staying.begin(), staying.end());
+  const auto split = SplitSlots(static_cast<int>(staying.size()));
+  Json target = Json::object();
+  for (size_t i = 0; i < staying.size(); ++i) target[staying[i]] = FormatSlots(split[i]);
+  for (const auto& g : removed) target[g] = "";
+  rg["Resharding"] = {{"Target", target}, {"StartedAt", now}};
+  rg["Status"] = rg_status::kModifying;
+  writes.push_back({kind::kCacheReplicationGroup, rg_id, rg, std::nullopt});
+  writes.push_back(EventWrite(rg_id, "replication-group",
+                              "Modifying number of node groups from " + std::to_string(have) + " to " +
+                                  std::to_string(want) + " for replication group " + rg_id,
+                              now));
+  AP_RETURN_IF_ERROR(Save(writes));
+  return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
 }
 
 Result<Json> ElastiCacheService::IncreaseReplicaCount(const Params& p) {
@@ -1066,7 +1541,14 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
                            {"Tags", "Tag"},
                            {"TagList", "Tag"},
                            {"ReplicaConfiguration", "ConfigureShard"},
-                           {"PreferredAvailabilityZones", "PreferredAvailabilityZone"}};
+                           {"PreferredAvailabilityZones", "PreferredAvailabilityZone"},
+                           {"Snapshots", "Snapshot"},
+                           {"ReshardingConfiguration", "ReshardingConfiguration"},
+                           {"NodeGroupsToRemove", "NodeGroupToRemove"},
+                           {"NodeGroupsToRetain", "NodeGroupToRetain"},
+                           {"NodeSnapshots", "NodeSnapshot"},
+                           {"Parameters", "Parameter"},
+                           {"CacheNodeTypeSpecificParameters", "CacheNodeTypeSpecificParameter"}};
   api.operations = {
       op("CreateReplicationGroup", Access::kWrite, &ElastiCacheService::CreateReplicationGroup,
          {{"NodeGroupConfiguration", 90, "NodeGroupConfiguration"},
@@ -1087,6 +1569,16 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
       op("AddTagsToResource", Access::kWrite, &ElastiCacheService::AddTagsToResource, {{"Tags", 50, "Tag"}}),
       op("ListTagsForResource", Access::kRead, &ElastiCacheService::ListTagsForResource),
       op("RemoveTagsFromResource", Access::kWrite, &ElastiCacheService::RemoveTagsFromResource, {{"TagKeys", 50}}),
+      op("CreateSnapshot", Access::kWrite, &ElastiCacheService::CreateSnapshot, {{"Tags", 50, "Tag"}}),
+      op("DescribeSnapshots", Access::kRead, &ElastiCacheService::DescribeSnapshots),
+      op("DeleteSnapshot", Access::kWrite, &ElastiCacheService::DeleteSnapshot),
+      op("CopySnapshot", Access::kWrite, &ElastiCacheService::CopySnapshot, {{"Tags", 50, "Tag"}}),
+      op("DescribeCacheParameters", Access::kRead, &ElastiCacheService::DescribeCacheParameters),
+      op("ModifyReplicationGroupShardConfiguration", Access::kWrite,
+         &ElastiCacheService::ModifyReplicationGroupShardConfiguration,
+         {{"ReshardingConfiguration", 90, "ReshardingConfiguration"},
+          {"NodeGroupsToRemove", 90, "NodeGroupToRemove"},
+          {"NodeGroupsToRetain", 90, "NodeGroupToRetain"}}),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {

@@ -3,6 +3,8 @@
 // processes, exercised by tests/e2e/test_elasticache.py).
 #include "elasticache/elasticache_service.h"
 
+#include <chrono>
+#include <map>
 #include <set>
 #include <string>
 
@@ -62,12 +64,17 @@ class ElastiCacheServiceTest : public RegionFixture {
   }
 };
 
+TEST_F(ElastiCacheServiceTest, MultiAzIsWhatWasAskedFor) {
+  Json rg = MustCall("CreateReplicationGroup", SeedParams({{"MultiAZEnabled", "true"}}))["ReplicationGroup"];
+  EXPECT_EQ(rg["MultiAZ"], "enabled");
+}
+
 TEST_F(ElastiCacheServiceTest, SeedCallCreatesTwoShardsOfThreeNodes) {
   Json rg = MustCall("CreateReplicationGroup", SeedParams())["ReplicationGroup"];
   EXPECT_EQ(rg["Status"], "creating");
   EXPECT_EQ(rg["ClusterEnabled"], true);
   EXPECT_EQ(rg["AutomaticFailover"], "enabled");
-  EXPECT_EQ(rg["MultiAZ"], "enabled");
+  EXPECT_EQ(rg["MultiAZ"], "disabled");  // MultiAZEnabled was not given: false, as on AWS
   EXPECT_EQ(rg["ConfigurationEndpoint"]["Address"], "127.200.220.1");
   EXPECT_EQ(rg["ConfigurationEndpoint"]["Port"], 6379);
   ASSERT_EQ(rg["NodeGroups"].size(), 2u);
@@ -245,6 +252,89 @@ TEST_F(ElastiCacheServiceTest, EngineVersionsSayWhatRuns) {
   EXPECT_NE(versions[0]["CacheEngineVersionDescription"].get<std::string>().find("Redis 7.0"), std::string::npos);
   auto groups = MustCall("DescribeCacheParameterGroups", {{"CacheParameterGroupName", "default.redis5.0.cluster.on"}});
   EXPECT_EQ(groups["CacheParameterGroups"].size(), 1u);
+}
+
+
+// What the controller does once a group has formed (or recovered): group and nodes available.
+void MarkAvailable(Store* store, const std::string& rg_id) {
+  Json rg = *store->Get(kind::kCacheReplicationGroup, rg_id);
+  rg["Status"] = "available";
+  for (auto& ng : rg["NodeGroups"]) ng.erase("FailoverRequested");
+  ASSERT_TRUE(store->Put(kind::kCacheReplicationGroup, rg_id, rg).ok());
+  for (const auto& doc : store->List(kind::kCacheNode)) {
+    Json node = *doc;
+    node["Status"] = "available";
+    ASSERT_TRUE(store->Put(kind::kCacheNode, node["CacheClusterId"], node).ok());
+  }
+}
+
+TEST_F(ElastiCacheServiceTest, TestFailoverAllowsFifteenNodeGroupsPerRollingDay) {
+  MustCall("CreateReplicationGroup", SeedParams());
+  for (int i = 0; i < 15; ++i) {
+    MarkAvailable(store_.get(), "auto-pipeline-redis");
+    MustCall("TestFailover", {{"ReplicationGroupId", "auto-pipeline-redis"},
+                              {"NodeGroupId", i % 2 ? "0002" : "0001"}});
+    clock_.Advance(10 * 60 * 1000);
+  }
+  MarkAvailable(store_.get(), "auto-pipeline-redis");
+  auto r = Call("TestFailover", {{"ReplicationGroupId", "auto-pipeline-redis"}, {"NodeGroupId", "0001"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "TestFailoverNotAvailableFault");
+  EXPECT_EQ(r.status().http_status(), 400);
+  // The first of them leaves the rolling 24 hours.
+  clock_.Advance(24LL * 3600 * 1000 - 15 * 10 * 60 * 1000 + 60 * 1000);
+  MustCall("TestFailover", {{"ReplicationGroupId", "auto-pipeline-redis"}, {"NodeGroupId", "0001"}});
+}
+
+TEST_F(ElastiCacheServiceTest, SnapshotsOfAnAvailableGroup) {
+  MustCall("CreateReplicationGroup", SeedParams());
+  auto refused = Call("CreateSnapshot", {{"ReplicationGroupId", "auto-pipeline-redis"}, {"SnapshotName", "s1"}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), "InvalidReplicationGroupState") << "still creating";
+  MarkAvailable(store_.get(), "auto-pipeline-redis");
+  Json snap = MustCall("CreateSnapshot", {{"ReplicationGroupId", "auto-pipeline-redis"},
+                                          {"SnapshotName", "s1"}})["Snapshot"];
+  EXPECT_EQ(snap["SnapshotStatus"], "creating");
+  EXPECT_EQ(snap["NumNodeGroups"], 2);
+  EXPECT_EQ(snap["NodeSnapshots"][1]["NodeGroupConfiguration"]["Slots"], "8192-16383");
+  EXPECT_EQ((*store_->Get(kind::kCacheReplicationGroup, "auto-pipeline-redis"))["Status"], "snapshotting");
+  auto again = Call("CreateSnapshot", {{"ReplicationGroupId", "auto-pipeline-redis"}, {"SnapshotName", "s2"}});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), "InvalidReplicationGroupState");
+  auto creating = Call("DeleteSnapshot", {{"SnapshotName", "s1"}});
+  ASSERT_FALSE(creating.ok());
+  EXPECT_EQ(creating.status().code(), "InvalidSnapshotState");
+  auto missing = Call("DescribeSnapshots", {{"SnapshotName", "nope"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), "SnapshotNotFoundFault");
+  EXPECT_EQ(MustCall("DescribeSnapshots", {{"SnapshotSource", "user"}})["Snapshots"].size(), 1u);
+  EXPECT_EQ(MustCall("DescribeSnapshots", {{"SnapshotSource", "system"}})["Snapshots"].size(), 0u);
+  auto bad_window = Call("CreateReplicationGroup", SeedParams({{"ReplicationGroupId", "other"},
+                                                               {"SnapshotWindow", "05:00-05:10"}}));
+  ASSERT_FALSE(bad_window.ok());
+  EXPECT_EQ(bad_window.status().code(), "InvalidParameterValue");
+}
+
+TEST_F(ElastiCacheServiceTest, DescribeCacheParametersOfTheDefaults) {
+  Json on = MustCall("DescribeCacheParameters", {{"CacheParameterGroupName", "default.redis7.cluster.on"}});
+  std::map<std::string, Json> by_name;
+  for (const auto& prm : on["Parameters"]) by_name[prm["ParameterName"]] = prm;
+  ASSERT_TRUE(by_name.count("cluster-enabled"));
+  EXPECT_EQ(by_name["cluster-enabled"]["ParameterValue"], "yes");
+  EXPECT_EQ(by_name["maxmemory-policy"]["ParameterValue"], "volatile-lru");
+  EXPECT_EQ(by_name["maxmemory-policy"]["Source"], "system");
+  EXPECT_EQ(by_name["maxmemory-policy"]["ChangeType"], "immediate");
+  ASSERT_EQ(on["CacheNodeTypeSpecificParameters"].size(), 1u);
+  EXPECT_EQ(on["CacheNodeTypeSpecificParameters"][0]["ParameterName"], "maxmemory");
+  Json off = MustCall("DescribeCacheParameters", {{"CacheParameterGroupName", "default.redis5.0"}});
+  for (const auto& prm : off["Parameters"]) {
+    if (prm["ParameterName"] == "cluster-enabled") {
+      EXPECT_EQ(prm["ParameterValue"], "no");
+    }
+  }
+  auto missing = Call("DescribeCacheParameters", {{"CacheParameterGroupName", "default.redis9"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), "CacheParameterGroupNotFound");
 }
 
 }  // namespace

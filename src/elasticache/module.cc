@@ -11,7 +11,8 @@ namespace autopipe {
 ServiceModule ElastiCacheModule() {
   ServiceModule m;
   m.name = "elasticache";
-  m.document_kinds = {kind::kCacheReplicationGroup, kind::kCacheNode, kind::kCacheEndpoint, kind::kCacheEvent};
+  m.document_kinds = {kind::kCacheReplicationGroup, kind::kCacheNode, kind::kCacheEndpoint, kind::kCacheEvent,
+                      kind::kCacheSnapshot};
   m.add_api = [](RegionContext* ctx, ApiRouter* router) { router->AddService(ElastiCacheApi(ctx)); };
   m.controllers = [](RegionContext* ctx) {
     std::vector<std::unique_ptr<Controller>> v;

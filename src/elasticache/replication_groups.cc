@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <ctime>
 #include <set>
+
+#include <openssl/evp.h>
 
 #include "common/ids.h"
 
@@ -80,6 +83,36 @@ Result<SlotRange> ParseSlots(const std::string& text) {
   auto last = dash == std::string::npos ? first : number(text.substr(dash + 1));
   if (!first || !last || *first > *last || *last >= kSlotCount) return invalid();
   return SlotRange{*first, *last};
+}
+
+std::vector<bool> SlotSet(const std::string& text) {
+  std::vector<bool> set(kSlotCount, false);
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t comma = text.find(',', at);
+    if (comma == std::string::npos) comma = text.size();
+    if (auto r = ParseSlots(text.substr(at, comma - at)); r.ok()) {
+      for (int i = r->first; i <= r->last; ++i) set[i] = true;
+    }
+    at = comma + 1;
+  }
+  return set;
+}
+
+std::string FormatSlotSet(const std::vector<bool>& slots) {
+  std::string out;
+  for (int i = 0; i < kSlotCount && i < static_cast<int>(slots.size());) {
+    if (!slots[i]) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j + 1 < kSlotCount && slots[j + 1]) ++j;
+    if (!out.empty()) out += ",";
+    out += FormatSlots({i, j});
+    i = j + 1;
+  }
+  return out;
 }
 
 Status CheckSlotCoverage(const std::vector<SlotRange>& ranges) {
@@ -210,6 +243,130 @@ std::optional<int> FreeAddressIndex(const RegionContext& ctx) {
     if (!used.count(k)) return k;
   }
   return std::nullopt;
+}
+
+std::string SnapshotDir(const RegionContext& ctx, const std::string& snapshot_name) {
+  return ctx.data_dir + "/elasticache-snapshots/" + snapshot_name;
+}
+
+Status ValidateSnapshotName(const std::string& name) {
+  if (name.empty() || name.size() > 255) {
+    return Status::InvalidParameterValue("The parameter SnapshotName must be between 1 and 255 characters.");
+  }
+  if (!std::isalpha(static_cast<unsigned char>(name.front())) || name.back() == '-' || name.back() == '.') {
+    return Status::InvalidParameterValue("Invalid snapshot name: it must begin with a letter and must not end "
+                                         "with a hyphen.");
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    const unsigned char c = name[i];
+    if (!std::isalnum(c) && c != '-' && c != '.') {
+      return Status::InvalidParameterValue("Invalid snapshot name: only letters, digits and hyphens are allowed.");
+    }
+    if (c == '-' && i + 1 < name.size() && name[i + 1] == '-') {
+      return Status::InvalidParameterValue("Invalid snapshot name: it must not contain two consecutive hyphens.");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<DailyWindow> ParseSnapshotWindow(const std::string& text) {
+  int h1 = 0, m1 = 0, h2 = 0, m2 = 0;
+  char tail = 0;
+  auto bad = [&] {
+    return Status::InvalidParameterValue("Invalid SnapshotWindow " + text +
+                                         ": the format is hh24:mi-hh24:mi (UTC), at least 60 minutes.");
+  };
+  if (text.size() != 11 || std::sscanf(text.c_str(), "%2d:%2d-%2d:%2d%c", &h1, &m1, &h2, &m2, &tail) != 4) {
+    return bad();
+  }
+  if (h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59 || h1 < 0 || h2 < 0 || m1 < 0 || m2 < 0) return bad();
+  DailyWindow w;
+  w.start_minute = h1 * 60 + m1;
+  w.minutes = ((h2 * 60 + m2) - w.start_minute + 24 * 60) % (24 * 60);
+  if (w.minutes < 60) return bad();
+  return w;
+}
+
+std::optional<int64_t> WindowOpenedAt(const DailyWindow& w, int64_t now_millis) {
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  const int64_t day_start = now_millis - now_millis % kDay;
+  for (int64_t start : {day_start + w.start_minute * 60'000LL, day_start - kDay + w.start_minute * 60'000LL}) {
+    if (now_millis >= start && now_millis < start + w.minutes * 60'000LL) return start;
+  }
+  return std::nullopt;
+}
+
+std::string AutomaticSnapshotName(const std::string& rg, int64_t at_millis) {
+  const time_t t = static_cast<time_t>(at_millis / 1000);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d-%H-%M", &tm);
+  return "automatic." + rg + "-" + buf;
+}
+
+Json NewSnapshotDocument(const Json& rg, const std::map<std::string, std::string>& az_of, const std::string& name,
+                         const std::string& source, int64_t now_millis, const std::string& arn) {
+  Json shards = Json::array();
+  for (const auto& ng : rg["NodeGroups"]) {
+    Json replica_azs = Json::array();
+    std::string primary_az;
+    for (const auto& m : ng["Members"]) {
+      auto it = az_of.find(m.get<std::string>());
+      const std::string az = it == az_of.end() ? "" : it->second;
+      if (m == ng["Primary"]) {
+        primary_az = az;
+      } else {
+        replica_azs.push_back(az);
+      }
+    }
+    shards.push_back({{"NodeGroupId", ng["NodeGroupId"]},
+                      {"Slots", ng.value("Slots", std::string("0-16383"))},
+                      {"ReplicaCount", replica_azs.size()},
+                      {"PrimaryAvailabilityZone", primary_az},
+                      {"ReplicaAvailabilityZones", replica_azs}});
+  }
+  return Json{{"SnapshotName", name},
+              {"ReplicationGroupId", rg["ReplicationGroupId"]},
+              {"ReplicationGroupDescription", rg["Description"]},
+              {"SnapshotStatus", snapshot_status::kCreating},
+              {"SnapshotSource", source},
+              {"CacheNodeType", rg["CacheNodeType"]},
+              {"Engine", "redis"},
+              {"EngineVersion", rg["EngineVersion"]},
+              {"CacheParameterGroupName", rg["CacheParameterGroupName"]},
+              {"Port", rg["Port"]},
+              {"ClusterEnabled", rg["ClusterEnabled"]},
+              {"AutomaticFailoverEnabled", rg["AutomaticFailoverEnabled"]},
+              {"SnapshotRetentionLimit", rg.value("SnapshotRetentionLimit", 0)},
+              {"SnapshotWindow", rg.value("SnapshotWindow", std::string("05:00-06:00"))},
+              {"CreateTime", now_millis},
+              {"ARN", arn},
+              {"NodeSnapshots", shards}};
+}
+
+Result<std::string> FileSha256(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return Status::Internal("cannot open " + path);
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(md, buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(md, digest, &len);
+  EVP_MD_CTX_free(md);
+  if (failed) return Status::Internal("cannot read " + path);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
 }
 
 StoreWrite EventWrite(const std::string& source_id, const std::string& source_type, const std::string& message,

@@ -20,6 +20,14 @@
 //     ConfigVersion and the supervisor's record.
 //   cache_event (id = "<ms, 13 digits>-<seq>"): DescribeEvents' entries — SourceIdentifier, SourceType, Message,
 //     Date (ms).
+//   cache_snapshot (id = SnapshotName): one snapshot — SnapshotName, ReplicationGroupId, SnapshotStatus
+//     (creating|available|failed), SnapshotSource (manual|automated), the group's settings at the time
+//     (CacheNodeType, EngineVersion, CacheParameterGroupName, Port, AutomaticFailoverEnabled, ClusterEnabled,
+//     Description, SnapshotRetentionLimit, SnapshotWindow), CreateTime (ms), ARN, and NodeSnapshots
+//     [{NodeGroupId, Slots, CacheClusterId (the node it was taken from), PrimaryAvailabilityZone,
+//     ReplicaAvailabilityZones, ReplicaCount, File ("<ng>.rdb"), Sha256, Bytes, SnapshotCreateTime (ms),
+//     BgsaveFrom (LASTSAVE before the BGSAVE was asked for, while creating)}]. The API creates it (creating);
+//     the controller of its group takes the RDBs and makes it available.
 //
 // Files: <data dir>/elasticache/<rg>/<cluster id>/{redis.conf,nodes.conf,redis.log} for nodes (owned by the
 // node's own uid when the server runs as root), <data dir>/elasticache/<rg>/endpoint-<role>/ for endpoints.
@@ -29,6 +37,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -44,6 +53,7 @@ inline constexpr char kCacheReplicationGroup[] = "cache_replication_group";
 inline constexpr char kCacheNode[] = "cache_node";
 inline constexpr char kCacheEndpoint[] = "cache_endpoint";
 inline constexpr char kCacheEvent[] = "cache_event";
+inline constexpr char kCacheSnapshot[] = "cache_snapshot";
 }  // namespace kind
 }  // namespace autopipe
 
@@ -62,7 +72,14 @@ inline constexpr char kCreating[] = "creating";
 inline constexpr char kAvailable[] = "available";
 inline constexpr char kModifying[] = "modifying";
 inline constexpr char kDeleting[] = "deleting";
+inline constexpr char kSnapshotting[] = "snapshotting";
 }  // namespace rg_status
+
+namespace snapshot_status {
+inline constexpr char kCreating[] = "creating";
+inline constexpr char kAvailable[] = "available";
+inline constexpr char kFailed[] = "failed";
+}  // namespace snapshot_status
 
 namespace node_status {
 inline constexpr char kCreating[] = "creating";
@@ -95,6 +112,10 @@ std::vector<SlotRange> SplitSlots(int shards);
 std::string FormatSlots(const SlotRange& r);  // "0-8191"
 // "a-b" with 0 <= a <= b <= 16383 (a single slot "a" too); InvalidParameterValue otherwise.
 Result<SlotRange> ParseSlots(const std::string& text);
+// A shard's slots as a set (one flag per slot) and back: "0-100,200-300" (ElastiCache's Slots text while a
+// shard holds several ranges, during resharding); "" is no slot.
+std::vector<bool> SlotSet(const std::string& text);
+std::string FormatSlotSet(const std::vector<bool>& slots);
 // The ranges must not overlap and must together cover 0-16383.
 Status CheckSlotCoverage(const std::vector<SlotRange>& ranges);
 
@@ -140,6 +161,29 @@ std::string GroupDir(const RegionContext& ctx, const std::string& rg);
 std::string NodeDir(const RegionContext& ctx, const std::string& rg, const std::string& cluster_id);
 std::string EndpointDir(const RegionContext& ctx, const std::string& rg, const std::string& role);
 std::string EndpointAddress(const RegionContext& ctx, int address_index, bool reader);
+// <data dir>/elasticache-snapshots/<snapshot name>: its RDB files, one per shard.
+std::string SnapshotDir(const RegionContext& ctx, const std::string& snapshot_name);
+
+// ---- snapshots ---------------------------------------------------------------------------------------------------
+
+// SnapshotName rules (as a cluster id): 1-255 letters, digits and hyphens, starting with a letter, no trailing or
+// double hyphen; automatic snapshots are named "automatic.<rg>-YYYY-MM-DD-HH-MM" and may hold those dots.
+Status ValidateSnapshotName(const std::string& name);
+// A SnapshotWindow "hh:mm-hh:mm" (UTC, at least 60 minutes): minutes after midnight of its start and its length.
+struct DailyWindow {
+  int start_minute = 0;
+  int minutes = 60;
+};
+Result<DailyWindow> ParseSnapshotWindow(const std::string& text);
+// The start (ms) of the window occurrence that contains now_millis, nullopt when now is outside the window.
+std::optional<int64_t> WindowOpenedAt(const DailyWindow& w, int64_t now_millis);
+std::string AutomaticSnapshotName(const std::string& rg, int64_t at_millis);
+// A new snapshot document of `rg` (status creating, one NodeSnapshot per shard, none taken yet). `az_of` gives
+// each member cluster's AZ.
+Json NewSnapshotDocument(const Json& rg, const std::map<std::string, std::string>& az_of, const std::string& name,
+                         const std::string& source, int64_t now_millis, const std::string& arn);
+// SHA-256 of a file, in hex.
+Result<std::string> FileSha256(const std::string& path);
 // A free endpoint address index (1..254) among the groups in the store; nullopt when all are taken.
 std::optional<int> FreeAddressIndex(const RegionContext& ctx);
 

@@ -115,5 +115,67 @@ TEST(RedisRepliesTest, ParsesInfoAndClusterNodes) {
   EXPECT_TRUE(nodes[1].slots.empty());
 }
 
+
+TEST(SnapshotRulesTest, NamesWindowsAndAutomaticNames) {
+  EXPECT_TRUE(ValidateSnapshotName("my-snap-1").ok());
+  EXPECT_TRUE(ValidateSnapshotName("automatic.rg-2026-12-01-05-00").ok());
+  EXPECT_FALSE(ValidateSnapshotName("").ok());
+  EXPECT_FALSE(ValidateSnapshotName("1snap").ok());
+  EXPECT_FALSE(ValidateSnapshotName("snap-").ok());
+  EXPECT_FALSE(ValidateSnapshotName("a--b").ok());
+  EXPECT_FALSE(ValidateSnapshotName("a_b").ok());
+
+  auto w = ParseSnapshotWindow("05:00-06:00");
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->start_minute, 300);
+  EXPECT_EQ(w->minutes, 60);
+  auto wrap = ParseSnapshotWindow("23:30-01:00");  // across midnight
+  ASSERT_TRUE(wrap.ok());
+  EXPECT_EQ(wrap->minutes, 90);
+  EXPECT_FALSE(ParseSnapshotWindow("05:00-05:30").ok()) << "shorter than 60 minutes";
+  EXPECT_FALSE(ParseSnapshotWindow("25:00-26:00").ok());
+  EXPECT_FALSE(ParseSnapshotWindow("5-6").ok());
+
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  const int64_t day = 20000 * kDay;  // a midnight, UTC
+  EXPECT_EQ(WindowOpenedAt(*w, day + 5 * 3600 * 1000 + 1), day + 5 * 3600 * 1000);
+  EXPECT_FALSE(WindowOpenedAt(*w, day + 6 * 3600 * 1000).has_value());
+  EXPECT_FALSE(WindowOpenedAt(*w, day + 4 * 3600 * 1000).has_value());
+  // 00:30 lies in the window that opened at 23:30 the day before.
+  EXPECT_EQ(WindowOpenedAt(*wrap, day + 30 * 60 * 1000), day - 30 * 60 * 1000);
+  EXPECT_EQ(AutomaticSnapshotName("rg", day + 5 * 3600 * 1000), "automatic.rg-2024-10-04-05-00");
+}
+
+TEST(SnapshotRulesTest, NewSnapshotHasOneNodeSnapshotPerShardWithItsSlotsAndAzs) {
+  Json rg = {{"ReplicationGroupId", "rg"},        {"Description", "d"},
+             {"CacheNodeType", "cache.t3.micro"}, {"EngineVersion", "7.0"},
+             {"CacheParameterGroupName", "default.redis7.cluster.on"},
+             {"Port", 6379},                      {"ClusterEnabled", true},
+             {"AutomaticFailoverEnabled", true},
+             {"NodeGroups", Json::array({Json{{"NodeGroupId", "0001"}, {"Slots", "0-8191"},
+                                              {"Members", {"rg-0001-001", "rg-0001-002"}},
+                                              {"Primary", "rg-0001-002"}},
+                                         Json{{"NodeGroupId", "0002"}, {"Slots", "8192-16383"},
+                                              {"Members", {"rg-0002-001"}}, {"Primary", "rg-0002-001"}}})}};
+  Json snap = NewSnapshotDocument(rg, {{"rg-0001-001", "us-west-2a"}, {"rg-0001-002", "us-west-2b"},
+                                       {"rg-0002-001", "us-west-2b"}},
+                                  "s1", "manual", 1000, "arn:s1");
+  EXPECT_EQ(snap["SnapshotStatus"], "creating");
+  ASSERT_EQ(snap["NodeSnapshots"].size(), 2u);
+  EXPECT_EQ(snap["NodeSnapshots"][0]["Slots"], "0-8191");
+  EXPECT_EQ(snap["NodeSnapshots"][0]["PrimaryAvailabilityZone"], "us-west-2b");
+  EXPECT_EQ(snap["NodeSnapshots"][0]["ReplicaAvailabilityZones"], Json::array({"us-west-2a"}));
+  EXPECT_EQ(snap["NodeSnapshots"][1]["ReplicaCount"], 0);
+}
+
+
+TEST(SlotsTest, SlotSetsRoundTrip) {
+  auto set = SlotSet("0-100,200-300,16383");
+  EXPECT_TRUE(set[0] && set[100] && !set[101] && set[200] && set[16383]);
+  EXPECT_EQ(FormatSlotSet(set), "0-100,200-300,16383-16383");
+  EXPECT_EQ(FormatSlotSet(SlotSet("")), "");
+  EXPECT_EQ(FormatSlotSet(SlotSet("0-16383")), "0-16383");
+}
+
 }  // namespace
 }  // namespace autopipe::elasticache

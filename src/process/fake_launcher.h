@@ -68,13 +68,13 @@ class FakeLauncher : public ProcessLauncher {
     }
   }
 
-  std::map<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) override {
+  std::multimap<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) override {
     std::lock_guard lock(mu_);
-    std::map<std::string, ProcessId> found;
+    std::multimap<std::string, ProcessId> found;
     for (const auto& [pid, p] : procs_) {
       auto it = p.spec.env.find(kLaunchTokenVariable);
       if (p.leader_alive && it != p.spec.env.end() && tokens.count(it->second)) {
-        found[it->second] = ProcessId{pid, StartTimeOf(pid)};
+        found.emplace(it->second, ProcessId{pid, StartTimeOf(pid)});
       }
     }
     return found;

@@ -821,8 +821,9 @@ std::set<pid_t> LiveProcessGroups() {
   return groups;
 }
 
-std::map<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(const std::set<std::string>& tokens) {
-  std::map<std::string, ProcessId> found;
+std::multimap<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(
+    const std::set<std::string>& tokens) {
+  std::multimap<std::string, ProcessId> found;
   if (tokens.empty()) return found;
   const std::string prefix = std::string(kLaunchTokenVariable) + "=";
   DIR* dir = opendir("/proc");
@@ -857,7 +858,7 @@ std::map<std::string, ProcessId> LocalProcessLauncher::FindByLaunchToken(const s
               cgroup = mount + path;
             }
           }
-          found[token] = ProcessId{static_cast<pid_t>(pid), st->start_time, cgroup};
+          found.emplace(token, ProcessId{static_cast<pid_t>(pid), st->start_time, cgroup});
         }
         break;
       }

@@ -75,8 +75,11 @@ class ProcessLauncher {
   virtual void Watch(const ProcessId& id) {}
   // The session leaders (the processes Launch started) whose environment holds
   // AUTOPIPE_LAUNCH_TOKEN=<token>, for each token of `tokens` that one carries: processes a previous server
-  // started but died before recording (process/supervisor.h).
-  virtual std::map<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) { return {}; }
+  // started but died before recording (process/supervisor.h). Every such process: a token relaunched after a
+  // lost record may be carried by two (the stray and its replacement), and each must be found to be stopped.
+  virtual std::multimap<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) {
+    return {};
+  }
   // Called on a background thread after watched exits, never with the launcher's own locks held (so it may take
   // any lock the caller of Watch() holds). Once SetExitCallback returns, the previous callback is not running
   // and never will again: a region clears it before it stops what the callback calls into.
@@ -109,7 +112,7 @@ class LocalProcessLauncher : public ProcessLauncher {
   void Watch(const ProcessId& id) override;
   void SetExitCallback(std::function<void()> on_exit) override;
   // One scan of /proc/*/environ (only processes that lead their own session).
-  std::map<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) override;
+  std::multimap<std::string, ProcessId> FindByLaunchToken(const std::set<std::string>& tokens) override;
 
  private:
   class ExitWatcher;

@@ -368,6 +368,10 @@ namespace {
 }  // namespace
 
 void AdoptUnrecordedProcesses(Store& store, ProcessLauncher& launcher, int64_t now) {
+  // Documents whose process is not recorded (a server killed between a first launch and committing its pid). A
+  // relaunch whose record was lost (the document still names the process that died) is not adopted here: the
+  // owning controller stops such a stray before it launches again (an instance's surviving daemon also carries
+  // its token, and must not become the instance); `down` stops every process carrying a document's token.
   std::map<std::string, std::pair<std::string, std::string>> owners;  // token -> (kind, id)
   for (const auto& module : AllModules()) {
     for (const auto& kind : module.process_kinds) {
@@ -382,8 +386,15 @@ void AdoptUnrecordedProcesses(Store& store, ProcessLauncher& launcher, int64_t n
   if (owners.empty()) return;
   std::set<std::string> tokens;
   for (const auto& [token, owner] : owners) tokens.insert(token);
-  std::vector<StoreWrite> writes;
+  // The earliest process per token is the one the server launched (later ones, if any, are its own session
+  // leaders that inherited the environment).
+  std::map<std::string, ProcessId> first;
   for (const auto& [token, proc] : launcher.FindByLaunchToken(tokens)) {
+    auto [it, inserted] = first.emplace(token, proc);
+    if (!inserted && proc.start_time < it->second.start_time) it->second = proc;
+  }
+  std::vector<StoreWrite> writes;
+  for (const auto& [token, proc] : first) {
     const auto& [kind, id] = owners[token];
     Json doc = *store.Get(kind, id);
     RecordProcess(doc, proc);

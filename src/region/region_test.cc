@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "ec2/instances.h"
+#include "elasticache/replication_groups.h"
 #include "process/launcher.h"
 #include "process/recorded_process.h"
 #include "region/module.h"
@@ -79,6 +80,29 @@ TEST(DownTest, StopsAProcessNoDocumentRecordedByItsLaunchToken) {
   StopRegionProcesses(*store, launcher, /*now_millis=*/1234);
 
   EXPECT_FALSE(launcher.GroupAlive(*pid)) << "the unrecorded process outlived down";
+}
+
+// A server killed after relaunching a process (its first one had died) but before committing the new pid: the
+// document records the dead process, and two processes may carry the token (the relaunched stray and the one a
+// later server started). `down` must stop both.
+TEST(DownTest, StopsEveryProcessCarryingADocumentsToken) {
+  auto store = NewMemoryStore();
+  LocalProcessLauncher launcher;
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c", "sleep 60 & sleep 60"};
+  spec.env = {{"PATH", "/usr/bin:/bin"}, {kLaunchTokenVariable, "token-of-node"}};
+  auto stray = launcher.Launch(spec);
+  ASSERT_TRUE(stray.ok()) << stray.status().ToString();
+  auto recorded = launcher.Launch(spec);
+  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  Json doc = {{"Status", "available"}, {"LaunchToken", "token-of-node"}};
+  RecordProcess(doc, *recorded);
+  ASSERT_TRUE(store->Put(kind::kCacheNode, "rg-0001-001", doc).ok());
+
+  StopRegionProcesses(*store, launcher, /*now_millis=*/1234);
+
+  EXPECT_FALSE(launcher.GroupAlive(*recorded));
+  EXPECT_FALSE(launcher.GroupAlive(*stray)) << "a second process with the token outlived down";
 }
 
 // The restarted server finds such a process by its token and adopts it instead of starting a second one on the

@@ -218,13 +218,18 @@ def lb_node_processes(data_dir):
 
 
 def data_dir_processes(data_dir):
-    """(pid, cmdline) of every process whose command line names a path inside data_dir (database servers, DB
-    endpoints, cache nodes: whatever the region started with its files there)."""
+    """(pid, cmdline) of every process whose command line names a path inside data_dir, or whose working
+    directory is inside it (database servers, DB endpoints, cache nodes, which run in their own folder with
+    relative paths and rename their process title: whatever the region started with its files there)."""
     out = []
     needle = data_dir.rstrip("/") + "/"
     for pid in all_pids():
         cmd = " ".join(proc_cmdline(pid) or [])
-        if needle in cmd and pid_alive(pid):
+        try:
+            cwd = os.readlink("/proc/%d/cwd" % pid) + "/"
+        except OSError:
+            cwd = ""
+        if (needle in cmd or cwd.startswith(needle)) and pid_alive(pid):
             out.append((pid, cmd))
     return out
 

@@ -75,17 +75,21 @@ def key_in(lo, hi, prefix):
 
 
 def redis_server_pid(address, port=6379):
-    """The redis-server listening on address:port, found by its process title ("redis-server IP:PORT [cluster]")."""
+    """The redis-server listening on address:port, by its command line ("--bind IP ... --port PORT": the nodes keep
+    their argv, set-proc-title no, so that their environment still carries their launch token) or by a process
+    title ("redis-server IP:PORT [cluster]")."""
     needle = "%s:%d" % (address, port)
     for pid in harness.all_pids():
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
+        argv = harness.proc_cmdline(pid) or []
+        if not argv or not (argv[0].startswith("redis-server") or argv[0].endswith("/redis-server")):
             continue
-        if cmd.startswith("redis-server") or "/redis-server" in cmd.split(" ")[0]:
-            if needle in cmd:
-                return pid
+        cmd = " ".join(argv)
+        if needle in cmd:
+            return pid
+        def arg(name):
+            return argv[argv.index(name) + 1] if name in argv[:-1] else None
+        if arg("--bind") == address and arg("--port") == str(port):
+            return pid
     return None
 
 
@@ -207,7 +211,7 @@ class ElastiCacheSeedTest(unittest.TestCase):
             self.assertEqual(rg["Status"], "available")
             self.assertIs(rg["ClusterEnabled"], True)
             self.assertEqual(rg["AutomaticFailover"], "enabled")
-            self.assertEqual(rg["MultiAZ"], "enabled")
+            self.assertEqual(rg["MultiAZ"], "disabled")  # MultiAZEnabled not given: false, as on AWS
             self.assertEqual(rg["CacheNodeType"], "cache.m5.large")
             self.assertEqual(rg["ConfigurationEndpoint"]["Port"], 6379)
             self.assertTrue(rg["ConfigurationEndpoint"]["Address"].startswith(self.region.block_prefix))
