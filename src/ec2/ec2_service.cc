@@ -234,6 +234,7 @@ Result<Json> TerminateInstances(RegionContext* ctx, const Params& p) {
   if (ids.empty()) return Status::MissingParameter("The request must contain the parameter InstanceId");
   std::vector<Json> found;
   for (const auto& id : ids) {
+    AP_RETURN_IF_ERROR(InstanceIdShape(id));
     auto inst = ctx->store->Get(kind::kInstance, id);
     if (!inst) return Ec2Error("InvalidInstanceID.NotFound", "The instance ID '" + id + "' does not exist");
     found.push_back(*inst);
