@@ -347,8 +347,10 @@ class SnsKillTest(unittest.TestCase):
         sub.failing = True  # the endpoint is down: nothing can be delivered before the kill
         message_id = sns.publish(TopicArn=arn, Subject="survives", Message="kill -9 proof")["MessageId"]
         region.kill9()
-        sub.failing = False
         region.restart()
+        # Only now may deliveries succeed: a request the killed server had already sent can still be read by the
+        # subscriber after the kill, and it must not count as the restarted server's delivery.
+        sub.failing = False
         _, msg = sub.wait_for("Notification", lambda m: m["MessageId"] == message_id, timeout=60)
         self.assertEqual(msg["Message"], "kill -9 proof")
         verify_signature(msg)  # the certificate survived the restart with the key
