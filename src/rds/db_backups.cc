@@ -341,16 +341,7 @@ struct DbBackupController::Snapshot {
   }
 };
 
-DbBackupController::~DbBackupController() {
-  std::map<std::string, std::unique_ptr<Job>> jobs;
-  {
-    std::lock_guard lock(mu_);
-    jobs.swap(jobs_);
-  }
-  for (auto& [id, job] : jobs) {
-    if (job->thread.joinable()) job->thread.join();
-  }
-}
+DbBackupController::~DbBackupController() { backups_.JoinAll(); }
 
 namespace {
 // "rds:<id>-YYYY-MM-DD-HH-MM" -> <id>.
@@ -399,22 +390,8 @@ DbBackupController::Snapshot DbBackupController::Read(const std::string& id) {
   return s;
 }
 
-bool DbBackupController::BackupRunning(const std::string& id) {
-  std::unique_ptr<Job> finished;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) return false;
-    if (!it->second->done) return true;
-    finished = std::move(it->second);
-    jobs_.erase(it);
-  }
-  finished->thread.join();
-  return false;
-}
-
 ReconcileResult DbBackupController::Reconcile(const std::string& id) {
-  const bool running_backup = BackupRunning(id);
+  const bool running_backup = backups_.Running(id);
   Snapshot s = Read(id);
   if (!s.inst || (*s.inst)["Spec"].value("Deleting", false) ||
       s.inst->value("BackupRetentionPeriod", int64_t{0}) <= 0 || !(*s.inst)["Spec"].value("Running", true)) {
@@ -728,35 +705,26 @@ Status DbBackupController::Prune(const std::string& id, Snapshot& s, int64_t ret
 void DbBackupController::StartBackup(const std::string& id, const Snapshot& s, bool initial) {
   const int64_t start = ctx_->clock->NowMillis();
   const std::string snapshot_id = AutomatedSnapshotId(id, start);
-  auto job = std::make_unique<Job>();
-  Job* j = job.get();
-  {
-    std::lock_guard lock(mu_);
-    if (jobs_.count(id)) return;
-    j->thread = std::thread([this, id, s, snapshot_id, start, j, initial] {
-      Status st = RunBackup(id, s, snapshot_id, start);
-      if (!st.ok()) {
-        spdlog::warn("db_instance={} backup {} failed: {}", id, snapshot_id, st.ToString());
-        std::lock_guard lock(*ctx_->mu);
-        std::vector<StoreWrite> writes;
-        auto current = ctx_->store->Get(kind::kDbInstance, id);
-        if (current) {
-          Json doc = *current;
-          doc["Backup"]["Running"] = false;
-          doc["Backup"]["LastError"] = st.message();
-          doc["Backup"]["LastErrorAt"] = ctx_->clock->NowMillis();
-          if (!initial) doc["Backup"]["LastAutomatedStart"] = start;  // the next try is tomorrow's window
-          writes.push_back({kind::kDbInstance, id, doc});
-        }
-        if (ctx_->store->Get(kind::kDbSnapshot, snapshot_id))
-          writes.push_back({kind::kDbSnapshot, snapshot_id, std::nullopt});
-        (void)ctx_->store->Commit(writes);  // best effort: the next pass sees Running false or retries
+  backups_.Start(id, [this, id, s, snapshot_id, start, initial] {
+    Status st = RunBackup(id, s, snapshot_id, start);
+    if (!st.ok()) {
+      spdlog::warn("db_instance={} backup {} failed: {}", id, snapshot_id, st.ToString());
+      std::lock_guard lock(*ctx_->mu);
+      std::vector<StoreWrite> writes;
+      auto current = ctx_->store->Get(kind::kDbInstance, id);
+      if (current) {
+        Json doc = *current;
+        doc["Backup"]["Running"] = false;
+        doc["Backup"]["LastError"] = st.message();
+        doc["Backup"]["LastErrorAt"] = ctx_->clock->NowMillis();
+        if (!initial) doc["Backup"]["LastAutomatedStart"] = start;  // the next try is tomorrow's window
+        writes.push_back({kind::kDbInstance, id, doc});
       }
-      std::lock_guard lock(mu_);
-      j->done = true;
-    });
-    jobs_[id] = std::move(job);
-  }
+      if (ctx_->store->Get(kind::kDbSnapshot, snapshot_id))
+        writes.push_back({kind::kDbSnapshot, snapshot_id, std::nullopt});
+      (void)ctx_->store->Commit(writes);  // best effort: the next pass sees Running false or retries
+    }
+  });
 }
 
 Status DbBackupController::RunBackup(const std::string& id, const Snapshot& s, const std::string& snapshot_id,

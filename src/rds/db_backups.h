@@ -39,6 +39,7 @@
 #include "process/supervisor.h"
 #include "rds/mariadb.h"
 #include "region/context.h"
+#include "region/background_jobs.h"
 #include "region/controller.h"
 
 namespace autopipe {
@@ -152,19 +153,14 @@ class DbBackupController : public Controller {
   Status Prune(const std::string& id, Snapshot& s, int64_t retention_days);
   void StartBackup(const std::string& id, const Snapshot& s, bool initial);
   Status RunBackup(const std::string& id, const Snapshot& s, const std::string& snapshot_id, int64_t start);
-  bool BackupRunning(const std::string& id);
 
   RegionContext* const ctx_;
   Supervisor supervisor_;
 
   std::mutex mu_;
-  struct Job {
-    std::thread thread;
-    bool done = false;  // guarded by mu_
-  };
-  std::map<std::string, std::unique_ptr<Job>> jobs_;  // guarded by mu_
   // The connection to each instance's primary that LatestRestorableTime is read over, with its address.
   std::map<std::string, std::pair<std::string, std::unique_ptr<Connection>>> conns_;  // guarded by mu_
+  BackgroundJobs backups_;  // one per instance; last, so that it is joined before the rest goes
 };
 
 }  // namespace rds

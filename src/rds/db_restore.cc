@@ -397,16 +397,7 @@ bool RestoreHoldsInstance(const Json& inst) {
 
 // ---- the controller -------------------------------------------------------------------------------------------
 
-DbRestoreController::~DbRestoreController() {
-  std::map<std::string, std::unique_ptr<Job>> jobs;
-  {
-    std::lock_guard lock(mu_);
-    jobs.swap(jobs_);
-  }
-  for (auto& [id, job] : jobs) {
-    if (job->thread.joinable()) job->thread.join();
-  }
-}
+DbRestoreController::~DbRestoreController() { jobs_.JoinAll(); }
 
 std::vector<std::string> DbRestoreController::Keys() {
   std::vector<std::string> keys;
@@ -418,22 +409,8 @@ std::vector<std::string> DbRestoreController::Keys() {
 
 std::vector<Controller::Watch> DbRestoreController::Watches() const { return {{kind::kDbInstance, SameKey}}; }
 
-bool DbRestoreController::JobRunning(const std::string& id) {
-  std::unique_ptr<Job> finished;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) return false;
-    if (!it->second->done) return true;
-    finished = std::move(it->second);
-    jobs_.erase(it);
-  }
-  finished->thread.join();
-  return false;
-}
-
 ReconcileResult DbRestoreController::Reconcile(const std::string& id) {
-  if (JobRunning(id)) return ReconcileResult::Done();  // the job's own commits run this again
+  if (jobs_.Running(id)) return ReconcileResult::Done();  // the job's own commits run this again
   std::optional<Json> inst;
   {
     std::lock_guard lock(*ctx_->mu);
@@ -449,10 +426,7 @@ ReconcileResult DbRestoreController::Reconcile(const std::string& id) {
     });
   }
   // pending, or running when this process did not start it (the server restarted mid-restore): (re)start it.
-  auto job = std::make_unique<Job>();
-  Job* j = job.get();
-  std::lock_guard lock(mu_);
-  j->thread = std::thread([this, id, j] {
+  jobs_.Start(id, [this, id] {
     Status st = RunRestore(id);
     if (!st.ok()) {
       if (st.code() == "Cancelled") {
@@ -463,10 +437,7 @@ ReconcileResult DbRestoreController::Reconcile(const std::string& id) {
         spdlog::warn("db_instance={} restore failure not recorded: {}", id, f.ToString());
       }
     }
-    std::lock_guard lock(mu_);
-    j->done = true;
   });
-  jobs_[id] = std::move(job);
   return ReconcileResult::Done();
 }
 

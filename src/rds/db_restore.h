@@ -49,6 +49,7 @@
 #include "process/supervisor.h"
 #include "rds/mariadb.h"
 #include "region/context.h"
+#include "region/background_jobs.h"
 #include "region/controller.h"
 
 namespace autopipe::rds {
@@ -169,17 +170,11 @@ class DbRestoreController : public Controller {
   Status CommitRestore(const std::string& id, const std::function<void(Json& inst, std::vector<StoreWrite>*)>& f,
                        std::vector<StoreWrite> writes = {});
   bool Cancelled(const std::string& id);
-  bool JobRunning(const std::string& id);
 
   RegionContext* const ctx_;
   Supervisor supervisor_;
 
-  std::mutex mu_;
-  struct Job {
-    std::thread thread;
-    bool done = false;  // guarded by mu_
-  };
-  std::map<std::string, std::unique_ptr<Job>> jobs_;  // guarded by mu_
+  BackgroundJobs jobs_;  // one per restoring instance; last, so that it is joined before the rest goes
 };
 
 }  // namespace autopipe::rds

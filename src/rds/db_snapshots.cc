@@ -353,16 +353,7 @@ bool SnapshotOfInstanceInProgress(const RegionContext& ctx, const std::string& i
 
 // ---- the controller --------------------------------------------------------------------------------------------
 
-DbSnapshotController::~DbSnapshotController() {
-  std::map<std::string, std::unique_ptr<Job>> jobs;
-  {
-    std::lock_guard lock(mu_);
-    jobs.swap(jobs_);
-  }
-  for (auto& [id, job] : jobs) {
-    if (job->thread.joinable()) job->thread.join();
-  }
-}
+DbSnapshotController::~DbSnapshotController() { jobs_.JoinAll(); }
 
 std::vector<std::string> DbSnapshotController::Keys() {
   std::vector<std::string> keys;
@@ -377,22 +368,8 @@ std::vector<std::string> DbSnapshotController::Keys() {
 
 std::vector<Controller::Watch> DbSnapshotController::Watches() const { return {{kind::kDbSnapshot, SameKey}}; }
 
-bool DbSnapshotController::Running(const std::string& sid) {
-  std::unique_ptr<Job> finished;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(sid);
-    if (it == jobs_.end()) return false;
-    if (!it->second->done) return true;
-    finished = std::move(it->second);
-    jobs_.erase(it);
-  }
-  finished->thread.join();
-  return false;
-}
-
 ReconcileResult DbSnapshotController::Reconcile(const std::string& sid) {
-  if (Running(sid)) return ReconcileResult::After(std::chrono::milliseconds(250));
+  if (jobs_.Running(sid)) return ReconcileResult::After(std::chrono::milliseconds(250));
   std::optional<Json> snap;
   {
     std::lock_guard lock(*ctx_->mu);
@@ -404,17 +381,10 @@ ReconcileResult DbSnapshotController::Reconcile(const std::string& sid) {
   const int64_t wait = snap->value("LastErrorAt", int64_t{0}) + kRetryAfterMs - ctx_->clock->NowMillis();
   if (wait > 0) return ReconcileResult::After(std::chrono::milliseconds(wait));
 
-  auto job = std::make_unique<Job>();
-  Job* j = job.get();
-  std::lock_guard lock(mu_);
-  j->thread = std::thread([this, sid, s = *snap, j] {
+  jobs_.Start(sid, [this, sid, s = *snap] {
     Status st = s.contains("CopyFrom") ? Copy(sid, s) : Take(sid, s);
     if (!st.ok()) RecordFailure(sid, st);
-    std::lock_guard lock(mu_);
-    j->status = st;
-    j->done = true;
   });
-  jobs_[sid] = std::move(job);
   return ReconcileResult::After(std::chrono::milliseconds(250));
 }
 

@@ -39,6 +39,7 @@
 #include "common/status.h"
 #include "process/supervisor.h"
 #include "region/context.h"
+#include "region/background_jobs.h"
 #include "region/controller.h"
 
 namespace autopipe::rds {
@@ -109,11 +110,6 @@ class DbSnapshotController : public Controller {
   int workers() const override { return 2; }
 
  private:
-  struct Job {
-    std::thread thread;
-    bool done = false;  // guarded by mu_
-    Status status;      // set before done
-  };
   // The work of one snapshot: a backup of its instance, or a copy.
   Status Take(const std::string& sid, const Json& snap);
   Status Copy(const std::string& sid, const Json& snap);
@@ -121,13 +117,10 @@ class DbSnapshotController : public Controller {
   void RecordFailure(const std::string& sid, const Status& st);
   void SetProgress(const std::string& sid, int percent);
   ReconcileResult Delete(const std::string& sid, const Json& snap);
-  // Joins a finished job; true while one runs.
-  bool Running(const std::string& sid);
 
   RegionContext* const ctx_;
   Supervisor supervisor_;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Job>> jobs_;  // guarded by mu_
+  BackgroundJobs jobs_;  // one per snapshot; last, so that it is joined before the rest goes
 };
 
 }  // namespace autopipe::rds
