@@ -14,6 +14,7 @@
 
 #include "api/http_server.h"
 #include "common/clock.h"
+#include "common/data_dir.h"
 #include "common/log.h"
 #include "dns/dns_server.h"
 #include "partition/partition.h"
@@ -106,14 +107,9 @@ class GlobalService {
 
   Status Start(const GlobalOptions& opts) {
     dir_ = fs::absolute(opts.data_dir);
-    std::error_code ec;
-    fs::create_directories(dir_, ec);
-    if (ec) return Status::Internal("cannot create data dir " + dir_.string() + ": " + ec.message());
-    ::chmod(dir_.c_str(), 0700);
-    lock_fd_ = ::open((dir_ / "global.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      return Status(409, "GlobalBusy", "another autopipe global is running on " + dir_.string());
-    }
+    AP_ASSIGN_OR_RETURN(lock_fd_, TakeDataDir(dir_, "global.lock",
+                                              Status(409, "GlobalBusy",
+                                                     "another autopipe global is running on " + dir_.string())));
     partition_ = opts.partition.empty() ? dir_.string() : fs::absolute(opts.partition).string();
     auto key = partition::EnsureKeyPair(partition_);
     if (!key.ok()) return key.status();

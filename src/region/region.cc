@@ -18,6 +18,7 @@
 #include "api/api_server.h"
 #include "api/protocol.h"
 #include "autoscaling/groups.h"
+#include "common/data_dir.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "ec2/instances.h"
@@ -117,14 +118,9 @@ class RegionImpl : public Region {
 
   Status Init(const RegionOptions& opts) {
     dir_ = fs::absolute(opts.data_dir);
-    std::error_code ec;
-    fs::create_directories(dir_, ec);
-    if (ec) return Status::Internal("cannot create data dir " + dir_.string() + ": " + ec.message());
-    ::chmod(dir_.c_str(), 0700);
-    lock_fd_ = ::open((dir_ / "server.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      return Status(409, "RegionBusy", "another autopipe server is running on " + dir_.string());
-    }
+    AP_ASSIGN_OR_RETURN(lock_fd_, TakeDataDir(dir_, "server.lock",
+                                              Status(409, "RegionBusy",
+                                                     "another autopipe server is running on " + dir_.string())));
     std::string address_block =
         opts.address_block.empty() ? Catalog::DefaultAddressBlock(opts.region) : opts.address_block;
     std::optional<partition::KeyPair> shared_key;
