@@ -12,6 +12,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "elasticache/tls.h"
 #include "ec2/instances.h"
 #include "lb/node_files.h"
 #include "process/recorded_process.h"
@@ -81,6 +82,20 @@ std::vector<std::pair<std::string, std::string>> NodeSettings(const Json& rg, co
       {"repl-diskless-sync", "yes"},
       {"repl-diskless-sync-delay", "0"},
   };
+  if (rg.value("TransitEncryptionEnabled", false)) {
+    // TLS only (TransitEncryptionMode required): clients, replication and the cluster bus. Clients need no
+    // certificate of their own (ElastiCache asks none); nodes present theirs to each other.
+    for (auto& kv : s) {
+      if (kv.first == "port") kv.second = "0";
+    }
+    s.insert(s.end(), {{"tls-port", std::to_string(node["Port"].get<int>())},
+                       {"tls-cert-file", "node.crt"},
+                       {"tls-key-file", "node.key"},
+                       {"tls-ca-cert-file", "ca.crt"},
+                       {"tls-auth-clients", "no"},
+                       {"tls-replication", "yes"}});
+    if (rg["ClusterEnabled"].get<bool>()) s.push_back({"tls-cluster", "yes"});
+  }
   if (rg["ClusterEnabled"].get<bool>()) {
     s.insert(s.end(), {{"cluster-enabled", "yes"},
                        {"cluster-config-file", "nodes.conf"},
@@ -135,6 +150,7 @@ const ClusterNode* FindNode(const CacheClusterController::Probe& p, const std::s
 
 struct CacheClusterController::Pass {
   std::string rg_id;
+  ConnectOptions access;  // how this group's nodes are reached (TLS, tokens)
   VersionedDoc read;
   Json rg;  // null when the group document is gone
   std::map<std::string, Json> nodes_before, nodes;
@@ -197,6 +213,16 @@ Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
   std::string conf = "# The settings the ElastiCache controller starts " + Str(node, "CacheClusterId") + " with\n";
   for (const auto& [k, v] : NodeSettings(rg, node)) conf += k + " \"" + v + "\"\n";
   AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/redis.conf", conf, 0600));
+  // The AUTH settings: read by redis-server from its stdin, which the launcher opens as the server (0600, the
+  // server's own: the node never needs to read it again).
+  const std::string auth = AuthSettings(rg);
+  if (auth.empty()) {
+    fs::remove(dir + "/auth.conf", ec);
+  } else {
+    AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/auth.conf", auth, 0600));
+  }
+  node["AuthVersion"] = rg.value("AuthVersion", 0);
+  if (rg.value("TransitEncryptionEnabled", false)) AP_RETURN_IF_ERROR(PrepareNodeTls(rg, node, dir));
   // A group created from a snapshot: its primaries start with their shard's RDB (verified against its sum).
   const std::string dump = dir + "/dump.rdb";
   if (node.contains("SeedFile") && node["Status"] == node_status::kCreating && !fs::exists(dump)) {
@@ -216,6 +242,12 @@ Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
     if (fs::exists(dump) && ::chown(dump.c_str(), *uid, *uid) != 0) {
       return Status::Internal("cannot hand " + dump + " to its node's uid");
     }
+    for (const char* f : {"/node.crt", "/node.key", "/ca.crt"}) {
+      const std::string path = dir + f;
+      if (fs::exists(path) && ::chown(path.c_str(), *uid, *uid) != 0) {
+        return Status::Internal("cannot hand " + path + " to its node's uid");
+      }
+    }
     for (const std::string& p : {dir}) {
       if (::chown(p.c_str(), *uid, *uid) != 0) return Status::Internal("cannot hand " + p + " to its node's uid");
     }
@@ -225,11 +257,45 @@ Status CacheClusterController::PrepareNodeDir(const Json& rg, Json& node) {
   return Status::Ok();
 }
 
+Status CacheClusterController::PrepareNodeTls(const Json& rg, const Json& node, const std::string& dir) {
+  AP_ASSIGN_OR_RETURN(auto ca, LoadOrCreateCa(ctx_->data_dir));
+  if (!fs::exists(dir + "/node.key") || !fs::exists(dir + "/node.crt")) {
+    const std::string address = node["Address"];
+    std::vector<std::string> ips = {address};
+    if (rg.contains("AddressIndex")) {
+      ips.push_back(EndpointAddress(*ctx_, rg["AddressIndex"], false));
+      ips.push_back(EndpointAddress(*ctx_, rg["AddressIndex"], true));
+    }
+    AP_ASSIGN_OR_RETURN(auto issued, IssueCertificate(ca, Str(node, "CacheClusterId"), ips, {}));
+    AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/node.key", issued.key_pem, 0600));
+    AP_RETURN_IF_ERROR(lb::WriteFileAtomically(dir + "/node.crt", issued.cert_pem, 0644));
+  }
+  return lb::WriteFileAtomically(dir + "/ca.crt", ca.cert_pem, 0644);
+}
+
+std::string CacheClusterController::AuthSettings(const Json& rg) const {
+  if (!rg.contains("AuthTokens") || rg["AuthTokens"].empty()) return "";
+  std::string user = "user default on";
+  if (rg.value("AuthPasswordless", false)) {
+    user += " nopass";
+  } else {
+    for (const auto& t : rg["AuthTokens"]) user += " #" + TokenHash(t.get<std::string>());
+  }
+  user += " ~* &* +@all";
+  return "# AUTH for this node: read once from stdin at start; rewritten by each token change\n" + user +
+         "\nmasteruser default\nmasterauth \"" + CurrentAuthToken(rg) + "\"\n";
+}
+
 LaunchSpec CacheClusterController::NodeLaunchSpec(const Json& rg, const Json& node) const {
   const std::string dir = NodeDir(*ctx_, Str(node, "ReplicationGroupId"), Str(node, "CacheClusterId"));
   LaunchSpec spec;
   // Paths relative to the working directory: the node's uid may not traverse the data dir above its folder.
   spec.argv = {RedisServerPath()};
+  if (!AuthSettings(rg).empty()) {
+    // "-": the AUTH settings come on stdin (auth.conf, opened by the launcher before it drops to the node's uid).
+    spec.argv.push_back("-");
+    spec.stdin_path = dir + "/auth.conf";
+  }
   for (const auto& [k, v] : NodeSettings(rg, node)) {
     spec.argv.push_back("--" + k);
     spec.argv.push_back(v);
@@ -244,13 +310,14 @@ LaunchSpec CacheClusterController::NodeLaunchSpec(const Json& rg, const Json& no
   return spec;
 }
 
-std::unique_ptr<RedisConnection> CacheClusterController::Connect(const Json& node) const {
-  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), kProbeTimeoutMillis);
+std::unique_ptr<RedisConnection> CacheClusterController::Connect(const Pass& pass, const Json& node) const {
+  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), kProbeTimeoutMillis, pass.access);
   return c.ok() ? std::move(*c) : nullptr;
 }
 
-Result<std::string> CacheClusterController::Run(const Json& node, const std::vector<std::string>& argv) const {
-  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 1000);
+Result<std::string> CacheClusterController::Run(const Pass& pass, const Json& node,
+                                               const std::vector<std::string>& argv) const {
+  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 1000, pass.access);
   if (!c.ok()) return c.status();
   auto r = (*c)->Command(argv);
   if (!r.ok()) {
@@ -360,7 +427,7 @@ void CacheClusterController::ProbeAll(Pass& pass) {
   for (auto& [id, node] : pass.nodes) {
     if (pass.failed.count(id) || RecordedProcess(node).pid <= 0 || node["Status"] == node_status::kDeleting) continue;
     Probe probe;
-    if (auto c = Connect(node)) {
+    if (auto c = Connect(pass, node)) {
       auto info = c->Command({"INFO", "replication"});
       if (info.ok()) {
         probe.replication = ParseInfo(*info);
@@ -494,7 +561,7 @@ bool CacheClusterController::FormCluster(Pass& pass) {
             add.push_back(std::to_string(j));
             i = j + 1;
           }
-          if (add.size() > 2) (void)Run(node, add);
+          if (add.size() > 2) (void)Run(pass, node, add);
         }
         converged = false;
       }
@@ -505,7 +572,7 @@ bool CacheClusterController::FormCluster(Pass& pass) {
           const bool known = std::any_of(p.nodes.begin(), p.nodes.end(),
                                          [&](const ClusterNode& cn) { return cn.ip == address; });
           if (oid != id && !known) {
-            (void)Run(node, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+            (void)Run(pass, node, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
           }
         }
         converged = false;
@@ -516,7 +583,7 @@ bool CacheClusterController::FormCluster(Pass& pass) {
       if (!IsPrimaryOf(*ng, id) && me && me->master_id != primary_id) {
         const ClusterNode* prim = FindNode(p, primary_id);
         if (prim && !prim->Has("handshake") && !prim->slots.empty()) {
-          (void)Run(node, {"CLUSTER", "REPLICATE", primary_id});
+          (void)Run(pass, node, {"CLUSTER", "REPLICATE", primary_id});
         }
       }
     }
@@ -539,7 +606,7 @@ bool CacheClusterController::FormCluster(Pass& pass) {
       if (IsPrimaryOf(*ng, id)) continue;
       const ClusterNode* me = Myself(p);
       if (me && me->master_id != primary_id) {
-        if (FindNode(p, primary_id)) (void)Run(node, {"CLUSTER", "REPLICATE", primary_id});
+        if (FindNode(p, primary_id)) (void)Run(pass, node, {"CLUSTER", "REPLICATE", primary_id});
         converged = false;
       } else if (p.replication.count("master_link_status") == 0 ||
                  p.replication.at("master_link_status") != "up") {
@@ -562,14 +629,14 @@ bool CacheClusterController::FormCluster(Pass& pass) {
       const Probe& p = pass.probes[id];
       if (id == ng["Primary"]) {
         if (Role(p) != "master") {
-          (void)Run(node, {"REPLICAOF", "NO", "ONE"});
+          (void)Run(pass, node, {"REPLICAOF", "NO", "ONE"});
           converged = false;
         }
         continue;
       }
       auto host = p.replication.find("master_host");
       if (host == p.replication.end() || host->second != primary["Address"]) {
-        (void)Run(node, {"REPLICAOF", primary["Address"], std::to_string(primary["Port"].get<int>())});
+        (void)Run(pass, node, {"REPLICAOF", primary["Address"], std::to_string(primary["Port"].get<int>())});
         converged = false;
       } else if (p.replication.count("master_link_status") == 0 ||
                  p.replication.at("master_link_status") != "up") {
@@ -587,7 +654,7 @@ bool CacheClusterController::FormCluster(Pass& pass) {
 bool CacheClusterController::EndpointsReady(Pass& pass) {
   // A PING through each endpoint: its node listens, has been given the nodes and has found one healthy.
   for (const auto& [id, ep] : pass.endpoints) {
-    auto c = RedisConnection::Connect(ep["Address"], ep["Port"].get<int>(), kProbeTimeoutMillis);
+    auto c = RedisConnection::Connect(ep["Address"], ep["Port"].get<int>(), kProbeTimeoutMillis, pass.access);
     if (!c.ok()) return false;
     auto pong = (*c)->Command({"PING"});
     if (!pong.ok() || *pong != "PONG") return false;
@@ -624,9 +691,9 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
     if (pass.Up(pid) && primary["Status"] == node_status::kAvailable) {
       if (Role(pp) != "master") {
         if (cluster) {
-          (void)Run(primary, {"CLUSTER", "FAILOVER", "TAKEOVER"});
+          (void)Run(pass, primary, {"CLUSTER", "FAILOVER", "TAKEOVER"});
         } else {
-          (void)Run(primary, {"REPLICAOF", "NO", "ONE"});
+          (void)Run(pass, primary, {"REPLICAOF", "NO", "ONE"});
         }
         pass.busy = true;
       } else if (ng.contains("FailoverFrom")) {
@@ -659,7 +726,7 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
         const ClusterNode* seen = FindNode(pass.probes[oid], pp.my_id);
         const ClusterNode* sees = FindNode(pp, other.value("RedisNodeId", ""));
         if (!sees) {
-          (void)Run(primary, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+          (void)Run(pass, primary, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
         } else if (seen && !seen->Has("handshake") && sees->link_state == "connected") {
           joined = true;
         }
@@ -688,16 +755,16 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
       if (cluster) {
         const ClusterNode* me = Myself(p);
         if (!FindNode(p, primary_id)) {
-          (void)Run(node, {"CLUSTER", "MEET", primary["Address"], std::to_string(primary["Port"].get<int>())});
+          (void)Run(pass, node, {"CLUSTER", "MEET", primary["Address"], std::to_string(primary["Port"].get<int>())});
           ok = false;
         } else if (!me || me->master_id != primary_id) {
-          (void)Run(node, {"CLUSTER", "REPLICATE", primary_id});
+          (void)Run(pass, node, {"CLUSTER", "REPLICATE", primary_id});
           ok = false;
         }
       } else {
         auto host = p.replication.find("master_host");
         if (host == p.replication.end() || host->second != primary["Address"]) {
-          (void)Run(node, {"REPLICAOF", primary["Address"], std::to_string(primary["Port"].get<int>())});
+          (void)Run(pass, node, {"REPLICAOF", primary["Address"], std::to_string(primary["Port"].get<int>())});
           ok = false;
         }
       }
@@ -730,12 +797,12 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
         auto slots = ParseSlots(ng["Slots"]);
         const ClusterNode* me = Myself(pp);
         if (slots.ok() && me && me->slots.empty()) {
-          (void)Run(primary, {"CLUSTER", "ADDSLOTSRANGE", std::to_string(slots->first), std::to_string(slots->last)});
-          (void)Run(primary, {"CLUSTER", "BUMPEPOCH"});
+          (void)Run(pass, primary, {"CLUSTER", "ADDSLOTSRANGE", std::to_string(slots->first), std::to_string(slots->last)});
+          (void)Run(pass, primary, {"CLUSTER", "BUMPEPOCH"});
         }
         for (const auto& [oid, other] : pass.nodes) {
           if (oid != pid && pass.Up(oid)) {
-            (void)Run(primary, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
+            (void)Run(pass, primary, {"CLUSTER", "MEET", other["Address"], std::to_string(other["Port"].get<int>())});
             break;
           }
         }
@@ -754,7 +821,7 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
   for (const auto& old_id : forget) {
     for (const auto& [id, node] : pass.nodes) {
       if (pass.deleted_nodes.count(id) || node["Status"] == node_status::kDeleting) continue;
-      if (pass.Up(id) && FindNode(pass.probes[id], old_id)) (void)Run(node, {"CLUSTER", "FORGET", old_id});
+      if (pass.Up(id) && FindNode(pass.probes[id], old_id)) (void)Run(pass, node, {"CLUSTER", "FORGET", old_id});
     }
   }
   if (pass.rg["Status"] == rg_status::kModifying) {
@@ -765,8 +832,50 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
       if (ng.contains("FailoverFrom") || ng.contains("FailoverRequested")) settled = false;
     }
     if (pass.rg.contains("Resharding")) settled = false;
+    for (const auto& [id, node] : pass.nodes) {
+      if (!pass.deleted_nodes.count(id) && node.value("AuthVersion", 0) != pass.rg.value("AuthVersion", 0)) {
+        settled = false;
+      }
+    }
     if (settled) pass.rg["Status"] = rg_status::kAvailable;
   }
+}
+
+// ---- AUTH token changes -------------------------------------------------------------------------------------------
+
+void CacheClusterController::ApplyAuth(Pass& pass) {
+  const int want = pass.rg.value("AuthVersion", 0);
+  bool all = true;
+  std::vector<std::string> acl = {"ACL", "SETUSER", "default", "on", "resetpass"};
+  if (!pass.rg.contains("AuthTokens") || pass.rg["AuthTokens"].empty() || pass.rg.value("AuthPasswordless", false)) {
+    acl.push_back("nopass");
+  } else {
+    for (const auto& t : pass.rg["AuthTokens"]) acl.push_back("#" + TokenHash(t.get<std::string>()));
+  }
+  const std::string current = CurrentAuthToken(pass.rg);
+  const std::string settings = AuthSettings(pass.rg);
+  for (auto& [id, node] : pass.nodes) {
+    if (node["Status"] == node_status::kDeleting || pass.deleted_nodes.count(id)) continue;
+    if (node.value("AuthVersion", 0) == want) continue;
+    all = false;
+    pass.busy = true;
+    if (!pass.Up(id)) continue;  // a node that starts later reads the current settings
+    // Accept the new set first; then replicas authenticate to their primaries with the newest token.
+    if (!Run(pass, node, acl).ok()) continue;
+    if (!Run(pass, node, {"CONFIG", "SET", "masteruser", current.empty() ? "" : "default", "masterauth", current}).ok()) {
+      continue;
+    }
+    const std::string dir = NodeDir(*ctx_, pass.rg_id, id);
+    std::error_code ec;
+    if (settings.empty()) {
+      fs::remove(dir + "/auth.conf", ec);
+    } else if (!lb::WriteFileAtomically(dir + "/auth.conf", settings, 0600).ok()) {
+      continue;
+    }
+    node["AuthVersion"] = want;
+    spdlog::info("elasticache node={}: AUTH settings version {} applied", id, want);
+  }
+  if (all && pass.rg.contains("AuthPreviousTokens")) pass.rg.erase("AuthPreviousTokens");
 }
 
 // ---- resharding ----------------------------------------------------------------------------------------------------
@@ -797,7 +906,7 @@ void CacheClusterController::Reshard(Pass& pass) {
     }
     return "";
   };
-  // Move slots one at a time, for up to kReshardSliceMillis per pass (the document records each move).
+  // Move slots for up to kReshardSliceMillis per pass (the document records what moved).
   const int64_t deadline = ctx_->clock->NowMillis() + kReshardSliceMillis;
   int moved = 0, keys = 0;
   // One connection per primary for the whole pass (a connect per command was most of a slot's cost).
@@ -806,63 +915,112 @@ void CacheClusterController::Reshard(Pass& pass) {
     const std::string id = node["CacheClusterId"];
     auto it = conns.find(id);
     if (it != conns.end()) return it->second.get();
-    auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 2000);
+    auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 2000, pass.access);
     if (!c.ok()) return nullptr;
     return conns.emplace(id, std::move(*c)).first->second.get();
   };
-  for (int slot = 0; slot < kSlotCount && ctx_->clock->NowMillis() < deadline; ++slot) {
-    const std::string from = owner(slot, have), to = owner(slot, want);
-    if (from.empty() || to.empty() || from == to) continue;
+  const std::string token = CurrentAuthToken(pass.rg);  // nodes reach each other with it (MIGRATE's AUTH2)
+  auto ok = [](const Result<std::vector<Result<std::string>>>& replies) { return replies.ok(); };
+  // Slots move in batches of up to kReshardBatchSlots that share a source and a target, every step pipelined
+  // over one connection per node: SETSLOT IMPORTING for the whole batch on the target, MIGRATING on the source,
+  // GETKEYSINSLOT for each slot, one MIGRATE ... KEYS per slot with keys (MIGRATE takes one slot's keys at a time:
+  // more would be CROSSSLOT), until every slot is empty, then SETSLOT NODE for the batch on the target, the source
+  // and every other primary. A crash repeats at most one batch (every step is safe to repeat).
+  int slot = 0;
+  while (slot < kSlotCount && ctx_->clock->NowMillis() < deadline) {
+    std::vector<int> batch;
+    std::string from, to;
+    for (; slot < kSlotCount && batch.size() < static_cast<size_t>(kReshardBatchSlots); ++slot) {
+      const std::string f = owner(slot, have), t = owner(slot, want);
+      if (f.empty() || t.empty() || f == t) continue;
+      if (batch.empty()) {
+        from = f;
+        to = t;
+      } else if (f != from || t != to) {
+        break;  // the next batch starts here
+      }
+      batch.push_back(slot);
+    }
+    if (batch.empty()) break;
     const Json& src = pass.nodes[(*shard[from])["Primary"].get<std::string>()];
     const Json& dst = pass.nodes[(*shard[to])["Primary"].get<std::string>()];
     const std::string src_id = src["RedisNodeId"], dst_id = dst["RedisNodeId"];
-    const std::string s = std::to_string(slot);
     RedisConnection* sc = conn(src);
     RedisConnection* dc = conn(dst);
     if (!sc || !dc) break;
     // IMPORTING on the target first, then MIGRATING on the source: clients are sent on with ASK for keys
     // already moved, and no write can land on a node that no longer owns its key.
-    (void)dc->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", src_id});
-    (void)sc->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", dst_id});
-    bool failed = false;
-    for (int round = 0; round < 100000; ++round) {
-      auto batch = sc->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
-      if (!batch.ok()) {
-        failed = true;
-        break;
-      }
-      if (batch->empty()) break;
-      std::vector<std::string> argv = {"MIGRATE", dst["Address"], std::to_string(dst["Port"].get<int>()), "", "0",
-                                       "5000", "REPLACE", "KEYS"};
-      size_t at = 0;
-      while (at <= batch->size()) {
-        size_t nl = batch->find('\n', at);
-        if (nl == std::string::npos) nl = batch->size();
-        argv.push_back(batch->substr(at, nl - at));
-        ++keys;
-        at = nl + 1;
-      }
-      auto r = sc->Command(argv);
-      if (!r.ok()) {
-        spdlog::warn("elasticache group={} slot {}: MIGRATE: {}", pass.rg_id, slot, r.status().message());
-        failed = true;
-        break;
-      }
+    std::vector<std::vector<std::string>> importing, migrating, node_cmds;
+    for (int s : batch) {
+      importing.push_back({"CLUSTER", "SETSLOT", std::to_string(s), "IMPORTING", src_id});
+      migrating.push_back({"CLUSTER", "SETSLOT", std::to_string(s), "MIGRATING", dst_id});
+      node_cmds.push_back({"CLUSTER", "SETSLOT", std::to_string(s), "NODE", dst_id});
     }
-    if (failed) break;  // the next pass resumes this slot (SETSLOT and MIGRATE are safe to repeat)
-    // The slot is the target's: target first (it stops answering ASK-only), then the source, then the others.
-    if (failed) break;
-    (void)dc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
-    (void)sc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    if (!ok(dc->Pipeline(importing)) || !ok(sc->Pipeline(migrating))) break;
+    bool failed = false;
+    std::vector<int> pending = batch;  // slots that may still hold keys
+    for (int round = 0; !pending.empty() && round < 100000 && !failed; ++round) {
+      std::vector<std::vector<std::string>> gets;
+      for (int s : pending) gets.push_back({"CLUSTER", "GETKEYSINSLOT", std::to_string(s), "100"});
+      auto lists = sc->Pipeline(gets);
+      if (!lists.ok()) {
+        failed = true;
+        break;
+      }
+      std::vector<std::vector<std::string>> migrates;
+      std::vector<int> next;
+      for (size_t i = 0; i < pending.size(); ++i) {
+        auto& list = (*lists)[i];
+        if (!list.ok()) {
+          failed = true;
+          break;
+        }
+        if (list->empty()) continue;
+        std::vector<std::string> argv = {"MIGRATE", dst["Address"], std::to_string(dst["Port"].get<int>()), "", "0",
+                                         "5000", "REPLACE"};
+        if (!token.empty()) argv.insert(argv.end(), {"AUTH2", "default", token});
+        argv.push_back("KEYS");
+        size_t at = 0;
+        while (at <= list->size()) {
+          size_t nl = list->find('\n', at);
+          if (nl == std::string::npos) nl = list->size();
+          argv.push_back(list->substr(at, nl - at));
+          ++keys;
+          at = nl + 1;
+        }
+        migrates.push_back(std::move(argv));
+        next.push_back(pending[i]);  // looked at again until GETKEYSINSLOT is empty
+      }
+      if (failed || migrates.empty()) {
+        pending.clear();
+        break;
+      }
+      auto moved_keys = sc->Pipeline(migrates);
+      if (!moved_keys.ok()) {
+        failed = true;
+        break;
+      }
+      for (const auto& r : *moved_keys) {
+        if (!r.ok()) {
+          spdlog::warn("elasticache group={} slot batch from {}: MIGRATE: {}", pass.rg_id, batch.front(),
+                       r.status().message());
+          failed = true;
+        }
+      }
+      pending = std::move(next);
+    }
+    if (failed) break;  // the next pass resumes this batch (SETSLOT and MIGRATE are safe to repeat)
+    // The slots are the target's: target first (it stops answering ASK-only), then the source, then the others.
+    if (!ok(dc->Pipeline(node_cmds)) || !ok(sc->Pipeline(node_cmds))) break;
     for (auto& [g, ng] : shard) {
       if (g == from || g == to) continue;
-      if (RedisConnection* oc = conn(pass.nodes[(*ng)["Primary"].get<std::string>()])) {
-        (void)oc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
-      }
+      if (RedisConnection* oc = conn(pass.nodes[(*ng)["Primary"].get<std::string>()])) (void)oc->Pipeline(node_cmds);
     }
-    have[from][slot] = false;
-    have[to][slot] = true;
-    ++moved;
+    for (int s : batch) {
+      have[from][s] = false;
+      have[to][s] = true;
+    }
+    moved += static_cast<int>(batch.size());
   }
   for (auto& [g, ng] : shard) (*ng)["Slots"] = FormatSlotSet(have[g]);
   if (moved > 0) {
@@ -1037,7 +1195,7 @@ bool CacheClusterController::TakeSnapshots(Pass& pass) {
         if (from.empty()) continue;  // no node to take it from yet
       }
       const Json& node = pass.nodes[from];
-      auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 500);
+      auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 500, pass.access);
       if (!c.ok()) continue;
       auto info_text = (*c)->Command({"INFO", "persistence"});
       if (!info_text.ok()) continue;
@@ -1262,6 +1420,14 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
   pass.snapshots_before = pass.snapshots;
   pass.nodes_before = pass.nodes;
   pass.endpoints_before = pass.endpoints;
+  if (!pass.rg.is_null()) {
+    auto access = NodeAccess(*ctx_, pass.rg);
+    if (!access.ok()) {
+      spdlog::error("elasticache group={}: {}", rg_id, access.status().ToString());
+      return ReconcileResult::After(std::chrono::milliseconds(1000));
+    }
+    pass.access = std::move(*access);
+  }
 
   if (!pass.rg.is_null() && pass.rg["Status"] == rg_status::kDeleting && TakeSnapshots(pass)) {
     // A final snapshot is taken before the nodes stop.
@@ -1296,6 +1462,7 @@ ReconcileResult CacheClusterController::Reconcile(const std::string& rg_id) {
       pass.busy = true;
     }
   } else {
+    ApplyAuth(pass);
     EnforceTopology(pass);
     Reshard(pass);
     SyncEndpoints(pass);

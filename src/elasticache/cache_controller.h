@@ -98,10 +98,12 @@ class CacheClusterController : public Controller {
   void EnforceTopology(Pass& pass);
   void SyncEndpoints(Pass& pass);
   // ModifyReplicationGroupShardConfiguration: once every node is in place, moves slots toward the document's
-  // Resharding.Target one at a time (SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys
-  // in batches, SETSLOT NODE everywhere), recording each shard's Slots as it goes; then drops emptied shards.
+  // Resharding.Target in pipelined batches of slots (SETSLOT IMPORTING on the target, MIGRATING on the source,
+  // MIGRATE of each slot's keys, SETSLOT NODE everywhere), recording each shard's Slots as it goes; then drops
+  // emptied shards.
   void Reshard(Pass& pass);
   static constexpr int64_t kReshardSliceMillis = 300;
+  static constexpr int kReshardBatchSlots = 64;
   // Moves the group's creating snapshots on (BGSAVE on a replica per shard, the RDB copied and summed); true
   // while one is still being taken. Returns the group from snapshotting to available when none is.
   bool TakeSnapshots(Pass& pass);
@@ -113,8 +115,17 @@ class CacheClusterController : public Controller {
   std::set<std::string> KillStrays(const std::set<std::string>& tokens, const std::set<pid_t>& keep);
   Status PrepareNodeDir(const Json& rg, Json& node);
   LaunchSpec NodeLaunchSpec(const Json& rg, const Json& node) const;
-  std::unique_ptr<elasticache::RedisConnection> Connect(const Json& node) const;
-  Result<std::string> Run(const Json& node, const std::vector<std::string>& argv) const;
+  std::unique_ptr<elasticache::RedisConnection> Connect(const Pass& pass, const Json& node) const;
+  Result<std::string> Run(const Pass& pass, const Json& node, const std::vector<std::string>& argv) const;
+  // TransitEncryptionEnabled: the node's key and certificate (issued by the region's CA for its address and the
+  // group's endpoints) and the CA certificate, in its folder, its own.
+  Status PrepareNodeTls(const Json& rg, const Json& node, const std::string& dir);
+  // The AUTH settings (user default with the tokens' hashes, masteruser, masterauth) for `node`: a 0600 file only
+  // the server reads, handed to redis-server as its stdin ("-"), never on its command line. "" when no AUTH.
+  std::string AuthSettings(const Json& rg) const;
+  // A changed AuthVersion: every running node takes the group's token set at once (ACL SETUSER default, CONFIG
+  // SET masteruser/masterauth) and its stdin settings are rewritten for its next start.
+  void ApplyAuth(Pass& pass);
 
   RegionContext* ctx_;
   Supervisor supervisor_;

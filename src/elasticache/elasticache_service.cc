@@ -82,6 +82,19 @@ std::string NodeGroupStatus(const Json& rg) {
   return s == rg_status::kAvailable ? "available" : s;
 }
 
+// What Describe says about encryption and AUTH (never a token).
+void AddEncryption(const Json& rg, JsonObject& out) {
+  const bool transit = rg.value("TransitEncryptionEnabled", false);
+  const bool auth = rg.contains("AuthTokens") && !rg["AuthTokens"].empty();
+  out.Add("AuthTokenEnabled", auth);
+  if (rg.contains("AuthTokenLastModifiedDate")) {
+    out.Add("AuthTokenLastModifiedDate", IsoTimeMillis(rg["AuthTokenLastModifiedDate"].get<int64_t>()));
+  }
+  out.Add("TransitEncryptionEnabled", transit);
+  if (transit) out.Add("TransitEncryptionMode", rg.value("TransitEncryptionMode", std::string("required")));
+  out.Add("AtRestEncryptionEnabled", rg.value("AtRestEncryptionEnabled", false));
+}
+
 Json RenderReplicationGroup(const RegionContext& ctx, const Json& rg) {
   const bool cluster = rg["ClusterEnabled"].get<bool>();
   const int port = rg["Port"].get<int>();
@@ -128,11 +141,9 @@ Json RenderReplicationGroup(const RegionContext& ctx, const Json& rg) {
   out.Add("SnapshotRetentionLimit", rg["SnapshotRetentionLimit"])
       .Add("SnapshotWindow", rg["SnapshotWindow"])
       .Add("ClusterEnabled", cluster)
-      .Add("CacheNodeType", rg["CacheNodeType"])
-      .Add("AuthTokenEnabled", false)
-      .Add("TransitEncryptionEnabled", false)
-      .Add("AtRestEncryptionEnabled", false)
-      .Add("ARN", rg["ARN"])
+      .Add("CacheNodeType", rg["CacheNodeType"]);
+  AddEncryption(rg, out);
+  out.Add("ARN", rg["ARN"])
       .Add("LogDeliveryConfigurations", Json::array())
       .Add("ReplicationGroupCreateTime", IsoTimeMillis(rg["CreateTime"].get<int64_t>()))
       .Add("DataTiering", "disabled")
@@ -189,11 +200,9 @@ Json RenderCacheCluster(const RegionContext& ctx, const Json& rg, const Json& no
       .Add("SecurityGroups", Json::array())
       .Add("ReplicationGroupId", rg["ReplicationGroupId"])
       .Add("SnapshotRetentionLimit", rg["SnapshotRetentionLimit"])
-      .Add("SnapshotWindow", rg["SnapshotWindow"])
-      .Add("AuthTokenEnabled", false)
-      .Add("TransitEncryptionEnabled", false)
-      .Add("AtRestEncryptionEnabled", false)
-      .Add("ARN", ctx.Arn("elasticache", "cluster:" + node["CacheClusterId"].get<std::string>()))
+      .Add("SnapshotWindow", rg["SnapshotWindow"]);
+  AddEncryption(rg, c);
+  c.Add("ARN", ctx.Arn("elasticache", "cluster:" + node["CacheClusterId"].get<std::string>()))
       .Add("ReplicationGroupLogDeliveryEnabled", false)
       .Add("LogDeliveryConfigurations", Json::array())
       .Add("NetworkType", "ipv4")
@@ -301,6 +310,9 @@ class ElastiCacheService {
     std::vector<std::string> azs;
   };
   Result<std::vector<ShardChange>> ReadReplicaChanges(const Params& p, const Json& rg);
+  // ModifyReplicationGroup AuthToken / AuthTokenUpdateStrategy (ROTATE, SET, DELETE): the new token set into
+  // `updated`, the group modifying until every node holds it.
+  Status ChangeAuthToken(const Params& p, const Json& rg, Json* updated);
   Result<Json> LoadTagged(const Params& p);
 
   RegionContext* ctx_;
@@ -516,17 +528,34 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
       return Status(400, "InvalidSnapshotState", "Snapshot " + *name + " is not in available state.");
     }
   }
-  if (auto token = p.Str("AuthToken")) {
-    if (token->size() < 16 || token->size() > 128) {
-      return Status::InvalidParameterValue("Invalid AuthToken provided: it must be 16 to 128 printable "
-                                           "characters.");
+  auto transit_in = p.Bool("TransitEncryptionEnabled");
+  if (!transit_in.ok()) return transit_in.status();
+  const bool transit = transit_in->value_or(false);
+  auto at_rest = p.Bool("AtRestEncryptionEnabled");
+  if (!at_rest.ok()) return at_rest.status();
+  if (auto mode = p.Str("TransitEncryptionMode")) {
+    const std::string m = Lower(*mode);
+    if (m != "required" && m != "preferred") {
+      return Status::InvalidParameterValue("Invalid TransitEncryptionMode " + *mode +
+                                           ": valid values are preferred and required.");
     }
-    return Status::InvalidParameterValue("AuthToken is not supported by this region yet.");
+    if (!transit) {
+      return InvalidCombination("TransitEncryptionMode can be specified only when TransitEncryptionEnabled is "
+                                "true.");
+    }
+    if (m == "preferred") {
+      // Redis cannot serve TLS and plain connections on one port, which is what preferred means on AWS.
+      return Status::InvalidParameterValue("TransitEncryptionMode preferred is not supported by this region: "
+                                           "use required.");
+    }
   }
-  auto transit = p.Bool("TransitEncryptionEnabled");
-  if (!transit.ok()) return transit.status();
-  if (transit->value_or(false)) {
-    return Status::InvalidParameterValue("TransitEncryptionEnabled is not supported by this region yet.");
+  std::optional<std::string> auth_token = p.Str("AuthToken");
+  if (auth_token) {
+    if (!transit) {
+      return Status::InvalidParameterValue("The AUTH token is only supported when encryption-in-transit is "
+                                           "enabled");
+    }
+    AP_RETURN_IF_ERROR(ValidateAuthToken(*auth_token));
   }
 
   // Cluster mode: a *.cluster.on parameter group, or ClusterMode=enabled.
@@ -660,7 +689,15 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
              {"Tags", tags},
              {"AddressIndex", *address_index},
              {"ARN", ctx_->Arn("elasticache", "replicationgroup:" + id)},
-             {"NodeGroups", node_groups}};
+             {"NodeGroups", node_groups},
+             {"TransitEncryptionEnabled", transit},
+             {"AtRestEncryptionEnabled", at_rest->value_or(false)},
+             {"AuthVersion", 0}};
+  if (transit) rg["TransitEncryptionMode"] = "required";
+  if (auth_token) {
+    rg["AuthTokens"] = Json::array({*auth_token});
+    rg["AuthTokenLastModifiedDate"] = now;
+  }
   writes.push_back({kind::kCacheReplicationGroup, id, rg, 0});
   AP_RETURN_IF_ERROR(Save(writes));
   return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
@@ -1111,8 +1148,8 @@ Result<Json> ElastiCacheService::LoadAvailableGroup(const Params& p) {
 Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto rg, LoadAvailableGroup(p));
   const bool cluster = rg["ClusterEnabled"].get<bool>();
-  for (const char* unsupported : {"CacheNodeType", "EngineVersion", "AuthToken", "PrimaryClusterId", "NodeGroupId",
-                                  "SnapshottingClusterId", "TransitEncryptionEnabled", "ClusterMode"}) {
+  for (const char* unsupported : {"CacheNodeType", "EngineVersion", "PrimaryClusterId", "NodeGroupId",
+                                  "SnapshottingClusterId", "ClusterMode", "TransitEncryptionMode"}) {
     if (p.Has(unsupported)) {
       return Status::InvalidParameterValue(std::string("Changing ") + unsupported +
                                            " is not supported by this region yet.");
@@ -1168,10 +1205,70 @@ Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
     updated["SnapshotWindow"] = *w;
   }
   if (auto d = p.Str("ReplicationGroupDescription")) updated["Description"] = *d;
+  auto transit = p.Bool("TransitEncryptionEnabled");
+  if (!transit.ok()) return transit.status();
+  if (transit->has_value() && **transit != rg.value("TransitEncryptionEnabled", false)) {
+    return Status::InvalidParameterValue("Changing TransitEncryptionEnabled is not supported by this region yet.");
+  }
+  AP_RETURN_IF_ERROR(ChangeAuthToken(p, rg, &updated));
   if (updated != rg) {
     AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], updated, std::nullopt}}));
   }
   return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, updated)}};
+}
+
+Status ElastiCacheService::ChangeAuthToken(const Params& p, const Json& rg, Json* updated) {
+  auto token = p.Str("AuthToken");
+  auto strategy_in = p.Str("AuthTokenUpdateStrategy");
+  if (!token && !strategy_in) return Status::Ok();
+  std::string strategy = strategy_in.value_or("ROTATE");
+  std::transform(strategy.begin(), strategy.end(), strategy.begin(), ::toupper);
+  if (strategy != "ROTATE" && strategy != "SET" && strategy != "DELETE") {
+    return Status::InvalidParameterValue("Invalid AuthTokenUpdateStrategy " + *strategy_in +
+                                         ": valid values are SET, ROTATE and DELETE.");
+  }
+  if (!rg.value("TransitEncryptionEnabled", false)) {
+    return Status::InvalidParameterValue("The AUTH token is only supported when encryption-in-transit is enabled");
+  }
+  const Json old = rg.contains("AuthTokens") ? rg["AuthTokens"] : Json::array();
+  Json tokens = Json::array();
+  bool passwordless = false;
+  if (strategy == "DELETE") {
+    if (token) return InvalidCombination("AuthToken must not be given with AuthTokenUpdateStrategy DELETE.");
+    if (old.empty()) return InvalidCombination("Replication group has no AUTH token to delete.");
+  } else {
+    if (!token) {
+      return Status::InvalidParameterValue("AuthToken must be given with AuthTokenUpdateStrategy " + strategy + ".");
+    }
+    AP_RETURN_IF_ERROR(ValidateAuthToken(*token));
+    tokens.push_back(*token);
+    if (strategy == "ROTATE") {
+      // The new token and the one in use until now are both accepted; a group without a token keeps accepting
+      // connections without AUTH too, until a SET.
+      if (old.empty()) {
+        passwordless = true;
+      } else if (old[0] != *token) {
+        tokens.push_back(old[0]);
+      } else if (old.size() > 1) {
+        tokens.push_back(old[1]);
+      }
+    }
+  }
+  (*updated)["AuthPreviousTokens"] = old;
+  (*updated)["AuthTokens"] = tokens;
+  if (passwordless) {
+    (*updated)["AuthPasswordless"] = true;
+  } else {
+    updated->erase("AuthPasswordless");
+  }
+  if (tokens.empty()) {
+    updated->erase("AuthTokenLastModifiedDate");
+  } else {
+    (*updated)["AuthTokenLastModifiedDate"] = ctx_->clock->NowMillis();
+  }
+  (*updated)["AuthVersion"] = rg.value("AuthVersion", 0) + 1;
+  (*updated)["Status"] = rg_status::kModifying;
+  return Status::Ok();
 }
 
 Result<std::vector<ElastiCacheService::ShardChange>> ElastiCacheService::ReadReplicaChanges(const Params& p,

@@ -142,6 +142,108 @@ TEST_F(ElastiCacheServiceTest, BadInputGetsElastiCacheErrors) {
   ExpectRefused({{"ReplicationGroupDescription", "d"}, {"CacheNodeType", "cache.t3.micro"}}, 400, "MissingParameter");
 }
 
+TEST_F(ElastiCacheServiceTest, AuthTokenNeedsTransitEncryptionAndAwsRules) {
+  ExpectRefused(SeedParams({{"AuthToken", "Valid-token-0123456789"}}), 400, "InvalidParameterValue",
+                "The AUTH token is only supported when encryption-in-transit is enabled");
+  for (const char* bad : {"short-token", "has-an-at-sign@-0123456789", "has/a/slash/0123456789",
+                          "has\"quote\"0123456789", "has a space 0123456789", "percent%-0123456789"}) {
+    ExpectRefused(SeedParams({{"TransitEncryptionEnabled", "true"}, {"AuthToken", bad}}), 400,
+                  "InvalidParameterValue", "Invalid AuthToken provided.");
+  }
+  ExpectRefused(SeedParams({{"TransitEncryptionEnabled", "true"}, {"AuthToken", std::string(129, 'a')}}), 400,
+                "InvalidParameterValue", "Invalid AuthToken provided.");
+  ExpectRefused(SeedParams({{"TransitEncryptionMode", "preferred"}, {"TransitEncryptionEnabled", "true"}}), 400,
+                "InvalidParameterValue");
+  ExpectRefused(SeedParams({{"TransitEncryptionMode", "required"}}), 400, "InvalidParameterCombination");
+}
+
+TEST_F(ElastiCacheServiceTest, TransitEncryptionAndAuthTokenAreShownNeverTheToken) {
+  const std::string token = "Good-token-<#$^&!>-0123";
+  Json rg = MustCall("CreateReplicationGroup", SeedParams({{"TransitEncryptionEnabled", "true"},
+                                                           {"AtRestEncryptionEnabled", "true"},
+                                                           {"AuthToken", token}}))["ReplicationGroup"];
+  EXPECT_EQ(rg["TransitEncryptionEnabled"], true);
+  EXPECT_EQ(rg["TransitEncryptionMode"], "required");
+  EXPECT_EQ(rg["AtRestEncryptionEnabled"], true);
+  EXPECT_EQ(rg["AuthTokenEnabled"], true);
+  EXPECT_TRUE(rg.contains("AuthTokenLastModifiedDate"));
+  EXPECT_EQ(rg.dump().find(token), std::string::npos);
+  auto clusters = MustCall("DescribeCacheClusters", {});
+  EXPECT_EQ(clusters["CacheClusters"][0]["TransitEncryptionEnabled"], true);
+  EXPECT_EQ(clusters.dump().find(token), std::string::npos);
+  Json doc = *store_->Get(kind::kCacheReplicationGroup, "auto-pipeline-redis");
+  EXPECT_EQ(doc["AuthTokens"], Json::array({token}));
+}
+
+TEST_F(ElastiCacheServiceTest, AuthTokenRotateSetDelete) {
+  const std::string a = "Token-A-0123456789abcdef", b = "Token-B-0123456789abcdef", c = "Token-C-0123456789abc";
+  MustCall("CreateReplicationGroup", SeedParams({{"TransitEncryptionEnabled", "true"}, {"AuthToken", a}}));
+  auto make_available = [&] {
+    Json doc = *store_->Get(kind::kCacheReplicationGroup, "auto-pipeline-redis");
+    doc["Status"] = "available";
+    ASSERT_TRUE(store_->Put(kind::kCacheReplicationGroup, "auto-pipeline-redis", doc).ok());
+  };
+  auto doc = [&] { return *store_->Get(kind::kCacheReplicationGroup, "auto-pipeline-redis"); };
+  make_available();
+  const FormParams id = {{"ReplicationGroupId", "auto-pipeline-redis"}, {"ApplyImmediately", "true"}};
+  auto with = [&](FormParams extra) {
+    FormParams p = id;
+    for (const auto& [k, v] : extra) p[k] = v;
+    return p;
+  };
+  // ROTATE (the default strategy): both tokens, newest first; the old set kept while it rolls out.
+  Json out = MustCall("ModifyReplicationGroup", with({{"AuthToken", b}}))["ReplicationGroup"];
+  EXPECT_EQ(out["Status"], "modifying");
+  EXPECT_EQ(out.dump().find(b), std::string::npos);
+  EXPECT_EQ(doc()["AuthTokens"], Json::array({b, a}));
+  EXPECT_EQ(doc()["AuthPreviousTokens"], Json::array({a}));
+  EXPECT_EQ(doc()["AuthVersion"], 1);
+  // While it rolls out, another change waits.
+  EXPECT_EQ(Call("ModifyReplicationGroup", with({{"AuthToken", c}, {"AuthTokenUpdateStrategy", "SET"}}))
+                .status()
+                .code(),
+            "InvalidReplicationGroupState");
+  make_available();
+  MustCall("ModifyReplicationGroup", with({{"AuthToken", b}, {"AuthTokenUpdateStrategy", "SET"}}));
+  EXPECT_EQ(doc()["AuthTokens"], Json::array({b}));
+  make_available();
+  // Bad strategy, bad token, a token with DELETE, no token with SET.
+  EXPECT_EQ(Call("ModifyReplicationGroup", with({{"AuthToken", c}, {"AuthTokenUpdateStrategy", "SWAP"}}))
+                .status()
+                .code(),
+            "InvalidParameterValue");
+  EXPECT_EQ(Call("ModifyReplicationGroup", with({{"AuthToken", "bad"}})).status().code(), "InvalidParameterValue");
+  EXPECT_EQ(Call("ModifyReplicationGroup", with({{"AuthToken", c}, {"AuthTokenUpdateStrategy", "DELETE"}}))
+                .status()
+                .code(),
+            "InvalidParameterCombination");
+  EXPECT_EQ(Call("ModifyReplicationGroup", with({{"AuthTokenUpdateStrategy", "SET"}})).status().code(),
+            "InvalidParameterValue");
+  EXPECT_EQ(doc()["AuthVersion"], 2) << "a refused call changes nothing";
+  // DELETE: no token any more.
+  out = MustCall("ModifyReplicationGroup", with({{"AuthTokenUpdateStrategy", "DELETE"}}))["ReplicationGroup"];
+  EXPECT_EQ(out["AuthTokenEnabled"], false);
+  EXPECT_EQ(doc()["AuthTokens"], Json::array());
+  make_available();
+  // ROTATE on a group without a token: the token, and connections without one still accepted until a SET.
+  MustCall("ModifyReplicationGroup", with({{"AuthToken", c}}));
+  EXPECT_EQ(doc()["AuthTokens"], Json::array({c}));
+  EXPECT_EQ(doc()["AuthPasswordless"], true);
+}
+
+TEST_F(ElastiCacheServiceTest, AuthTokenChangeNeedsTransitEncryption) {
+  MustCall("CreateReplicationGroup", SeedParams());
+  Json d = *store_->Get(kind::kCacheReplicationGroup, "auto-pipeline-redis");
+  d["Status"] = "available";
+  ASSERT_TRUE(store_->Put(kind::kCacheReplicationGroup, "auto-pipeline-redis", d).ok());
+  auto r = Call("ModifyReplicationGroup", {{"ReplicationGroupId", "auto-pipeline-redis"},
+                                           {"AuthToken", "Token-A-0123456789abcdef"},
+                                           {"AuthTokenUpdateStrategy", "ROTATE"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "InvalidParameterValue");
+  EXPECT_EQ(r.status().message(), "The AUTH token is only supported when encryption-in-transit is enabled");
+}
+
 TEST_F(ElastiCacheServiceTest, GivenSlotsAreKept) {
   Json rg = MustCall("CreateReplicationGroup",
                      SeedParams({{"NodeGroupConfiguration.NodeGroupConfiguration.1.Slots", "0-99"},

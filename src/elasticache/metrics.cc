@@ -24,7 +24,11 @@ void CacheMetrics::Collect(RegionContext* ctx, int64_t now_millis, std::vector<M
   for (const auto& doc : ctx->store->List(kind::kCacheNode)) {
     const Json& node = *doc;
     if (node.value("Status", std::string()) != node_status::kAvailable) continue;
-    auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 150);
+    auto rg = ctx->store->Get(kind::kCacheReplicationGroup, node.value("ReplicationGroupId", std::string()));
+    if (!rg) continue;
+    auto access = NodeAccess(*ctx, *rg);  // TLS and AUTH when the group has them
+    if (!access.ok()) continue;
+    auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), 150, *access);
     if (!c.ok()) continue;
     auto text = (*c)->Command({"INFO", "all"});
     if (!text.ok()) continue;

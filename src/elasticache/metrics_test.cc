@@ -68,6 +68,8 @@ class CacheMetricsTest : public ::testing::Test {
     }
     store_ = NewMemoryStore();
     ctx_.store = store_.get();
+    // The group says how its nodes are reached (plain TCP, no AUTH here).
+    ASSERT_TRUE(store_->Put(kind::kCacheReplicationGroup, "rg", Json{{"ReplicationGroupId", "rg"}}).ok());
     ASSERT_TRUE(store_
                     ->Put(kind::kCacheNode, "rg-0001-001",
                           Json{{"CacheClusterId", "rg-0001-001"},

@@ -5,10 +5,13 @@
 #include <cstdio>
 #include <ctime>
 #include <set>
+#include <string_view>
 
 #include <openssl/evp.h>
 
 #include "common/ids.h"
+#include "elasticache/redis_client.h"
+#include "elasticache/tls.h"
 
 namespace autopipe::elasticache {
 
@@ -378,6 +381,52 @@ StoreWrite EventWrite(const std::string& source_id, const std::string& source_ty
                 {"Message", message},
                 {"Date", now_millis}};
   return {kind::kCacheEvent, std::string(id) + RandomHex(6), std::move(event), std::nullopt};
+}
+
+// ---- in-transit encryption and AUTH ------------------------------------------------------------------------------
+
+Status ValidateAuthToken(const std::string& token) {
+  bool ok = token.size() >= 16 && token.size() <= 128;
+  for (const char ch : token) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c)) continue;
+    if (std::string_view("!&#$^<>-").find(ch) == std::string_view::npos) ok = false;
+  }
+  if (!ok) return Status::InvalidParameterValue("Invalid AuthToken provided.");
+  return Status::Ok();
+}
+
+Result<ConnectOptions> NodeAccess(const RegionContext& ctx, const Json& rg) {
+  ConnectOptions o;
+  if (rg.value("TransitEncryptionEnabled", false)) {
+    AP_ASSIGN_OR_RETURN(o.tls, ClientTlsFor(ctx.data_dir));
+  }
+  for (const char* key : {"AuthTokens", "AuthPreviousTokens"}) {
+    if (!rg.contains(key)) continue;
+    for (const auto& t : rg[key]) {
+      const std::string token = t;
+      if (std::find(o.passwords.begin(), o.passwords.end(), token) == o.passwords.end()) o.passwords.push_back(token);
+    }
+  }
+  return o;
+}
+
+std::string CurrentAuthToken(const Json& rg) {
+  if (!rg.contains("AuthTokens") || rg["AuthTokens"].empty()) return "";
+  return rg["AuthTokens"][0];
+}
+
+std::string TokenHash(const std::string& token) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(token.data(), token.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
 }
 
 }  // namespace autopipe::elasticache

@@ -187,6 +187,27 @@ Result<std::string> FileSha256(const std::string& path);
 // A free endpoint address index (1..254) among the groups in the store; nullopt when all are taken.
 std::optional<int> FreeAddressIndex(const RegionContext& ctx);
 
+// ---- in-transit encryption and AUTH ------------------------------------------------------------------------------
+
+// The group document keeps (never rendered by any API answer, never logged): TransitEncryptionEnabled,
+// TransitEncryptionMode, AtRestEncryptionEnabled, AuthTokens [newest first: the tokens every node accepts],
+// AuthPasswordless (a ROTATE on a group without a token: connections without AUTH still work),
+// AuthPreviousTokens (what nodes accepted before the last change, while it rolls out), AuthVersion (bumped by each
+// change; each node document records the AuthVersion it holds) and AuthTokenLastModifiedDate (ms).
+//
+// AuthToken rules (AWS): 16-128 printable ASCII characters, and besides letters and digits only ! & # $ ^ < > -.
+// InvalidParameterValue "Invalid AuthToken provided." otherwise.
+Status ValidateAuthToken(const std::string& token);
+// What the control plane passes to RedisConnection::Connect for a node of `rg`: TLS with the region's CA when
+// the group has transit encryption, and every token a node of it may hold (current first, then previous).
+struct ConnectOptions;
+Result<ConnectOptions> NodeAccess(const RegionContext& ctx, const Json& rg);
+// The token nodes use to reach each other (masterauth, MIGRATE's AUTH2): the newest, "" for none.
+std::string CurrentAuthToken(const Json& rg);
+// hex SHA-256 of a token: what Redis's ACL takes (#<hash>) so that no plaintext token sits in a command or file
+// that does not need it.
+std::string TokenHash(const std::string& token);
+
 // ---- events -----------------------------------------------------------------------------------------------------
 
 // The store write for one DescribeEvents entry. `seq` orders events recorded in the same millisecond.

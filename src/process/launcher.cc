@@ -97,6 +97,7 @@ struct ChildPlan {
   std::vector<char*> envp;
   std::string working_dir;
   std::string log_path;
+  std::string stdin_path;
   bool set_uid = false;
   bool set_gid = false;
   uid_t uid = 0;
@@ -116,6 +117,7 @@ ChildPlan MakePlan(const LaunchSpec& spec) {
   plan.envp.push_back(nullptr);
   plan.working_dir = spec.working_dir;
   plan.log_path = spec.log_path;
+  plan.stdin_path = spec.stdin_path;
   plan.set_uid = spec.uid.has_value();
   plan.set_gid = spec.gid.has_value();
   plan.uid = spec.uid.value_or(0);
@@ -144,7 +146,8 @@ enum ChildStage : int {
   kStageIdentity,
   kStageCapabilities,
   kStageExec,
-  kStageCgroup
+  kStageCgroup,
+  kStageStdin
 };
 
 const char* StageName(int stage) {
@@ -158,6 +161,7 @@ const char* StageName(int stage) {
     case kStageCapabilities: return "keep CAP_NET_BIND_SERVICE";
     case kStageExec: return "exec";
     case kStageCgroup: return "join its cgroup";
+    case kStageStdin: return "open its stdin file";
     default: return "start child";
   }
 }
@@ -242,7 +246,13 @@ int ChangeIdentity(const ChildPlan& plan) {
     log_fd = MoveAbove2(open(plan.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600));
     if (log_fd < 0) ChildFail(err_fd, kStageLog);
   }
-  if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) ChildFail(err_fd, kStageDup);
+  int in_fd = null_fd;
+  if (!plan.stdin_path.empty()) {
+    // Opened as the caller: the file may be one the new uid cannot reach (a node's 0600 settings with secrets).
+    in_fd = MoveAbove2(open(plan.stdin_path.c_str(), O_RDONLY));
+    if (in_fd < 0) ChildFail(err_fd, kStageStdin);
+  }
+  if (dup2(in_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) ChildFail(err_fd, kStageDup);
 
   if (!plan.working_dir.empty() && chdir(plan.working_dir.c_str()) != 0) ChildFail(err_fd, kStageChdir);
 

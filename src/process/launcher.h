@@ -37,6 +37,9 @@ struct LaunchSpec {
   std::map<std::string, std::string> env;      // the complete environment of the new process
   std::string working_dir;                     // created if missing
   std::string log_path;                        // stdout+stderr appended here (created 0600 if missing)
+  // When not empty: the process's stdin is this file, opened before the identity changes (so it may be one only
+  // the caller can read: settings with secrets, which must not go on argv). Otherwise stdin is /dev/null.
+  std::string stdin_path;
   // The identity to run as (needs root; otherwise the launch fails with EPERM). The child opens its log and
   // enters working_dir first, still as the caller, then drops every supplementary group, sets the gid and the
   // uid (real, effective and saved) and sets no_new_privs, so neither setuid programs nor file capabilities
@@ -56,7 +59,7 @@ struct LaunchSpec {
 class ProcessLauncher {
  public:
   virtual ~ProcessLauncher() = default;
-  // fork + setsid + exec; stdin is /dev/null; no descriptor of the caller leaks into the child.
+  // fork + setsid + exec; stdin is /dev/null (or spec.stdin_path); no descriptor of the caller leaks into the child.
   virtual Result<ProcessId> Launch(const LaunchSpec& spec) = 0;
   // True while the process exists, is not a zombie and still has the recorded start time.
   virtual bool IsAlive(const ProcessId& id) = 0;
