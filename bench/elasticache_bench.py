@@ -7,7 +7,11 @@
      lost (acknowledged INCRs the counter no longer holds: replication is asynchronous); each trial waits for the
      group to be back to 6 available nodes;
   3. RSS of each idle node (VmRSS);
-  4. redis-benchmark SET/GET (--cluster) against a node directly and through the configuration endpoint.
+  4. redis-benchmark SET/GET (--cluster) against a node directly and through the configuration endpoint;
+  5. online resharding 2 -> 3 -> 2 shards with --reshard-keys keys in the group: wall time to available, and the
+     migration itself (the controller's "moved N slots" log lines: first to last pass);
+  6. a TLS + AuthToken group (TransitEncryptionEnabled): create -> available, and redis-benchmark --tls against
+     one of its nodes and through its configuration endpoint, beside the plain figures of 4.
 
 Writes bench/results/elasticache-<time>.json. Uses the e2e harness (tests/e2e/harness.py): its own region in a
 leased address block, `autopipe down` in a finally, signals only the redis-server pids it looked up by address.
@@ -108,9 +112,10 @@ def rss_kib(pid):
     return None
 
 
-def redis_benchmark(host, port):
+def redis_benchmark(host, port, extra=()):
     out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "--cluster", "-t", "set,get", "-n",
-                          "100000", "-c", "50", "-q"], capture_output=True, text=True, timeout=300).stdout
+                          "100000", "-c", "50", "-q"] + list(extra), capture_output=True, text=True,
+                         timeout=300).stdout
     res = {}
     for line in out.replace("\r", "\n").splitlines():
         if ":" in line and "requests per second" in line:
@@ -119,10 +124,85 @@ def redis_benchmark(host, port):
     return res
 
 
+def migration_window(region):
+    """(seconds, slots) of the slot moves logged since the last call: first to last "moved N slots" line (each
+    line closes a pass of at most 0.3 s, so the first pass's 0.3 s is added)."""
+    import datetime
+    import re
+    lines = []
+    for name in sorted(os.listdir(region.root)):
+        if name.startswith("server.stdout"):
+            with open(os.path.join(region.root, name), errors="replace") as f:
+                lines += [ln for ln in f if "moved " in ln and " slots (" in ln]
+    seen = getattr(region, "_bench_moved_seen", 0)
+    region._bench_moved_seen = len(lines)
+    lines = lines[seen:]
+    if not lines:
+        return None, 0
+
+    def ts(line):
+        return datetime.datetime.strptime(line.split()[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+    slots = sum(int(re.search(r"moved (\d+) slots", ln).group(1)) for ln in lines)
+    return round(ts(lines[-1]) - ts(lines[0]) + 0.3, 3), slots
+
+
+def reshard_run(region, keys):
+    ec = region.boto3("elasticache")
+    endpoint = t.describe(region)["ConfigurationEndpoint"]
+    c = RedisCluster(host=endpoint["Address"], port=endpoint["Port"], socket_timeout=5)
+    try:
+        pipe = c.pipeline()
+        for i in range(keys):
+            pipe.set("bench-reshard-%d" % i, "x" * 100)
+            if i % 1000 == 999:
+                pipe.execute()
+                pipe = c.pipeline()
+        pipe.execute()
+    finally:
+        c.close()
+    out = {"keys": keys}
+    for label, kw in (("2_to_3", dict(NodeGroupCount=3)), ("3_to_2", dict(NodeGroupCount=2,
+                                                                           NodeGroupsToRemove=["0003"]))):
+        t0 = time.monotonic()
+        ec.modify_replication_group_shard_configuration(ReplicationGroupId=t.RG, ApplyImmediately=True, **kw)
+        harness.wait_until(lambda: t.describe(region)["Status"] == "available", 300, 0.05, "resharding")
+        seconds, slots = migration_window(region)
+        out[label] = {"to_available_s": round(time.monotonic() - t0, 3), "migration_s": seconds, "slots": slots,
+                      "slots_per_s": round(slots / seconds) if seconds else None}
+        harness.log("resharding %s: %r" % (label, out[label]))
+    c = RedisCluster(host=endpoint["Address"], port=endpoint["Port"], socket_timeout=5)
+    try:
+        out["keys_after"] = sum(1 for _ in c.scan_iter("bench-reshard-*", count=1000))
+    finally:
+        c.close()
+    return out
+
+
+def tls_run(plain):
+    token = "Bench-token-0123456789"
+    call = dict(t.CORRECTED_CALL, TransitEncryptionEnabled=True, AuthToken=token)
+    with harness.Region("bench-elasticache-tls") as region:
+        ec = region.boto3("elasticache")
+        t0 = time.monotonic()
+        ec.create_replication_group(**call)
+        harness.wait_until(lambda: t.all_available(region, 6), 120, 0.02, "available")
+        out = {"create_to_available_s": round(time.monotonic() - t0, 3)}
+        ca = os.path.join(region.data_dir, "ca", "elasticache-ca.pem")
+        endpoint = t.describe(region)["ConfigurationEndpoint"]
+        clusters = ec.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+        node = clusters[0]["CacheNodes"][0]["Endpoint"]
+        tls = ["--tls", "--cacert", ca, "-a", token]
+        out["redis_benchmark_direct"] = redis_benchmark(node["Address"], node["Port"], tls)
+        out["redis_benchmark_configuration_endpoint"] = redis_benchmark(endpoint["Address"], endpoint["Port"], tls)
+        out["plain_for_comparison"] = plain
+        return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--create-runs", type=int, default=3)
+    ap.add_argument("--reshard-keys", type=int, default=20000)
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "autopipe"))
     args = ap.parse_args()
     os.environ["AUTOPIPE_BIN"] = os.path.abspath(args.bin)
@@ -145,6 +225,9 @@ def main():
             r = failover_trial(region, endpoint, lo, hi, n)
             harness.log("trial %d: %r" % (n, r))
             results["failover"].append(r)
+        results["resharding"] = reshard_run(region, args.reshard_keys)
+    results["tls"] = tls_run({"direct": results["redis_benchmark_direct"],
+                              "configuration_endpoint": results["redis_benchmark_configuration_endpoint"]})
 
     pauses = [r["pause_s"] for r in results["failover"]]
     results["summary"] = {
@@ -154,6 +237,12 @@ def main():
         "writes_lost_total": sum(r["lost"] for r in results["failover"]),
         "writes_acked_total": sum(r["acked"] for r in results["failover"]),
         "idle_node_rss_kib_median": statistics.median(results["idle_node_rss_kib"]),
+        "resharding": results["resharding"],
+        "tls_create_to_available_s": results["tls"]["create_to_available_s"],
+        "tls_redis_benchmark_direct": results["tls"]["redis_benchmark_direct"],
+        "plain_redis_benchmark_direct": results["redis_benchmark_direct"],
+        "tls_redis_benchmark_configuration_endpoint": results["tls"]["redis_benchmark_configuration_endpoint"],
+        "plain_redis_benchmark_configuration_endpoint": results["redis_benchmark_configuration_endpoint"],
     }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", "elasticache-%s.json" % time.strftime("%Y%m%dT%H%M%S"))

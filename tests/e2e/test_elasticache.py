@@ -88,7 +88,7 @@ def redis_server_pid(address, port=6379):
             return pid
         def arg(name):
             return argv[argv.index(name) + 1] if name in argv[:-1] else None
-        if arg("--bind") == address and arg("--port") == str(port):
+        if arg("--bind") == address and str(port) in (arg("--port"), arg("--tls-port")):
             return pid
     return None
 
