@@ -9,7 +9,7 @@
   3. RSS of each idle node (VmRSS);
   4. redis-benchmark SET/GET (--cluster) against a node directly and through the configuration endpoint;
   5. online resharding 2 -> 3 -> 2 shards with --reshard-keys keys in the group: wall time to available, and the
-     migration itself (the controller's "moved N slots" log lines: first to last pass);
+     migration itself (from the first slot moved, as the completion event says);
   6. a TLS + AuthToken group (TransitEncryptionEnabled): create -> available, and redis-benchmark --tls against
      one of its nodes and through its configuration endpoint, beside the plain figures of 4.
 
@@ -54,7 +54,8 @@ def create_group(region):
 
 def failover_trial(region, endpoint, shard_lo, shard_hi, n):
     key = t.key_in(shard_lo, shard_hi, "bench-%d" % n)
-    victim_ip, victim_port = t.primary_of(t.slot_of(key), endpoint)
+    victim_ip, victim_port = harness.wait_until(lambda: t.primary_of(t.slot_of(key), endpoint), 10, 0.02,
+                                                "the slot map")
     pid = t.redis_server_pid(victim_ip, victim_port)
     acked = []
     stop = threading.Event()
@@ -124,26 +125,18 @@ def redis_benchmark(host, port, extra=()):
     return res
 
 
-def migration_window(region):
-    """(seconds, slots) of the slot moves logged since the last call: first to last "moved N slots" line (each
-    line closes a pass of at most 0.3 s, so the first pass's 0.3 s is added)."""
-    import datetime
+def migration_figures(region):
+    """(total ms, ms while slots moved, slots, keys) from the newest "Completed modifying number of node groups"
+    event: the total counts from the call (new nodes started and joined), the other from the first slot moved."""
     import re
-    lines = []
-    for name in sorted(os.listdir(region.root)):
-        if name.startswith("server.stdout"):
-            with open(os.path.join(region.root, name), errors="replace") as f:
-                lines += [ln for ln in f if "moved " in ln and " slots (" in ln]
-    seen = getattr(region, "_bench_moved_seen", 0)
-    region._bench_moved_seen = len(lines)
-    lines = lines[seen:]
-    if not lines:
-        return None, 0
-
-    def ts(line):
-        return datetime.datetime.strptime(line.split()[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
-    slots = sum(int(re.search(r"moved (\d+) slots", ln).group(1)) for ln in lines)
-    return round(ts(lines[-1]) - ts(lines[0]) + 0.3, 3), slots
+    events = region.boto3("elasticache").describe_events(SourceIdentifier=t.RG, SourceType="replication-group",
+                                                          Duration=60)["Events"]
+    for e in events:  # newest first
+        m = re.search(r"\((\d+) slots, (\d+) keys moved in (\d+) ms; slots moving for (\d+) ms\)", e["Message"])
+        if m and e["Message"].startswith("Completed modifying"):
+            slots, keys, total, moving = (int(x) for x in m.groups())
+            return total, moving, slots, keys
+    return None, None, 0, 0
 
 
 def reshard_run(region, keys):
@@ -166,9 +159,10 @@ def reshard_run(region, keys):
         t0 = time.monotonic()
         ec.modify_replication_group_shard_configuration(ReplicationGroupId=t.RG, ApplyImmediately=True, **kw)
         harness.wait_until(lambda: t.describe(region)["Status"] == "available", 300, 0.05, "resharding")
-        seconds, slots = migration_window(region)
-        out[label] = {"to_available_s": round(time.monotonic() - t0, 3), "migration_s": seconds, "slots": slots,
-                      "slots_per_s": round(slots / seconds) if seconds else None}
+        total_ms, moving_ms, slots, moved_keys = migration_figures(region)
+        out[label] = {"to_available_s": round(time.monotonic() - t0, 3), "total_ms": total_ms,
+                      "slots_moving_ms": moving_ms, "slots": slots, "keys_moved": moved_keys,
+                      "slots_per_s": round(slots * 1000 / moving_ms) if moving_ms else None}
         harness.log("resharding %s: %r" % (label, out[label]))
     c = RedisCluster(host=endpoint["Address"], port=endpoint["Port"], socket_timeout=5)
     try:

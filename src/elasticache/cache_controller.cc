@@ -770,6 +770,16 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
       }
       auto link = p.replication.find("master_link_status");
       if (link == p.replication.end() || link->second != "up") ok = false;
+      if (cluster && ok && (recovering || added)) {
+        // Serving through the configuration endpoint means answering CLUSTER SLOTS: not before its own view has
+        // every shard's primary with its slots (gossip brings them a moment after it joined).
+        for (const auto& other : pass.rg["NodeGroups"]) {
+          if (other.value("Slots", std::string()).empty()) continue;  // a new shard, still empty
+          const std::string rid = pass.nodes[other["Primary"].get<std::string>()].value("RedisNodeId", "");
+          const ClusterNode* seen = rid.empty() ? nullptr : FindNode(p, rid);
+          if (!rid.empty() && (!seen || !seen->Has("master") || seen->slots.empty())) ok = false;
+        }
+      }
       if (!ok) {
         pass.busy = true;
         continue;
@@ -1027,6 +1037,8 @@ void CacheClusterController::Reshard(Pass& pass) {
     spdlog::info("elasticache group={}: moved {} slots ({} keys) this pass", pass.rg_id, moved, keys);
     pass.rg["Resharding"]["SlotsMoved"] = pass.rg["Resharding"].value("SlotsMoved", 0) + moved;
     pass.rg["Resharding"]["KeysMoved"] = pass.rg["Resharding"].value("KeysMoved", 0) + keys;
+    // When the first slot moved: the migration's own time, apart from starting and joining new nodes.
+    if (!pass.rg["Resharding"].contains("MovingSince")) pass.rg["Resharding"]["MovingSince"] = pass.now;
   }
   if (have != want) return;
   // Done: shards left with no slot go (their nodes are stopped and forgotten as no shard's).
@@ -1040,7 +1052,8 @@ void CacheClusterController::Reshard(Pass& pass) {
                  " for replication group " + pass.rg_id + " (" +
                  std::to_string(pass.rg["Resharding"].value("SlotsMoved", 0)) + " slots, " +
                  std::to_string(pass.rg["Resharding"].value("KeysMoved", 0)) + " keys moved in " +
-                 std::to_string(took) + " ms)");
+                 std::to_string(took) + " ms; slots moving for " +
+                 std::to_string(pass.now - pass.rg["Resharding"].value("MovingSince", pass.now)) + " ms)");
   pass.rg["NodeGroups"] = kept;
   pass.rg.erase("Resharding");
 }
