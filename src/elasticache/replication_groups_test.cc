@@ -2,6 +2,8 @@
 // parsers (elasticache/redis_client.h).
 #include "elasticache/replication_groups.h"
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "elasticache/redis_client.h"
@@ -175,6 +177,35 @@ TEST(SlotsTest, SlotSetsRoundTrip) {
   EXPECT_EQ(FormatSlotSet(set), "0-100,200-300,16383-16383");
   EXPECT_EQ(FormatSlotSet(SlotSet("")), "");
   EXPECT_EQ(FormatSlotSet(SlotSet("0-16383")), "0-16383");
+}
+
+}  // namespace
+}  // namespace autopipe::elasticache
+
+namespace autopipe::elasticache {
+namespace {
+
+TEST(NodeAccessTest, EveryTokenANodeMayHoldCurrentFirstAndTlsOnlyWhenEnabled) {
+  char tmpl[] = "/tmp/autopipe_node_access.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  RegionContext ctx;
+  ctx.data_dir = tmpl;
+  Json rg = {{"ReplicationGroupId", "rg"},
+             {"AuthTokens", {"New-token-0123456789", "Old-token-0123456789"}},
+             {"AuthPreviousTokens", {"Old-token-0123456789", "Older-token-0123456789"}}};
+  auto plain = NodeAccess(ctx, rg);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->tls, nullptr);
+  EXPECT_EQ(plain->passwords, (std::vector<std::string>{"New-token-0123456789", "Old-token-0123456789",
+                                                        "Older-token-0123456789"}));
+  EXPECT_EQ(CurrentAuthToken(rg), "New-token-0123456789");
+  rg["TransitEncryptionEnabled"] = true;
+  auto tls = NodeAccess(ctx, rg);
+  ASSERT_TRUE(tls.ok());
+  EXPECT_NE(tls->tls, nullptr);  // the region's CA was made for it
+  EXPECT_TRUE(std::filesystem::exists(std::string(tmpl) + "/ca/elasticache-ca.pem"));
+  EXPECT_EQ(CurrentAuthToken(Json{{"ReplicationGroupId", "rg"}}), "");
+  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace
