@@ -58,13 +58,13 @@ class CacheTlsTest(unittest.TestCase):
                 out.append((m["ReadEndpoint"]["Address"], m["ReadEndpoint"]["Port"]))
         return out
 
-    def node_client(self, address, port, password=None, tls=True):
-        return redis.Redis(host=address, port=port, password=password, ssl=tls, ssl_ca_certs=self.ca if tls else None,
-                           ssl_cert_reqs="required", socket_timeout=3)
+    def node_client(self, address, port, password=None, tls=True, username=None):
+        return redis.Redis(host=address, port=port, username=username, password=password, ssl=tls,
+                           ssl_ca_certs=self.ca if tls else None, ssl_cert_reqs="required", socket_timeout=3)
 
-    def accepts(self, address, port, password):
+    def accepts(self, address, port, password, username=None):
         """True when the node answers PING with this password (None: no AUTH)."""
-        r = self.node_client(address, port, password)
+        r = self.node_client(address, port, password, username=username)
         try:
             return r.ping()
         except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError):
@@ -234,6 +234,27 @@ class CacheTlsTest(unittest.TestCase):
                 st = os.stat(key)
                 self.assertEqual(st.st_mode & 0o777, 0o600)
                 self.assertEqual(st.st_uid, os.stat(os.path.join(group_dir, node)).st_uid)
+
+    def test_08_delete_then_rotate_from_no_token(self):
+        # DELETE: no token any more (TLS stays); then a ROTATE adds one while clients without AUTH still work.
+        out = self.ec.modify_replication_group(ReplicationGroupId=RG, AuthTokenUpdateStrategy="DELETE",
+                                               ApplyImmediately=True)["ReplicationGroup"]
+        self.assertFalse(out["AuthTokenEnabled"])
+        self.wait_modified()
+        for address, port in self.nodes():
+            self.assertTrue(self.accepts(address, port, None), (address, port))
+        token3 = "Third-token-0123456789"
+        self.ec.modify_replication_group(ReplicationGroupId=RG, AuthToken=token3, AuthTokenUpdateStrategy="ROTATE",
+                                         ApplyImmediately=True)
+        self.wait_modified()
+        self.assertTrue(self.group()["AuthTokenEnabled"])
+        for address, port in self.nodes():
+            self.assertTrue(self.accepts(address, port, None), (address, port))
+            # Redis refuses the one-argument AUTH while the default user needs no password: clients send the
+            # token as `AUTH default <token>` until the SET (docs/design.md).
+            self.assertTrue(self.accepts(address, port, token3, username="default"), (address, port))
+        k = key_in(0, 8191, "cli")
+        self.assertEqual(self.cli("GET", k, token=None), "v-" + k)
 
 
 if __name__ == "__main__":
