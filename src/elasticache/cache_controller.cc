@@ -311,7 +311,9 @@ LaunchSpec CacheClusterController::NodeLaunchSpec(const Json& rg, const Json& no
 }
 
 std::unique_ptr<RedisConnection> CacheClusterController::Connect(const Pass& pass, const Json& node) const {
-  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), kProbeTimeoutMillis, pass.access);
+  // A TLS handshake needs both ends' CPU: on a loaded machine it alone can outlast a plain probe's deadline.
+  const int timeout = pass.access.tls ? kTlsProbeTimeoutMillis : kProbeTimeoutMillis;
+  auto c = RedisConnection::Connect(node["Address"], node["Port"].get<int>(), timeout, pass.access);
   return c.ok() ? std::move(*c) : nullptr;
 }
 
@@ -479,6 +481,13 @@ void CacheClusterController::HandleFailures(Pass& pass) {
   // TestFailover: the shard's primary is failed on purpose.
   for (auto& ng : pass.rg["NodeGroups"]) {
     if (!ng.value("FailoverRequested", false)) continue;
+    // Only once a replica answers: a probe that missed its deadline on a loaded machine must not turn a test
+    // failover into a rebuild of the shard's only copy of its data. The request waits for the next pass.
+    const bool replica_up = std::any_of(ng["Members"].begin(), ng["Members"].end(), [&](const Json& m) {
+      return m != ng["Primary"] && pass.Up(m) && pass.nodes.count(m) &&
+             pass.nodes[m]["Status"] == node_status::kAvailable;
+    });
+    if (!replica_up) continue;
     ng.erase("FailoverRequested");
     pass.failed.insert(ng["Primary"].get<std::string>());
   }
@@ -654,7 +663,8 @@ bool CacheClusterController::FormCluster(Pass& pass) {
 bool CacheClusterController::EndpointsReady(Pass& pass) {
   // A PING through each endpoint: its node listens, has been given the nodes and has found one healthy.
   for (const auto& [id, ep] : pass.endpoints) {
-    auto c = RedisConnection::Connect(ep["Address"], ep["Port"].get<int>(), kProbeTimeoutMillis, pass.access);
+    auto c = RedisConnection::Connect(ep["Address"], ep["Port"].get<int>(),
+                                      pass.access.tls ? kTlsProbeTimeoutMillis : kProbeTimeoutMillis, pass.access);
     if (!c.ok()) return false;
     auto pong = (*c)->Command({"PING"});
     if (!pong.ok() || *pong != "PONG") return false;

@@ -65,6 +65,7 @@ class CacheClusterController : public Controller {
   int workers() const override { return 2; }
 
   static constexpr int kProbeTimeoutMillis = 150;
+  static constexpr int kTlsProbeTimeoutMillis = 400;  // TransitEncryptionEnabled: the handshake included
   // A node that has not answered a probe for kHangMillis while its process is stopped (SIGSTOP) has failed; one
   // whose process runs has failed only after kUnresponsiveMillis (a CPU-starved node on a loaded machine may stall
   // for most of a second and must not be failed over).

@@ -256,6 +256,32 @@ class CacheTlsTest(unittest.TestCase):
         k = key_in(0, 8191, "cli")
         self.assertEqual(self.cli("GET", k, token=None), "v-" + k)
 
+    def test_09_non_cluster_group_over_tls(self):
+        # Cluster mode disabled: replication over TLS (REPLICAOF), the primary and reader endpoints pass TLS through
+        # and their addresses are in the nodes' certificates (the client checks them here).
+        self.ec.create_replication_group(ReplicationGroupId="tlsflat", ReplicationGroupDescription="d",
+                                         NumCacheClusters=2, CacheNodeType="cache.t3.micro", Engine="redis",
+                                         AutomaticFailoverEnabled=True, TransitEncryptionEnabled=True,
+                                         AuthToken=TOKEN)
+
+        def flat():
+            return self.ec.describe_replication_groups(ReplicationGroupId="tlsflat")["ReplicationGroups"][0]
+        wait_until(lambda: flat()["Status"] == "available", 60, 0.1, "the non-cluster group")
+        ng = flat()["NodeGroups"][0]
+        primary, reader = ng["PrimaryEndpoint"], ng["ReaderEndpoint"]
+        w = redis.Redis(host=primary["Address"], port=primary["Port"], password=TOKEN, ssl=True,
+                        ssl_ca_certs=self.ca, ssl_check_hostname=True, socket_timeout=3)
+        r = redis.Redis(host=reader["Address"], port=reader["Port"], password=TOKEN, ssl=True,
+                        ssl_ca_certs=self.ca, ssl_check_hostname=True, socket_timeout=3)
+        try:
+            w.set("flat", "yes")
+            wait_until(lambda: r.get("flat") == b"yes", 10, 0.05, "the replica to have the key")
+            self.assertEqual(r.info("replication")["role"], "slave")
+        finally:
+            w.close()
+            r.close()
+        self.ec.delete_replication_group(ReplicationGroupId="tlsflat")
+
 
 if __name__ == "__main__":
     unittest.main()
