@@ -30,6 +30,11 @@
 //   7. deletion  - a final snapshot first, then a deleting group's nodes and endpoints get SIGTERM (SIGKILL after
 //                  kKillAfterMillis); once none is left, and no process carries one of their launch tokens, its
 //                  documents and folder go.
+//   Throughout: a TransitEncryptionEnabled group's nodes get a key and a certificate from the
+//                  region's CA at first start and serve TLS only, and every connection the controller makes to
+//                  them is TLS (ConnectOptions from NodeAccess); AUTH settings reach a node through a 0600 file on
+//                  its stdin, and a changed AuthVersion is applied to running nodes (ApplyAuth) before anything
+//                  else in the pass; the group is available again once every node holds it.
 // A node about to be (re)launched first has any process carrying its launch token killed (a relaunch a server
 // killed before recording it would hold the node's address for ever).
 // Only steps 3 and the final commit take RegionContext::mu; connecting to Redis, launching and waiting never do.
