@@ -911,6 +911,16 @@ void CacheClusterController::Reshard(Pass& pass) {
       if (it == pass.nodes.end() || it->second["Status"] != node_status::kAvailable || !pass.Up(m)) return;
     }
   }
+  // Every primary knows every other (a new shard's primary is available once it and one node see each other; a
+  // source that does not know its target yet would refuse MIGRATING and keep taking new keys of a moving slot).
+  for (const auto& a : pass.rg["NodeGroups"]) {
+    const Probe& pa = pass.probes[a["Primary"].get<std::string>()];
+    for (const auto& b : pass.rg["NodeGroups"]) {
+      const std::string rid = pass.nodes[b["Primary"].get<std::string>()].value("RedisNodeId", "");
+      const ClusterNode* seen = FindNode(pa, rid);
+      if (rid.empty() || !seen || seen->Has("handshake")) return;
+    }
+  }
   const Json& target = pass.rg["Resharding"]["Target"];
   std::map<std::string, std::vector<bool>> have, want;
   std::map<std::string, Json*> shard;
@@ -940,107 +950,61 @@ void CacheClusterController::Reshard(Pass& pass) {
     return conns.emplace(id, std::move(*c)).first->second.get();
   };
   const std::string token = CurrentAuthToken(pass.rg);  // nodes reach each other with it (MIGRATE's AUTH2)
-  auto ok = [](const Result<std::vector<Result<std::string>>>& replies) { return replies.ok(); };
-  // Slots move in batches of up to kReshardBatchSlots that share a source and a target, every step pipelined
-  // over one connection per node: SETSLOT IMPORTING for the whole batch on the target, MIGRATING on the source,
-  // GETKEYSINSLOT for each slot, one MIGRATE ... KEYS per slot with keys (MIGRATE takes one slot's keys at a time:
-  // more would be CROSSSLOT), until every slot is empty, then SETSLOT NODE for the batch on the target, the source
-  // and every other primary. A crash repeats at most one batch (every step is safe to repeat).
-  int slot = 0;
-  while (slot < kSlotCount && ctx_->clock->NowMillis() < deadline) {
-    std::vector<int> batch;
-    std::string from, to;
-    for (; slot < kSlotCount && batch.size() < static_cast<size_t>(kReshardBatchSlots); ++slot) {
-      const std::string f = owner(slot, have), t = owner(slot, want);
-      if (f.empty() || t.empty() || f == t) continue;
-      if (batch.empty()) {
-        from = f;
-        to = t;
-      } else if (f != from || t != to) {
-        break;  // the next batch starts here
-      }
-      batch.push_back(slot);
-    }
-    if (batch.empty()) break;
+  for (int slot = 0; slot < kSlotCount && ctx_->clock->NowMillis() < deadline; ++slot) {
+    const std::string from = owner(slot, have), to = owner(slot, want);
+    if (from.empty() || to.empty() || from == to) continue;
     const Json& src = pass.nodes[(*shard[from])["Primary"].get<std::string>()];
     const Json& dst = pass.nodes[(*shard[to])["Primary"].get<std::string>()];
     const std::string src_id = src["RedisNodeId"], dst_id = dst["RedisNodeId"];
+    const std::string s = std::to_string(slot);
     RedisConnection* sc = conn(src);
     RedisConnection* dc = conn(dst);
     if (!sc || !dc) break;
     // IMPORTING on the target first, then MIGRATING on the source: clients are sent on with ASK for keys
     // already moved, and no write can land on a node that no longer owns its key.
-    std::vector<std::vector<std::string>> importing, migrating, node_cmds;
-    for (int s : batch) {
-      importing.push_back({"CLUSTER", "SETSLOT", std::to_string(s), "IMPORTING", src_id});
-      migrating.push_back({"CLUSTER", "SETSLOT", std::to_string(s), "MIGRATING", dst_id});
-      node_cmds.push_back({"CLUSTER", "SETSLOT", std::to_string(s), "NODE", dst_id});
-    }
-    if (!ok(dc->Pipeline(importing)) || !ok(sc->Pipeline(migrating))) break;
+    (void)dc->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", src_id});
+    (void)sc->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", dst_id});
     bool failed = false;
-    std::vector<int> pending = batch;  // slots that may still hold keys
-    for (int round = 0; !pending.empty() && round < 100000 && !failed; ++round) {
-      std::vector<std::vector<std::string>> gets;
-      for (int s : pending) gets.push_back({"CLUSTER", "GETKEYSINSLOT", std::to_string(s), "100"});
-      auto lists = sc->Pipeline(gets);
-      if (!lists.ok()) {
+    for (int round = 0; round < 100000; ++round) {
+      auto batch = sc->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
+      if (!batch.ok()) {
         failed = true;
         break;
       }
-      std::vector<std::vector<std::string>> migrates;
-      std::vector<int> next;
-      for (size_t i = 0; i < pending.size(); ++i) {
-        auto& list = (*lists)[i];
-        if (!list.ok()) {
-          failed = true;
-          break;
-        }
-        if (list->empty()) continue;
-        std::vector<std::string> argv = {"MIGRATE", dst["Address"], std::to_string(dst["Port"].get<int>()), "", "0",
-                                         "5000", "REPLACE"};
-        if (!token.empty()) argv.insert(argv.end(), {"AUTH2", "default", token});
-        argv.push_back("KEYS");
-        size_t at = 0;
-        while (at <= list->size()) {
-          size_t nl = list->find('\n', at);
-          if (nl == std::string::npos) nl = list->size();
-          argv.push_back(list->substr(at, nl - at));
-          ++keys;
-          at = nl + 1;
-        }
-        migrates.push_back(std::move(argv));
-        next.push_back(pending[i]);  // looked at again until GETKEYSINSLOT is empty
+      if (batch->empty()) break;
+      std::vector<std::string> argv = {"MIGRATE", dst["Address"], std::to_string(dst["Port"].get<int>()), "", "0",
+                                       "5000", "REPLACE"};
+      if (!token.empty()) argv.insert(argv.end(), {"AUTH2", "default", token});
+      argv.push_back("KEYS");
+      size_t at = 0;
+      while (at <= batch->size()) {
+        size_t nl = batch->find('\n', at);
+        if (nl == std::string::npos) nl = batch->size();
+        argv.push_back(batch->substr(at, nl - at));
+        ++keys;
+        at = nl + 1;
       }
-      if (failed || migrates.empty()) {
-        pending.clear();
-        break;
-      }
-      auto moved_keys = sc->Pipeline(migrates);
-      if (!moved_keys.ok()) {
+      auto r = sc->Command(argv);
+      if (!r.ok()) {
+        spdlog::warn("elasticache group={} slot {}: MIGRATE: {}", pass.rg_id, slot, r.status().message());
         failed = true;
         break;
       }
-      for (const auto& r : *moved_keys) {
-        if (!r.ok()) {
-          spdlog::warn("elasticache group={} slot batch from {}: MIGRATE: {}", pass.rg_id, batch.front(),
-                       r.status().message());
-          failed = true;
-        }
-      }
-      pending = std::move(next);
     }
-    if (failed) break;  // the next pass resumes this batch (SETSLOT and MIGRATE are safe to repeat)
-    // The slots are the target's: target first (it stops answering ASK-only), then the source, then the others.
-    if (!ok(dc->Pipeline(node_cmds)) || !ok(sc->Pipeline(node_cmds))) break;
+    if (failed) break;  // the next pass resumes this slot (SETSLOT and MIGRATE are safe to repeat)
+    // The slot is the target's: target first (it stops answering ASK-only), then the source, then the others.
+    if (failed) break;
+    (void)dc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+    (void)sc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
     for (auto& [g, ng] : shard) {
       if (g == from || g == to) continue;
-      if (RedisConnection* oc = conn(pass.nodes[(*ng)["Primary"].get<std::string>()])) (void)oc->Pipeline(node_cmds);
+      if (RedisConnection* oc = conn(pass.nodes[(*ng)["Primary"].get<std::string>()])) {
+        (void)oc->Command({"CLUSTER", "SETSLOT", s, "NODE", dst_id});
+      }
     }
-    for (int s : batch) {
-      have[from][s] = false;
-      have[to][s] = true;
-    }
-    moved += static_cast<int>(batch.size());
+    have[from][slot] = false;
+    have[to][slot] = true;
+    ++moved;
   }
   for (auto& [g, ng] : shard) (*ng)["Slots"] = FormatSlotSet(have[g]);
   if (moved > 0) {

@@ -104,12 +104,10 @@ class CacheClusterController : public Controller {
   void EnforceTopology(Pass& pass);
   void SyncEndpoints(Pass& pass);
   // ModifyReplicationGroupShardConfiguration: once every node is in place, moves slots toward the document's
-  // Resharding.Target in pipelined batches of slots (SETSLOT IMPORTING on the target, MIGRATING on the source,
-  // MIGRATE of each slot's keys, SETSLOT NODE everywhere), recording each shard's Slots as it goes; then drops
-  // emptied shards.
+  // Resharding.Target one at a time (SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys
+  // in batches, SETSLOT NODE everywhere), recording each shard's Slots as it goes; then drops emptied shards.
   void Reshard(Pass& pass);
   static constexpr int64_t kReshardSliceMillis = 300;
-  static constexpr int kReshardBatchSlots = 64;
   // Moves the group's creating snapshots on (BGSAVE on a replica per shard, the RDB copied and summed); true
   // while one is still being taken. Returns the group from snapshotting to available when none is.
   bool TakeSnapshots(Pass& pass);
