@@ -14,6 +14,7 @@
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_subnet_groups.h"
 #include "rds/db_restore.h"
 #include "rds/mariadb.h"
 
@@ -434,8 +435,7 @@ Result<Page> ReadPage(const Params& p, const std::string& scope) {
   AP_ASSIGN_OR_RETURN(auto max, OptionalInt(p, "MaxRecords"));
   if (max) {
     if (*max < kMinRecords || *max > kMaxRecords) {
-      return Status::InvalidParameterValue("Invalid value " + std::to_string(*max) +
-                                           " for MaxRecords. It must be between 20 and 100.");
+      return rds::MaxRecordsOutOfRange(*max, kMinRecords, kMaxRecords);
     }
     page.limit = static_cast<size_t>(*max);
   }
@@ -479,7 +479,7 @@ Json PendingXml(const Json& db) {
   return out.Take();
 }
 
-Json DbInstanceXml(const Json& db) {
+Json DbInstanceXml(const RegionContext& ctx, const Json& db) {
   const std::string status = db["DBInstanceStatus"];
   Json groups = Json::array();
   for (const auto& sg : db.value("VpcSecurityGroupIds", Json::array())) {
@@ -507,6 +507,7 @@ Json DbInstanceXml(const Json& db) {
       .Add("DBParameterGroups",
            Json::array({{{"DBParameterGroupName", ParameterGroupName(db)}, {"ParameterApplyStatus", "in-sync"}}}))
       .Add("AvailabilityZone", db["AvailabilityZone"])
+      .Add("DBSubnetGroup", rds::DbSubnetGroupOfInstance(ctx, db))
       .Add("PreferredMaintenanceWindow", db["PreferredMaintenanceWindow"])
       .Add("PendingModifiedValues", PendingXml(db));
   // Only once a backup exists (the backup controller records it).
@@ -621,6 +622,44 @@ Json EngineVersionXml(const EngineVersion& v) {
   return out.Take();
 }
 
+// ---- placement (rds/db_subnet_groups.h) -----------------------------------------------------------------------
+
+// Where a new DB instance goes: its DB subnet group (DBSubnetGroupName, "default" when not given), its zone (the
+// one asked for, which must be among the group's zones, else `preferred` when the group has it, else the group's
+// first) and, for Multi-AZ, the standby's zone (another zone of the group).
+struct Placement {
+  std::string group;
+  std::string az;
+  std::string secondary;
+};
+
+Result<Placement> PlaceInstance(const RegionContext& ctx, const Params& p, const std::optional<std::string>& az,
+                                const std::string& preferred) {
+  Placement out;
+  auto name = p.Str("DBSubnetGroupName");
+  AP_ASSIGN_OR_RETURN(auto group, rds::LoadDbSubnetGroup(ctx, name && !name->empty() ? *name : "default"));
+  out.group = group["DBSubnetGroupName"];
+  const auto zones = rds::SubnetGroupZones(ctx, group);
+  if (zones.empty()) return Status::Internal("DB subnet group " + out.group + " has no subnet");
+  auto has = [&](const std::string& z) { return std::find(zones.begin(), zones.end(), z) != zones.end(); };
+  if (az && !az->empty()) {
+    if (!has(*az)) {
+      return InvalidParameterCombination("No subnet of DB subnet group " + out.group +
+                                         " is in the requested availability zone " + *az + ".");
+    }
+    out.az = *az;
+  } else {
+    out.az = has(preferred) ? preferred : zones.front();
+  }
+  for (const auto& z : zones) {
+    if (z != out.az) {
+      out.secondary = z;
+      break;
+    }
+  }
+  return out;
+}
+
 // ---- the service ----------------------------------------------------------------------------------------------
 
 class RdsService {
@@ -659,6 +698,14 @@ class RdsService {
   Result<Json> AddTagsToResource(const Params& p);
   Result<Json> ListTagsForResource(const Params& p);
   Result<Json> RemoveTagsFromResource(const Params& p);
+  // DB subnet groups: rds/db_subnet_groups.h validates, records and renders.
+  Result<Json> CreateDBSubnetGroup(const Params& p) {
+    AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+    return rds::CreateDbSubnetGroup(*ctx_, p, tags);
+  }
+  Result<Json> DescribeDBSubnetGroups(const Params& p) { return rds::DescribeDbSubnetGroups(*ctx_, p); }
+  Result<Json> ModifyDBSubnetGroup(const Params& p) { return rds::ModifyDbSubnetGroup(*ctx_, p); }
+  Result<Json> DeleteDBSubnetGroup(const Params& p) { return rds::DeleteDbSubnetGroup(*ctx_, p); }
 
  private:
   Result<Json> Load(const std::string& id) const {
@@ -676,7 +723,7 @@ class RdsService {
   Status Save(std::vector<StoreWrite> writes) { return ctx_->store->Commit(writes); }
   Result<Json> SaveAndRender(Json db, std::vector<StoreWrite> writes = {}) {
     std::string id = db["DBInstanceIdentifier"];
-    Json rendered = DbInstanceXml(db);
+    Json rendered = DbInstanceXml(*ctx_, db);
     writes.insert(writes.begin(), StoreWrite{kind::kDbInstance, id, std::move(db), std::nullopt});
     AP_RETURN_IF_ERROR(Save(std::move(writes)));
     return Json{{"DBInstance", std::move(rendered)}};
@@ -791,6 +838,7 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
     return InvalidParameterCombination("Storage encryption is not offered by this region (StorageEncrypted=true).");
   }
 
+  AP_ASSIGN_OR_RETURN(auto placement, PlaceInstance(*ctx_, p, az, ctx_->catalog->availability_zones().front()));
   if (ctx_->store->Get(kind::kDbInstance, id)) {
     return Status(400, "DBInstanceAlreadyExists", "DB instance already exists");
   }
@@ -820,7 +868,8 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
       {"StorageType", storage_type},
       {"Port", the_port},
       {"MultiAZ", multi_az},
-      {"AvailabilityZone", az && !az->empty() ? *az : ctx_->catalog->availability_zones().front()},
+      {"AvailabilityZone", placement.az},
+      {"DBSubnetGroupName", placement.group},
       {"PreferredBackupWindow", backup_window},
       {"PreferredMaintenanceWindow", maintenance_window},
       {"BackupRetentionPeriod", retention.value_or(1)},
@@ -845,6 +894,7 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
         {"RebootSeq", 0},
         {"RebootForceFailover", false}}},
   });
+  if (multi_az) db["SecondaryAvailabilityZone"] = placement.secondary;
   AP_RETURN_IF_ERROR(MergeTags(db, tags));
   writes.push_back({kind::kDbInstanceSecret, id, Json{{"MasterUserPassword", *password}, {"PasswordSeq", 1}},
                     std::nullopt});
@@ -882,7 +932,7 @@ Result<Json> RdsService::DescribeDBInstances(const Params& p) {
   };
   Json items = Json::array();
   for (const auto& doc : found) {
-    if (matches(*doc)) items.push_back(DbInstanceXml(*doc));
+    if (matches(*doc)) items.push_back(DbInstanceXml(*ctx_, *doc));
   }
   return PageOf("DBInstances", "DBInstances", std::move(items), page);
 }
@@ -926,6 +976,16 @@ Result<Json> RdsService::ModifyDBInstance(const Params& p) {
   }
 
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
+  if (auto name = p.Str("DBSubnetGroupName"); name && !name->empty()) {
+    // Every subnet group of this region is in its one VPC, and RDS moves an instance only to another VPC's.
+    AP_ASSIGN_OR_RETURN(auto group, rds::LoadDbSubnetGroup(*ctx_, *name));
+    if (group["DBSubnetGroupName"] != db.value("DBSubnetGroupName", std::string(rds::kDefaultSubnetGroup))) {
+      return Status(400, "InvalidVPCNetworkStateFault",
+                    "The DB subnet group " + group["DBSubnetGroupName"].get<std::string>() +
+                        " is in the DB instance's VPC; a DB instance can only move to a DB subnet group of another "
+                        "VPC.");
+    }
+  }
   if (!AcceptsChanges(db)) return InvalidState("Database instance is not in available state.");
   const std::string engine = db["Engine"];
   if (cls && !rds::FindDbInstanceClass(*cls)) return UnknownClass(*cls, engine, db["EngineVersion"]);
@@ -1131,8 +1191,9 @@ Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, 
   }
   const std::string the_class = cls && !cls->empty() ? *cls : about.value("DBInstanceClass", "db.t3.micro");
   const int64_t the_port = port.value_or(about.value("Port", kDefaultPort));
-  std::string the_az = az ? *az : about.value("AvailabilityZone", ctx_->catalog->availability_zones().front());
-  if (!ctx_->catalog->IsAvailabilityZone(the_az)) the_az = ctx_->catalog->availability_zones().front();
+  AP_ASSIGN_OR_RETURN(auto placement,
+                      PlaceInstance(*ctx_, p, az, about.value("AvailabilityZone", std::string())));
+  const std::string the_az = placement.az;
   std::vector<StoreWrite> writes;
   AP_ASSIGN_OR_RETURN(auto index, AllocateEndpointIndex(&writes));
   std::string dbi = RandomHex(26);
@@ -1154,6 +1215,8 @@ Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, 
       {"Port", the_port},
       {"MultiAZ", false},
       {"AvailabilityZone", the_az},
+      {"DBSubnetGroupName", placement.group},
+      {"SecondaryAvailabilityZone", placement.secondary},
       {"PreferredBackupWindow", about.value("PreferredBackupWindow", backup_window)},
       {"PreferredMaintenanceWindow", about.value("PreferredMaintenanceWindow", maintenance_window)},
       {"BackupRetentionPeriod", retention.value_or(std::max<int64_t>(1, about.value("BackupRetentionPeriod", int64_t{1})))},
@@ -1566,6 +1629,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
   if (auto snapshot = rds::AddSnapshotTags(*ctx_, arn, tags)) return std::move(*snapshot);
+  if (auto group = rds::AddSubnetGroupTags(*ctx_, arn, tags)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   AP_RETURN_IF_ERROR(MergeTags(db, tags));
   std::string id = db["DBInstanceIdentifier"];
@@ -1576,6 +1640,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
 Result<Json> RdsService::ListTagsForResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   if (auto snapshot = rds::ListSnapshotTags(*ctx_, arn)) return std::move(*snapshot);
+  if (auto group = rds::ListSubnetGroupTags(*ctx_, arn)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   return Json{{"TagList", db.value("Tags", Json::array())}};
 }
@@ -1584,6 +1649,7 @@ Result<Json> RdsService::RemoveTagsFromResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   auto keys = p.List("TagKeys");
   if (auto snapshot = rds::RemoveSnapshotTags(*ctx_, arn, keys)) return std::move(*snapshot);
+  if (auto group = rds::RemoveSubnetGroupTags(*ctx_, arn, keys)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   Json kept = Json::array();
   for (const auto& t : db["Tags"]) {
@@ -1640,6 +1706,9 @@ ApiService RdsApi(RegionContext* ctx) {
       {"AvailabilityZones", "AvailabilityZone"},
       {"Filters", "Filter"},
       {"Values", "Value"},
+      {"DBSubnetGroups", "DBSubnetGroup"},
+      {"Subnets", "Subnet"},
+      {"SubnetIds", "SubnetIdentifier"},
   };
   api.operations = {
       op("CreateDBInstance", Access::kWrite, &RdsService::CreateDBInstance, {kTags, kGroups}),
@@ -1666,6 +1735,11 @@ ApiService RdsApi(RegionContext* ctx) {
       op("AddTagsToResource", Access::kWrite, &RdsService::AddTagsToResource, {kTags}),
       op("ListTagsForResource", Access::kRead, &RdsService::ListTagsForResource, {kFilters}),
       op("RemoveTagsFromResource", Access::kWrite, &RdsService::RemoveTagsFromResource, {{"TagKeys", 50}}),
+      op("CreateDBSubnetGroup", Access::kWrite, &RdsService::CreateDBSubnetGroup,
+         {kTags, {"SubnetIds", 20, "SubnetIdentifier"}}),
+      op("DescribeDBSubnetGroups", Access::kRead, &RdsService::DescribeDBSubnetGroups, {kFilters}),
+      op("ModifyDBSubnetGroup", Access::kWrite, &RdsService::ModifyDBSubnetGroup, {{"SubnetIds", 20, "SubnetIdentifier"}}),
+      op("DeleteDBSubnetGroup", Access::kWrite, &RdsService::DeleteDBSubnetGroup),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {
