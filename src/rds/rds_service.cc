@@ -430,12 +430,13 @@ struct Page {
   size_t limit = kMaxRecords;
 };
 
-Result<Page> ReadPage(const Params& p, const std::string& scope) {
+// MaxRecords 20..max_records (100 for most calls, 1000 for DescribeOrderableDBInstanceOptions), in RDS's words.
+Result<Page> ReadPage(const Params& p, const std::string& scope, int64_t max_records = kMaxRecords) {
   Page page;
   AP_ASSIGN_OR_RETURN(auto max, OptionalInt(p, "MaxRecords"));
   if (max) {
-    if (*max < kMinRecords || *max > kMaxRecords) {
-      return rds::MaxRecordsOutOfRange(*max, kMinRecords, kMaxRecords);
+    if (*max < kMinRecords || *max > max_records) {
+      return rds::MaxRecordsOutOfRange(*max, kMinRecords, max_records);
     }
     page.limit = static_cast<size_t>(*max);
   }
@@ -1568,7 +1569,7 @@ Result<Json> RdsService::DescribeDBEngineVersions(const Params& p) {
 }
 
 Result<Json> RdsService::DescribeOrderableDBInstanceOptions(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "OrderableDBInstanceOptions"));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "OrderableDBInstanceOptions", 1000));
   auto engine_in = p.Str("Engine");
   if (!engine_in || engine_in->empty()) {
     return Status::InvalidParameterValue("The parameter Engine must be provided and must not be blank.");
