@@ -793,8 +793,12 @@ Json NetworkInterfaceOf(const RegionContext& ctx, const Json& inst) {
   Json groups = Json::array();
   for (const auto& g : inst["SecurityGroups"]) groups.push_back({{"groupId", g}, {"groupName", g}});
   const std::string dns = PrivateDnsName(c, ip);
+  // A locally administered MAC (02:...) from the interface id's digits: stable, as the interface is.
+  std::string mac = "02";
+  for (size_t i = 4; i + 1 < eni.size() && mac.size() < 17; i += 2) mac += ":" + eni.substr(i, 2);
   return JsonObject()
       .Add("networkInterfaceId", eni)
+      .Add("macAddress", mac)
       .Add("subnetId", DefaultSubnetId(c, az))
       .Add("vpcId", DefaultVpcId(c))
       .Add("availabilityZone", az)

@@ -625,13 +625,12 @@ Json EngineVersionXml(const EngineVersion& v) {
 
 // ---- placement (rds/db_subnet_groups.h) -----------------------------------------------------------------------
 
-// Where a new DB instance goes: its DB subnet group (DBSubnetGroupName, "default" when not given), its zone (the
+// Where a new DB instance goes: its DB subnet group (DBSubnetGroupName, "default" when not given) and its zone (the
 // one asked for, which must be among the group's zones, else `preferred` when the group has it, else the group's
-// first) and, for Multi-AZ, the standby's zone (another zone of the group).
+// first). A standby's zone is the controller's choice, among the group's zones (ZonesForInstance).
 struct Placement {
   std::string group;
   std::string az;
-  std::string secondary;
 };
 
 Result<Placement> PlaceInstance(const RegionContext& ctx, const Params& p, const std::optional<std::string>& az,
@@ -651,12 +650,6 @@ Result<Placement> PlaceInstance(const RegionContext& ctx, const Params& p, const
     out.az = *az;
   } else {
     out.az = has(preferred) ? preferred : zones.front();
-  }
-  for (const auto& z : zones) {
-    if (z != out.az) {
-      out.secondary = z;
-      break;
-    }
   }
   return out;
 }
@@ -895,7 +888,6 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
         {"RebootSeq", 0},
         {"RebootForceFailover", false}}},
   });
-  if (multi_az) db["SecondaryAvailabilityZone"] = placement.secondary;
   AP_RETURN_IF_ERROR(MergeTags(db, tags));
   writes.push_back({kind::kDbInstanceSecret, id, Json{{"MasterUserPassword", *password}, {"PasswordSeq", 1}},
                     std::nullopt});
@@ -1217,7 +1209,6 @@ Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, 
       {"MultiAZ", false},
       {"AvailabilityZone", the_az},
       {"DBSubnetGroupName", placement.group},
-      {"SecondaryAvailabilityZone", placement.secondary},
       {"PreferredBackupWindow", about.value("PreferredBackupWindow", backup_window)},
       {"PreferredMaintenanceWindow", about.value("PreferredMaintenanceWindow", maintenance_window)},
       {"BackupRetentionPeriod", retention.value_or(std::max<int64_t>(1, about.value("BackupRetentionPeriod", int64_t{1})))},

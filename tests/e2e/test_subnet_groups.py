@@ -99,7 +99,6 @@ class SubnetGroupsTest(unittest.TestCase):
         self.assertEqual([s["SubnetAvailabilityZone"]["Name"] for s in db["DBSubnetGroup"]["Subnets"]],
                          ["us-west-2b", "us-west-2c"])
         self.assertEqual(db["AvailabilityZone"], "us-west-2b")
-        self.assertEqual(db["SecondaryAvailabilityZone"], "us-west-2c")
         # A DB instance without a group is in the default one.
         plain = rds.create_db_instance(DBInstanceIdentifier="plain-db", **base)["DBInstance"]
         self.assertEqual(plain["DBSubnetGroup"]["DBSubnetGroupName"], "default")
