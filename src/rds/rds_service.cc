@@ -11,6 +11,7 @@
 #include "api/page_token.h"
 #include "common/ids.h"
 #include "common/time_util.h"
+#include "ec2/vpc.h"
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
 #include "rds/db_snapshots.h"
@@ -561,6 +562,7 @@ Json DbSnapshotXml(const RegionContext& ctx, const Json& snap) {
       .Add("Status", snap["Status"])
       .Add("Port", snap["Port"])
       .Add("AvailabilityZone", snap["AvailabilityZone"])
+      .Add("VpcId", ec2::DefaultVpcId(*ctx.catalog))  // every DB instance is in the region's one VPC
       .Add("InstanceCreateTime", IsoTimeMillis(snap.value("InstanceCreateTime", int64_t{0})))
       .Add("MasterUsername", snap["MasterUsername"])
       .Add("EngineVersion", snap["EngineVersion"])
@@ -1472,6 +1474,7 @@ Result<Json> RdsService::DescribeDBInstanceAutomatedBackups(const Params& p) {
         .Add("Status", status)
         .Add("Port", about["Port"])
         .Add("AvailabilityZone", about["AvailabilityZone"])
+        .Add("VpcId", ec2::DefaultVpcId(*ctx_->catalog))
         .Add("InstanceCreateTime", IsoTimeMillis(about.value("InstanceCreateTime", int64_t{0})))
         .Add("MasterUsername", about["MasterUsername"])
         .Add("Engine", about["Engine"])
