@@ -112,6 +112,7 @@ ALWAYS = {
         "AlarmActions", "InsufficientDataActions", "StateValue", "StateReason", "StateUpdatedTimestamp",
         "MetricName", "Namespace", "Statistic", "Dimensions", "Period", "EvaluationPeriods", "Threshold",
         "ComparisonOperator", "StateTransitionedTimestamp"],
+    ("cloudwatch", "MetricDataResult"): ["Id", "Label", "Timestamps", "Values", "StatusCode"],
     ("sns", "Topic"): ["TopicArn"],
     ("sns", "Subscription"): ["SubscriptionArn", "Owner", "Protocol", "Endpoint", "TopicArn"],
     ("sts", "GetCallerIdentityResponse"): ["UserId", "Account", "Arn"],
@@ -287,6 +288,16 @@ class ShapesTest(unittest.TestCase):
             ("cloudwatch", "describe_alarms", {}),
             ("cloudwatch", "describe_alarm_history", {}),
             ("cloudwatch", "list_metrics", {}),
+            ("cloudwatch", "describe_alarms_for_metric", {"Namespace": "AWS/EC2", "MetricName": "CPUUtilization"}),
+            ("cloudwatch", "list_tags_for_resource", {"ResourceARN": self.region.boto3("cloudwatch").describe_alarms(
+                AlarmNames=["shape-alarm"])["MetricAlarms"][0]["AlarmArn"]}),
+            ("cloudwatch", "get_metric_data", {
+                "MetricDataQueries": [{"Id": "cpu", "MetricStat": {
+                    "Metric": {"Namespace": "AWS/EC2", "MetricName": "CPUUtilization",
+                               "Dimensions": [{"Name": "AutoScalingGroupName", "Value": ASG}]},
+                    "Period": 60, "Stat": "Average"}}],
+                "StartTime": datetime.datetime.utcnow() - datetime.timedelta(minutes=10),
+                "EndTime": datetime.datetime.utcnow()}),
             ("cloudwatch", "get_metric_statistics", {
                 "Namespace": "AWS/EC2", "MetricName": "CPUUtilization", "Period": 60, "Statistics": ["Average"],
                 "StartTime": datetime.datetime.utcnow() - datetime.timedelta(minutes=10),
