@@ -116,6 +116,39 @@ ALWAYS = {
     ("sns", "Topic"): ["TopicArn"],
     ("sns", "Subscription"): ["SubscriptionArn", "Owner", "Protocol", "Endpoint", "TopicArn"],
     ("sts", "GetCallerIdentityResponse"): ["UserId", "Account", "Arn"],
+    ("ec2", "Region"): ["RegionName", "Endpoint", "OptInStatus"],
+    ("ec2", "InstanceTypeInfo"): [
+        "InstanceType", "CurrentGeneration", "FreeTierEligible", "SupportedUsageClasses", "SupportedRootDeviceTypes",
+        "SupportedVirtualizationTypes", "BareMetal", "Hypervisor", "ProcessorInfo", "VCpuInfo", "MemoryInfo",
+        "InstanceStorageSupported", "EbsInfo", "NetworkInfo", "PlacementGroupInfo", "HibernationSupported",
+        "BurstablePerformanceSupported", "DedicatedHostsSupported", "AutoRecoverySupported", "SupportedBootModes"],
+    ("ec2", "NetworkInterface"): [
+        "NetworkInterfaceId", "SubnetId", "VpcId", "AvailabilityZone", "Description", "OwnerId", "RequesterManaged",
+        "Status", "MacAddress", "PrivateIpAddress", "PrivateDnsName", "SourceDestCheck", "InterfaceType", "Groups",
+        "Attachment", "PrivateIpAddresses", "Ipv6Addresses", "TagSet"],
+    ("rds", "DBParameterGroupStatus"): ["DBParameterGroupName", "ParameterApplyStatus"],
+    ("rds", "VpcSecurityGroupMembership"): ["VpcSecurityGroupId", "Status"],
+    ("rds", "OptionGroupMembership"): ["OptionGroupName", "Status"],
+    ("elasticache", "CacheNode"): ["CacheNodeId", "CacheNodeStatus", "CacheNodeCreateTime", "Endpoint",
+                                   "ParameterGroupStatus", "CustomerAvailabilityZone"],
+    ("elasticache", "NodeGroupMember"): ["CacheClusterId", "CacheNodeId", "ReadEndpoint",
+                                         "PreferredAvailabilityZone", "CurrentRole"],
+    ("elasticache", "CacheParameterGroup"): ["CacheParameterGroupName", "CacheParameterGroupFamily", "Description",
+                                             "IsGlobal", "ARN"],
+    ("elasticache", "CacheEngineVersion"): ["Engine", "EngineVersion", "CacheParameterGroupFamily",
+                                            "CacheEngineDescription", "CacheEngineVersionDescription"],
+    ("elasticache", "Event"): ["SourceIdentifier", "SourceType", "Message", "Date"],
+    ("elb", "HealthCheck"): ["Target", "Interval", "Timeout", "UnhealthyThreshold", "HealthyThreshold"],
+    ("elb", "ListenerDescription"): ["Listener", "PolicyNames"],
+    ("elb", "LoadBalancerAttributes"): ["CrossZoneLoadBalancing", "AccessLog", "ConnectionDraining",
+                                        "ConnectionSettings", "AdditionalAttributes"],
+    ("autoscaling", "AutoScalingInstanceDetails"): [
+        "InstanceId", "InstanceType", "AutoScalingGroupName", "AvailabilityZone", "LifecycleState", "HealthStatus",
+        "LaunchConfigurationName", "ProtectedFromScaleIn"],
+    ("autoscaling", "TagDescription"): ["ResourceId", "ResourceType", "Key", "Value", "PropagateAtLaunch"],
+    ("cloudwatch", "AlarmHistoryItem"): ["AlarmName", "AlarmType", "Timestamp", "HistoryItemType",
+                                         "HistorySummary", "HistoryData"],
+    ("cloudwatch", "Metric"): ["Namespace", "MetricName", "Dimensions"],
 }
 
 LC = "shape-lc"
@@ -200,7 +233,8 @@ class ShapesTest(unittest.TestCase):
             Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP",
                         "InstancePort": 80}]))
         r.create_lc(LC)
-        r.create_group(ASG, LC, 1, ["us-west-2a"], LoadBalancerNames=[LB])
+        r.create_group(ASG, LC, 1, ["us-west-2a"], LoadBalancerNames=[LB],
+                       Tags=[{"Key": "team", "Value": "shapes", "PropagateAtLaunch": True}])
         asc = r.boto3("autoscaling")
         keep("autoscaling", "PutScalingPolicy", asc.put_scaling_policy(
             AutoScalingGroupName=ASG, PolicyName="up", AdjustmentType="ChangeInCapacity", ScalingAdjustment=1))
