@@ -1,6 +1,7 @@
 #include "elasticache/elasticache_service.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -10,6 +11,7 @@
 #include "api/page_token.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
+#include "ec2/vpc.h"
 #include "elasticache/cache_subnet_groups.h"
 #include "elasticache/replication_groups.h"
 #include "process/supervisor.h"
@@ -46,6 +48,22 @@ Result<int64_t> IntParam(const Params& p, const std::string& name, int64_t fallb
     return Status::InvalidParameterValue(range_message);
   }
   return **v;
+}
+
+// SecurityGroupIds (member SecurityGroupId): sg- and 8 or 17 hex digits each, duplicates dropped; nullopt when
+// the request has none. Recorded and shown (DescribeCacheClusters' SecurityGroups), not enforced (ec2/vpc.h).
+Result<std::optional<Json>> ReadSecurityGroupIds(const Params& p) {
+  const auto ids = p.List("SecurityGroupIds", "SecurityGroupId");
+  if (ids.empty()) return std::optional<Json>();
+  Json out = Json::array();
+  for (const auto& id : ids) {
+    const std::string hex = id.size() > 3 ? id.substr(3) : "";
+    const bool valid = id.rfind("sg-", 0) == 0 && (hex.size() == 8 || hex.size() == 17) &&
+                       std::all_of(hex.begin(), hex.end(), [](unsigned char c) { return std::isxdigit(c); });
+    if (!valid) return Status::InvalidParameterValue("Invalid security group id " + id + ".");
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  }
+  return std::optional<Json>(std::move(out));
 }
 
 Json EndpointJson(const std::string& address, int port) { return Json{{"Address", address}, {"Port", port}}; }
@@ -190,7 +208,13 @@ Json RenderCacheCluster(const RegionContext& ctx, const Json& rg, const Json& no
     c.Add("CacheNodes", Json::array({std::move(cache_node)}));
   }
   c.Add("AutoMinorVersionUpgrade", true)
-      .Add("SecurityGroups", Json::array())
+      .Add("SecurityGroups", [&] {
+        // The groups the replication group was given, else the VPC's default group (as for any VPC resource).
+        Json groups = Json::array();
+        const Json ids = rg.value("SecurityGroupIds", Json::array({ec2::DefaultSecurityGroupId(*ctx.catalog)}));
+        for (const auto& id : ids) groups.push_back(Json{{"SecurityGroupId", id}, {"Status", "active"}});
+        return groups;
+      }())
       .Add("ReplicationGroupId", rg["ReplicationGroupId"])
       .Add("SnapshotRetentionLimit", rg["SnapshotRetentionLimit"])
       .Add("SnapshotWindow", rg["SnapshotWindow"])
@@ -593,6 +617,7 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
                                                       ? *subnet_group_name
                                                       : std::string(kDefaultCacheSubnetGroup)));
   AP_ASSIGN_OR_RETURN(auto plan, PlanShards(*ctx_, p, cluster, subnet_group));
+  AP_ASSIGN_OR_RETURN(auto security_groups, ReadSecurityGroupIds(p));
   if (seed) {
     // The snapshot's shards, slot range for slot range: each primary starts with its shard's RDB.
     const Json& shards = (*seed)["NodeSnapshots"];
@@ -685,6 +710,7 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
              {"SnapshotRetentionLimit", retention},
              {"SnapshotWindow", p.Str("SnapshotWindow").value_or("05:00-06:00")},
              {"CacheSubnetGroupName", subnet_group["CacheSubnetGroupName"]},
+             {"SecurityGroupIds", security_groups.value_or(Json::array({ec2::DefaultSecurityGroupId(*ctx_->catalog)}))},
              {"Tags", tags},
              {"AddressIndex", *address_index},
              {"ARN", ctx_->Arn("elasticache", "replicationgroup:" + id)},
@@ -1196,6 +1222,8 @@ Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
     updated["SnapshotWindow"] = *w;
   }
   if (auto d = p.Str("ReplicationGroupDescription")) updated["Description"] = *d;
+  AP_ASSIGN_OR_RETURN(auto security_groups, ReadSecurityGroupIds(p));
+  if (security_groups) updated["SecurityGroupIds"] = *security_groups;
   if (updated != rg) {
     AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], updated, std::nullopt}}));
   }
@@ -1591,7 +1619,8 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
                            {"CacheNodeTypeSpecificParameters", "CacheNodeTypeSpecificParameter"},
                            {"CacheSubnetGroups", "CacheSubnetGroup"},
                            {"Subnets", "Subnet"},
-                           {"SubnetIds", "SubnetIdentifier"}};
+                           {"SubnetIds", "SubnetIdentifier"},
+                           {"SecurityGroupIds", "SecurityGroupId"}};
   api.operations = {
       op("CreateReplicationGroup", Access::kWrite, &ElastiCacheService::CreateReplicationGroup,
          {{"NodeGroupConfiguration", 90, "NodeGroupConfiguration"},

@@ -27,6 +27,7 @@ class SubnetGroupsTest(unittest.TestCase):
         subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
         cls.subnet_of = {s["AvailabilityZone"]: s["SubnetId"] for s in subnets}
         cls.vpc_id = subnets[0]["VpcId"]
+        cls.default_sg = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
 
     # ---- RDS ----------------------------------------------------------------------------------------------------
 
@@ -102,6 +103,8 @@ class SubnetGroupsTest(unittest.TestCase):
         # A DB instance without a group is in the default one.
         plain = rds.create_db_instance(DBInstanceIdentifier="plain-db", **base)["DBInstance"]
         self.assertEqual(plain["DBSubnetGroup"]["DBSubnetGroupName"], "default")
+        # ... and, given no security group, in the VPC's default one.
+        self.assertEqual(plain["VpcSecurityGroups"], [{"VpcSecurityGroupId": self.default_sg, "Status": "active"}])
         rds.delete_db_instance(DBInstanceIdentifier="plain-db", SkipFinalSnapshot=True)
 
         # In use: not deleted, and a zone it runs in cannot be dropped.
@@ -168,6 +171,9 @@ class SubnetGroupsTest(unittest.TestCase):
         self.assertEqual(len(mine), 2)
         self.assertEqual({cl["CacheSubnetGroupName"] for cl in mine}, {"app-cache"})
         self.assertEqual(sorted(cl["PreferredAvailabilityZone"] for cl in mine), ["us-west-2b", "us-west-2c"])
+        # No SecurityGroupIds: the VPC's default group, as for any resource in a VPC.
+        for cl in mine:
+            self.assertEqual(cl["SecurityGroups"], [{"SecurityGroupId": self.default_sg, "Status": "active"}])
 
         self.assertEqual(error_code(ec.delete_cache_subnet_group, CacheSubnetGroupName="app-cache")[0],
                          "CacheSubnetGroupInUse")
@@ -178,6 +184,13 @@ class SubnetGroupsTest(unittest.TestCase):
 
         wait_until(lambda: ec.describe_replication_groups(ReplicationGroupId="sub-rg")["ReplicationGroups"][0][
             "Status"] == "available", 60, 0.2, "the group to be available")
+        # Security groups given (or changed) are what the clusters report.
+        sg = self.region.boto3("ec2").create_security_group(GroupName="cache-sg", Description="c")["GroupId"]
+        ec.modify_replication_group(ReplicationGroupId="sub-rg", SecurityGroupIds=[sg], ApplyImmediately=True)
+        got = ec.describe_cache_clusters(CacheClusterId=mine[0]["CacheClusterId"])["CacheClusters"][0]
+        self.assertEqual(got["SecurityGroups"], [{"SecurityGroupId": sg, "Status": "active"}])
+        self.assertEqual(error_code(ec.create_replication_group, ReplicationGroupId="x2", SecurityGroupIds=["bogus"],
+                                    **base)[0], "InvalidParameterValue")
         ec.delete_replication_group(ReplicationGroupId="sub-rg")
 
         def gone():
