@@ -10,6 +10,7 @@
 #include "common/time_util.h"
 #include "ec2/ec2_common.h"
 #include "ec2/instances.h"
+#include "region/module.h"
 
 namespace autopipe::ec2 {
 namespace {
@@ -550,6 +551,12 @@ Result<Json> DeleteSecurityGroup(RegionContext* ctx, const Params& p) {
         return Ec2Error("DependencyViolation", "resource " + id + " has a dependent object");
     }
   }
+  // DB instances, cache clusters (their modules say which groups they are members of).
+  std::set<std::string> used_elsewhere;
+  for (const auto& m : AllModules()) {
+    if (m.security_groups_in_use) m.security_groups_in_use(*ctx, &used_elsewhere);
+  }
+  if (used_elsewhere.count(id)) return Ec2Error("DependencyViolation", "resource " + id + " has a dependent object");
   for (const auto& other : ctx->store->List(kind::kSecurityGroup)) {
     if ((*other)["GroupId"] == id) continue;
     for (const char* dir : {"Ingress", "Egress"}) {

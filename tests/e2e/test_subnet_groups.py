@@ -93,8 +93,10 @@ class SubnetGroupsTest(unittest.TestCase):
                                     **base)[0], "DBSubnetGroupNotFoundFault")
         self.assertEqual(error_code(rds.create_db_instance, DBInstanceIdentifier="x1", DBSubnetGroupName="app-db",
                                     AvailabilityZone="us-west-2a", **base)[0], "InvalidParameterCombination")
+        ec2 = self.region.boto3("ec2")
+        db_sg = ec2.create_security_group(GroupName="db-sg", Description="db")["GroupId"]
         db = rds.create_db_instance(DBInstanceIdentifier="sub-db", DBSubnetGroupName="app-db", MultiAZ=True,
-                                    **base)["DBInstance"]
+                                    VpcSecurityGroupIds=[db_sg], **base)["DBInstance"]
         self.assertEqual(db["DBSubnetGroup"]["DBSubnetGroupName"], "app-db")
         self.assertEqual(db["DBSubnetGroup"]["VpcId"], self.vpc_id)
         self.assertEqual([s["SubnetAvailabilityZone"]["Name"] for s in db["DBSubnetGroup"]["Subnets"]],
@@ -113,6 +115,8 @@ class SubnetGroupsTest(unittest.TestCase):
         self.assertIn("sub-db", msg)
         self.assertEqual(error_code(rds.modify_db_subnet_group, DBSubnetGroupName="app-db", SubnetIds=[a, b])[0],
                          "SubnetAlreadyInUse")
+        # The security group of a DB instance cannot be deleted either (EC2's DependencyViolation).
+        self.assertEqual(error_code(ec2.delete_security_group, GroupId=db_sg)[0], "DependencyViolation")
 
         # The servers the controller starts are in the group's zones.
         def available():
@@ -128,6 +132,7 @@ class SubnetGroupsTest(unittest.TestCase):
             return "sub-db" not in ids and "plain-db" not in ids
         wait_until(gone, 60, 0.5, "the DB instances to be deleted")
         rds.delete_db_subnet_group(DBSubnetGroupName="app-db")
+        ec2.delete_security_group(GroupId=db_sg)
         self.assertEqual(error_code(rds.delete_db_subnet_group, DBSubnetGroupName="app-db")[0],
                          "DBSubnetGroupNotFoundFault")
 
@@ -189,6 +194,8 @@ class SubnetGroupsTest(unittest.TestCase):
         ec.modify_replication_group(ReplicationGroupId="sub-rg", SecurityGroupIds=[sg], ApplyImmediately=True)
         got = ec.describe_cache_clusters(CacheClusterId=mine[0]["CacheClusterId"])["CacheClusters"][0]
         self.assertEqual(got["SecurityGroups"], [{"SecurityGroupId": sg, "Status": "active"}])
+        self.assertEqual(error_code(self.region.boto3("ec2").delete_security_group, GroupId=sg)[0],
+                         "DependencyViolation")
         self.assertEqual(error_code(ec.create_replication_group, ReplicationGroupId="x2", SecurityGroupIds=["bogus"],
                                     **base)[0], "InvalidParameterValue")
         ec.delete_replication_group(ReplicationGroupId="sub-rg")
@@ -198,6 +205,7 @@ class SubnetGroupsTest(unittest.TestCase):
             return not [g for g in groups if g["ReplicationGroupId"] == "sub-rg"]
         wait_until(gone, 60, 0.2, "the replication group to be deleted")
         ec.delete_cache_subnet_group(CacheSubnetGroupName="app-cache")
+        self.region.boto3("ec2").delete_security_group(GroupId=sg)
         self.assertEqual(error_code(ec.delete_cache_subnet_group, CacheSubnetGroupName="app-cache")[0],
                          "CacheSubnetGroupNotFoundFault")
 
