@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "rds/db_endpoint.h"
 #include "rds/db_snapshots.h"
 #include "rds/db_restore.h"
+#include "rds/db_subnet_groups.h"
 
 namespace fs = std::filesystem;
 
@@ -372,14 +374,16 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
   const bool want_multi_az = spec.value("MultiAZ", false);
   if (want_multi_az && !standby) {
     // A standby for an instance becoming Multi-AZ (or one whose standby was lost): from a backup of the primary.
-    std::string az = Str(*s.inst, "SecondaryAvailabilityZone");
-    const std::string primary_az = Str(*primary, "AvailabilityZone");
-    if (az.empty() || az == primary_az) {
-      for (const auto& candidate : ctx_->catalog->availability_zones())
-        if (candidate != primary_az) { az = candidate; break; }
-    }
     std::vector<StoreWrite> writes;
     std::lock_guard lock(*ctx_->mu);
+    // Another zone of the instance's DB subnet group (rds/db_subnet_groups.h).
+    std::string az = Str(*s.inst, "SecondaryAvailabilityZone");
+    const std::string primary_az = Str(*primary, "AvailabilityZone");
+    const auto zones = ZonesForInstance(*ctx_, *s.inst);
+    if (az.empty() || az == primary_az || std::find(zones.begin(), zones.end(), az) == zones.end()) {
+      for (const auto& candidate : zones)
+        if (candidate != primary_az) { az = candidate; break; }
+    }
     auto address = AllocatePrivateAddress(*ctx_, az, &writes);
     if (!address.ok()) return address.status();
     const int n = s.Status().value("NextServer", 1);
@@ -471,8 +475,9 @@ ReconcileResult DbInstanceController::Plan(const std::string& id, Snapshot& s) {
   doc["AvailabilityZone"] = az;
   if (doc["Spec"].value("MultiAZ", false)) {
     std::string second = Str(doc, "SecondaryAvailabilityZone");
-    if (second.empty() || second == az) {
-      for (const auto& candidate : ctx_->catalog->availability_zones())
+    const auto zones = ZonesForInstance(*ctx_, doc);
+    if (second.empty() || second == az || std::find(zones.begin(), zones.end(), second) == zones.end()) {
+      for (const auto& candidate : zones)
         if (candidate != az) { second = candidate; break; }
     }
     AP_RETURN_IF_ERROR(add("s2", second, "standby", 2));

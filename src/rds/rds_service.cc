@@ -11,9 +11,11 @@
 #include "api/page_token.h"
 #include "common/ids.h"
 #include "common/time_util.h"
+#include "ec2/vpc.h"
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_subnet_groups.h"
 #include "rds/db_restore.h"
 #include "rds/mariadb.h"
 
@@ -429,13 +431,13 @@ struct Page {
   size_t limit = kMaxRecords;
 };
 
-Result<Page> ReadPage(const Params& p, const std::string& scope) {
+// MaxRecords 20..max_records (100 for most calls, 1000 for DescribeOrderableDBInstanceOptions), in RDS's words.
+Result<Page> ReadPage(const Params& p, const std::string& scope, int64_t max_records = kMaxRecords) {
   Page page;
   AP_ASSIGN_OR_RETURN(auto max, OptionalInt(p, "MaxRecords"));
   if (max) {
-    if (*max < kMinRecords || *max > kMaxRecords) {
-      return Status::InvalidParameterValue("Invalid value " + std::to_string(*max) +
-                                           " for MaxRecords. It must be between 20 and 100.");
+    if (*max < kMinRecords || *max > max_records) {
+      return rds::MaxRecordsOutOfRange(*max, kMinRecords, max_records);
     }
     page.limit = static_cast<size_t>(*max);
   }
@@ -479,7 +481,7 @@ Json PendingXml(const Json& db) {
   return out.Take();
 }
 
-Json DbInstanceXml(const Json& db) {
+Json DbInstanceXml(const RegionContext& ctx, const Json& db) {
   const std::string status = db["DBInstanceStatus"];
   Json groups = Json::array();
   for (const auto& sg : db.value("VpcSecurityGroupIds", Json::array())) {
@@ -507,6 +509,7 @@ Json DbInstanceXml(const Json& db) {
       .Add("DBParameterGroups",
            Json::array({{{"DBParameterGroupName", ParameterGroupName(db)}, {"ParameterApplyStatus", "in-sync"}}}))
       .Add("AvailabilityZone", db["AvailabilityZone"])
+      .Add("DBSubnetGroup", rds::DbSubnetGroupOfInstance(ctx, db))
       .Add("PreferredMaintenanceWindow", db["PreferredMaintenanceWindow"])
       .Add("PendingModifiedValues", PendingXml(db));
   // Only once a backup exists (the backup controller records it).
@@ -559,6 +562,7 @@ Json DbSnapshotXml(const RegionContext& ctx, const Json& snap) {
       .Add("Status", snap["Status"])
       .Add("Port", snap["Port"])
       .Add("AvailabilityZone", snap["AvailabilityZone"])
+      .Add("VpcId", ec2::DefaultVpcId(*ctx.catalog))  // every DB instance is in the region's one VPC
       .Add("InstanceCreateTime", IsoTimeMillis(snap.value("InstanceCreateTime", int64_t{0})))
       .Add("MasterUsername", snap["MasterUsername"])
       .Add("EngineVersion", snap["EngineVersion"])
@@ -621,6 +625,37 @@ Json EngineVersionXml(const EngineVersion& v) {
   return out.Take();
 }
 
+// ---- placement (rds/db_subnet_groups.h) -----------------------------------------------------------------------
+
+// Where a new DB instance goes: its DB subnet group (DBSubnetGroupName, "default" when not given) and its zone (the
+// one asked for, which must be among the group's zones, else `preferred` when the group has it, else the group's
+// first). A standby's zone is the controller's choice, among the group's zones (ZonesForInstance).
+struct Placement {
+  std::string group;
+  std::string az;
+};
+
+Result<Placement> PlaceInstance(const RegionContext& ctx, const Params& p, const std::optional<std::string>& az,
+                                const std::string& preferred) {
+  Placement out;
+  auto name = p.Str("DBSubnetGroupName");
+  AP_ASSIGN_OR_RETURN(auto group, rds::LoadDbSubnetGroup(ctx, name && !name->empty() ? *name : "default"));
+  out.group = group["DBSubnetGroupName"];
+  const auto zones = rds::SubnetGroupZones(ctx, group);
+  if (zones.empty()) return Status::Internal("DB subnet group " + out.group + " has no subnet");
+  auto has = [&](const std::string& z) { return std::find(zones.begin(), zones.end(), z) != zones.end(); };
+  if (az && !az->empty()) {
+    if (!has(*az)) {
+      return InvalidParameterCombination("No subnet of DB subnet group " + out.group +
+                                         " is in the requested availability zone " + *az + ".");
+    }
+    out.az = *az;
+  } else {
+    out.az = has(preferred) ? preferred : zones.front();
+  }
+  return out;
+}
+
 // ---- the service ----------------------------------------------------------------------------------------------
 
 class RdsService {
@@ -659,6 +694,14 @@ class RdsService {
   Result<Json> AddTagsToResource(const Params& p);
   Result<Json> ListTagsForResource(const Params& p);
   Result<Json> RemoveTagsFromResource(const Params& p);
+  // DB subnet groups: rds/db_subnet_groups.h validates, records and renders.
+  Result<Json> CreateDBSubnetGroup(const Params& p) {
+    AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+    return rds::CreateDbSubnetGroup(*ctx_, p, tags);
+  }
+  Result<Json> DescribeDBSubnetGroups(const Params& p) { return rds::DescribeDbSubnetGroups(*ctx_, p); }
+  Result<Json> ModifyDBSubnetGroup(const Params& p) { return rds::ModifyDbSubnetGroup(*ctx_, p); }
+  Result<Json> DeleteDBSubnetGroup(const Params& p) { return rds::DeleteDbSubnetGroup(*ctx_, p); }
 
  private:
   Result<Json> Load(const std::string& id) const {
@@ -676,7 +719,7 @@ class RdsService {
   Status Save(std::vector<StoreWrite> writes) { return ctx_->store->Commit(writes); }
   Result<Json> SaveAndRender(Json db, std::vector<StoreWrite> writes = {}) {
     std::string id = db["DBInstanceIdentifier"];
-    Json rendered = DbInstanceXml(db);
+    Json rendered = DbInstanceXml(*ctx_, db);
     writes.insert(writes.begin(), StoreWrite{kind::kDbInstance, id, std::move(db), std::nullopt});
     AP_RETURN_IF_ERROR(Save(std::move(writes)));
     return Json{{"DBInstance", std::move(rendered)}};
@@ -791,6 +834,7 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
     return InvalidParameterCombination("Storage encryption is not offered by this region (StorageEncrypted=true).");
   }
 
+  AP_ASSIGN_OR_RETURN(auto placement, PlaceInstance(*ctx_, p, az, ctx_->catalog->availability_zones().front()));
   if (ctx_->store->Get(kind::kDbInstance, id)) {
     return Status(400, "DBInstanceAlreadyExists", "DB instance already exists");
   }
@@ -820,11 +864,12 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
       {"StorageType", storage_type},
       {"Port", the_port},
       {"MultiAZ", multi_az},
-      {"AvailabilityZone", az && !az->empty() ? *az : ctx_->catalog->availability_zones().front()},
+      {"AvailabilityZone", placement.az},
+      {"DBSubnetGroupName", placement.group},
       {"PreferredBackupWindow", backup_window},
       {"PreferredMaintenanceWindow", maintenance_window},
       {"BackupRetentionPeriod", retention.value_or(1)},
-      {"VpcSecurityGroupIds", groups.value_or(Json::array())},
+      {"VpcSecurityGroupIds", groups.value_or(Json::array({ec2::DefaultSecurityGroupId(*ctx_->catalog)}))},
       {"Tags", Json::array()},
       {"DbiResourceId", dbi},
       {"DBInstanceArn", DbInstanceArn(*ctx_, id)},
@@ -882,7 +927,7 @@ Result<Json> RdsService::DescribeDBInstances(const Params& p) {
   };
   Json items = Json::array();
   for (const auto& doc : found) {
-    if (matches(*doc)) items.push_back(DbInstanceXml(*doc));
+    if (matches(*doc)) items.push_back(DbInstanceXml(*ctx_, *doc));
   }
   return PageOf("DBInstances", "DBInstances", std::move(items), page);
 }
@@ -926,6 +971,16 @@ Result<Json> RdsService::ModifyDBInstance(const Params& p) {
   }
 
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
+  if (auto name = p.Str("DBSubnetGroupName"); name && !name->empty()) {
+    // Every subnet group of this region is in its one VPC, and RDS moves an instance only to another VPC's.
+    AP_ASSIGN_OR_RETURN(auto group, rds::LoadDbSubnetGroup(*ctx_, *name));
+    if (group["DBSubnetGroupName"] != db.value("DBSubnetGroupName", std::string(rds::kDefaultSubnetGroup))) {
+      return Status(400, "InvalidVPCNetworkStateFault",
+                    "The DB subnet group " + group["DBSubnetGroupName"].get<std::string>() +
+                        " is in the DB instance's VPC; a DB instance can only move to a DB subnet group of another "
+                        "VPC.");
+    }
+  }
   if (!AcceptsChanges(db)) return InvalidState("Database instance is not in available state.");
   const std::string engine = db["Engine"];
   if (cls && !rds::FindDbInstanceClass(*cls)) return UnknownClass(*cls, engine, db["EngineVersion"]);
@@ -1131,8 +1186,9 @@ Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, 
   }
   const std::string the_class = cls && !cls->empty() ? *cls : about.value("DBInstanceClass", "db.t3.micro");
   const int64_t the_port = port.value_or(about.value("Port", kDefaultPort));
-  std::string the_az = az ? *az : about.value("AvailabilityZone", ctx_->catalog->availability_zones().front());
-  if (!ctx_->catalog->IsAvailabilityZone(the_az)) the_az = ctx_->catalog->availability_zones().front();
+  AP_ASSIGN_OR_RETURN(auto placement,
+                      PlaceInstance(*ctx_, p, az, about.value("AvailabilityZone", std::string())));
+  const std::string the_az = placement.az;
   std::vector<StoreWrite> writes;
   AP_ASSIGN_OR_RETURN(auto index, AllocateEndpointIndex(&writes));
   std::string dbi = RandomHex(26);
@@ -1154,10 +1210,11 @@ Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, 
       {"Port", the_port},
       {"MultiAZ", false},
       {"AvailabilityZone", the_az},
+      {"DBSubnetGroupName", placement.group},
       {"PreferredBackupWindow", about.value("PreferredBackupWindow", backup_window)},
       {"PreferredMaintenanceWindow", about.value("PreferredMaintenanceWindow", maintenance_window)},
       {"BackupRetentionPeriod", retention.value_or(std::max<int64_t>(1, about.value("BackupRetentionPeriod", int64_t{1})))},
-      {"VpcSecurityGroupIds", groups.value_or(Json::array())},
+      {"VpcSecurityGroupIds", groups.value_or(Json::array({ec2::DefaultSecurityGroupId(*ctx_->catalog)}))},
       {"Tags", Json::array()},
       {"DbiResourceId", dbi},
       {"DBInstanceArn", DbInstanceArn(*ctx_, id)},
@@ -1417,6 +1474,7 @@ Result<Json> RdsService::DescribeDBInstanceAutomatedBackups(const Params& p) {
         .Add("Status", status)
         .Add("Port", about["Port"])
         .Add("AvailabilityZone", about["AvailabilityZone"])
+        .Add("VpcId", ec2::DefaultVpcId(*ctx_->catalog))
         .Add("InstanceCreateTime", IsoTimeMillis(about.value("InstanceCreateTime", int64_t{0})))
         .Add("MasterUsername", about["MasterUsername"])
         .Add("Engine", about["Engine"])
@@ -1505,7 +1563,7 @@ Result<Json> RdsService::DescribeDBEngineVersions(const Params& p) {
 }
 
 Result<Json> RdsService::DescribeOrderableDBInstanceOptions(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "OrderableDBInstanceOptions"));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "OrderableDBInstanceOptions", 1000));
   auto engine_in = p.Str("Engine");
   if (!engine_in || engine_in->empty()) {
     return Status::InvalidParameterValue("The parameter Engine must be provided and must not be blank.");
@@ -1566,6 +1624,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
   if (auto snapshot = rds::AddSnapshotTags(*ctx_, arn, tags)) return std::move(*snapshot);
+  if (auto group = rds::AddSubnetGroupTags(*ctx_, arn, tags)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   AP_RETURN_IF_ERROR(MergeTags(db, tags));
   std::string id = db["DBInstanceIdentifier"];
@@ -1576,6 +1635,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
 Result<Json> RdsService::ListTagsForResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   if (auto snapshot = rds::ListSnapshotTags(*ctx_, arn)) return std::move(*snapshot);
+  if (auto group = rds::ListSubnetGroupTags(*ctx_, arn)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   return Json{{"TagList", db.value("Tags", Json::array())}};
 }
@@ -1584,6 +1644,7 @@ Result<Json> RdsService::RemoveTagsFromResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   auto keys = p.List("TagKeys");
   if (auto snapshot = rds::RemoveSnapshotTags(*ctx_, arn, keys)) return std::move(*snapshot);
+  if (auto group = rds::RemoveSubnetGroupTags(*ctx_, arn, keys)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   Json kept = Json::array();
   for (const auto& t : db["Tags"]) {
@@ -1640,6 +1701,9 @@ ApiService RdsApi(RegionContext* ctx) {
       {"AvailabilityZones", "AvailabilityZone"},
       {"Filters", "Filter"},
       {"Values", "Value"},
+      {"DBSubnetGroups", "DBSubnetGroup"},
+      {"Subnets", "Subnet"},
+      {"SubnetIds", "SubnetIdentifier"},
   };
   api.operations = {
       op("CreateDBInstance", Access::kWrite, &RdsService::CreateDBInstance, {kTags, kGroups}),
@@ -1666,6 +1730,11 @@ ApiService RdsApi(RegionContext* ctx) {
       op("AddTagsToResource", Access::kWrite, &RdsService::AddTagsToResource, {kTags}),
       op("ListTagsForResource", Access::kRead, &RdsService::ListTagsForResource, {kFilters}),
       op("RemoveTagsFromResource", Access::kWrite, &RdsService::RemoveTagsFromResource, {{"TagKeys", 50}}),
+      op("CreateDBSubnetGroup", Access::kWrite, &RdsService::CreateDBSubnetGroup,
+         {kTags, {"SubnetIds", 20, "SubnetIdentifier"}}),
+      op("DescribeDBSubnetGroups", Access::kRead, &RdsService::DescribeDBSubnetGroups, {kFilters}),
+      op("ModifyDBSubnetGroup", Access::kWrite, &RdsService::ModifyDBSubnetGroup, {{"SubnetIds", 20, "SubnetIdentifier"}}),
+      op("DeleteDBSubnetGroup", Access::kWrite, &RdsService::DeleteDBSubnetGroup),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {
