@@ -164,7 +164,15 @@ class ReadReplicaTest(unittest.TestCase):
                                                    SourceDBInstanceIdentifier=SOURCE)["DBInstance"]
         self.assertEqual(made["ReadReplicaSourceDBInstanceIdentifier"], SOURCE)
         self.assertEqual(made["DBInstanceClass"], "db.t3.medium")  # the source's
+        # The region (source and replica both) is killed mid-create; restarted, it finishes the replica.
+        w.kill9()
+        w.restart()
         replica = wait_status(w, "rr-local")
+        # No secret in any process's argv, and no option file with a password left in the replica's folder.
+        for pid, cmd in harness.data_dir_processes(w.data_dir):
+            self.assertNotIn("password", cmd.lower(), cmd)
+        rr_dir = os.path.join(w.data_dir, "rds", "rr-local", "s1")
+        self.assertEqual([f for f in os.listdir(rr_dir) if f.endswith(".cnf") and f != "my.cnf"], [])
         address = replica["Endpoint"]["Address"]
         self.assertEqual(replica["ReadReplicaSourceDBInstanceIdentifier"], SOURCE)
         self.assertFalse(replica["MultiAZ"])
