@@ -239,6 +239,44 @@ class ReadReplicaTest(unittest.TestCase):
         self.assertEqual(code, "InvalidDBInstanceState")
         w.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", "rr-local", "--skip-final-snapshot")
 
+    def test_2b_deletes_follow_rds(self):
+        """Deleting a replica takes it off its source's list; deleting a source promotes its replicas, in this
+        region at once and in another region by asking it."""
+        w, e = self.west, self.east
+        w.boto3("rds").create_db_instance(DBInstanceIdentifier="src2", DBInstanceClass="db.t3.micro", Engine="mysql",
+                                          AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD)
+        src2 = wait_status(w, "src2")
+        c = connect(src2["Endpoint"]["Address"])
+        with c.cursor() as cur:
+            cur.execute("CREATE DATABASE app")
+            cur.execute("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))")
+        c.close()
+        rows = insert(src2["Endpoint"]["Address"], 1, 10)
+        w.boto3("rds").create_db_instance_read_replica(DBInstanceIdentifier="src2-r", SourceDBInstanceIdentifier="src2")
+        arn = "arn:aws:rds:%s:%s:db:src2" % (WEST, ACCOUNT)
+        e.boto3("rds").create_db_instance_read_replica(DBInstanceIdentifier="src2-x", SourceDBInstanceIdentifier=arn,
+                                                       SourceRegion=WEST)
+        wait_status(w, "src2-r")
+        x = wait_status(e, "src2-x")
+        wait_until(lambda: has_rows(x["Endpoint"]["Address"], rows), 20, 0.2, "rows in the cross-region replica")
+        x_arn = "arn:aws:rds:%s:%s:db:src2-x" % (EAST, ACCOUNT)
+        self.assertEqual(sorted(describe(w, "src2")["ReadReplicaDBInstanceIdentifiers"]), sorted(["src2-r", x_arn]))
+        # A replica deleted (no SkipFinalSnapshot needed; a final snapshot refused) leaves the list at once.
+        code, _ = w.cli_error_code("rds", "delete-db-instance", "--db-instance-identifier", "src2-r",
+                                   "--final-db-snapshot-identifier", "nope")
+        self.assertEqual(code, "InvalidParameterCombination")
+        w.cli_v2("rds", "delete-db-instance", "--db-instance-identifier", "src2-r")
+        self.assertEqual(describe(w, "src2")["ReadReplicaDBInstanceIdentifiers"], [x_arn])
+        # The source deleted: the other region's replica stands alone, writable, with every row.
+        w.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", "src2", "--skip-final-snapshot")
+        promoted = wait_until(lambda: (lambda d: d if "ReadReplicaSourceDBInstanceIdentifier" not in d
+                                       and d["DBInstanceStatus"] == "available" else None)(describe(e, "src2-x")),
+                              60, 0.3, "the cross-region replica promoted")
+        self.assertEqual(promoted["BackupRetentionPeriod"], 1)
+        self.assertTrue(set(rows) <= set(ids(x["Endpoint"]["Address"])))
+        insert(x["Endpoint"]["Address"], 100, 1)
+        e.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", "src2-x", "--skip-final-snapshot")
+
     # -- cross-region, then the source's region is lost ---------------------------------------------------------
 
     def test_3_cross_region_replica_survives_region_loss(self):
