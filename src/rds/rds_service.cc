@@ -1319,8 +1319,6 @@ Result<Json> RdsService::CreateDBInstanceReadReplica(const Params& p) {
                     Json{{"MasterUserPassword", ""}, {"PasswordSeq", 0}, {"ReplicaSourcePassword", grant.password},
                          {"AdminPassword", rds::RandomPassword()}, {"ReplPassword", rds::RandomPassword()}},
                     std::nullopt});
-  rds::AddEvent(*ctx_, "db-instance", id, "0005", "Creating read replica of " + display, {"creation", "read replica"},
-                &writes);
   return SaveAndRender(std::move(db), std::move(writes));
 }
 
