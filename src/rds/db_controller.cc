@@ -940,6 +940,8 @@ std::optional<ReconcileResult> DbInstanceController::Replication(const std::stri
     }
     auto conn = Admin(s, primary);
     if (!conn) return std::nullopt;
+    // It applies without a flush per transaction, as a standby does (a restart reads my.cnf's durable values).
+    (void)conn->Exec("SET GLOBAL sync_binlog=0, innodb_flush_log_at_trx_commit=2");  // best effort: only speed
     std::optional<ReplicaState> rs;
     auto lag = ReadReplicaLag(*conn, now, &rs);
     if (!lag.ok()) return std::nullopt;
