@@ -321,6 +321,10 @@ class ReadReplicaTest(unittest.TestCase):
         self.assertTrue(set(replicated) <= set(ids(address)))
         insert(address, 700000, 5)
         self.assertEqual(ids(address)[-1], 700004)
+        # Region A back: it learns that its replica stands alone now (the promoted instance keeps telling it).
+        w.restart()
+        wait_until(lambda: describe(w, SOURCE)["ReadReplicaDBInstanceIdentifiers"] == [], 30, 0.5,
+                   "the old source to forget its promoted replica")
 
 
 if __name__ == "__main__":
