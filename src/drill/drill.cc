@@ -609,14 +609,16 @@ int RunRegionOutageDrill(const DrillOptions& opts) {
                                          t0)
         .count();
   };
-  m.stop_s = at(killed->first_stop_ns);
-  m.timeline.push_back({m.stop_s, "region " + st.primary.region + " frozen (its server first, then every process "
-                                  "found: " + std::to_string(killed->killed.size()) + ")"});
-  m.timeline.push_back({at(killed->killed_ns), "SIGKILL sent to all " + std::to_string(killed->killed.size()) +
-                                                   " processes of " + st.primary.region +
-                                                   (killed->left ? " (" + std::to_string(killed->left) +
-                                                                       " still alive after 10 s)"
-                                                                 : "")});
+  // The outage starts when every process is frozen and killed: a process not yet frozen may still answer.
+  m.stop_s = at(killed->killed_ns);
+  m.timeline.push_back({at(killed->first_stop_ns), "freezing region " + st.primary.region +
+                                                       " (SIGSTOP: its server first, then every process found: " +
+                                                       std::to_string(killed->killed.size()) + ")"});
+  m.timeline.push_back({m.stop_s, "SIGKILL sent to all " + std::to_string(killed->killed.size()) +
+                                      " processes of " + st.primary.region + ": the region is down" +
+                                      (killed->left ? " (" + std::to_string(killed->left) +
+                                                          " still alive after 10 s)"
+                                                    : "")});
   if (writes) {
     writes->SwitchTarget(st.replica_endpoint);
     note("writes now go to " + st.replica_id + " (" + st.replica_endpoint.host + ":" +

@@ -2,8 +2,9 @@
 // drill/drill.h). Everything here is a pure function of what the drill's clients recorded, so it is unit-tested
 // on its own (report_test.cc).
 //
-// Times are seconds since the drill started (one steady clock). The outage starts at `stop_s`: the moment the
-// first process of the primary region was frozen (every process of it is frozen, then all are killed at once).
+// Times are seconds since the drill started (one steady clock). The outage starts at `stop_s`: the moment every
+// process of the primary region, already frozen one by one with SIGSTOP, was sent SIGKILL (until then a process
+// not yet frozen could still answer).
 //   HTTP recovery  = end of the first successful GET through the DNS name that started at or after stop_s, minus
 //                    stop_s (a GET already in flight at the stop that still succeeded does not count).
 //   DB recovery    = end of the first acknowledged write to the new region's DB, minus stop_s.
