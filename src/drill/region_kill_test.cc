@@ -1,6 +1,16 @@
 #include "drill/region_kill.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "process/launcher.h"
 
 namespace autopipe::drill {
 namespace {
@@ -54,6 +64,71 @@ TEST(RegionKillTest, KillRegionRefusesARegionThatIsNotRunning) {
   RegionMarks r{999999, 1, "/nonexistent", "127.250"};
   auto res = KillRegion(r, {});
   EXPECT_FALSE(res.ok());
+}
+
+}  // namespace
+}  // namespace autopipe::drill
+
+namespace autopipe::drill {
+namespace {
+
+// A process of its own session running `script` in `cwd`, with `token` set as its launch token when not empty.
+pid_t Spawn(const std::string& cwd, bool token, const char* script) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    if (::chdir(cwd.c_str()) != 0) _exit(126);
+    if (token) ::setenv("AUTOPIPE_LAUNCH_TOKEN", "t-test", 1);
+    ::execl("/bin/sh", "sh", "-c", script, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+int Children(pid_t parent) {
+  int n = 0;
+  for (const auto& p : ReadProcSnapshot()) n += p.ppid == parent;
+  return n;
+}
+
+bool Running(pid_t pid) { return ProcessStartTime(pid).has_value(); }
+
+TEST(RegionKillTest, KillsTheRegionsProcessesAndNothingElse) {
+  char tmpl[] = "/tmp/region-kill-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string data = tmpl;
+  const std::string other = data + "-b";  // another region's data dir, a lookalike prefix
+  ASSERT_EQ(::mkdir((data + "/engine").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir(other.c_str(), 0700), 0);
+  const pid_t server = Spawn(data, false, "sleep 300 & sleep 300 & wait");
+  const pid_t engine = Spawn(data + "/engine", true, "sleep 300 & wait");  // re-parented engines look like this
+  const pid_t stranger = Spawn(other, true, "sleep 300 & wait");
+  const pid_t users = Spawn(data, false, "sleep 300 & wait");  // the user's shell in the data dir: not launched
+  for (int i = 0; i < 200 && (Children(server) < 2 || Children(engine) < 1 || Children(stranger) < 1); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(Children(server), 2);
+  auto start = ProcessStartTime(server);
+  ASSERT_TRUE(start.has_value());
+  // `users` is not a child of the server and was not launched by a supervisor; exclude nothing else.
+  RegionMarks marks{server, *start, data, "127.250"};
+  auto killed = KillRegion(marks, Exclusions{});
+  ASSERT_TRUE(killed.ok()) << killed.status().message();
+  EXPECT_EQ(killed->left, 0);
+  std::set<pid_t> pids;
+  for (const auto& p : killed->killed) pids.insert(p.pid);
+  EXPECT_TRUE(pids.count(server));
+  EXPECT_TRUE(pids.count(engine));
+  EXPECT_EQ(pids.size(), 5u);  // server + its 2 sleeps, engine + its sleep
+  EXPECT_FALSE(pids.count(stranger));
+  EXPECT_FALSE(pids.count(users));
+  EXPECT_LE(killed->first_stop_ns, killed->killed_ns);
+  EXPECT_TRUE(Running(stranger));
+  EXPECT_TRUE(Running(users));
+  for (pid_t p : {stranger, users}) ::kill(-p, SIGKILL);
+  for (pid_t p : {server, engine, stranger, users}) ::waitpid(p, nullptr, 0);
+  std::filesystem::remove_all(data);
+  std::filesystem::remove_all(other);
 }
 
 }  // namespace

@@ -57,14 +57,20 @@ class RegionProc:
         self.block = self.lease.block
         self.data_dir = os.path.join(root, name)
         self.partition = partition
-        self.out = open(os.path.join(root, name + ".stdout"), "wb")
-        argv = [autopipe_bin(), "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", "--region", name,
-                "--address-block", self.block, "--partition", partition]
-        log("starting %s" % " ".join(argv))
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+        self.out = open(os.path.join(root, name + ".stdout"), "ab")
+        self.argv = [autopipe_bin(), "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", "--region",
+                     name, "--address-block", self.block, "--partition", partition]
+        self.start()
+
+    def start(self):
+        """Starts (or, after the drill killed it, restarts) the server on the same data dir and block."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.data_dir, "endpoint"))
+        log("starting %s" % " ".join(self.argv))
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
                                      start_new_session=True, env=_clean_env())
         self.endpoint = wait_until(lambda: read_text(os.path.join(self.data_dir, "endpoint")).strip(), 20, 0.1,
-                                   name + " endpoint")
+                                   self.name + " endpoint")
 
     def client(self, service):
         import boto3
@@ -128,6 +134,55 @@ class Watcher(threading.Thread):
             time.sleep(0.1)
 
 
+def web_tier(region):
+    """A load balancer with one sample-app instance InService; its address."""
+    elb = region.client("elb")
+    azs = [region.name + "a", region.name + "b"]
+    lb = elb.create_load_balancer(LoadBalancerName="web", AvailabilityZones=azs, Listeners=[
+        {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP", "InstancePort": 80}])["DNSName"]
+    asc = region.client("autoscaling")
+    asc.create_launch_configuration(LaunchConfigurationName="lc", ImageId=SAMPLE_AMI, InstanceType="t3.micro")
+    asc.create_auto_scaling_group(AutoScalingGroupName="asg", LaunchConfigurationName="lc", MinSize=1,
+                                  MaxSize=1, DesiredCapacity=1, AvailabilityZones=azs, LoadBalancerNames=["web"])
+    wait_until(lambda: any(s["State"] == "InService"
+                           for s in elb.describe_instance_health(LoadBalancerName="web")["InstanceStates"]),
+               60, 0.3, "an InService instance behind %s's load balancer" % region.name)
+    return lb
+
+
+def failover_record(g, lb_a, lb_b):
+    r53 = g.boto3()
+    hc = r53.create_health_check(CallerReference=uuid.uuid4().hex, HealthCheckConfig={
+        "IPAddress": lb_a, "Port": 80, "Type": "HTTP", "ResourcePath": "/", "RequestInterval": INTERVAL,
+        "FailureThreshold": THRESHOLD})["HealthCheck"]["Id"]
+    apex = "d%s.example.test." % uuid.uuid4().hex[:8]
+    zone = r53.create_hosted_zone(Name=apex, CallerReference=uuid.uuid4().hex)["HostedZone"]["Id"]
+    name = "app." + apex
+    r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch=change_batch(
+        ("CREATE", rrset(name, "A", [lb_a], ttl=TTL, SetIdentifier="a", Failover="PRIMARY", HealthCheckId=hc)),
+        ("CREATE", rrset(name, "A", [lb_b], ttl=TTL, SetIdentifier="b", Failover="SECONDARY"))))
+    wait_until(lambda: [a[3] for a in g.dig(name)[2]] == [lb_a], 15, 0.2, "the primary answered")
+    return name
+
+
+def database(a, b, db_id="drilldb", replica_id="drilldb-replica", create_source=True):
+    """A DB instance in A (backups on) and its cross-region read replica in B; (replica id, its endpoint)."""
+    rds_a, rds_b = a.client("rds"), b.client("rds")
+    if create_source:
+        rds_a.create_db_instance(DBInstanceIdentifier=db_id, DBInstanceClass="db.t3.micro", Engine="mariadb",
+                                 AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD,
+                                 BackupRetentionPeriod=1)
+    src = wait_until(lambda: (lambda d: d if d["DBInstanceStatus"] == "available" else None)(
+        rds_a.describe_db_instances(DBInstanceIdentifier=db_id)["DBInstances"][0]), 120, 0.5, db_id)
+    rds_b.create_db_instance_read_replica(DBInstanceIdentifier=replica_id,
+                                          SourceDBInstanceIdentifier=src["DBInstanceArn"],
+                                          SourceRegion=a.name)
+    rep = wait_until(lambda: (lambda d: d if d["DBInstanceStatus"] == "available" else None)(
+        rds_b.describe_db_instances(DBInstanceIdentifier=replica_id)["DBInstances"][0]), 180, 0.5,
+        "the replica")
+    return rep["Endpoint"]["Address"], rep["Endpoint"]["Port"]
+
+
 class RegionOutageDrillTest(unittest.TestCase):
 
     def setUp(self):
@@ -141,51 +196,6 @@ class RegionOutageDrillTest(unittest.TestCase):
         self.g = Global(self.partition, self.root)
         self.addCleanup(self.g.stop)
         self.g.start()
-
-    def web_tier(self, region):
-        """A load balancer with one sample-app instance InService; its address."""
-        elb = region.client("elb")
-        azs = [region.name + "a", region.name + "b"]
-        lb = elb.create_load_balancer(LoadBalancerName="web", AvailabilityZones=azs, Listeners=[
-            {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP", "InstancePort": 80}])["DNSName"]
-        asc = region.client("autoscaling")
-        asc.create_launch_configuration(LaunchConfigurationName="lc", ImageId=SAMPLE_AMI, InstanceType="t3.micro")
-        asc.create_auto_scaling_group(AutoScalingGroupName="asg", LaunchConfigurationName="lc", MinSize=1,
-                                      MaxSize=1, DesiredCapacity=1, AvailabilityZones=azs, LoadBalancerNames=["web"])
-        wait_until(lambda: any(s["State"] == "InService"
-                               for s in elb.describe_instance_health(LoadBalancerName="web")["InstanceStates"]),
-                   60, 0.3, "an InService instance behind %s's load balancer" % region.name)
-        return lb
-
-    def failover_record(self, lb_a, lb_b):
-        r53 = self.g.boto3()
-        hc = r53.create_health_check(CallerReference=uuid.uuid4().hex, HealthCheckConfig={
-            "IPAddress": lb_a, "Port": 80, "Type": "HTTP", "ResourcePath": "/", "RequestInterval": INTERVAL,
-            "FailureThreshold": THRESHOLD})["HealthCheck"]["Id"]
-        apex = "d%s.example.test." % uuid.uuid4().hex[:8]
-        zone = r53.create_hosted_zone(Name=apex, CallerReference=uuid.uuid4().hex)["HostedZone"]["Id"]
-        name = "app." + apex
-        r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch=change_batch(
-            ("CREATE", rrset(name, "A", [lb_a], ttl=TTL, SetIdentifier="a", Failover="PRIMARY", HealthCheckId=hc)),
-            ("CREATE", rrset(name, "A", [lb_b], ttl=TTL, SetIdentifier="b", Failover="SECONDARY"))))
-        wait_until(lambda: [a[3] for a in self.g.dig(name)[2]] == [lb_a], 15, 0.2, "the primary answered")
-        return name
-
-    def database(self):
-        """A DB instance in A (backups on) and its cross-region read replica in B; (replica id, its endpoint)."""
-        rds_a, rds_b = self.a.client("rds"), self.b.client("rds")
-        rds_a.create_db_instance(DBInstanceIdentifier="drilldb", DBInstanceClass="db.t3.micro", Engine="mariadb",
-                                 AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD,
-                                 BackupRetentionPeriod=1)
-        src = wait_until(lambda: (lambda d: d if d["DBInstanceStatus"] == "available" else None)(
-            rds_a.describe_db_instances(DBInstanceIdentifier="drilldb")["DBInstances"][0]), 120, 0.5, "drilldb")
-        rds_b.create_db_instance_read_replica(DBInstanceIdentifier="drilldb-replica",
-                                              SourceDBInstanceIdentifier=src["DBInstanceArn"],
-                                              SourceRegion=self.a.name)
-        rep = wait_until(lambda: (lambda d: d if d["DBInstanceStatus"] == "available" else None)(
-            rds_b.describe_db_instances(DBInstanceIdentifier="drilldb-replica")["DBInstances"][0]), 180, 0.5,
-            "the replica")
-        return rep["Endpoint"]["Address"], rep["Endpoint"]["Port"]
 
     def run_drill(self, *extra):
         argv = [autopipe_bin(), "drill", "region-outage", "--partition", self.partition, "--region", self.a.name,
@@ -205,8 +215,8 @@ class RegionOutageDrillTest(unittest.TestCase):
         self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
         self.assertIn("has no DB instance", res.stderr)
         # Not a terminal and no --yes: refused before anything is touched.
-        lb_a, lb_b = self.web_tier(self.a), self.web_tier(self.b)
-        self.failover_record(lb_a, lb_b)
+        lb_a, lb_b = web_tier(self.a), web_tier(self.b)
+        failover_record(self.g, lb_a, lb_b)
         res = self.run_drill("--skip-db")
         self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
         self.assertIn("confirm with --yes", res.stderr)
@@ -215,9 +225,9 @@ class RegionOutageDrillTest(unittest.TestCase):
 
     def test_drill_end_to_end(self):
         with_db = supports_read_replicas(self.a)
-        lb_a, lb_b = self.web_tier(self.a), self.web_tier(self.b)
-        name = self.failover_record(lb_a, lb_b)
-        replica = self.database() if with_db else None
+        lb_a, lb_b = web_tier(self.a), web_tier(self.b)
+        name = failover_record(self.g, lb_a, lb_b)
+        replica = database(self.a, self.b) if with_db else None
         b_instances = {p for p, _ in instance_processes(self.b.block + ".")}
         self.assertTrue(b_instances)
         watcher = Watcher(self.g, name, self.a.proc.pid, self.b.block)
