@@ -140,6 +140,9 @@ def web_tier(region):
     azs = [region.name + "a", region.name + "b"]
     lb = elb.create_load_balancer(LoadBalancerName="web", AvailabilityZones=azs, Listeners=[
         {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP", "InstancePort": 80}])["DNSName"]
+    # One instance for two AZ nodes: cross-zone, or the node of the AZ without it answers 503.
+    elb.modify_load_balancer_attributes(LoadBalancerName="web", LoadBalancerAttributes={
+        "CrossZoneLoadBalancing": {"Enabled": True}})
     asc = region.client("autoscaling")
     asc.create_launch_configuration(LaunchConfigurationName="lc", ImageId=SAMPLE_AMI, InstanceType="t3.micro")
     asc.create_auto_scaling_group(AutoScalingGroupName="asg", LaunchConfigurationName="lc", MinSize=1,
@@ -147,6 +150,9 @@ def web_tier(region):
     wait_until(lambda: any(s["State"] == "InService"
                            for s in elb.describe_instance_health(LoadBalancerName="web")["InstanceStates"]),
                60, 0.3, "an InService instance behind %s's load balancer" % region.name)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    wait_until(lambda: all(opener.open("http://%s/" % lb, timeout=2).status == 200 for _ in range(6)), 30, 0.3,
+               "%s's load balancer answering from both nodes" % region.name)
     return lb
 
 
