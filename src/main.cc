@@ -103,6 +103,20 @@ int main(int argc, char** argv) {
   outage->add_flag("--yes", drill_opts.yes,
                    "confirm the kill without asking (required when stdin is not a terminal)");
 
+  autopipe::drill::RejoinOptions rejoin_opts;
+  auto* rejoin = drill->add_subcommand(
+      "rejoin", "after a region-outage drill, with the old region running again: make its DB instance a read "
+                "replica of the promoted one (the old instance is deleted after a final snapshot)");
+  rejoin->add_option("--partition", rejoin_opts.partition, "the partition folder")->required();
+  rejoin->add_option("--region", rejoin_opts.region, "the old primary region, started again")->required();
+  rejoin->add_option("--from-region", rejoin_opts.from_region,
+                     "the region of the promoted instance (default: the only other running region)");
+  rejoin->add_option("--db-instance", rejoin_opts.db_instance, "the old primary's DB instance id")->required();
+  rejoin->add_option("--source-db-instance", rejoin_opts.source_instance, "the promoted instance's id")
+      ->required();
+  rejoin->add_option("--timeout", rejoin_opts.timeout_s, "seconds to wait for each step")->capture_default_str();
+  rejoin->add_flag("--yes", rejoin_opts.yes, "confirm deleting the old instance (a final snapshot is kept)");
+
   std::vector<std::pair<CLI::App*, std::function<int()>>> module_commands;
   for (const auto& module : autopipe::AllModules()) {
     for (const auto& sub : module.subcommands) {
@@ -119,6 +133,7 @@ int main(int argc, char** argv) {
   if (*down) return autopipe::RunDown(region.data_dir);
   if (*global) return autopipe::RunGlobal(global_opts);
   if (*outage) return autopipe::drill::RunRegionOutageDrill(drill_opts);
+  if (*rejoin) return autopipe::drill::RunRejoin(rejoin_opts);
   for (auto& [cmd, run] : module_commands) {
     if (*cmd) return run();
   }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -716,7 +717,10 @@ int RunRegionOutageDrill(const DrillOptions& opts) {
         "instance: aws --region " + st.primary.region + " rds delete-db-instance --db-instance-identifier " +
         st.db_id + " --skip-final-snapshot; then aws --region " + st.primary.region +
         " rds create-db-instance-read-replica --db-instance-identifier " + st.db_id +
-        " --source-db-instance-identifier " + st.replica_arn + " --source-region " + st.standby.region);
+        " --source-db-instance-identifier " + st.replica_arn + " --source-region " + st.standby.region +
+        " (or, once the region runs again: autopipe drill rejoin --partition " + fs::absolute(opts.partition).string() +
+        " --region " + st.primary.region + " --db-instance " + st.db_id + " --source-db-instance " + st.replica_id +
+        " --yes, which keeps a final snapshot of the old instance)");
     next_steps.push_back("The promoted instance " + st.replica_id + " in " + st.standby.region +
                          " is the writer now (its backups have started); the drill's rows are in "
                          "autopipe_drill.writes, run_id " + run_id);
@@ -747,6 +751,120 @@ int RunRegionOutageDrill(const DrillOptions& opts) {
     for (const auto& s : next_steps) std::cout << "  - " << s << "\n";
   }
   return ok ? 0 : 1;
+}
+
+int RunRejoin(const RejoinOptions& opts) {
+  const fs::path dir = fs::absolute(opts.partition);
+  if (!fs::exists(dir / "credentials")) {
+    std::cerr << "autopipe drill rejoin: " << dir.string() << " is not a partition\n";
+    return 2;
+  }
+  auto key = partition::EnsureKeyPair(dir.string());
+  if (!key.ok()) {
+    std::cerr << "autopipe drill rejoin: " << key.status().message() << "\n";
+    return 2;
+  }
+  auto old_region = partition::FindRegion(dir.string(), opts.region);
+  if (!old_region || !old_region->alive) {
+    std::cerr << "autopipe drill rejoin: region " << opts.region << " is not running: start it again first "
+              << "(autopipe server --data-dir DIR --region " << opts.region << " --partition " << dir.string()
+              << ")\n";
+    return 2;
+  }
+  std::optional<partition::RegionEntry> from;
+  for (const auto& e : partition::ListRegions(dir.string())) {
+    if (e.region == opts.region || !e.alive) continue;
+    if (opts.from_region.empty() ? !from.has_value() : e.region == opts.from_region) from = e;
+    else if (opts.from_region.empty()) {
+      std::cerr << "autopipe drill rejoin: several regions run: say which has the promoted instance (--from-region)\n";
+      return 2;
+    }
+  }
+  if (!from) {
+    std::cerr << "autopipe drill rejoin: no running region holds the promoted instance\n";
+    return 2;
+  }
+  auto promoted = DescribeDbs(*from, *key, opts.source_instance);
+  if (!promoted.ok() || promoted->empty()) {
+    std::cerr << "autopipe drill rejoin: " << opts.source_instance << " in " << from->region << ": "
+              << (promoted.ok() ? "not found" : promoted.status().message()) << "\n";
+    return 2;
+  }
+  const DbInfo source = promoted->front();
+  if (!source.source.empty() || source.status != "available") {
+    std::cerr << "autopipe drill rejoin: " << source.id << " is " << source.status
+              << (source.source.empty() ? "" : ", and still a replica of " + source.source)
+              << "; it must be an available standalone instance\n";
+    return 2;
+  }
+  auto old = DescribeDbs(*old_region, *key, opts.db_instance);
+  const bool exists = old.ok() && !old->empty();
+  if (exists && IsReplicaOf(old->front(), source)) {
+    std::cout << opts.db_instance << " in " << opts.region << " already replicates " << source.id << "\n";
+    return 0;
+  }
+  if (exists) {
+    if (!opts.yes) {
+      std::cerr << "autopipe drill rejoin: this deletes " << opts.db_instance << " in " << opts.region
+                << " (after a final snapshot) to make it a replica of " << source.id << "; confirm with --yes\n";
+      return 2;
+    }
+    char stamp[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", std::gmtime(&now));
+    const std::string snapshot = opts.db_instance + "-before-rejoin-" + stamp;
+    auto del = partition::CallRegion(*old_region, *key, "rds",
+                                     "Action=DeleteDBInstance&Version=2014-10-31&DBInstanceIdentifier=" +
+                                         UriEncode(opts.db_instance) + "&FinalDBSnapshotIdentifier=" +
+                                         UriEncode(snapshot),
+                                     10000);
+    if (!del.ok()) {
+      std::cerr << "autopipe drill rejoin: DeleteDBInstance " << opts.db_instance << ": " << del.status().code()
+                << ": " << del.status().message() << "\n";
+      return 1;
+    }
+    std::cerr << "autopipe drill rejoin: deleting " << opts.db_instance << " (final snapshot " << snapshot
+              << ")...\n";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(opts.timeout_s);
+    for (;;) {
+      auto left = DescribeDbs(*old_region, *key, opts.db_instance);
+      if (!left.ok() && left.status().code() == "DBInstanceNotFound") break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::cerr << "autopipe drill rejoin: " << opts.db_instance << " is not gone yet\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  auto made = partition::CallRegion(
+      *old_region, *key, "rds",
+      "Action=CreateDBInstanceReadReplica&Version=2014-10-31&DBInstanceIdentifier=" + UriEncode(opts.db_instance) +
+          "&SourceDBInstanceIdentifier=" + UriEncode(source.arn) + "&SourceRegion=" + UriEncode(from->region),
+      10000);
+  if (!made.ok()) {
+    std::cerr << "autopipe drill rejoin: CreateDBInstanceReadReplica " << opts.db_instance << ": "
+              << made.status().code() << ": " << made.status().message() << "\n";
+    return 1;
+  }
+  std::cerr << "autopipe drill rejoin: creating " << opts.db_instance << " in " << opts.region
+            << " as a read replica of " << source.arn << "...\n";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(opts.timeout_s);
+  std::string status = "creating";
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto dbs = DescribeDbs(*old_region, *key, opts.db_instance);
+    if (dbs.ok() && !dbs->empty()) status = dbs->front().status;
+    if (status == "available") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  }
+  if (status != "available") {
+    std::cerr << "autopipe drill rejoin: " << opts.db_instance << " is still " << status << "\n";
+    return 1;
+  }
+  std::cout << opts.db_instance << " in " << opts.region << " is a read replica of " << source.id << " in "
+            << from->region << ". The roles are now reversed: a drill the other way is\n  autopipe drill "
+            << "region-outage --partition " << dir.string() << " --region " << from->region << " --standby-region "
+            << opts.region << "\n(the failover record set must then have its PRIMARY in " << from->region << ").\n";
+  return 0;
 }
 
 }  // namespace autopipe::drill

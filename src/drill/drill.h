@@ -45,6 +45,21 @@ struct DrillOptions {
   bool yes = false;
 };
 
+// `autopipe drill rejoin`: after a drill, with the old region started again, makes its DB instance a read replica
+// of the promoted one: the old instance (diverged since the stop) is deleted with a final snapshot
+// (`<id>-before-rejoin-<time>`, so nothing is lost for good), then CreateDBInstanceReadReplica in the old region
+// with the promoted instance's ARN as source, under the same identifier; it waits until it is available.
+struct RejoinOptions {
+  std::string partition;
+  std::string region;          // the old primary, running again
+  std::string from_region;     // where the promoted instance is (default: the only other running region)
+  std::string db_instance;     // the old primary's DB instance id (also the new replica's)
+  std::string source_instance; // the promoted instance's id in from_region
+  double timeout_s = 900;
+  bool yes = false;
+};
+int RunRejoin(const RejoinOptions& opts);
+
 // Runs the drill; prints the report on stdout; exit code 0 when both HTTP and (unless --skip-db) writes
 // recovered, 1 when not, 2 when a precondition is missing or the drill refused to start.
 int RunRegionOutageDrill(const DrillOptions& opts);

@@ -228,6 +228,20 @@ class RegionOutageDrillTest(unittest.TestCase):
         self.assertIn("confirm with --yes", res.stderr)
         self.assertTrue(pid_alive(self.a.proc.pid))
         self.assertTrue(instance_processes(self.a.block + "."))
+        # A DB instance without backups and without a replica: both named, with the commands that fix them.
+        rds = self.a.client("rds")
+        rds.create_db_instance(DBInstanceIdentifier="nobackups", DBInstanceClass="db.t3.micro", Engine="mariadb",
+                               AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD,
+                               BackupRetentionPeriod=0)
+        wait_until(lambda: rds.describe_db_instances(DBInstanceIdentifier="nobackups")["DBInstances"][0][
+            "DBInstanceStatus"] == "available", 120, 0.5, "nobackups available")
+        res = self.run_drill("--yes")
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("BackupRetentionPeriod 0", res.stderr)
+        self.assertIn("has no read replica in region us-east-1", res.stderr)
+        self.assertIn("create-db-instance-read-replica", res.stderr)
+        self.assertNotIn(PASSWORD, res.stdout + res.stderr)
+        self.assertTrue(pid_alive(self.a.proc.pid))
 
     def test_drill_end_to_end(self):
         with_db = supports_read_replicas(self.a)
