@@ -310,5 +310,81 @@ class RegionOutageDrillTest(unittest.TestCase):
         self.assertGreater(report["db_recovery_seconds"], 0)
 
 
+class UpStackDrillTest(unittest.TestCase):
+    """The drill on `autopipe up --standby-region`'s stack, where the standby region's `up` and the global service
+    are children of the primary's `up`: they must survive the primary's kill."""
+
+    def test_drill_on_up_standby_stack(self):
+        root = tempfile.mkdtemp(prefix="autopipe-e2e-drill-up-")
+        self.addCleanup(shutil.rmtree, root, True)
+        primary, standby = lease_block(), lease_block()
+        data = os.path.join(root, "primary")
+        out_path = os.path.join(root, "up.out")
+        out = open(out_path, "wb")
+        self.addCleanup(out.close)
+        argv = [autopipe_bin(), "up", "--data-dir", data, "--listen", "127.0.0.1:0", "--address-block",
+                primary.block, "--standby-region", "us-east-1", "--standby-address-block", standby.block]
+        log("starting %s" % " ".join(argv))
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=_clean_env())
+        self.addCleanup(standby.release)
+        self.addCleanup(primary.release)
+        self.addCleanup(self._stop, proc, [data, data + "-us-east-1"], data + "-global")
+        wait_until(lambda: ("Press Ctrl-C" in read_text(out_path)) or
+                   (proc.poll() is not None and self.fail("up exited: " + read_text(out_path))),
+                   300, 1, "both regions up")
+        partition = data + "-partition"
+        g = Global(partition, root)
+        g.data_dir = data + "-global"
+        g.endpoint = read_text(os.path.join(g.data_dir, "endpoint")).strip()
+        host, port = read_text(os.path.join(g.data_dir, "dns-address")).strip().rsplit(":", 1)
+        g.dns_host, g.dns_port = host, int(port)
+        global_pid = json.loads(read_text(os.path.join(partition, "global.json")))["Pid"]
+        entries = {n: json.loads(read_text(os.path.join(partition, "regions", n + ".json")))
+                   for n in ("us-west-2", "us-east-1")}
+        self.assertEqual(entries["us-west-2"]["Pid"], proc.pid)
+        lbs = {}
+        for n, e in entries.items():
+            r = RegionProc.__new__(RegionProc)
+            r.name, r.partition, r.endpoint = n, partition, e["Endpoint"]
+            lbs[n] = r.client("elb").describe_load_balancers(LoadBalancerNames=["auto-pipeline-lb"])[
+                "LoadBalancerDescriptions"][0]["DNSName"]
+        name = failover_record(g, lbs["us-west-2"], lbs["us-east-1"])
+        b_instances = {p for p, _ in instance_processes(standby.block + ".")}
+        res = subprocess.run([autopipe_bin(), "drill", "region-outage", "--partition", partition, "--region",
+                              "us-west-2", "--warmup", "3", "--settle", "1", "--duration", "120", "--json", "--yes",
+                              "--skip-db"],
+                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=_clean_env())
+        log("drill stderr:\n" + res.stderr[-3000:])
+        self.assertEqual(res.returncode, 0, res.stdout[-3000:] + res.stderr[-3000:])
+        report = json.loads(res.stdout)
+        self.assertTrue(report["http_recovered_address"].startswith(standby.block + "."), report)
+        self.assertEqual(proc.wait(10), -signal.SIGKILL)  # the primary's `up` (its server) was killed
+        self.assertEqual(data_dir_processes(data), [])
+        self.assertEqual(instance_processes(primary.block + "."), [])
+        # The standby region (a child of the primary's `up`) and the global service are untouched.
+        self.assertTrue(pid_alive(entries["us-east-1"]["Pid"]))
+        self.assertTrue(pid_alive(global_pid))
+        self.assertTrue(b_instances)
+        self.assertTrue(b_instances <= {p for p, _ in instance_processes(standby.block + ".")})
+        self.assertEqual([a[3] for a in g.dig(name)[2]], [lbs["us-east-1"]])
+
+    @staticmethod
+    def _stop(proc, region_dirs, global_dir):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(240)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        for d in region_dirs:
+            if os.path.exists(os.path.join(d, "state.db")):
+                subprocess.run([autopipe_bin(), "down", "--data-dir", d], capture_output=True, timeout=180,
+                               stdin=subprocess.DEVNULL)
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(read_text(os.path.join(global_dir, "server.pid")).split()[0])
+            os.kill(pid, signal.SIGTERM)
+
 if __name__ == "__main__":
     unittest.main()
