@@ -189,9 +189,23 @@ void CheckRoute53(Stack& st, const DrillOptions& opts, Problems& problems) {
     msg += "; failover names found:";
     for (const auto& n : seen) msg += " " + n;
   }
-  msg += ". Create one with `aws route53 change-resource-record-sets` (Failover PRIMARY on region " +
-         st.primary.region + "'s load balancer address with a HealthCheckId, SECONDARY on region " +
-         st.standby.region + "'s)";
+  auto first_lb = [&](const partition::RegionEntry& region) -> std::string {
+    auto lbs = partition::CallRegion(region, st.key, "elasticloadbalancing",
+                                     "Action=DescribeLoadBalancers&Version=2012-06-01", 5000);
+    if (!lbs.ok()) return "";
+    for (const XmlNode* d : partition::FindAll(*lbs, "member")) {
+      if (d->Has("DNSName")) return d->ChildText("DNSName");
+    }
+    return "";
+  };
+  const std::string lb_a = first_lb(st.primary), lb_b = first_lb(st.standby);
+  msg += ". Make one with the global service's Route 53 API: `aws route53 create-health-check` (Type HTTP, IPAddress " +
+         (lb_a.empty() ? "<" + st.primary.region + "'s load balancer address>" : lb_a) +
+         ", Port 80, RequestInterval 10, FailureThreshold 1), then `aws route53 change-resource-record-sets` with "
+         "two A record sets of one name: Failover PRIMARY, value " +
+         (lb_a.empty() ? "<" + st.primary.region + "'s load balancer address>" : lb_a) +
+         ", that HealthCheckId; Failover SECONDARY, value " +
+         (lb_b.empty() ? "<" + st.standby.region + "'s load balancer address>" : lb_b) + "; a short TTL";
   problems.Add(msg);
 }
 
