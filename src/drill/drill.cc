@@ -717,7 +717,10 @@ int RunRegionOutageDrill(const DrillOptions& opts) {
                      [](const TimelineEvent& a, const TimelineEvent& b) { return a.at_s < b.at_s; });
   }
   DrillReport r = Summarize(m);
-  const std::string restart = "autopipe server --data-dir " + st.primary.data_dir + " --region " +
+  const size_t scheme = st.primary.endpoint.find("://");
+  const std::string listen =
+      scheme == std::string::npos ? "127.0.0.1:0" : st.primary.endpoint.substr(scheme + 3);
+  const std::string restart = "autopipe server --data-dir " + st.primary.data_dir + " --listen " + listen + " --region " +
                               st.primary.region + " --partition " + fs::absolute(opts.partition).string() +
                               " --address-block " + st.primary.address_block;
   std::vector<std::string> next_steps = {
