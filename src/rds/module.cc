@@ -9,6 +9,7 @@
 #include "rds/db_instances.h"
 #include "rds/db_metrics.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_replicas.h"
 #include "rds/db_restore.h"
 #include "rds/rds_service.h"
 
@@ -26,6 +27,7 @@ ServiceModule RdsModule() {
     v.push_back(std::make_unique<rds::DbBackupController>(ctx));
     v.push_back(std::make_unique<rds::DbSnapshotController>(ctx));
     v.push_back(std::make_unique<rds::DbRestoreController>(ctx));
+    v.push_back(std::make_unique<rds::DbReplicaController>(ctx));
     return v;
   };
   // Server documents stay as they are: the next start finds their processes gone and restarts them (a

@@ -8,13 +8,16 @@
 #include <optional>
 #include <set>
 
+#include "api/form.h"
 #include "api/page_token.h"
 #include "common/ids.h"
 #include "common/time_util.h"
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_replicas.h"
 #include "rds/db_restore.h"
+#include "partition/region_client.h"
 #include "rds/mariadb.h"
 
 namespace autopipe {
@@ -479,6 +482,36 @@ Json PendingXml(const Json& db) {
   return out.Take();
 }
 
+// ReadReplicaDBInstanceIdentifiers: identifiers of this region's replicas, ARNs of other regions'.
+Json ReadReplicaIds(const Json& db) {
+  Json ids = Json::array();
+  for (const auto& r : db.value("ReadReplicas", Json::array())) ids.push_back(r.value("Id", ""));
+  return ids;
+}
+
+// StatusInfos of a read replica: its replication, as the controller last saw it.
+Json StatusInfos(const Json& db) {
+  Json infos = Json::array();
+  if (!db.contains("ReadReplica")) return infos;
+  const Json& rr = db["ReadReplica"];
+  const std::string state = rr.value("State", "");
+  if (state == rds::replica_state::kSeeding || state == rds::replica_state::kPromoting) return infos;
+  Json info = {{"StatusType", "read replication"}};
+  if (state == rds::replica_state::kFailed) {
+    info["Normal"] = false;
+    info["Status"] = "error";
+    info["Message"] = rr.value("Error", "");
+  } else {
+    const Json repl = db.value("Status", Json::object()).value("Replication", Json::object());
+    const std::string st = repl.value("State", "replicating");
+    info["Normal"] = st == "replicating";
+    info["Status"] = st;
+    if (!repl.value("Message", "").empty()) info["Message"] = repl["Message"];
+  }
+  infos.push_back(std::move(info));
+  return infos;
+}
+
 Json DbInstanceXml(const Json& db) {
   const std::string status = db["DBInstanceStatus"];
   Json groups = Json::array();
@@ -516,13 +549,15 @@ Json DbInstanceXml(const Json& db) {
   out.Add("MultiAZ", db["MultiAZ"])
       .Add("EngineVersion", db["EngineVersion"])
       .Add("AutoMinorVersionUpgrade", db.value("AutoMinorVersionUpgrade", true))
-      .Add("ReadReplicaDBInstanceIdentifiers", Json::array())
+      .Add("ReadReplicaDBInstanceIdentifiers", ReadReplicaIds(db))
       .Add("LicenseModel", kLicenseModel)
       .Add("OptionGroupMemberships",
            Json::array({{{"OptionGroupName", OptionGroupName(db)}, {"Status", "in-sync"}}}));
+  if (db.contains("ReadReplica")) out.Add("ReadReplicaSourceDBInstanceIdentifier", db["ReadReplica"].value("Display", ""));
   if (db["MultiAZ"].get<bool>() && db.contains("SecondaryAvailabilityZone")) {
     out.Add("SecondaryAvailabilityZone", db["SecondaryAvailabilityZone"]);
   }
+  if (auto infos = StatusInfos(db); !infos.empty()) out.Add("StatusInfos", std::move(infos));
   out.Add("PubliclyAccessible", db.value("PubliclyAccessible", false))
       .Add("StorageType", db["StorageType"])
       .Add("DbInstancePort", 0)
@@ -606,7 +641,7 @@ Json EngineVersionXml(const EngineVersion& v) {
       .Add("ValidUpgradeTarget", Json::array())
       .Add("ExportableLogTypes", Json::array({"audit", "error", "general", "slowquery"}))
       .Add("SupportsLogExportsToCloudwatchLogs", false)
-      .Add("SupportsReadReplica", false)
+      .Add("SupportsReadReplica", true)
       .Add("SupportedEngineModes", Json::array({"provisioned"}))
       .Add("SupportedFeatureNames", Json::array())
       .Add("Status", "available")
@@ -652,6 +687,14 @@ class RdsService {
     return Json{{"DBSnapshot", DbSnapshotXml(*ctx_, snap)}};
   }
   Result<Json> DescribeDBInstanceAutomatedBackups(const Params& p);
+  // Read replicas (rds/db_replicas.h). CreateDBInstanceReadReplica takes RegionContext::mu itself (it is a kRead
+  // operation for the router): a cross-region source is asked over its region's API with no lock held.
+  Result<Json> CreateDBInstanceReadReplica(const Params& p);
+  Result<Json> PromoteReadReplica(const Params& p);
+  // Internal (ours, not AWS's): another region of the partition registers a replica of one of our instances, or
+  // forgets one. Signed with the partition's key like any call.
+  Result<Json> AutopipeRegisterReadReplica(const Params& p);
+  Result<Json> AutopipeDeregisterReadReplica(const Params& p);
   Result<Json> RestoreDBInstanceToPointInTime(const Params& p);
   Result<Json> RestoreDBInstanceFromDBSnapshot(const Params& p);
   Result<Json> DescribeDBEngineVersions(const Params& p);
@@ -927,6 +970,12 @@ Result<Json> RdsService::ModifyDBInstance(const Params& p) {
 
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
   if (!AcceptsChanges(db)) return InvalidState("Database instance is not in available state.");
+  if (retention && *retention == 0 && !db.value("ReadReplicas", Json::array()).empty()) {
+    return InvalidParameterCombination("Automated backups cannot be disabled on a DB instance that has read replicas.");
+  }
+  if (db.contains("ReadReplica") && multi_az.value_or(false)) {
+    return InvalidParameterCombination("Multi-AZ read replicas are not offered by this region (MultiAZ=true).");
+  }
   const std::string engine = db["Engine"];
   if (cls && !rds::FindDbInstanceClass(*cls)) return UnknownClass(*cls, engine, db["EngineVersion"]);
   if (storage) {
@@ -1046,7 +1095,14 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   if (skip && final_id) {
     return InvalidParameterCombination("Cannot specify a FinalDBSnapshotIdentifier when SkipFinalSnapshot is true.");
   }
-  if (!skip && !final_id) {
+  // A read replica takes no final snapshot, and needs no SkipFinalSnapshot.
+  const auto peek = ctx_->store->Get(kind::kDbInstance, id);
+  const bool is_replica = peek && peek->contains("ReadReplica");
+  if (is_replica && final_id) {
+    return InvalidParameterCombination("FinalDBSnapshotIdentifier can not be specified when deleting a replica "
+                                       "instance");
+  }
+  if (!skip && !final_id && !is_replica) {
     return InvalidParameterCombination("FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.");
   }
   if (final_id && !ValidIdentifier(*final_id, 255)) return InvalidIdentifier("FinalDBSnapshotIdentifier");
@@ -1068,6 +1124,25 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   spec["DeleteAutomatedBackups"] = delete_backups.value_or(true);
   if (final_id) spec["FinalDBSnapshotIdentifier"] = Lower(*final_id);
   db["DBInstanceStatus"] = rds::db_status::kDeleting;
+  // Read replicas: a replica leaves its source's list (this region's; another region's is told by the controller);
+  // this region's replicas of a deleted source are promoted, as RDS does.
+  if (db.contains("ReadReplica") && db["ReadReplica"].value("SourceRegion", "") == ctx_->catalog->region())
+    rds::DeregisterReplica(*ctx_, db["ReadReplica"].value("Source", ""), id, &writes);
+  for (const auto& r : db.value("ReadReplicas", Json::array())) {
+    if (r.value("Region", "") != ctx_->catalog->region()) continue;
+    auto replica = ctx_->store->Get(kind::kDbInstance, r.value("Id", ""));
+    if (!replica || !replica->contains("ReadReplica")) continue;
+    Json promoted = *replica;
+    if (promoted["ReadReplica"].value("State", "") == rds::replica_state::kReplicating) {
+      promoted["ReadReplica"]["State"] = rds::replica_state::kPromoting;
+      promoted["Spec"]["PromoteBackupRetentionPeriod"] = 1;
+      promoted["DBInstanceStatus"] = rds::db_status::kModifying;
+      rds::AddEvent(*ctx_, "db-instance", r.value("Id", ""), "0057",
+                    "Promoting Read Replica to a stand-alone database instance: its source " + id + " is being deleted",
+                    {"read replica"}, &writes);
+      writes.push_back({kind::kDbInstance, r.value("Id", ""), promoted, std::nullopt});
+    }
+  }
   // Automated backups kept (DeleteAutomatedBackups=false) are marked so; the backup controller deletes the
   // others, and the instance's backup store, once the instance is gone (rds/db_backups.h).
   if (!delete_backups.value_or(true)) {
@@ -1081,6 +1156,216 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
     }
   }
   return SaveAndRender(std::move(db), std::move(writes));
+}
+
+// ---- read replicas (rds/db_replicas.h) ------------------------------------------------------------------------
+
+Result<Json> RdsService::CreateDBInstanceReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p));
+  if (!ValidIdentifier(id, 63)) return InvalidIdentifier("DBInstanceIdentifier");
+  auto source_in = p.Str("SourceDBInstanceIdentifier");
+  AP_ASSIGN_OR_RETURN(auto source, rds::ParseReplicaSource(source_in.value_or(""), ctx_->catalog->region(), kAccountId));
+  if (auto sr = p.Str("SourceRegion"); sr && !sr->empty() && *sr != source.region) {
+    return InvalidParameterCombination("SourceRegion " + *sr + " does not match the region of the source DB instance " +
+                                       *source_in + ".");
+  }
+  if (source.cross_region && source_in->rfind("arn:", 0) != 0) {
+    return Status::InvalidParameterValue("A cross-region source must be given as a DB instance ARN.");
+  }
+  auto cls = p.Str("DBInstanceClass");
+  if (cls && cls->empty()) cls.reset();
+  if (cls && !rds::FindDbInstanceClass(*cls)) return UnknownClass(*cls, "mysql", "(the source's)");
+  AP_ASSIGN_OR_RETURN(auto multi_az, OptionalBool(p, "MultiAZ"));
+  if (multi_az.value_or(false)) {
+    return InvalidParameterCombination("Multi-AZ read replicas are not offered by this region (MultiAZ=true).");
+  }
+  auto az = p.Str("AvailabilityZone");
+  if (az && az->empty()) az.reset();
+  if (az && !ctx_->catalog->IsAvailabilityZone(*az)) {
+    return Status::InvalidParameterValue("Invalid availability zone: " + *az + ". The Availability Zones of " +
+                                         ctx_->catalog->region() + " are " +
+                                         ctx_->catalog->availability_zones().front() + " to " +
+                                         ctx_->catalog->availability_zones().back() + ".");
+  }
+  AP_ASSIGN_OR_RETURN(auto groups, ReadSecurityGroups(p));
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+  AP_ASSIGN_OR_RETURN(auto auto_minor, OptionalBool(p, "AutoMinorVersionUpgrade"));
+  AP_ASSIGN_OR_RETURN(auto publicly_accessible, OptionalBool(p, "PubliclyAccessible"));
+  AP_ASSIGN_OR_RETURN(auto deletion_protection, OptionalBool(p, "DeletionProtection"));
+  AP_ASSIGN_OR_RETURN(auto copy_tags, OptionalBool(p, "CopyTagsToSnapshot"));
+  const std::string replica_arn = DbInstanceArn(*ctx_, id);
+  const std::string display = source.cross_region ? *source_in : source.identifier;
+
+  auto free_here = [&]() -> Status {
+    if (ctx_->store->Get(kind::kDbInstance, id)) return Status(400, "DBInstanceAlreadyExists", "DB instance already exists");
+    if (ctx_->store->Count(kind::kDbInstance) >= kMaxDbInstances) {
+      return Status(400, "InstanceQuotaExceeded", "DB instance quota exceeded: this region allows at most " +
+                                                      std::to_string(kMaxDbInstances) + " DB instances.");
+    }
+    return Status::Ok();
+  };
+
+  // The source's grant: in this region from its document; from another region of the partition over its API.
+  rds::ReplicaGrant grant;
+  std::optional<partition::RegionEntry> source_region;
+  std::unique_lock lock(*ctx_->mu, std::defer_lock);
+  std::vector<StoreWrite> writes;
+  if (!source.cross_region) {
+    lock.lock();
+    AP_RETURN_IF_ERROR(free_here());
+    AP_ASSIGN_OR_RETURN(grant, rds::RegisterReplica(*ctx_, source.identifier, id, ctx_->catalog->region(), &writes));
+  } else {
+    if (!ctx_->partition_dir.empty()) source_region = partition::FindRegion(ctx_->partition_dir, source.region);
+    // A region this partition does not have (or one that is down) has no such instance as far as we can tell.
+    if (!source_region || !source_region->alive)
+      return Status(404, "DBInstanceNotFound", "DBInstance " + *source_in + " not found.");
+    {
+      std::lock_guard check(*ctx_->mu);
+      AP_RETURN_IF_ERROR(free_here());
+    }
+    const partition::KeyPair key{ctx_->partition_access_key_id, ctx_->partition_secret_access_key};
+    AP_ASSIGN_OR_RETURN(auto reply,
+                        partition::CallRegion(*source_region, key, "rds",
+                                              "Action=AutopipeRegisterReadReplica&Version=2014-10-31"
+                                              "&SourceDBInstanceIdentifier=" + UriEncode(source.identifier) +
+                                                  "&ReplicaArn=" + UriEncode(replica_arn) +
+                                                  "&ReplicaRegion=" + UriEncode(ctx_->catalog->region()),
+                                              10'000));
+    grant.address = partition::FindText(reply, "SourceAddress");
+    grant.port = std::atoi(partition::FindText(reply, "SourcePort").c_str());
+    grant.user = partition::FindText(reply, "ReplicationUser");
+    grant.password = partition::FindText(reply, "ReplicationPassword");
+    grant.about = Json::object();
+    for (const char* key_name : {"Engine", "EngineVersion", "DBInstanceClass", "StorageType", "MasterUsername", "DBName"}) {
+      const std::string v = partition::FindText(reply, key_name);
+      if (!v.empty()) grant.about[key_name] = v;
+    }
+    grant.about["AllocatedStorage"] = std::atoll(partition::FindText(reply, "AllocatedStorage").c_str());
+    grant.about["Port"] = grant.port;
+    if (grant.address.empty() || grant.user.empty() || grant.password.empty())
+      return Status::Internal("region " + source.region + " answered without the source's endpoint");
+    lock.lock();
+    if (Status st = free_here(); !st.ok()) {
+      lock.unlock();
+      (void)partition::CallRegion(*source_region, key, "rds",  // best effort: the source forgets it again
+                                  "Action=AutopipeDeregisterReadReplica&Version=2014-10-31&SourceDBInstanceIdentifier=" +
+                                      UriEncode(source.identifier) + "&ReplicaArn=" + UriEncode(replica_arn));
+      return st;
+    }
+  }
+  const Json& about = grant.about;
+  const std::string engine = about.value("Engine", "mysql");
+  const std::string the_class = cls.value_or(about.value("DBInstanceClass", "db.t3.micro"));
+  if (!rds::FindDbInstanceClass(the_class)) return UnknownClass(the_class, engine, about.value("EngineVersion", ""));
+  AP_ASSIGN_OR_RETURN(auto index, AllocateEndpointIndex(&writes));
+  const int64_t the_port = about.value("Port", int64_t{kDefaultPort});
+  std::string dbi = RandomHex(26);
+  std::transform(dbi.begin(), dbi.end(), dbi.begin(), [](unsigned char c) { return std::toupper(c); });
+  auto [default_backup, default_maintenance] = DefaultWindows(id);
+  Json db = {
+      {"DBInstanceIdentifier", id},
+      {"DBInstanceClass", the_class},
+      {"Engine", engine},
+      {"EngineVersion", about.value("EngineVersion", "")},
+      {"DBInstanceStatus", rds::db_status::kCreating},
+      {"MasterUsername", about.value("MasterUsername", "")},
+  };
+  if (about.contains("DBName")) db["DBName"] = about["DBName"];
+  db.update(Json{
+      {"AllocatedStorage", about.value("AllocatedStorage", int64_t{20})},
+      {"StorageType", about.value("StorageType", "gp2")},
+      {"Port", the_port},
+      {"MultiAZ", false},
+      {"AvailabilityZone", az.value_or(ctx_->catalog->availability_zones().front())},
+      {"PreferredBackupWindow", default_backup},
+      {"PreferredMaintenanceWindow", default_maintenance},
+      // A MySQL read replica has no automated backups of its own until told (or promoted).
+      {"BackupRetentionPeriod", 0},
+      {"VpcSecurityGroupIds", groups.value_or(Json::array())},
+      {"Tags", Json::array()},
+      {"DbiResourceId", "db-" + dbi},
+      {"DBInstanceArn", replica_arn},
+      {"InstanceCreateTime", ctx_->clock->NowMillis()},
+      {"AutoMinorVersionUpgrade", auto_minor.value_or(true)},
+      {"PubliclyAccessible", publicly_accessible.value_or(false)},
+      {"CopyTagsToSnapshot", copy_tags.value_or(false)},
+      {"DeletionProtection", deletion_protection.value_or(false)},
+      {"PendingModifiedValues", Json::object()},
+      {"Endpoint", {{"Address", ctx_->catalog->address_block() + ".210." + std::to_string(index)}, {"Port", the_port}}},
+      {"EndpointIndex", index},
+      {"Spec",
+       {{"MultiAZ", false},
+        {"DBInstanceClass", the_class},
+        {"Running", true},
+        {"Deleting", false},
+        {"RebootSeq", 0},
+        {"RebootForceFailover", false}}},
+      {"ReadReplica",
+       {{"State", rds::replica_state::kSeeding},
+        {"Source", source.identifier},
+        {"SourceRegion", source.region},
+        {"SourceArn", "arn:aws:rds:" + source.region + ":" + kAccountId + ":db:" + source.identifier},
+        {"Display", display},
+        {"SourceAddress", grant.address},
+        {"SourcePort", grant.port},
+        {"User", grant.user}}},
+  });
+  AP_RETURN_IF_ERROR(MergeTags(db, tags));
+  // No master password of its own: the master user and its password come from the source, with every later change.
+  writes.push_back({kind::kDbInstanceSecret, id,
+                    Json{{"MasterUserPassword", ""}, {"PasswordSeq", 0}, {"ReplicaSourcePassword", grant.password},
+                         {"AdminPassword", rds::RandomPassword()}, {"ReplPassword", rds::RandomPassword()}},
+                    std::nullopt});
+  rds::AddEvent(*ctx_, "db-instance", id, "0005", "Creating read replica of " + display, {"creation", "read replica"},
+                &writes);
+  return SaveAndRender(std::move(db), std::move(writes));
+}
+
+Result<Json> RdsService::PromoteReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p));
+  AP_ASSIGN_OR_RETURN(auto retention, OptionalInt(p, "BackupRetentionPeriod"));
+  if (retention) AP_RETURN_IF_ERROR(CheckBackupRetention(*retention));
+  auto backup_window = p.Str("PreferredBackupWindow");
+  if (backup_window) AP_RETURN_IF_ERROR(ParseBackupWindow(*backup_window).status());
+  AP_ASSIGN_OR_RETURN(auto db, Load(id));
+  if (!db.contains("ReadReplica")) return InvalidState("DB Instance " + id + " is not a read replica.");
+  const std::string state = db["ReadReplica"].value("State", "");
+  if (state == rds::replica_state::kPromoting) return InvalidState("DB Instance " + id + " is already being promoted.");
+  if (state != rds::replica_state::kReplicating || !AcceptsChanges(db) || db["Spec"].value("Deleting", false))
+    return NotAvailable(id);
+  std::vector<StoreWrite> writes;
+  db["ReadReplica"]["State"] = rds::replica_state::kPromoting;
+  db["Spec"]["PromoteBackupRetentionPeriod"] = retention.value_or(1);
+  if (backup_window) db["PreferredBackupWindow"] = *backup_window;
+  db["DBInstanceStatus"] = rds::db_status::kModifying;
+  // The source (in this region) stops listing it now; another region's source is told once it stands alone.
+  if (db["ReadReplica"].value("SourceRegion", "") == ctx_->catalog->region())
+    rds::DeregisterReplica(*ctx_, db["ReadReplica"].value("Source", ""), id, &writes);
+  rds::AddEvent(*ctx_, "db-instance", id, "0057", "Promoting Read Replica to a stand-alone database instance",
+                {"read replica"}, &writes);
+  return SaveAndRender(std::move(db), std::move(writes));
+}
+
+Result<Json> RdsService::AutopipeRegisterReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto source, p.RequiredStr("SourceDBInstanceIdentifier"));
+  AP_ASSIGN_OR_RETURN(auto replica, p.RequiredStr("ReplicaArn"));
+  const std::string region = p.Str("ReplicaRegion").value_or("");
+  std::vector<StoreWrite> writes;
+  AP_ASSIGN_OR_RETURN(auto grant, rds::RegisterReplica(*ctx_, Lower(source), replica, region, &writes));
+  AP_RETURN_IF_ERROR(Save(std::move(writes)));
+  Json out = {{"SourceAddress", grant.address}, {"SourcePort", grant.port}, {"ReplicationUser", grant.user},
+              {"ReplicationPassword", grant.password}};
+  for (const auto& [k, v] : grant.about.items()) out[k] = v;
+  return out;
+}
+
+Result<Json> RdsService::AutopipeDeregisterReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto source, p.RequiredStr("SourceDBInstanceIdentifier"));
+  AP_ASSIGN_OR_RETURN(auto replica, p.RequiredStr("ReplicaArn"));
+  std::vector<StoreWrite> writes;
+  rds::DeregisterReplica(*ctx_, Lower(source), replica, &writes);
+  if (!writes.empty()) AP_RETURN_IF_ERROR(Save(std::move(writes)));
+  return Json::object();
 }
 
 Result<Json> RdsService::StopDBInstance(const Params& p) {
@@ -1663,6 +1948,10 @@ ApiService RdsApi(RegionContext* ctx) {
       op("DescribeDBEngineVersions", Access::kRead, &RdsService::DescribeDBEngineVersions, {kFilters}),
       op("DescribeOrderableDBInstanceOptions", Access::kRead, &RdsService::DescribeOrderableDBInstanceOptions,
          {kFilters}),
+      op("CreateDBInstanceReadReplica", Access::kRead, &RdsService::CreateDBInstanceReadReplica, {kTags, kGroups}),
+      op("PromoteReadReplica", Access::kWrite, &RdsService::PromoteReadReplica),
+      op("AutopipeRegisterReadReplica", Access::kWrite, &RdsService::AutopipeRegisterReadReplica),
+      op("AutopipeDeregisterReadReplica", Access::kWrite, &RdsService::AutopipeDeregisterReadReplica),
       op("AddTagsToResource", Access::kWrite, &RdsService::AddTagsToResource, {kTags}),
       op("ListTagsForResource", Access::kRead, &RdsService::ListTagsForResource, {kFilters}),
       op("RemoveTagsFromResource", Access::kWrite, &RdsService::RemoveTagsFromResource, {{"TagKeys", 50}}),

@@ -913,3 +913,74 @@ TEST_F(RdsSnapshotsTest, PointInTimeRestoreRefusesBadInputAndRecordsTheChosenBac
 
 }  // namespace
 }  // namespace autopipe
+
+// ---- read replicas (rds/db_replicas.h) ------------------------------------------------------------------------
+
+TEST_F(RdsServiceTest, ReadReplicaInRegionRegistersOnTheSourceAndRendersBothSides) {
+  Create();
+  SetStatus("available");
+  Json r = MustCall("CreateDBInstanceReadReplica",
+                    {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", kId}})["DBInstance"];
+  EXPECT_EQ(r["ReadReplicaSourceDBInstanceIdentifier"], kId);
+  EXPECT_EQ(r["DBInstanceClass"], "db.t3.medium");
+  EXPECT_EQ(r["BackupRetentionPeriod"], 0);
+  EXPECT_EQ(r["MultiAZ"], false);
+  EXPECT_EQ(Describe()["ReadReplicaDBInstanceIdentifiers"], Json::array({"rr1"}));
+  const Json source_secret = Secret();
+  const std::string user = Stored("rr1")["ReadReplica"]["User"];
+  EXPECT_FALSE(source_secret["ReplicaUserPasswords"][user].get<std::string>().empty());
+  EXPECT_EQ(Secret("rr1")["ReplicaSourcePassword"], source_secret["ReplicaUserPasswords"][user]);
+  // No password anywhere in what the API shows.
+  EXPECT_EQ(Xml("DescribeDBInstances", MustCall("DescribeDBInstances", {})).find(
+                source_secret["ReplicaUserPasswords"][user].get<std::string>()),
+            std::string::npos);
+
+  // Retention 0 on a source with replicas, and a promotion of what is not a replica, are refused.
+  ExpectRefused("ModifyDBInstance", {{"DBInstanceIdentifier", kId}, {"BackupRetentionPeriod", "0"},
+                                     {"ApplyImmediately", "true"}},
+                "InvalidParameterCombination");
+  ExpectRefused("PromoteReadReplica", {{"DBInstanceIdentifier", kId}}, "InvalidDBInstanceState");
+  // Still seeding: not yet promotable.
+  ExpectRefused("PromoteReadReplica", {{"DBInstanceIdentifier", "rr1"}}, "InvalidDBInstanceState");
+
+  // Replicating and available: promoted; the source stops listing it at once.
+  Json doc = Stored("rr1");
+  doc["ReadReplica"]["State"] = "replicating";
+  doc["DBInstanceStatus"] = "available";
+  ASSERT_TRUE(store_->Put(kind::kDbInstance, "rr1", doc).ok());
+  Json p = MustCall("PromoteReadReplica", {{"DBInstanceIdentifier", "rr1"}, {"BackupRetentionPeriod", "5"}})["DBInstance"];
+  EXPECT_EQ(p["DBInstanceStatus"], "modifying");
+  EXPECT_EQ(Stored("rr1")["ReadReplica"]["State"], "promoting");
+  EXPECT_EQ(Stored("rr1")["Spec"]["PromoteBackupRetentionPeriod"], 5);
+  EXPECT_EQ(Describe()["ReadReplicaDBInstanceIdentifiers"], Json::array());
+}
+
+TEST_F(RdsServiceTest, ReadReplicaErrorsChangeNothing) {
+  Create();
+  SetStatus("available");
+  Create("nobackups", {{"MultiAZ", ""}, {"BackupRetentionPeriod", "0"}});
+  SetStatus("available", "nobackups");
+  Create("busy", {{"MultiAZ", ""}});  // still creating
+  ExpectRefused("CreateDBInstanceReadReplica", {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "nope"}},
+                "DBInstanceNotFound", 404);
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "nobackups"}}, "InvalidDBInstanceState");
+  ExpectRefused("CreateDBInstanceReadReplica", {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "busy"}},
+                "InvalidDBInstanceState");
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "nobackups"}, {"SourceDBInstanceIdentifier", kId}}, "DBInstanceAlreadyExists");
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", kId}, {"DBInstanceClass", "db.x9.huge"}},
+                "InvalidParameterCombination");
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", kId}, {"MultiAZ", "true"}},
+                "InvalidParameterCombination");
+  // A region this region's partition does not have (here: no partition at all).
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"},
+                 {"SourceDBInstanceIdentifier", "arn:aws:rds:eu-west-3:123456789012:db:" + std::string(kId)}},
+                "DBInstanceNotFound", 404);
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "arn:aws:rds:x"}},
+                "InvalidParameterValue");
+}

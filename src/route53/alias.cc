@@ -1,10 +1,27 @@
 #include "route53/alias.h"
 
+#include <chrono>
+
 #include "api/form.h"
 #include "partition/region_client.h"
 #include "route53/xml.h"
 
 namespace autopipe::route53 {
+namespace {
+
+// One signed Query call to a region's API (partition/region_client.h); the parsed XML reply or nullopt.
+std::optional<XmlNode> AskRegion(const partition::RegionEntry& region, const partition::KeyPair& key,
+                                  const std::string& service, const std::string& body) {
+  auto reply = partition::CallRegion(region, key, service, body);
+  if (!reply.ok()) return std::nullopt;
+  return std::move(*reply);
+}
+
+void FindAll(const XmlNode& n, const std::string& name, std::vector<const XmlNode*>* out) {
+  partition::FindAll(n, name, out);
+}
+
+}  // namespace
 
 AliasTargetState AliasResolver::Resolve(const std::string& target) const {
   AliasTargetState st;
@@ -17,18 +34,21 @@ AliasTargetState AliasResolver::Resolve(const std::string& target) const {
   const std::string block = ip.substr(0, dot2);
   for (const auto& region : partition::ListRegions(partition_dir_)) {
     if (region.address_block != block || !region.alive) continue;
-    auto lbs = partition::CallRegion(region, key_, "elasticloadbalancing",
-                                     "Action=DescribeLoadBalancers&Version=2012-06-01");
-    if (!lbs.ok()) return st;
-    for (const XmlNode* d : partition::FindAll(*lbs, "member")) {
+    auto lbs = AskRegion(region, key_, "elasticloadbalancing", "Action=DescribeLoadBalancers&Version=2012-06-01");
+    if (!lbs) return st;
+    std::vector<const XmlNode*> descriptions;
+    FindAll(*lbs, "member", &descriptions);
+    for (const XmlNode* d : descriptions) {
       if (d->ChildText("DNSName") != ip) continue;
       st.exists = true;
       st.addresses = {ip};
       const std::string name = d->ChildText("LoadBalancerName");
-      auto health = partition::CallRegion(region, key_, "elasticloadbalancing",
-                                          "Action=DescribeInstanceHealth&Version=2012-06-01&LoadBalancerName=" + UriEncode(name));
-      if (health.ok()) {
-        for (const XmlNode* s : partition::FindAll(*health, "State")) st.healthy = st.healthy || s->text == "InService";
+      auto health = AskRegion(region, key_, "elasticloadbalancing",
+                              "Action=DescribeInstanceHealth&Version=2012-06-01&LoadBalancerName=" + UriEncode(name));
+      if (health) {
+        std::vector<const XmlNode*> states;
+        FindAll(*health, "State", &states);
+        for (const XmlNode* s : states) st.healthy = st.healthy || s->text == "InService";
       }
       return st;
     }
