@@ -310,6 +310,9 @@ Status DbReplicaController::Fail(const std::string& id, const Status& why) {
   Json doc = *current;
   std::vector<StoreWrite> writes;
   if (server) writes.push_back({kind::kDbServer, id + "/s1", *server});
+  std::error_code ec;  // the option files with passwords go at once
+  fs::remove(DbInstanceDir(*ctx_, id) + "/s1/source-client.cnf", ec);
+  fs::remove(DbInstanceDir(*ctx_, id) + "/s1/seed-client.cnf", ec);
   doc["ReadReplica"]["State"] = replica_state::kFailed;
   doc["ReadReplica"]["Error"] = why.message();
   doc["DBInstanceStatus"] = db_status::kFailed;
@@ -441,6 +444,8 @@ Status DbReplicaController::Seed(const std::string& id) {
   const std::vector<std::string> client = {kClientTool, "--defaults-file=" + local_options, "--binary-mode",
                                             "--max-allowed-packet=1G", "--init-command=SET SESSION sql_log_bin=0"};
   const std::string log = cfg.dir + "/seed.log";
+  std::vector<std::string> users_client = client;
+  users_client.push_back("mysql");  // the accounts' tables are named without their database
 
   // 3. The source's accounts (not the region's own, nor replication users): its master user and any the user
   // made, with their password hashes and grants.
@@ -451,7 +456,7 @@ Status DbReplicaController::Seed(const std::string& id) {
          "--skip-lock-tables", "--skip-add-locks", "--skip-comments",
          "--where=User NOT IN ('root','rdsadmin','rdsrepl','mariadb.sys','') AND User NOT LIKE 'rdsrepl\\_%'", "mysql",
          "global_priv", "db", "tables_priv", "columns_priv", "procs_priv", "proxies_priv", "roles_mapping"},
-        client, env, log, kDumpTimeoutMs, &dump_ok));
+        users_client, env, log, kDumpTimeoutMs, &dump_ok));
     if (!dump_ok) return Status::Internal("dumping the source's accounts failed (see " + log + ")");
   }
   if (Cancelled(id)) return cancelled();

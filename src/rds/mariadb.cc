@@ -226,7 +226,9 @@ Status RunPipeline(const std::vector<std::string>& producer, const std::vector<s
   if (timed_out) return Status::Internal("replay ran longer than " + std::to_string(timeout_ms) + " ms");
   *producer_ok = WIFEXITED(pstatus) && WEXITSTATUS(pstatus) == 0;
   if (!WIFEXITED(cstatus) || WEXITSTATUS(cstatus) != 0)
-    return Status::Internal("replaying the binary log into the new server failed (see " + log_path + ")");
+    return Status::Internal(fs::path(producer[0]).filename().string() + " | " +
+                            fs::path(consumer[0]).filename().string() + " into the new server failed (see " + log_path +
+                            ")");
   return Status::Ok();
 }
 
