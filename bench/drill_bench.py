@@ -8,14 +8,16 @@ balancer (RequestInterval 10, FailureThreshold 1), and, when this build has read
 a cross-region read replica in B. Between drills region A is started again on its data dir, the record set
 answers A again, and (DB) a new replica of A's instance is made in B (the previous one was promoted).
 
-Reports p50 and max of HTTP recovery, DB recovery and RPO (transactions), and the drill's own ReplicaLag-free
-measure of loss; writes bench/results/drill_bench.json.
+Each drill's warm-up is drawn from 3-13 s, so the stop falls anywhere in the health check's probing cycle.
+Reports p50 and max of HTTP recovery, DB recovery, RPO (transactions) and the replica's ReplicaLag (CloudWatch)
+under the drill's write load before the stop; writes bench/results/drill_bench.json.
 Usage: python3 bench/drill_bench.py [--samples N] [--bin PATH] [--skip-db]
 """
 
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -62,12 +64,16 @@ def main():
         for i in range(samples):
             if with_db:
                 database(a, b, replica_id="drill-r%d" % i, create_source=(i == 0))
+            # A warm-up of 3-13 s: the stop falls anywhere in the health check's 10 s probing cycle.
+            warmup = 3 + random.uniform(0, 10)
             argv = [harness.autopipe_bin(), "drill", "region-outage", "--partition", partition, "--region", a.name,
-                    "--name", name, "--warmup", "3", "--settle", "2", "--duration", "120", "--json", "--yes"]
+                    "--name", name, "--warmup", "%.2f" % warmup, "--settle", "2", "--duration", "150", "--json",
+                    "--yes"]
             if with_db:
                 argv += ["--db-instance", "drilldb"]
             else:
                 argv += ["--skip-db"]
+            wall0 = time.time()
             res = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
                                  env=test_drill._clean_env())
             if res.returncode not in (0, 1):
@@ -77,7 +83,17 @@ def main():
                    "db_recovery_seconds": r["db_recovery_seconds"],
                    "rpo_transactions": r["rpo_transactions"],
                    "acknowledged_old": r["writes"]["acknowledged_old_region"],
-                   "processes_killed": r["old_region"]["processes_killed"]}
+                   "processes_killed": r["old_region"]["processes_killed"], "warmup_seconds": round(warmup, 2)}
+            if with_db:
+                # ReplicaLag (CloudWatch, AWS/RDS, collected every 5 s) of the replica under the drill's write load,
+                # before the stop.
+                stop_wall = wall0 + r["stopped_at_seconds"]
+                time.sleep(1)
+                pts = b.client("cloudwatch").get_metric_statistics(
+                    Namespace="AWS/RDS", MetricName="ReplicaLag",
+                    Dimensions=[{"Name": "DBInstanceIdentifier", "Value": "drill-r%d" % i}],
+                    StartTime=wall0, EndTime=stop_wall, Period=5, Statistics=["Maximum"])["Datapoints"]
+                row["replica_lag_seconds"] = [p["Maximum"] for p in pts]
             results.append(row)
             print("drill %d: %s" % (i + 1, json.dumps(row)), flush=True)
             # Region A back, and DNS on it again, for the next drill.
@@ -101,6 +117,10 @@ def main():
                "http_recovery_seconds": stats("http_recovery_seconds"),
                "db_recovery_seconds": stats("db_recovery_seconds"),
                "rpo_transactions": stats("rpo_transactions"),
+               "replica_lag_seconds_under_load": {
+                   "p50": pct([x for r in results for x in r.get("replica_lag_seconds", [])], 0.5),
+                   "max": max([x for r in results for x in r.get("replica_lag_seconds", [])], default=None),
+                   "n": sum(len(r.get("replica_lag_seconds", [])) for r in results)},
                "runs": results}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "drill_bench.json"), "w") as f:
