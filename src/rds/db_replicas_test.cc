@@ -31,7 +31,9 @@ TEST(DbReplicaRules, MalformedSourcesAreRefused) {
                           "arn:aws:rds:us-west-2:123456789012:db:", "arn:aws:rds:us-west-2:123456789012:db:x:y"}) {
     auto r = ParseReplicaSource(bad, "us-east-1", "123456789012");
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_EQ(r.status().code(), "InvalidParameterValue") << bad;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), "InvalidParameterValue") << bad;
+    }
   }
   // Another account's instance is not ours to find.
   auto foreign = ParseReplicaSource("arn:aws:rds:us-west-2:999999999999:db:x", "us-east-1", "123456789012");

@@ -1374,6 +1374,10 @@ Result<Json> RdsService::StopDBInstance(const Params& p) {
   if (snapshot && !ValidIdentifier(Lower(*snapshot), 255)) return InvalidIdentifier("DBSnapshotIdentifier");
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
   if (db["DBInstanceStatus"] != rds::db_status::kAvailable) return NotAvailable(id);
+  // As RDS: neither a read replica nor the source of one can be stopped.
+  if (db.contains("ReadReplica")) return InvalidState("Cannot stop DB instance " + id + ": it is a read replica.");
+  if (!db.value("ReadReplicas", Json::array()).empty())
+    return InvalidState("Cannot stop DB instance " + id + ": it has read replicas.");
   db["Spec"]["Running"] = false;
   db["DBInstanceStatus"] = rds::db_status::kStopping;
   return SaveAndRender(std::move(db));

@@ -911,9 +911,6 @@ TEST_F(RdsSnapshotsTest, PointInTimeRestoreRefusesBadInputAndRecordsTheChosenBac
                 "DBSnapshotNotFound", 404);
 }
 
-}  // namespace
-}  // namespace autopipe
-
 // ---- read replicas (rds/db_replicas.h) ------------------------------------------------------------------------
 
 TEST_F(RdsServiceTest, ReadReplicaInRegionRegistersOnTheSourceAndRendersBothSides) {
@@ -984,3 +981,6 @@ TEST_F(RdsServiceTest, ReadReplicaErrorsChangeNothing) {
                 {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "arn:aws:rds:x"}},
                 "InvalidParameterValue");
 }
+
+}  // namespace
+}  // namespace autopipe
