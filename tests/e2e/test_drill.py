@@ -308,6 +308,38 @@ class RegionOutageDrillTest(unittest.TestCase):
         self.assertGreaterEqual(len(new_rows), report["writes"]["acknowledged_new_region"])
         self.assertIsNotNone(report["db_recovery_seconds"])
         self.assertGreater(report["db_recovery_seconds"], 0)
+        self.assertTrue(any("drill rejoin" in s for s in report["next_steps"]), report["next_steps"])
+
+        # Rejoin: refused while A is down; with A started again, A's instance becomes a replica of the promoted
+        # one (the old one kept as a final snapshot) and receives every row of the promoted instance.
+        rejoin = [autopipe_bin(), "drill", "rejoin", "--partition", self.partition, "--region", self.a.name,
+                  "--db-instance", "drilldb", "--source-db-instance", "drilldb-replica"]
+        res = subprocess.run(rejoin + ["--yes"], capture_output=True, text=True, timeout=60, env=_clean_env())
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("is not running", res.stderr)
+        self.a.start()
+        wait_until(lambda: self.a.client("rds").describe_db_instances(DBInstanceIdentifier="drilldb")[
+            "DBInstances"][0]["DBInstanceStatus"] == "available", 120, 0.5, "A's old drilldb back")
+        res = subprocess.run(rejoin, capture_output=True, text=True, timeout=60, env=_clean_env())
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("confirm with --yes", res.stderr)
+        res = subprocess.run(rejoin + ["--yes"], capture_output=True, text=True, timeout=600, env=_clean_env())
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        rds_a = self.a.client("rds")
+        d = rds_a.describe_db_instances(DBInstanceIdentifier="drilldb")["DBInstances"][0]
+        self.assertEqual(d["ReadReplicaSourceDBInstanceIdentifier"],
+                         self.b.client("rds").describe_db_instances(DBInstanceIdentifier="drilldb-replica")[
+                             "DBInstances"][0]["DBInstanceArn"])
+        snaps = [x["DBSnapshotIdentifier"] for x in rds_a.describe_db_snapshots()["DBSnapshots"]]
+        self.assertTrue(any(x.startswith("drilldb-before-rejoin-") for x in snaps), snaps)
+
+        def rows_on_a():
+            with contextlib.closing(pymysql.connect(host=d["Endpoint"]["Address"], port=d["Endpoint"]["Port"],
+                                                    user="admin", password=PASSWORD, connect_timeout=5)) as c, \
+                    c.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM autopipe_drill.writes")
+                return cur.fetchone()[0]
+        wait_until(lambda: rows_on_a() == len(rows) + 1, 30, 0.5, "the rejoined replica to have every row")
 
 
 class UpStackDrillTest(unittest.TestCase):
