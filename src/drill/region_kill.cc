@@ -178,6 +178,18 @@ Result<KillResult> KillRegion(const RegionMarks& region, const Exclusions& exclu
     return true;
   };
   KillResult result;
+  // One scan before anything is signalled, so that the members known now are frozen within a few hundred
+  // microseconds of each other (a scan takes tens of milliseconds, during which a database not yet frozen would
+  // go on committing and replicating); the scans after it only catch what appeared meanwhile.
+  std::vector<ProcInfo> first;
+  {
+    auto snapshot = ReadProcSnapshot();
+    std::map<pid_t, const ProcInfo*> by_pid;
+    for (const auto& p : snapshot) by_pid[p.pid] = &p;
+    for (pid_t pid : SelectRegionProcesses(snapshot, region, excluded)) {
+      if (pid != region.server_pid) first.push_back(*by_pid[pid]);
+    }
+  }
   {
     ProcInfo server;
     server.pid = region.server_pid;
@@ -189,6 +201,7 @@ Result<KillResult> KillRegion(const RegionMarks& region, const Exclusions& exclu
     }
     result.first_stop_ns = SteadyNanos();
   }
+  for (const auto& p : first) pin_and_signal(p, SIGSTOP);
   for (int round = 0; round < 30; ++round) {
     auto snapshot = ReadProcSnapshot();
     bool found_new = false;

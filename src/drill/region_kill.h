@@ -12,8 +12,8 @@
 // Never selected: the drill itself and its ancestors, and the process trees of the partition's other regions and
 // its global service (with `autopipe up --standby-region` those are children of the primary's `up`).
 //
-// KillRegion freezes each member with SIGSTOP as it is found (the server first, so it starts nothing new), scans
-// again until no new member appears, then SIGKILLs them all; every signal goes through a pidfd checked against
+// KillRegion scans once, freezes the server (so it starts nothing new) and every member found with SIGSTOP in one
+// burst, scans again until no new member appears (freezing each newcomer), then SIGKILLs them all; every signal goes through a pidfd checked against
 // the process's start time, so a reused pid is never signalled.
 //
 // Thread-safety: pure functions, plus KillRegion which only touches the processes it selects.
