@@ -750,7 +750,13 @@ int RunRegionOutageDrill(const DrillOptions& opts) {
     j["ok"] = ok;
     j["run_id"] = run_id;
     j["name"] = st.name;
+    nlohmann::ordered_json procs = nlohmann::ordered_json::array();
+    for (const auto& p : killed->killed) {
+      if (procs.size() >= 100) break;
+      procs.push_back({{"pid", p.pid}, {"command", p.cmdline.substr(0, 160)}});
+    }
     j["old_region"] = {{"region", st.primary.region},
+                       {"processes", procs},
                        {"target", st.primary_target},
                        {"processes_killed", killed->killed.size()},
                        {"processes_left", killed->left},

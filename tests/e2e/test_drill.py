@@ -266,6 +266,12 @@ class RegionOutageDrillTest(unittest.TestCase):
         self.assertEqual(instance_processes(self.a.block + "."), [])
         self.assertGreater(report["old_region"]["processes_killed"], 2)
         self.assertEqual(report["old_region"]["processes_left"], 0)
+        commands = [p["command"] for p in report["old_region"]["processes"]]
+        self.assertTrue(any(" lb --config " + self.a.data_dir + "/" in c for c in commands), commands)
+        self.assertTrue(any(" sample-app " in c for c in commands), commands)
+        if with_db:
+            self.assertTrue(any("mariadbd" in c and self.a.data_dir + "/" in c for c in commands), commands)
+        self.assertFalse(any(self.b.data_dir + "/" in c for c in commands), commands)
         self.assertTrue(pid_alive(self.b.proc.pid))
         self.assertTrue(pid_alive(self.g.proc.pid))
         self.assertTrue(b_instances <= {p for p, _ in instance_processes(self.b.block + ".")})
