@@ -164,12 +164,13 @@ def plain_pair(work):
     primary = PlainServer(work, "primary", 1, False)
     replica = PlainServer(work, "replica", 2, True)
     with primary.root() as c, c.cursor() as cur:
+        # The position before the accounts: the replica gets them by replication.
+        cur.execute("SELECT @@gtid_binlog_pos")
+        pos = cur.fetchone()[0]
         cur.execute("CREATE USER 'admin'@'127.0.0.1' IDENTIFIED BY %s", (PASSWORD,))
         cur.execute("GRANT ALL ON *.* TO 'admin'@'127.0.0.1'")
         cur.execute("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY %s", (PASSWORD,))
         cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
-        cur.execute("SELECT @@gtid_binlog_pos")
-        pos = cur.fetchone()[0]
     with replica.root() as c, c.cursor() as cur:
         cur.execute("SET GLOBAL gtid_slave_pos=%s", (pos,))
         cur.execute("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', "

@@ -877,6 +877,7 @@ ReconcileResult DbInstanceController::Delete(const std::string& id, Snapshot& s)
     last_assert_.erase(id);
     heartbeats_.erase(id);
     last_replica_check_.erase(id);
+    last_audit_.erase(id);
   }
   AP_RETURN_IF_ERROR(CommitServers(std::move(writes)));
   spdlog::info("db_instance={} deleted", id);
@@ -982,6 +983,61 @@ std::optional<ReconcileResult> DbInstanceController::Replication(const std::stri
                                      "&ReplicaArn=" + UriEncode(Str(pd, "Id")))) {
       Status c = Update(id, [](Json& doc, std::vector<StoreWrite>*) { doc.erase("PendingDeregistration"); });
       if (!c.ok()) return ReconcileResult(c);
+    }
+  }
+
+  // As a source: another region's replica that no longer follows it (deleted or promoted while this region could
+  // not be told, or never made because that region died between the two commits of its creation) is forgotten.
+  // Asked every 10 s per source, no lock held, once a registration is a minute old.
+  bool audit = false;
+  for (const auto& r : inst.value("ReadReplicas", Json::array())) {
+    if (!Str(r, "Region").empty() && Str(r, "Region") != ctx_->catalog->region() &&
+        now - r.value("CreatedAt", now) > 60'000)
+      audit = true;
+  }
+  if (audit && !ctx_->partition_dir.empty()) {
+    bool due = false;
+    {
+      std::lock_guard lock(mu_);
+      int64_t& last = last_audit_[id];
+      if (now - last >= 10'000) {
+        last = now;
+        due = true;
+      }
+    }
+    std::vector<std::string> gone;
+    for (const auto& r : due ? inst.value("ReadReplicas", Json::array()) : Json::array()) {
+      const std::string arn = Str(r, "Id");
+      if (Str(r, "Region").empty() || Str(r, "Region") == ctx_->catalog->region() ||
+          now - r.value("CreatedAt", now) <= 60'000)
+        continue;
+      auto entry = partition::FindRegion(ctx_->partition_dir, Str(r, "Region"));
+      if (!entry || !entry->alive) continue;  // nothing can be known while it is down
+      const partition::KeyPair key{ctx_->partition_access_key_id, ctx_->partition_secret_access_key};
+      auto reply = partition::CallRegion(*entry, key, "rds",
+                                         "Action=DescribeDBInstances&Version=2014-10-31&DBInstanceIdentifier=" +
+                                             UriEncode(arn.substr(arn.rfind(':') + 1)),
+                                         3000);
+      if (!reply.ok()) {
+        if (reply.status().code() == "DBInstanceNotFound") gone.push_back(arn);
+        continue;
+      }
+      if (partition::FindText(*reply, "ReadReplicaSourceDBInstanceIdentifier") != Str(inst, "DBInstanceArn"))
+        gone.push_back(arn);
+    }
+    if (!gone.empty()) {
+      Status c;
+      {
+        std::lock_guard lock(*ctx_->mu);
+        std::vector<StoreWrite> writes;
+        for (const auto& arn : gone) {
+          spdlog::info("db_instance={} forgets read replica {}: it no longer follows this instance", id, arn);
+          DeregisterReplica(*ctx_, id, arn, &writes);
+        }
+        c = writes.empty() ? Status::Ok() : ctx_->store->Commit(writes);
+      }
+      if (!c.ok()) return ReconcileResult(c);
+      return ReconcileResult::After(std::chrono::milliseconds(0));
     }
   }
 

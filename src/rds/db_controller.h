@@ -126,6 +126,7 @@ class DbInstanceController : public Controller {
   };
   std::map<std::string, Heartbeat> heartbeats_;  // guarded by mu_ (taken out while used)
   std::map<std::string, int64_t> last_replica_check_;  // guarded by mu_
+  std::map<std::string, int64_t> last_audit_;          // guarded by mu_: a source's last check of other regions
   struct Build {
     std::thread thread;
     bool done = false;  // guarded by mu_

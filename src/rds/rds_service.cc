@@ -1194,7 +1194,10 @@ Result<Json> RdsService::CreateDBInstanceReadReplica(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto deletion_protection, OptionalBool(p, "DeletionProtection"));
   AP_ASSIGN_OR_RETURN(auto copy_tags, OptionalBool(p, "CopyTagsToSnapshot"));
   const std::string replica_arn = DbInstanceArn(*ctx_, id);
-  const std::string display = source.cross_region ? *source_in : source.identifier;
+  // Cross-region: the source's canonical ARN (its identifier lower-cased), which its region compares with its own.
+  const std::string display = source.cross_region ? "arn:aws:rds:" + source.region + ":" + kAccountId + ":db:" +
+                                                        source.identifier
+                                                  : source.identifier;
 
   auto free_here = [&]() -> Status {
     if (ctx_->store->Get(kind::kDbInstance, id)) return Status(400, "DBInstanceAlreadyExists", "DB instance already exists");
@@ -1316,8 +1319,6 @@ Result<Json> RdsService::CreateDBInstanceReadReplica(const Params& p) {
                     Json{{"MasterUserPassword", ""}, {"PasswordSeq", 0}, {"ReplicaSourcePassword", grant.password},
                          {"AdminPassword", rds::RandomPassword()}, {"ReplPassword", rds::RandomPassword()}},
                     std::nullopt});
-  rds::AddEvent(*ctx_, "db-instance", id, "0005", "Creating read replica of " + display, {"creation", "read replica"},
-                &writes);
   return SaveAndRender(std::move(db), std::move(writes));
 }
 

@@ -164,7 +164,15 @@ class ReadReplicaTest(unittest.TestCase):
                                                    SourceDBInstanceIdentifier=SOURCE)["DBInstance"]
         self.assertEqual(made["ReadReplicaSourceDBInstanceIdentifier"], SOURCE)
         self.assertEqual(made["DBInstanceClass"], "db.t3.medium")  # the source's
+        # The region (source and replica both) is killed mid-create; restarted, it finishes the replica.
+        w.kill9()
+        w.restart()
         replica = wait_status(w, "rr-local")
+        # No secret in any process's argv, and no option file with a password left in the replica's folder.
+        for pid, cmd in harness.data_dir_processes(w.data_dir):
+            self.assertNotIn("password", cmd.lower(), cmd)
+        rr_dir = os.path.join(w.data_dir, "rds", "rr-local", "s1")
+        self.assertEqual([f for f in os.listdir(rr_dir) if f.endswith(".cnf") and f != "my.cnf"], [])
         address = replica["Endpoint"]["Address"]
         self.assertEqual(replica["ReadReplicaSourceDBInstanceIdentifier"], SOURCE)
         self.assertFalse(replica["MultiAZ"])
@@ -231,6 +239,44 @@ class ReadReplicaTest(unittest.TestCase):
         self.assertEqual(code, "InvalidDBInstanceState")
         w.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", "rr-local", "--skip-final-snapshot")
 
+    def test_2b_deletes_follow_rds(self):
+        """Deleting a replica takes it off its source's list; deleting a source promotes its replicas, in this
+        region at once and in another region by asking it."""
+        w, e = self.west, self.east
+        w.boto3("rds").create_db_instance(DBInstanceIdentifier="src2", DBInstanceClass="db.t3.micro", Engine="mysql",
+                                          AllocatedStorage=20, MasterUsername="admin", MasterUserPassword=PASSWORD)
+        src2 = wait_status(w, "src2")
+        c = connect(src2["Endpoint"]["Address"])
+        with c.cursor() as cur:
+            cur.execute("CREATE DATABASE app")
+            cur.execute("CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))")
+        c.close()
+        rows = insert(src2["Endpoint"]["Address"], 1, 10)
+        w.boto3("rds").create_db_instance_read_replica(DBInstanceIdentifier="src2-r", SourceDBInstanceIdentifier="src2")
+        arn = "arn:aws:rds:%s:%s:db:src2" % (WEST, ACCOUNT)
+        e.boto3("rds").create_db_instance_read_replica(DBInstanceIdentifier="src2-x", SourceDBInstanceIdentifier=arn,
+                                                       SourceRegion=WEST)
+        wait_status(w, "src2-r")
+        x = wait_status(e, "src2-x")
+        wait_until(lambda: has_rows(x["Endpoint"]["Address"], rows), 20, 0.2, "rows in the cross-region replica")
+        x_arn = "arn:aws:rds:%s:%s:db:src2-x" % (EAST, ACCOUNT)
+        self.assertEqual(sorted(describe(w, "src2")["ReadReplicaDBInstanceIdentifiers"]), sorted(["src2-r", x_arn]))
+        # A replica deleted (no SkipFinalSnapshot needed; a final snapshot refused) leaves the list at once.
+        code, _ = w.cli_error_code("rds", "delete-db-instance", "--db-instance-identifier", "src2-r",
+                                   "--final-db-snapshot-identifier", "nope")
+        self.assertEqual(code, "InvalidParameterCombination")
+        w.cli_v2("rds", "delete-db-instance", "--db-instance-identifier", "src2-r")
+        self.assertEqual(describe(w, "src2")["ReadReplicaDBInstanceIdentifiers"], [x_arn])
+        # The source deleted: the other region's replica stands alone, writable, with every row.
+        w.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", "src2", "--skip-final-snapshot")
+        promoted = wait_until(lambda: (lambda d: d if "ReadReplicaSourceDBInstanceIdentifier" not in d
+                                       and d["DBInstanceStatus"] == "available" else None)(describe(e, "src2-x")),
+                              60, 0.3, "the cross-region replica promoted")
+        self.assertEqual(promoted["BackupRetentionPeriod"], 1)
+        self.assertTrue(set(rows) <= set(ids(x["Endpoint"]["Address"])))
+        insert(x["Endpoint"]["Address"], 100, 1)
+        e.cli_v1("rds", "delete-db-instance", "--db-instance-identifier", "src2-x", "--skip-final-snapshot")
+
     # -- cross-region, then the source's region is lost ---------------------------------------------------------
 
     def test_3_cross_region_replica_survives_region_loss(self):
@@ -275,6 +321,10 @@ class ReadReplicaTest(unittest.TestCase):
         self.assertTrue(set(replicated) <= set(ids(address)))
         insert(address, 700000, 5)
         self.assertEqual(ids(address)[-1], 700004)
+        # Region A back: it learns that its replica stands alone now (the promoted instance keeps telling it).
+        w.restart()
+        wait_until(lambda: describe(w, SOURCE)["ReadReplicaDBInstanceIdentifiers"] == [], 30, 0.5,
+                   "the old source to forget its promoted replica")
 
 
 if __name__ == "__main__":
