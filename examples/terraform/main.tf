@@ -92,6 +92,19 @@ resource "aws_elb" "app" {
   }
 }
 
+# The subnet groups the cache and the DB are placed in: every default subnet (one per zone).
+resource "aws_elasticache_subnet_group" "cache" {
+  name        = "auto-pipeline-cache-subnets"
+  description = "Auto Pipeline Redis subnets"
+  subnet_ids  = data.aws_subnets.default.ids
+}
+
+resource "aws_db_subnet_group" "db" {
+  name        = "auto-pipeline-db-subnets"
+  description = "Auto Pipeline DB subnets"
+  subnet_ids  = data.aws_subnets.default.ids
+}
+
 # §2: Redis in cluster mode, 2 shards × (1 primary + 2 replicas).
 resource "aws_elasticache_replication_group" "cache" {
   replication_group_id       = "auto-pipeline-redis"
@@ -99,6 +112,7 @@ resource "aws_elasticache_replication_group" "cache" {
   engine                     = "redis"
   node_type                  = "cache.m5.large"
   parameter_group_name       = "default.redis5.0.cluster.on"
+  subnet_group_name          = aws_elasticache_subnet_group.cache.name
   num_node_groups            = 2
   replicas_per_node_group    = 2
   automatic_failover_enabled = true
@@ -116,6 +130,7 @@ resource "aws_db_instance" "db" {
   username                = "admin"
   password                = var.db_password
   vpc_security_group_ids  = [data.aws_security_group.default.id]
+  db_subnet_group_name    = aws_db_subnet_group.db.name
   backup_retention_period = 7
   skip_final_snapshot     = true
 }

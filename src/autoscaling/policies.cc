@@ -618,7 +618,13 @@ Result<Json> PolicyService::DescribePolicies(const Params& p) {
   auto group = p.Str("AutoScalingGroupName");
   auto names = p.List("PolicyNames");
   auto types = p.List("PolicyTypes");
-  AP_ASSIGN_OR_RETURN(auto max_records, IntIn(p, "MaxRecords", 1, 100));
+  AP_ASSIGN_OR_RETURN(auto max_records, p.Int("MaxRecords"));
+  // Auto Scaling's page-size wording, as DescribeAutoScalingGroups gives it (autoscaling_service.cc ReadPage).
+  if (max_records && (*max_records < 1 || *max_records > 100)) {
+    return Validation("1 validation error detected: Value '" + std::to_string(*max_records) +
+                      "' at 'maxRecords' failed to satisfy constraint: Member must have value " +
+                      (*max_records < 1 ? "greater than or equal to 1" : "less than or equal to 100"));
+  }
   const size_t page_size = static_cast<size_t>(max_records.value_or(50));
   size_t offset = 0;
   if (auto token = p.Str("NextToken"); token && !token->empty()) {

@@ -165,7 +165,9 @@ std::shared_ptr<const CompiledZones> Compile(const std::vector<ZoneInput>& input
 
 namespace {
 
-const Candidate* Pick(const std::vector<Candidate>& cands, uint64_t rng) {
+// Picks the set routing answers with; sets *random when the pick depended on `rng` (a weighted choice among
+// several), so that the reply may differ between two identical queries.
+const Candidate* Pick(const std::vector<Candidate>& cands, uint64_t rng, bool* random) {
   if (cands.empty()) return nullptr;
   if (cands.size() == 1) return &cands.front();
   const Candidate* primary = nullptr;
@@ -187,6 +189,7 @@ const Candidate* Pick(const std::vector<Candidate>& cands, uint64_t rng) {
     for (const auto& c : cands) pool.push_back(&c);
   int64_t total = 0;
   for (const auto* c : pool) total += std::max<int64_t>(0, c->weight);
+  if (pool.size() > 1) *random = true;
   if (total <= 0) return pool[rng % pool.size()];
   int64_t r = static_cast<int64_t>(rng % static_cast<uint64_t>(total));
   for (const auto* c : pool) {
@@ -243,8 +246,11 @@ std::optional<uint16_t> WireQuestionClass(const uint8_t* q, size_t size) {
 
 }  // namespace
 
-bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bool udp, uint64_t rng,
-            std::string* reply) {
+namespace {
+
+// Answer's body; sets `random` when a weighted pick used rng.
+bool AnswerQuery(const CompiledZones* snapshot, const uint8_t* query, size_t size, bool udp, uint64_t rng,
+                 std::string* reply, bool& random) {
   if (size < 12) return false;
   if (query[2] & 0x80) return false;  // a response: never answer one (no reflection loops)
   const uint16_t id = static_cast<uint16_t>((query[0] << 8) | query[1]);
@@ -325,12 +331,12 @@ bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bo
       break;
     }
     if (qtype == LDNS_RR_TYPE_ANY) {
-      for (const auto& [type, cands] : node->types) AddSet(resp.get(), Pick(cands, rng), owner);
+      for (const auto& [type, cands] : node->types) AddSet(resp.get(), Pick(cands, rng, &random), owner);
       break;
     }
     auto t = node->types.find(qtype);
     if (t != node->types.end()) {
-      AddSet(resp.get(), Pick(t->second, rng), owner);
+      AddSet(resp.get(), Pick(t->second, rng, &random), owner);
       break;
     }
     auto cname = node->types.find(LDNS_RR_TYPE_CNAME);
@@ -338,7 +344,7 @@ bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bo
       negative = true;
       break;
     }
-    const Candidate* c = Pick(cname->second, rng);
+    const Candidate* c = Pick(cname->second, rng, &random);
     AddSet(resp.get(), c, owner);
     if (!c || c->rrs.empty()) break;
     std::string target = Lower(RdfText(ldns_rr_rdf(c->rrs.front().get(), 0)));
@@ -360,6 +366,16 @@ bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bo
     return ToWire(tc.get(), reply);
   }
   return true;
+}
+
+}  // namespace
+
+bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bool udp, uint64_t rng,
+            std::string* reply, bool* used_rng) {
+  bool random = false;
+  bool ok = AnswerQuery(snapshot, query, size, udp, rng, reply, random);
+  if (used_rng) *used_rng = random;
+  return ok;
 }
 
 }  // namespace autopipe::dns

@@ -65,8 +65,10 @@ std::string CanonicalName(const std::string& name);
 
 // Answers one query message. `udp` limits the reply to the client's size (TC when it does not fit). Returns
 // false when nothing should be sent (not even a header could be read). `rng` is any random 64-bit value (the
-// weighted pick). `snapshot` may be null: every query is then REFUSED.
+// weighted pick). `snapshot` may be null: every query is then REFUSED. *used_rng (when given) is set to whether
+// the reply depended on `rng`; when it did not, the reply is a function of the query's bytes and the snapshot
+// alone (dns/answer_cache.h relies on this).
 bool Answer(const CompiledZones* snapshot, const uint8_t* query, size_t size, bool udp, uint64_t rng,
-            std::string* reply);
+            std::string* reply, bool* used_rng = nullptr);
 
 }  // namespace autopipe::dns

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <random>
 
+#include "dns/answer_cache.h"
+
 namespace autopipe::dns {
 namespace {
 
@@ -18,6 +20,7 @@ constexpr int kUdpThreads = 2;
 constexpr size_t kMaxTcpConnections = 64;
 constexpr int kTcpIdleMs = 10'000;
 constexpr int kPollMs = 200;
+constexpr int kUdpBatch = 256;  // datagrams read per wakeup at most
 
 uint64_t Rng() {
   thread_local std::mt19937_64 gen(std::random_device{}());
@@ -161,18 +164,22 @@ std::shared_ptr<const CompiledZones> DnsServer::snapshot() const {
 void DnsServer::UdpMain(int udp_fd) {
   uint8_t buf[65536];
   std::string reply;
+  AnswerCache cache;
   while (!stopping_.load()) {
     pollfd p{udp_fd, POLLIN, 0};
     int r = ::poll(&p, 1, kPollMs);
     if (r <= 0) continue;
-    sockaddr_storage from{};
-    socklen_t len = sizeof(from);
-    ssize_t n = ::recvfrom(udp_fd, buf, sizeof(buf), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
-    if (n <= 0) continue;
-    auto zones = snapshot();
-    if (!Answer(zones.get(), buf, static_cast<size_t>(n), /*udp=*/true, Rng(), &reply)) continue;
-    ::sendto(udp_fd, reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), len);
-    answered_.fetch_add(1, std::memory_order_relaxed);
+    // Drain what is queued before polling again (a bounded batch, so that Stop is still seen promptly).
+    for (int i = 0; i < kUdpBatch && !stopping_.load(std::memory_order_relaxed); ++i) {
+      sockaddr_storage from{};
+      socklen_t len = sizeof(from);
+      ssize_t n = ::recvfrom(udp_fd, buf, sizeof(buf), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
+      if (n < 0) break;  // EAGAIN: the queue is empty
+      if (n == 0) continue;
+      if (!cache.Answer(snapshot(), buf, static_cast<size_t>(n), /*udp=*/true, Rng(), &reply)) continue;
+      ::sendto(udp_fd, reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), len);
+      answered_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 }
 

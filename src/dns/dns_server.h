@@ -1,7 +1,8 @@
 // DnsServer: an authoritative DNS server on one address and port, over UDP and TCP (RFC 1035 / 7766), answering
 // from the current Authority snapshot (dns/authority.h).
 //
-// UDP: two threads, each with its own socket on the port (SO_REUSEPORT), answer each datagram. TCP: one thread accepts; each connection gets a
+// UDP: two threads, each with its own socket on the port (SO_REUSEPORT), answer each datagram, draining what is
+// queued per wakeup; each keeps an AnswerCache (dns/answer_cache.h) of the current snapshot's repeatable replies. TCP: one thread accepts; each connection gets a
 // thread (at most 64 connections at once, more are closed) that reads length-prefixed queries, answers them in
 // order and closes after 10 s of silence. The snapshot is swapped whole by SetZones (readers keep the one they
 // took for the query being answered).

@@ -62,6 +62,7 @@ Json InstanceXml(const RegionContext& ctx, const Json& inst) {
       .Add("reason", inst["StateTransitionReason"])
       .Add("keyName", inst["KeyName"].get_ref<const std::string&>().empty() ? Json() : inst["KeyName"])
       .Add("amiLaunchIndex", 0)
+      .Add("productCodes", Json::array())
       .Add("instanceType", inst["InstanceType"])
       .Add("launchTime", IsoTimeMillis(inst["LaunchTime"].get<int64_t>()))
       .Add("placement", JsonObject()

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -240,9 +241,12 @@ TEST_F(Ec2ServiceTest, AnInstanceShowsWhatEc2AlwaysReturns) {
   for (const char* field : {"subnetId", "vpcId", "networkInterfaceSet", "blockDeviceMapping", "metadataOptions",
                             "cpuOptions", "platformDetails", "usageOperation", "sourceDestCheck",
                             "capacityReservationSpecification", "hibernationOptions", "enclaveOptions",
-                            "privateDnsNameOptions", "maintenanceOptions", "currentInstanceBootMode"}) {
+                            "privateDnsNameOptions", "maintenanceOptions", "currentInstanceBootMode",
+                            "productCodes"}) {
     EXPECT_TRUE(inst.contains(field)) << field;
   }
+  EXPECT_TRUE(std::regex_match(inst["networkInterfaceSet"][0].value("macAddress", std::string()),
+                               std::regex("02(:[0-9a-f]{2}){5}")));
   EXPECT_EQ(inst["networkInterfaceSet"][0]["privateIpAddress"], inst["privateIpAddress"]);
   EXPECT_EQ(inst["networkInterfaceSet"][0]["subnetId"], inst["subnetId"]);
   EXPECT_EQ(inst["blockDeviceMapping"][0]["deviceName"], "/dev/xvda");

@@ -10,6 +10,7 @@
 #include "common/time_util.h"
 #include "ec2/ec2_common.h"
 #include "ec2/instances.h"
+#include "region/module.h"
 
 namespace autopipe::ec2 {
 namespace {
@@ -550,6 +551,12 @@ Result<Json> DeleteSecurityGroup(RegionContext* ctx, const Params& p) {
         return Ec2Error("DependencyViolation", "resource " + id + " has a dependent object");
     }
   }
+  // DB instances, cache clusters (their modules say which groups they are members of).
+  std::set<std::string> used_elsewhere;
+  for (const auto& m : AllModules()) {
+    if (m.security_groups_in_use) m.security_groups_in_use(*ctx, &used_elsewhere);
+  }
+  if (used_elsewhere.count(id)) return Ec2Error("DependencyViolation", "resource " + id + " has a dependent object");
   for (const auto& other : ctx->store->List(kind::kSecurityGroup)) {
     if ((*other)["GroupId"] == id) continue;
     for (const char* dir : {"Ingress", "Egress"}) {
@@ -793,8 +800,12 @@ Json NetworkInterfaceOf(const RegionContext& ctx, const Json& inst) {
   Json groups = Json::array();
   for (const auto& g : inst["SecurityGroups"]) groups.push_back({{"groupId", g}, {"groupName", g}});
   const std::string dns = PrivateDnsName(c, ip);
+  // A locally administered MAC (02:...) from the interface id's digits: stable, as the interface is.
+  std::string mac = "02";
+  for (size_t i = 4; i + 1 < eni.size() && mac.size() < 17; i += 2) mac += ":" + eni.substr(i, 2);
   return JsonObject()
       .Add("networkInterfaceId", eni)
+      .Add("macAddress", mac)
       .Add("subnetId", DefaultSubnetId(c, az))
       .Add("vpcId", DefaultVpcId(c))
       .Add("availabilityZone", az)

@@ -1,6 +1,7 @@
 #include "elasticache/elasticache_service.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -10,6 +11,8 @@
 #include "api/page_token.h"
 #include "common/time_util.h"
 #include "ec2/instances.h"
+#include "ec2/vpc.h"
+#include "elasticache/cache_subnet_groups.h"
 #include "elasticache/replication_groups.h"
 #include "process/supervisor.h"
 
@@ -39,16 +42,35 @@ Result<int64_t> IntParam(const Params& p, const std::string& name, int64_t fallb
   auto v = p.Int(name);
   if (!v.ok()) return v.status();
   if (!*v) return fallback;
-  if (**v < lo || **v > hi) return Status::InvalidParameterValue(range_message);
+  if (**v < lo || **v > hi) {
+    // An empty message: ElastiCache's MaxRecords wording (elasticache/cache_subnet_groups.h).
+    if (range_message.empty()) return MaxRecordsOutOfRange(lo, hi);
+    return Status::InvalidParameterValue(range_message);
+  }
   return **v;
+}
+
+// SecurityGroupIds (member SecurityGroupId): sg- and 8 or 17 hex digits each, duplicates dropped; nullopt when
+// the request has none. Recorded and shown (DescribeCacheClusters' SecurityGroups), not enforced (ec2/vpc.h).
+Result<std::optional<Json>> ReadSecurityGroupIds(const Params& p) {
+  const auto ids = p.List("SecurityGroupIds", "SecurityGroupId");
+  if (ids.empty()) return std::optional<Json>();
+  Json out = Json::array();
+  for (const auto& id : ids) {
+    const std::string hex = id.size() > 3 ? id.substr(3) : "";
+    const bool valid = id.rfind("sg-", 0) == 0 && (hex.size() == 8 || hex.size() == 17) &&
+                       std::all_of(hex.begin(), hex.end(), [](unsigned char c) { return std::isxdigit(c); });
+    if (!valid) return Status::InvalidParameterValue("Invalid security group id " + id + ".");
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  }
+  return std::optional<Json>(std::move(out));
 }
 
 Json EndpointJson(const std::string& address, int port) { return Json{{"Address", address}, {"Port", port}}; }
 
 // MaxRecords (20-100, default 100) and Marker paging over a whole rendered list: {"Marker"?, list: page}.
 Result<Json> Paged(const Params& p, const char* list, Json items) {
-  AP_ASSIGN_OR_RETURN(int64_t max, IntParam(p, "MaxRecords", 100, 20, 100,
-                                            "MaxRecords must be between 20 and 100."));
+  AP_ASSIGN_OR_RETURN(int64_t max, IntParam(p, "MaxRecords", 100, 20, 100, ""));
   size_t offset = 0;
   if (auto marker = p.Str("Marker")) {
     auto decoded = DecodePageToken(list, *marker);
@@ -185,7 +207,7 @@ Json RenderCacheCluster(const RegionContext& ctx, const Json& rg, const Json& no
       .Add("CacheParameterGroup", Json{{"CacheParameterGroupName", rg["CacheParameterGroupName"]},
                                        {"ParameterApplyStatus", "in-sync"},
                                        {"CacheNodeIdsToReboot", Json::array()}})
-      .Add("CacheSubnetGroupName", "default");
+      .Add("CacheSubnetGroupName", rg.value("CacheSubnetGroupName", std::string(kDefaultCacheSubnetGroup)));
   if (show_nodes) {
     const std::string s = node["Status"];
     Json cache_node = {{"CacheNodeId", "0001"},
@@ -197,7 +219,13 @@ Json RenderCacheCluster(const RegionContext& ctx, const Json& rg, const Json& no
     c.Add("CacheNodes", Json::array({std::move(cache_node)}));
   }
   c.Add("AutoMinorVersionUpgrade", true)
-      .Add("SecurityGroups", Json::array())
+      .Add("SecurityGroups", [&] {
+        // The groups the replication group was given, else the VPC's default group (as for any VPC resource).
+        Json groups = Json::array();
+        const Json ids = rg.value("SecurityGroupIds", Json::array({ec2::DefaultSecurityGroupId(*ctx.catalog)}));
+        for (const auto& id : ids) groups.push_back(Json{{"SecurityGroupId", id}, {"Status", "active"}});
+        return groups;
+      }())
       .Add("ReplicationGroupId", rg["ReplicationGroupId"])
       .Add("SnapshotRetentionLimit", rg["SnapshotRetentionLimit"])
       .Add("SnapshotWindow", rg["SnapshotWindow"]);
@@ -254,7 +282,7 @@ Json RenderSnapshot(const Json& snap, bool show_node_group_config) {
       .Add("PreferredMaintenanceWindow", "sun:06:00-sun:07:00")
       .Add("Port", snap["Port"])
       .Add("CacheParameterGroupName", snap["CacheParameterGroupName"])
-      .Add("CacheSubnetGroupName", "default")
+      .Add("CacheSubnetGroupName", snap.value("CacheSubnetGroupName", std::string(kDefaultCacheSubnetGroup)))
       .Add("AutoMinorVersionUpgrade", true)
       .Add("SnapshotRetentionLimit", snap["SnapshotRetentionLimit"])
       .Add("SnapshotWindow", snap["SnapshotWindow"])
@@ -292,6 +320,20 @@ class ElastiCacheService {
   Result<Json> CopySnapshot(const Params& p);
   Result<Json> DescribeCacheParameters(const Params& p);
   Result<Json> ModifyReplicationGroupShardConfiguration(const Params& p);
+  // Cache subnet groups: elasticache/cache_subnet_groups.h validates, records and renders.
+  Result<Json> CreateCacheSubnetGroup(const Params& p) {
+    Json tags = Json::array();
+    for (const auto& t : p.StructList("Tags", "Tag")) {
+      auto key = t.find("Key");
+      if (key == t.end()) continue;
+      auto value = t.find("Value");
+      tags.push_back({{"Key", key->second}, {"Value", value == t.end() ? "" : value->second}});
+    }
+    return elasticache::CreateCacheSubnetGroup(*ctx_, p, tags);
+  }
+  Result<Json> DescribeCacheSubnetGroups(const Params& p) { return elasticache::DescribeCacheSubnetGroups(*ctx_, p); }
+  Result<Json> ModifyCacheSubnetGroup(const Params& p) { return elasticache::ModifyCacheSubnetGroup(*ctx_, p); }
+  Result<Json> DeleteCacheSubnetGroup(const Params& p) { return elasticache::DeleteCacheSubnetGroup(*ctx_, p); }
 
  private:
   // A new snapshot of `rg` (checks the name is free), and the writes that record it.
@@ -313,7 +355,13 @@ class ElastiCacheService {
   // ModifyReplicationGroup AuthToken / AuthTokenUpdateStrategy (ROTATE, SET, DELETE): the new token set into
   // `updated`, the group modifying until every node holds it.
   Status ChangeAuthToken(const Params& p, const Json& rg, Json* updated);
-  Result<Json> LoadTagged(const Params& p);
+  // The resource a tagging call's ResourceName names: a replication group or a cache subnet group.
+  struct Tagged {
+    std::string kind;
+    std::string id;
+    Json doc;
+  };
+  Result<Tagged> LoadTagged(const Params& p);
 
   RegionContext* ctx_;
 };
@@ -326,15 +374,13 @@ struct CreatePlan {
   bool multi_az = false;
 };
 
-Result<CreatePlan> PlanShards(const RegionContext& ctx, const Params& p, bool cluster) {
+// `group` is the cache subnet group (elasticache/cache_subnet_groups.h): every node goes to one of its zones.
+Result<CreatePlan> PlanShards(const RegionContext& ctx, const Params& p, bool cluster, const Json& group) {
   CreatePlan plan;
   plan.cluster = cluster;
-  const auto& azs = ctx.catalog->availability_zones();
-  auto check_az = [&](const std::string& az) -> Status {
-    if (ctx.catalog->IsAvailabilityZone(az)) return Status::Ok();
-    return Status::InvalidParameterValue("Invalid availability zone: " + az + " is not an Availability Zone of " +
-                                         ctx.catalog->region() + ".");
-  };
+  const std::vector<std::string> azs = CacheSubnetGroupZones(ctx, group);
+  const std::string group_name = group["CacheSubnetGroupName"];
+  auto check_az = [&](const std::string& az) -> Status { return CheckZoneInGroup(ctx, group_name, azs, az); };
 
   const auto configs = p.StructList("NodeGroupConfiguration", "NodeGroupConfiguration");
   const bool has_groups = p.Has("NumNodeGroups");
@@ -594,7 +640,13 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
   AP_ASSIGN_OR_RETURN(int64_t retention, IntParam(p, "SnapshotRetentionLimit", 0, 0, 35,
                                                   "SnapshotRetentionLimit must be between 0 and 35."));
   if (auto w = p.Str("SnapshotWindow")) AP_RETURN_IF_ERROR(ParseSnapshotWindow(*w).status());
-  AP_ASSIGN_OR_RETURN(auto plan, PlanShards(*ctx_, p, cluster));
+  const auto subnet_group_name = p.Str("CacheSubnetGroupName");
+  AP_ASSIGN_OR_RETURN(auto subnet_group,
+                      LoadCacheSubnetGroup(*ctx_, subnet_group_name && !subnet_group_name->empty()
+                                                      ? *subnet_group_name
+                                                      : std::string(kDefaultCacheSubnetGroup)));
+  AP_ASSIGN_OR_RETURN(auto plan, PlanShards(*ctx_, p, cluster, subnet_group));
+  AP_ASSIGN_OR_RETURN(auto security_groups, ReadSecurityGroupIds(p));
   if (seed) {
     // The snapshot's shards, slot range for slot range: each primary starts with its shard's RDB.
     const Json& shards = (*seed)["NodeSnapshots"];
@@ -686,6 +738,8 @@ Result<Json> ElastiCacheService::CreateReplicationGroup(const Params& p) {
              {"CreateTime", now},
              {"SnapshotRetentionLimit", retention},
              {"SnapshotWindow", p.Str("SnapshotWindow").value_or("05:00-06:00")},
+             {"CacheSubnetGroupName", subnet_group["CacheSubnetGroupName"]},
+             {"SecurityGroupIds", security_groups.value_or(Json::array({ec2::DefaultSecurityGroupId(*ctx_->catalog)}))},
              {"Tags", tags},
              {"AddressIndex", *address_index},
              {"ARN", ctx_->Arn("elasticache", "replicationgroup:" + id)},
@@ -889,7 +943,7 @@ Result<Json> ElastiCacheService::DescribeSnapshots(const Params& p) {
     items.push_back(RenderSnapshot(snap, show->value_or(false)));
   }
   // MaxRecords 20-50 (default 50) for this call.
-  AP_ASSIGN_OR_RETURN(int64_t max, IntParam(p, "MaxRecords", 50, 20, 50, "MaxRecords must be between 20 and 50."));
+  AP_ASSIGN_OR_RETURN(int64_t max, IntParam(p, "MaxRecords", 50, 20, 50, ""));
   size_t offset = 0;
   if (auto marker = p.Str("Marker")) {
     auto decoded = DecodePageToken("Snapshots", *marker);
@@ -1211,6 +1265,8 @@ Result<Json> ElastiCacheService::ModifyReplicationGroup(const Params& p) {
     return Status::InvalidParameterValue("Changing TransitEncryptionEnabled is not supported by this region yet.");
   }
   AP_RETURN_IF_ERROR(ChangeAuthToken(p, rg, &updated));
+  AP_ASSIGN_OR_RETURN(auto security_groups, ReadSecurityGroupIds(p));
+  if (security_groups) updated["SecurityGroupIds"] = *security_groups;
   if (updated != rg) {
     AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], updated, std::nullopt}}));
   }
@@ -1303,10 +1359,9 @@ Result<std::vector<ElastiCacheService::ShardChange>> ElastiCacheService::ReadRep
                                                        rg["ReplicationGroupId"].get<std::string>() + ".");
     }
     auto azs = cp.List("PreferredAvailabilityZones", "PreferredAvailabilityZone");
+    const auto zones = ZonesForReplicationGroup(*ctx_, rg);
     for (const auto& az : azs) {
-      if (!ctx_->catalog->IsAvailabilityZone(az)) {
-        return Status::InvalidParameterValue("Invalid availability zone: " + az + ".");
-      }
+      AP_RETURN_IF_ERROR(CheckZoneInGroup(*ctx_, rg.value("CacheSubnetGroupName", std::string("default")), zones, az));
     }
     out.push_back({*id, **n, azs});
   }
@@ -1375,7 +1430,7 @@ Result<Json> ElastiCacheService::ModifyReplicationGroupShardConfiguration(const 
     }
   } else {
     // New shards: as many replicas as the first, in the AZs after their primary's, primaries rotating.
-    const auto& azs = ctx_->catalog->availability_zones();
+    const auto azs = ZonesForReplicationGroup(*ctx_, rg);
     const auto configs = p.StructList("ReshardingConfiguration", "ReshardingConfiguration");
     const int replicas = static_cast<int>(rg["NodeGroups"][0]["Members"].size()) - 1;
     std::set<std::string> ids;
@@ -1392,9 +1447,8 @@ Result<Json> ElastiCacheService::ModifyReplicationGroupShardConfiguration(const 
         for (int j = 0; j <= replicas; ++j) {
           auto it = configs[ci].find("PreferredAvailabilityZones.AvailabilityZone." + std::to_string(j + 1));
           if (it == configs[ci].end()) continue;
-          if (!ctx_->catalog->IsAvailabilityZone(it->second)) {
-            return Status::InvalidParameterValue("Invalid availability zone: " + it->second + ".");
-          }
+          AP_RETURN_IF_ERROR(CheckZoneInGroup(
+              *ctx_, rg.value("CacheSubnetGroupName", std::string(kDefaultCacheSubnetGroup)), azs, it->second));
           node_azs[static_cast<size_t>(j)] = it->second;
         }
       }
@@ -1458,10 +1512,10 @@ Result<Json> ElastiCacheService::IncreaseReplicaCount(const Params& p) {
                                              " replicas: use DecreaseReplicaCount.");
       }
       const std::string primary = ng["Primary"];
+      const auto zones = ZonesForReplicationGroup(*ctx_, rg);
       const std::string primary_az = ctx_->store->Get(kind::kCacheNode, primary).value_or(Json::object())
-                                         .value("AvailabilityZone", ctx_->catalog->availability_zones()[0]);
-      const auto defaults = DefaultReplicaAzs(ctx_->catalog->availability_zones(), primary_az,
-                                              static_cast<int>(c.count));
+                                         .value("AvailabilityZone", zones[0]);
+      const auto defaults = DefaultReplicaAzs(zones, primary_az, static_cast<int>(c.count));
       std::set<std::string> taken;
       for (const auto& m : ng["Members"]) taken.insert(m);
       for (int64_t k = have; k < c.count; ++k) {
@@ -1553,19 +1607,32 @@ Result<Json> ElastiCacheService::DecreaseReplicaCount(const Params& p) {
   return Json{{"ReplicationGroup", RenderReplicationGroup(*ctx_, rg)}};
 }
 
-Result<Json> ElastiCacheService::LoadTagged(const Params& p) {
+Result<ElastiCacheService::Tagged> ElastiCacheService::LoadTagged(const Params& p) {
   auto arn = p.Str("ResourceName");
   if (!arn) return Missing("ResourceName");
+  const std::string subnet_group_prefix = ctx_->Arn("elasticache", "subnetgroup:");
+  if (arn->rfind(subnet_group_prefix, 0) == 0) {
+    const std::string name = Lower(arn->substr(subnet_group_prefix.size()));
+    if (name == kDefaultCacheSubnetGroup) {
+      return Status(400, "InvalidARN", "The default cache subnet group cannot be tagged.");
+    }
+    auto doc = ctx_->store->Get(kind::kCacheSubnetGroup, name);
+    if (!doc) return Status(400, "CacheSubnetGroupNotFoundFault", "Cache subnet group " + name + " not found.");
+    return Tagged{kind::kCacheSubnetGroup, name, *doc};
+  }
   const std::string prefix = ctx_->Arn("elasticache", "replicationgroup:");
   if (arn->rfind(prefix, 0) != 0) {
-    return Status(400, "InvalidARN", "The ARN " + *arn + " is not a replication group ARN of this region (" + prefix +
-                                         "<id>); tags on other resources are not supported here.");
+    return Status(400, "InvalidARN", "The ARN " + *arn + " is not a replication group or subnet group ARN of this "
+                                     "region (" + prefix + "<id>); tags on other resources are not supported here.");
   }
-  return LoadGroup(arn->substr(prefix.size()));
+  AP_ASSIGN_OR_RETURN(auto rg, LoadGroup(arn->substr(prefix.size())));
+  const std::string id = rg["ReplicationGroupId"];
+  return Tagged{kind::kCacheReplicationGroup, id, std::move(rg)};
 }
 
 Result<Json> ElastiCacheService::AddTagsToResource(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  AP_ASSIGN_OR_RETURN(auto tagged, LoadTagged(p));
+  Json& rg = tagged.doc;
   Json tags = rg["Tags"];
   for (const auto& t : p.StructList("Tags", "Tag")) {
     auto key = t.find("Key");
@@ -1581,17 +1648,18 @@ Result<Json> ElastiCacheService::AddTagsToResource(const Params& p) {
   }
   if (tags.size() > kMaxTags) return Status(400, "TagQuotaPerResourceExceeded", "A resource has at most 50 tags.");
   rg["Tags"] = tags;
-  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  AP_RETURN_IF_ERROR(Save({{tagged.kind, tagged.id, rg, std::nullopt}}));
   return Json{{"TagList", tags}};
 }
 
 Result<Json> ElastiCacheService::ListTagsForResource(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
-  return Json{{"TagList", rg["Tags"]}};
+  AP_ASSIGN_OR_RETURN(auto tagged, LoadTagged(p));
+  return Json{{"TagList", tagged.doc.value("Tags", Json::array())}};
 }
 
 Result<Json> ElastiCacheService::RemoveTagsFromResource(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto rg, LoadTagged(p));
+  AP_ASSIGN_OR_RETURN(auto tagged, LoadTagged(p));
+  Json& rg = tagged.doc;
   const auto keys = p.List("TagKeys");
   Json kept = Json::array();
   for (const auto& t : rg["Tags"]) {
@@ -1605,7 +1673,7 @@ Result<Json> ElastiCacheService::RemoveTagsFromResource(const Params& p) {
     }
   }
   rg["Tags"] = kept;
-  AP_RETURN_IF_ERROR(Save({{kind::kCacheReplicationGroup, rg["ReplicationGroupId"], rg, std::nullopt}}));
+  AP_RETURN_IF_ERROR(Save({{tagged.kind, tagged.id, rg, std::nullopt}}));
   return Json{{"TagList", kept}};
 }
 
@@ -1645,13 +1713,23 @@ ApiService ElastiCacheApi(RegionContext* ctx) {
                            {"NodeGroupsToRetain", "NodeGroupToRetain"},
                            {"NodeSnapshots", "NodeSnapshot"},
                            {"Parameters", "Parameter"},
-                           {"CacheNodeTypeSpecificParameters", "CacheNodeTypeSpecificParameter"}};
+                           {"CacheNodeTypeSpecificParameters", "CacheNodeTypeSpecificParameter"},
+                           {"CacheSubnetGroups", "CacheSubnetGroup"},
+                           {"Subnets", "Subnet"},
+                           {"SubnetIds", "SubnetIdentifier"},
+                           {"SecurityGroupIds", "SecurityGroupId"}};
   api.operations = {
       op("CreateReplicationGroup", Access::kWrite, &ElastiCacheService::CreateReplicationGroup,
          {{"NodeGroupConfiguration", 90, "NodeGroupConfiguration"},
           {"PreferredCacheClusterAZs", 6, "AvailabilityZone"},
           {"Tags", 50, "Tag"}}),
       op("DescribeReplicationGroups", Access::kRead, &ElastiCacheService::DescribeReplicationGroups),
+      op("CreateCacheSubnetGroup", Access::kWrite, &ElastiCacheService::CreateCacheSubnetGroup,
+         {{"SubnetIds", 20, "SubnetIdentifier"}, {"Tags", 50, "Tag"}}),
+      op("DescribeCacheSubnetGroups", Access::kRead, &ElastiCacheService::DescribeCacheSubnetGroups),
+      op("ModifyCacheSubnetGroup", Access::kWrite, &ElastiCacheService::ModifyCacheSubnetGroup,
+         {{"SubnetIds", 20, "SubnetIdentifier"}}),
+      op("DeleteCacheSubnetGroup", Access::kWrite, &ElastiCacheService::DeleteCacheSubnetGroup),
       op("DeleteReplicationGroup", Access::kWrite, &ElastiCacheService::DeleteReplicationGroup),
       op("DescribeCacheClusters", Access::kRead, &ElastiCacheService::DescribeCacheClusters),
       op("TestFailover", Access::kWrite, &ElastiCacheService::TestFailover),

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ec2/vpc.h"
+#include "elasticache/cache_subnet_groups.h"
 #include "elasticache/replication_groups.h"
 #include "region/region_fixture.h"
 
@@ -437,6 +439,49 @@ TEST_F(ElastiCacheServiceTest, DescribeCacheParametersOfTheDefaults) {
   auto missing = Call("DescribeCacheParameters", {{"CacheParameterGroupName", "default.redis9"}});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), "CacheParameterGroupNotFound");
+}
+
+TEST_F(ElastiCacheServiceTest, SubnetGroupsPlaceNodesAndAreKeptWhileInUse) {
+  const std::string a = ec2::DefaultSubnetId(*ctx_.catalog, "us-west-2a");
+  const std::string c = ec2::DefaultSubnetId(*ctx_.catalog, "us-west-2c");
+  auto r = Call("CreateCacheSubnetGroup", {{"CacheSubnetGroupName", "g"}, {"CacheSubnetGroupDescription", "d"},
+                                           {"SubnetIds.SubnetIdentifier.1", "subnet-0123456789abcdef0"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "InvalidSubnet");
+  Json g = MustCall("CreateCacheSubnetGroup", {{"CacheSubnetGroupName", "G"}, {"CacheSubnetGroupDescription", "d"},
+                                               {"SubnetIds.SubnetIdentifier.1", c},
+                                               {"SubnetIds.SubnetIdentifier.2", a}})["CacheSubnetGroup"];
+  EXPECT_EQ(g["CacheSubnetGroupName"], "g");
+  EXPECT_EQ(g["Subnets"][0]["SubnetIdentifier"], a);
+  EXPECT_EQ(g["VpcId"], ec2::DefaultVpcId(*ctx_.catalog));
+
+  // The seed's placement names us-west-2b, which the group does not cover.
+  ExpectRefused(SeedParams({{"CacheSubnetGroupName", "g"}}), 400, "InvalidParameterValue");
+  ExpectRefused(SeedParams({{"CacheSubnetGroupName", "nope"}}), 400, "CacheSubnetGroupNotFoundFault");
+  // Default placement over the group's zones only.
+  FormParams p = SeedParams({{"CacheSubnetGroupName", "g"}});
+  for (auto it = p.begin(); it != p.end();) {
+    it = it->first.rfind("NodeGroupConfiguration", 0) == 0 ? p.erase(it) : std::next(it);
+  }
+  MustCall("CreateReplicationGroup", p);
+  std::set<std::string> zones;
+  for (const auto& node : store_->List(kind::kCacheNode)) zones.insert((*node)["AvailabilityZone"].get<std::string>());
+  EXPECT_EQ(zones, (std::set<std::string>{"us-west-2a", "us-west-2c"}));
+  Json clusters = MustCall("DescribeCacheClusters", {})["CacheClusters"];
+  EXPECT_EQ(clusters[0]["CacheSubnetGroupName"], "g");
+
+  auto del = Call("DeleteCacheSubnetGroup", {{"CacheSubnetGroupName", "g"}});
+  ASSERT_FALSE(del.ok());
+  EXPECT_EQ(del.status().code(), "CacheSubnetGroupInUse");
+  auto mod = Call("ModifyCacheSubnetGroup", {{"CacheSubnetGroupName", "g"}, {"SubnetIds.SubnetIdentifier.1", a}});
+  ASSERT_FALSE(mod.ok());
+  EXPECT_EQ(mod.status().code(), "SubnetInUse");
+  auto page = Call("DescribeCacheSubnetGroups", {{"MaxRecords", "0"}});
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().message(), "Invalid value for max records. Must be between 20 and 100");
+  Json all = MustCall("DescribeCacheSubnetGroups", {})["CacheSubnetGroups"];
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0]["CacheSubnetGroupName"], "default");
 }
 
 }  // namespace

@@ -338,6 +338,7 @@ Json NewSnapshotDocument(const Json& rg, const std::map<std::string, std::string
               {"Engine", "redis"},
               {"EngineVersion", rg["EngineVersion"]},
               {"CacheParameterGroupName", rg["CacheParameterGroupName"]},
+              {"CacheSubnetGroupName", rg.value("CacheSubnetGroupName", std::string("default"))},
               {"Port", rg["Port"]},
               {"ClusterEnabled", rg["ClusterEnabled"]},
               {"AutomaticFailoverEnabled", rg["AutomaticFailoverEnabled"]},

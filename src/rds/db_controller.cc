@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -13,7 +14,11 @@
 #include "rds/db_backups.h"
 #include "rds/db_endpoint.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_replicas.h"
 #include "rds/db_restore.h"
+#include "rds/db_subnet_groups.h"
+#include "partition/region_client.h"
+#include "api/form.h"
 
 namespace fs = std::filesystem;
 
@@ -151,6 +156,7 @@ ServerConfig DbInstanceController::ConfigOf(const Json& server, const Json& inst
   c.port = inst.value("Port", 3306);
   c.server_id = server.value("ServerId", 1);
   c.buffer_pool_mb = BufferPoolMb(Str(inst, "DBInstanceClass"));
+  c.semi_sync_replica = !inst.contains("ReadReplica");
   // The engine runs as the region's own user for now: the region's data dir is 0700, and MariaDB resolves its
   // absolute paths through it (docs/design.md, RDS).
   return c;
@@ -200,6 +206,9 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
   if (!s.inst) return Delete(id, s);  // leftovers of an instance whose document is gone
   // A restored instance is the restore controller's until its primary is built (rds/db_restore.h).
   if (RestoreHoldsInstance(*s.inst)) return ReconcileResult::After(std::chrono::milliseconds(250));
+  // So is a read replica being seeded (rds/db_replicas.h), unless it is being deleted.
+  if (ReplicaHoldsInstance(*s.inst) && !(*s.inst)["Spec"].value("Deleting", false))
+    return ReconcileResult::After(std::chrono::milliseconds(250));
   Json& spec = (*s.inst)["Spec"];
   if (spec.value("Deleting", false)) return Delete(id, s);
   if (!spec.value("Running", true)) return StopAll(id, s);
@@ -321,6 +330,8 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
   // The primary is writable (semi-sync on while the standby is attached), and the endpoint leads to it.
   AP_RETURN_IF_ERROR(AssertPrimary(id, s, *primary));
   AP_RETURN_IF_ERROR(EnsureEndpoint(id, s, Str(*primary, "Address")));
+  // Read replicas (rds/db_replicas.h): as a source (users, heartbeat), as a replica (state, promotion).
+  if (auto r = Replication(id, s, *primary)) return *r;
 
   // Requests: reboot, master password, Multi-AZ on or off.
   const int64_t reboot_seq = spec.value("RebootSeq", int64_t{0});
@@ -372,14 +383,16 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
   const bool want_multi_az = spec.value("MultiAZ", false);
   if (want_multi_az && !standby) {
     // A standby for an instance becoming Multi-AZ (or one whose standby was lost): from a backup of the primary.
-    std::string az = Str(*s.inst, "SecondaryAvailabilityZone");
-    const std::string primary_az = Str(*primary, "AvailabilityZone");
-    if (az.empty() || az == primary_az) {
-      for (const auto& candidate : ctx_->catalog->availability_zones())
-        if (candidate != primary_az) { az = candidate; break; }
-    }
     std::vector<StoreWrite> writes;
     std::lock_guard lock(*ctx_->mu);
+    // Another zone of the instance's DB subnet group (rds/db_subnet_groups.h).
+    std::string az = Str(*s.inst, "SecondaryAvailabilityZone");
+    const std::string primary_az = Str(*primary, "AvailabilityZone");
+    const auto zones = ZonesForInstance(*ctx_, *s.inst);
+    if (az.empty() || az == primary_az || std::find(zones.begin(), zones.end(), az) == zones.end()) {
+      for (const auto& candidate : zones)
+        if (candidate != primary_az) { az = candidate; break; }
+    }
     auto address = AllocatePrivateAddress(*ctx_, az, &writes);
     if (!address.ok()) return address.status();
     const int n = s.Status().value("NextServer", 1);
@@ -425,6 +438,8 @@ ReconcileResult DbInstanceController::Reconcile(const std::string& id) {
     if (standby) doc["SecondaryAvailabilityZone"] = Str(*standby, "AvailabilityZone");
     std::string status = db_status::kAvailable;
     if (!created) status = db_status::kCreating;
+    else if (doc.contains("ReadReplica") && Str(doc["ReadReplica"], "State") == replica_state::kPromoting)
+      status = db_status::kModifying;
     else if (doc["Spec"].value("MultiAZ", false) != doc.value("MultiAZ", false)) status = db_status::kModifying;
     // The backup controller (db_backups.h) takes the first backup after creation and one a day: backing-up.
     else if (doc.value("BackupRetentionPeriod", int64_t{0}) > 0 &&
@@ -471,8 +486,9 @@ ReconcileResult DbInstanceController::Plan(const std::string& id, Snapshot& s) {
   doc["AvailabilityZone"] = az;
   if (doc["Spec"].value("MultiAZ", false)) {
     std::string second = Str(doc, "SecondaryAvailabilityZone");
-    if (second.empty() || second == az) {
-      for (const auto& candidate : ctx_->catalog->availability_zones())
+    const auto zones = ZonesForInstance(*ctx_, doc);
+    if (second.empty() || second == az || std::find(zones.begin(), zones.end(), second) == zones.end()) {
+      for (const auto& candidate : zones)
         if (candidate != az) { second = candidate; break; }
     }
     AP_RETURN_IF_ERROR(add("s2", second, "standby", 2));
@@ -597,6 +613,8 @@ Status DbInstanceController::RestartServer(Json& server) {
 }
 
 Status DbInstanceController::AssertPrimary(const std::string& id, Snapshot& s, const Json& primary) {
+  // A read replica's server stays read-only and following its source (Replication() watches it).
+  if (IsActiveReplica(*s.inst)) return Status::Ok();
   const int64_t now = ctx_->clock->NowMillis();
   const bool endpoint_on_primary = s.endpoint && Str(*s.endpoint, "Backend") == Str(primary, "Address");
   {
@@ -835,6 +853,22 @@ ReconcileResult DbInstanceController::Delete(const std::string& id, Snapshot& s)
   for (auto& [sid, server] : s.servers) writes.push_back({kind::kDbServer, sid, std::nullopt});
   if (s.endpoint) writes.push_back({kind::kDbEndpoint, id, std::nullopt});
   if (s.inst) {
+    // Another region learns of it (best effort, one try: that region may be down; docs/design.md says what then).
+    const Json& inst = *s.inst;
+    if (inst.contains("ReadReplica")) {
+      const Json& rr = inst["ReadReplica"];
+      if (!Str(rr, "SourceRegion").empty() && Str(rr, "SourceRegion") != ctx_->catalog->region())
+        (void)NotifyOtherRegion(Str(rr, "SourceRegion"), "AutopipeDeregisterReadReplica",
+                                "SourceDBInstanceIdentifier=" + UriEncode(Str(rr, "Source")) +
+                                    "&ReplicaArn=" + UriEncode(Str(inst, "DBInstanceArn")));
+    }
+    for (const auto& r : inst.value("ReadReplicas", Json::array())) {
+      // Its cross-region replicas stand alone from now on (its in-region ones were promoted by the API).
+      const std::string arn = Str(r, "Id");
+      if (Str(r, "Region").empty() || Str(r, "Region") == ctx_->catalog->region()) continue;
+      (void)NotifyOtherRegion(Str(r, "Region"), "PromoteReadReplica",
+                              "DBInstanceIdentifier=" + UriEncode(arn.substr(arn.rfind(':') + 1)));
+    }
     writes.push_back({kind::kDbInstance, id, std::nullopt});
     writes.push_back({kind::kDbInstanceSecret, id, std::nullopt});
     std::lock_guard lock(*ctx_->mu);
@@ -846,10 +880,225 @@ ReconcileResult DbInstanceController::Delete(const std::string& id, Snapshot& s)
     std::lock_guard lock(mu_);
     probe_failures_.erase(id);
     last_assert_.erase(id);
+    heartbeats_.erase(id);
+    last_replica_check_.erase(id);
+    last_audit_.erase(id);
   }
   AP_RETURN_IF_ERROR(CommitServers(std::move(writes)));
   spdlog::info("db_instance={} deleted", id);
   return ReconcileResult::Done();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Read replicas (rds/db_replicas.h).
+
+bool DbInstanceController::NotifyOtherRegion(const std::string& region, const std::string& action,
+                                             const std::string& params) {
+  if (ctx_->partition_dir.empty()) return false;
+  auto entry = partition::FindRegion(ctx_->partition_dir, region);
+  if (!entry || !entry->alive) return false;
+  const partition::KeyPair key{ctx_->partition_access_key_id, ctx_->partition_secret_access_key};
+  auto reply = partition::CallRegion(*entry, key, "rds", "Action=" + action + "&Version=2014-10-31&" + params, 3000);
+  if (reply.ok()) return true;
+  spdlog::info("{} in {}: {}", action, region, reply.status().ToString());
+  // Nothing left to tell: the other side is gone or already stands alone.
+  return reply.status().code() == "DBInstanceNotFound" || reply.status().code() == "InvalidDBInstanceState";
+}
+
+std::optional<ReconcileResult> DbInstanceController::Replication(const std::string& id, Snapshot& s,
+                                                                  const Json& primary) {
+  Json& inst = *s.inst;
+  const int64_t now = ctx_->clock->NowMillis();
+  if (IsActiveReplica(inst)) {
+    const Json rr = inst["ReadReplica"];
+    if (Str(rr, "State") == replica_state::kPromoting) {
+      // Needs nothing of the source: it may be gone with its whole region.
+      auto conn = Admin(s, primary, 5);
+      if (!conn) return ReconcileResult(Status::Internal("db instance " + id + ": cannot reach the replica to promote it"));
+      Status st = PromoteReplicaServer(*conn, 30);
+      if (st.ok()) st = ActAsPrimary(*conn, false);
+      if (!st.ok()) return ReconcileResult(st);
+      const bool cross = !Str(rr, "SourceRegion").empty() && Str(rr, "SourceRegion") != ctx_->catalog->region();
+      Status c = Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+        const int64_t retention = doc["Spec"].value("PromoteBackupRetentionPeriod", int64_t{1});
+        doc.erase("ReadReplica");
+        doc["Spec"].erase("PromoteBackupRetentionPeriod");
+        doc["Status"].erase("Replication");
+        doc["BackupRetentionPeriod"] = retention;
+        doc.erase("Backup");  // the backup controller takes a first backup, then one a day
+        if (cross)
+          doc["PendingDeregistration"] = {{"Region", Str(rr, "SourceRegion")}, {"Source", Str(rr, "Source")},
+                                          {"Id", Str(doc, "DBInstanceArn")}};
+        AddEvent(*ctx_, "db-instance", id, "0057",
+                 "Promoted Read Replica to a stand-alone database instance: replication from " + Str(rr, "Display") +
+                     " stopped",
+                 {"read replica"}, w);
+      });
+      if (!c.ok()) return ReconcileResult(c);
+      spdlog::info("db_instance={} promoted from read replica of {}", id, Str(rr, "Display"));
+      return ReconcileResult::After(std::chrono::milliseconds(0));
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (now - last_replica_check_[id] < 1000) return std::nullopt;
+      last_replica_check_[id] = now;
+    }
+    auto conn = Admin(s, primary);
+    if (!conn) return std::nullopt;
+    // It applies without a flush per transaction, as a standby does (a restart reads my.cnf's durable values).
+    (void)conn->Exec("SET GLOBAL sync_binlog=0, innodb_flush_log_at_trx_commit=2");  // best effort: only speed
+    std::optional<ReplicaState> rs;
+    auto lag = ReadReplicaLag(*conn, now, &rs);
+    if (!lag.ok()) return std::nullopt;
+    std::string want = replica_state::kReplicating, message;
+    if (!rs) {
+      want = "error";
+      message = "replication is not configured";
+    } else if (!rs->io_running || !rs->sql_running) {
+      want = "error";
+      message = !rs->last_error.empty() ? rs->last_error
+                : !rs->io_running     ? "the replica is not connected to its source"
+                                      : "the replica's applier is stopped";
+    }
+    const Json prev = s.Status().value("Replication", Json::object());
+    if (Str(prev, "State") == want && Str(prev, "Message") == message) return std::nullopt;
+    Status c = Update(id, [&](Json& doc, std::vector<StoreWrite>* w) {
+      doc["Status"]["Replication"] = {{"State", want}, {"Message", message}};
+      if (want == "error" && Str(prev, "State") != "error")
+        AddEvent(*ctx_, "db-instance", id, "0045", "An error has occurred in the read replication process: " + message,
+                 {"read replica", "failure"}, w);
+      if (want == replica_state::kReplicating && Str(prev, "State") == "error")
+        AddEvent(*ctx_, "db-instance", id, "0046", "The read replica has resumed replication.", {"read replica"}, w);
+    });
+    if (!c.ok()) return ReconcileResult(c);
+    return std::nullopt;
+  }
+
+  // Promoted from a cross-region replica: the source's region lists it until it is told (it may be down).
+  if (inst.contains("PendingDeregistration")) {
+    bool due = false;
+    {
+      std::lock_guard lock(mu_);
+      if (now - last_replica_check_[id] >= 3000) {
+        last_replica_check_[id] = now;
+        due = true;
+      }
+    }
+    const Json pd = inst["PendingDeregistration"];
+    if (due && NotifyOtherRegion(Str(pd, "Region"), "AutopipeDeregisterReadReplica",
+                                 "SourceDBInstanceIdentifier=" + UriEncode(Str(pd, "Source")) +
+                                     "&ReplicaArn=" + UriEncode(Str(pd, "Id")))) {
+      Status c = Update(id, [](Json& doc, std::vector<StoreWrite>*) { doc.erase("PendingDeregistration"); });
+      if (!c.ok()) return ReconcileResult(c);
+    }
+  }
+
+  // As a source: another region's replica that no longer follows it (deleted or promoted while this region could
+  // not be told, or never made because that region died between the two commits of its creation) is forgotten.
+  // Asked every 10 s per source, no lock held, once a registration is a minute old.
+  bool audit = false;
+  for (const auto& r : inst.value("ReadReplicas", Json::array())) {
+    if (!Str(r, "Region").empty() && Str(r, "Region") != ctx_->catalog->region() &&
+        now - r.value("CreatedAt", now) > 60'000)
+      audit = true;
+  }
+  if (audit && !ctx_->partition_dir.empty()) {
+    bool due = false;
+    {
+      std::lock_guard lock(mu_);
+      int64_t& last = last_audit_[id];
+      if (now - last >= 10'000) {
+        last = now;
+        due = true;
+      }
+    }
+    std::vector<std::string> gone;
+    for (const auto& r : due ? inst.value("ReadReplicas", Json::array()) : Json::array()) {
+      const std::string arn = Str(r, "Id");
+      if (Str(r, "Region").empty() || Str(r, "Region") == ctx_->catalog->region() ||
+          now - r.value("CreatedAt", now) <= 60'000)
+        continue;
+      auto entry = partition::FindRegion(ctx_->partition_dir, Str(r, "Region"));
+      if (!entry || !entry->alive) continue;  // nothing can be known while it is down
+      const partition::KeyPair key{ctx_->partition_access_key_id, ctx_->partition_secret_access_key};
+      auto reply = partition::CallRegion(*entry, key, "rds",
+                                         "Action=DescribeDBInstances&Version=2014-10-31&DBInstanceIdentifier=" +
+                                             UriEncode(arn.substr(arn.rfind(':') + 1)),
+                                         3000);
+      if (!reply.ok()) {
+        if (reply.status().code() == "DBInstanceNotFound") gone.push_back(arn);
+        continue;
+      }
+      if (partition::FindText(*reply, "ReadReplicaSourceDBInstanceIdentifier") != Str(inst, "DBInstanceArn"))
+        gone.push_back(arn);
+    }
+    if (!gone.empty()) {
+      Status c;
+      {
+        std::lock_guard lock(*ctx_->mu);
+        std::vector<StoreWrite> writes;
+        for (const auto& arn : gone) {
+          spdlog::info("db_instance={} forgets read replica {}: it no longer follows this instance", id, arn);
+          DeregisterReplica(*ctx_, id, arn, &writes);
+        }
+        c = writes.empty() ? Status::Ok() : ctx_->store->Commit(writes);
+      }
+      if (!c.ok()) return ReconcileResult(c);
+      return ReconcileResult::After(std::chrono::milliseconds(0));
+    }
+  }
+
+  // As a source: one replication user per replica on the primary, and the heartbeat while it has replicas.
+  std::map<std::string, std::string> wanted;  // user -> password
+  const Json passwords = s.secret ? s.secret->value("ReplicaUserPasswords", Json::object()) : Json::object();
+  for (const auto& r : inst.value("ReadReplicas", Json::array())) {
+    const std::string user = Str(r, "User");
+    if (!user.empty()) wanted[user] = Str(passwords, user.c_str());
+  }
+  std::set<std::string> applied;
+  for (const auto& u : s.Status().value("ReplicaUsers", Json::array()))
+    if (u.is_string()) applied.insert(u.get<std::string>());
+  std::vector<std::pair<std::string, std::string>> create;
+  std::vector<std::string> drop;
+  for (const auto& [u, pw] : wanted)
+    if (!applied.count(u)) create.emplace_back(u, pw);
+  for (const auto& u : applied)
+    if (!wanted.count(u)) drop.push_back(u);
+  if (!create.empty() || !drop.empty()) {
+    auto conn = Admin(s, primary);
+    if (!conn) return ReconcileResult(Status::Internal("db instance " + id + ": cannot reach the primary"));
+    if (Status st = EnsureReplicaUsers(*conn, create, drop); !st.ok()) return ReconcileResult(st);
+    Json users = Json::array();
+    for (const auto& [u, _] : wanted) users.push_back(u);
+    Status c = Update(id, [&](Json& doc, std::vector<StoreWrite>*) { doc["Status"]["ReplicaUsers"] = users; });
+    if (!c.ok()) return ReconcileResult(c);
+    return std::nullopt;
+  }
+  if (wanted.empty()) {
+    std::lock_guard lock(mu_);
+    heartbeats_.erase(id);
+    return std::nullopt;
+  }
+  Heartbeat hb;
+  {
+    std::lock_guard lock(mu_);
+    auto it = heartbeats_.find(id);
+    if (it != heartbeats_.end()) {
+      hb = std::move(it->second);
+      heartbeats_.erase(it);
+    }
+  }
+  if (now - hb.last_ms >= kHeartbeatPeriodMs) {
+    if (!hb.conn || hb.address != Str(primary, "Address")) {
+      hb.conn = Admin(s, primary);
+      hb.address = Str(primary, "Address");
+    }
+    if (hb.conn && WriteHeartbeat(*hb.conn, now).ok()) hb.last_ms = now;
+    else hb.conn.reset();
+  }
+  std::lock_guard lock(mu_);
+  heartbeats_[id] = std::move(hb);
+  return std::nullopt;
 }
 
 }  // namespace autopipe::rds

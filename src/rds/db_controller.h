@@ -96,6 +96,12 @@ class DbInstanceController : public Controller {
   Status StartFailover(const std::string& id, Snapshot& s, bool planned, const std::string& reason);
   Status EnsureEndpoint(const std::string& id, Snapshot& s, const std::string& backend);
   Status AssertPrimary(const std::string& id, Snapshot& s, const Json& primary);
+  // Read replicas (rds/db_replicas.h), once the primary greets: as a source, its replicas' users and the heartbeat;
+  // as a replica, the replication state (Status.Replication, events) and a promotion. A result ends the pass.
+  std::optional<ReconcileResult> Replication(const std::string& id, Snapshot& s, const Json& primary);
+  // Best effort, no lock held: tells the source's region that a replica of it is gone (cross-region), or another
+  // region's replicas of a source being deleted that they stand alone now. True when it was done.
+  bool NotifyOtherRegion(const std::string& region, const std::string& action, const std::string& params);
   Status RestartServer(Json& server);
   // A standby from a backup, on a thread of its own (at most one per instance); Reconcile collects it.
   void StartStandbyBuild(const std::string& id, const Snapshot& s, const Json& standby);
@@ -112,6 +118,15 @@ class DbInstanceController : public Controller {
   std::mutex mu_;
   std::map<std::string, int> probe_failures_;   // guarded by mu_
   std::map<std::string, int64_t> last_assert_;  // guarded by mu_
+  // A source's heartbeat connection to its primary (used by that instance's pass only) and when it last wrote.
+  struct Heartbeat {
+    std::string address;
+    std::unique_ptr<Connection> conn;
+    int64_t last_ms = 0;
+  };
+  std::map<std::string, Heartbeat> heartbeats_;  // guarded by mu_ (taken out while used)
+  std::map<std::string, int64_t> last_replica_check_;  // guarded by mu_
+  std::map<std::string, int64_t> last_audit_;          // guarded by mu_: a source's last check of other regions
   struct Build {
     std::thread thread;
     bool done = false;  // guarded by mu_

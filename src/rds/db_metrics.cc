@@ -11,6 +11,7 @@
 #include "process/recorded_process.h"
 #include "rds/db_controller.h"
 #include "rds/db_instances.h"
+#include "rds/db_replicas.h"
 #include "rds/mariadb.h"
 
 namespace fs = std::filesystem;
@@ -110,6 +111,14 @@ void CollectDbMetrics(RegionContext* ctx, int64_t now, std::vector<MetricSample>
         if (auto v = (*c)->Query("SHOW GLOBAL STATUS LIKE 'Threads_connected'"); v.ok() && !v->empty()) {
           sample("DatabaseConnections", std::stod((*v)[0]["Value"]), "Count");
         }
+      }
+    }
+    // A read replica's lag behind its source (rds/db_replicas.h: heartbeat-based, else Seconds_Behind_Master).
+    target.host = t.primary.value("Address", "");
+    if (t.inst.contains("ReadReplica") && ProbeGreeting(target.host, target.port, kProbeTimeoutMs)) {
+      if (auto c = Connection::Open(target); c.ok()) {
+        if (auto lag = ReadReplicaLag(**c, ctx->clock->NowMillis(), nullptr); lag.ok() && lag->has_value())
+          sample("ReplicaLag", **lag, "Seconds");
       }
     }
     target.host = t.standby.is_object() ? t.standby.value("Address", "") : "";

@@ -107,7 +107,7 @@ Status WriteServerConfig(const ServerConfig& c) {
     << "innodb_log_file_size=16M\n"
     << "performance_schema=OFF\n"
     << "max_connections=" << c.max_connections << "\n"
-    << "rpl_semi_sync_slave_enabled=1\n"
+    << "rpl_semi_sync_slave_enabled=" << (c.semi_sync_replica ? 1 : 0) << "\n"
     << "slave_parallel_threads=2\n"
     << "slave_parallel_mode=optimistic\n"
     << "rpl_semi_sync_master_wait_point=AFTER_SYNC\n"
@@ -158,6 +158,77 @@ Status RunCommand(const std::vector<std::string>& argv, const std::string& log_p
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return Status::Internal(argv[0] + " failed (see " + log_path + ")");
+  return Status::Ok();
+}
+
+Status RunPipeline(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                   const std::vector<std::string>& env, const std::string& log_path, int64_t timeout_ms,
+                   bool* producer_ok) {
+  int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log < 0) return Status::Internal("cannot open " + log_path);
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
+    ::close(log);
+    return Status::Internal("pipe failed");
+  }
+  // Everything exec needs is built before fork (the child of a threaded process may only call async-signal-safe
+  // functions).
+  auto cstrs = [](const std::vector<std::string>& v) {
+    std::vector<char*> out;
+    for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+    out.push_back(nullptr);
+    return out;
+  };
+  auto pargv = cstrs(producer), cargv = cstrs(consumer), envp = cstrs(env);
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  auto spawn = [&](char** argv, int in, int out) -> pid_t {
+    const pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the region server
+      if (::getppid() != parent) _exit(127);
+      ::dup2(in, 0);
+      ::dup2(out, 1);
+      ::dup2(log, 2);
+      ::close_range(3, ~0U, 0);
+      ::execve(argv[0], argv, envp.data());
+      _exit(127);
+    }
+    return pid;
+  };
+  const pid_t p = spawn(pargv.data(), devnull, pipefd[1]);
+  const pid_t c = p > 0 ? spawn(cargv.data(), pipefd[0], log) : -1;
+  ::close(pipefd[0]);
+  ::close(pipefd[1]);
+  ::close(devnull);
+  ::close(log);
+  if (p < 0 || c < 0) {
+    if (p > 0) {
+      ::kill(p, SIGKILL);
+      ::waitpid(p, nullptr, 0);
+    }
+    return Status::Internal("fork failed");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int pstatus = 0, cstatus = 0;
+  bool pdone = false, cdone = false, timed_out = false;
+  while (!pdone || !cdone) {
+    if (!pdone && ::waitpid(p, &pstatus, WNOHANG) == p) pdone = true;
+    if (!cdone && ::waitpid(c, &cstatus, WNOHANG) == c) cdone = true;
+    if (pdone && cdone) break;
+    if (!timed_out && std::chrono::steady_clock::now() > deadline) {
+      timed_out = true;
+      if (!pdone) ::kill(p, SIGKILL);
+      if (!cdone) ::kill(c, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (timed_out) return Status::Internal("replay ran longer than " + std::to_string(timeout_ms) + " ms");
+  *producer_ok = WIFEXITED(pstatus) && WEXITSTATUS(pstatus) == 0;
+  if (!WIFEXITED(cstatus) || WEXITSTATUS(cstatus) != 0)
+    return Status::Internal(fs::path(producer[0]).filename().string() + " | " +
+                            fs::path(consumer[0]).filename().string() + " into the new server failed (see " + log_path +
+                            ")");
   return Status::Ok();
 }
 

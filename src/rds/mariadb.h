@@ -32,6 +32,9 @@ struct ServerConfig {
   int buffer_pool_mb = 32;
   int max_connections = 100;
   std::optional<uid_t> uid;  // runs under this uid (and gid) when the region runs as root
+  // Acknowledges semi-synchronously as a replica (a Multi-AZ standby does; a read replica must not, or it could
+  // stand in for the standby's acknowledgement).
+  bool semi_sync_replica = true;
 };
 
 std::string DataDir(const ServerConfig& c);
@@ -49,6 +52,13 @@ Status WriteServerConfig(const ServerConfig& c);
 // Runs argv to completion (no shell), appending its output to log_path; an error when it cannot start, runs
 // longer than timeout_ms (it is killed) or exits non-zero.
 Status RunCommand(const std::vector<std::string>& argv, const std::string& log_path, int64_t timeout_ms);
+
+// Runs `producer | consumer` (no shell), both with `env`, their stderr (and the consumer's stdout) appended to
+// log_path; both die with the region server. The consumer must exit 0; the producer's exit status is returned in
+// producer_ok (mariadb-binlog exits non-zero at a file cut short, after printing every whole event before it).
+Status RunPipeline(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                   const std::vector<std::string>& env, const std::string& log_path, int64_t timeout_ms,
+                   bool* producer_ok);
 
 // mariadb-install-db into an empty data dir (the root account then has an empty password, reachable only on
 // the server's socket; Bootstrap replaces it). Blocks about half a second.

@@ -8,13 +8,18 @@
 #include <optional>
 #include <set>
 
+#include "api/form.h"
 #include "api/page_token.h"
 #include "common/ids.h"
 #include "common/time_util.h"
+#include "ec2/vpc.h"
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
 #include "rds/db_snapshots.h"
+#include "rds/db_subnet_groups.h"
+#include "rds/db_replicas.h"
 #include "rds/db_restore.h"
+#include "partition/region_client.h"
 #include "rds/mariadb.h"
 
 namespace autopipe {
@@ -429,13 +434,13 @@ struct Page {
   size_t limit = kMaxRecords;
 };
 
-Result<Page> ReadPage(const Params& p, const std::string& scope) {
+// MaxRecords 20..max_records (100 for most calls, 1000 for DescribeOrderableDBInstanceOptions), in RDS's words.
+Result<Page> ReadPage(const Params& p, const std::string& scope, int64_t max_records = kMaxRecords) {
   Page page;
   AP_ASSIGN_OR_RETURN(auto max, OptionalInt(p, "MaxRecords"));
   if (max) {
-    if (*max < kMinRecords || *max > kMaxRecords) {
-      return Status::InvalidParameterValue("Invalid value " + std::to_string(*max) +
-                                           " for MaxRecords. It must be between 20 and 100.");
+    if (*max < kMinRecords || *max > max_records) {
+      return rds::MaxRecordsOutOfRange(*max, kMinRecords, max_records);
     }
     page.limit = static_cast<size_t>(*max);
   }
@@ -479,7 +484,37 @@ Json PendingXml(const Json& db) {
   return out.Take();
 }
 
-Json DbInstanceXml(const Json& db) {
+// ReadReplicaDBInstanceIdentifiers: identifiers of this region's replicas, ARNs of other regions'.
+Json ReadReplicaIds(const Json& db) {
+  Json ids = Json::array();
+  for (const auto& r : db.value("ReadReplicas", Json::array())) ids.push_back(r.value("Id", ""));
+  return ids;
+}
+
+// StatusInfos of a read replica: its replication, as the controller last saw it.
+Json StatusInfos(const Json& db) {
+  Json infos = Json::array();
+  if (!db.contains("ReadReplica")) return infos;
+  const Json& rr = db["ReadReplica"];
+  const std::string state = rr.value("State", "");
+  if (state == rds::replica_state::kSeeding || state == rds::replica_state::kPromoting) return infos;
+  Json info = {{"StatusType", "read replication"}};
+  if (state == rds::replica_state::kFailed) {
+    info["Normal"] = false;
+    info["Status"] = "error";
+    info["Message"] = rr.value("Error", "");
+  } else {
+    const Json repl = db.value("Status", Json::object()).value("Replication", Json::object());
+    const std::string st = repl.value("State", "replicating");
+    info["Normal"] = st == "replicating";
+    info["Status"] = st;
+    if (!repl.value("Message", "").empty()) info["Message"] = repl["Message"];
+  }
+  infos.push_back(std::move(info));
+  return infos;
+}
+
+Json DbInstanceXml(const RegionContext& ctx, const Json& db) {
   const std::string status = db["DBInstanceStatus"];
   Json groups = Json::array();
   for (const auto& sg : db.value("VpcSecurityGroupIds", Json::array())) {
@@ -507,6 +542,7 @@ Json DbInstanceXml(const Json& db) {
       .Add("DBParameterGroups",
            Json::array({{{"DBParameterGroupName", ParameterGroupName(db)}, {"ParameterApplyStatus", "in-sync"}}}))
       .Add("AvailabilityZone", db["AvailabilityZone"])
+      .Add("DBSubnetGroup", rds::DbSubnetGroupOfInstance(ctx, db))
       .Add("PreferredMaintenanceWindow", db["PreferredMaintenanceWindow"])
       .Add("PendingModifiedValues", PendingXml(db));
   // Only once a backup exists (the backup controller records it).
@@ -516,13 +552,15 @@ Json DbInstanceXml(const Json& db) {
   out.Add("MultiAZ", db["MultiAZ"])
       .Add("EngineVersion", db["EngineVersion"])
       .Add("AutoMinorVersionUpgrade", db.value("AutoMinorVersionUpgrade", true))
-      .Add("ReadReplicaDBInstanceIdentifiers", Json::array())
+      .Add("ReadReplicaDBInstanceIdentifiers", ReadReplicaIds(db))
       .Add("LicenseModel", kLicenseModel)
       .Add("OptionGroupMemberships",
            Json::array({{{"OptionGroupName", OptionGroupName(db)}, {"Status", "in-sync"}}}));
+  if (db.contains("ReadReplica")) out.Add("ReadReplicaSourceDBInstanceIdentifier", db["ReadReplica"].value("Display", ""));
   if (db["MultiAZ"].get<bool>() && db.contains("SecondaryAvailabilityZone")) {
     out.Add("SecondaryAvailabilityZone", db["SecondaryAvailabilityZone"]);
   }
+  if (auto infos = StatusInfos(db); !infos.empty()) out.Add("StatusInfos", std::move(infos));
   out.Add("PubliclyAccessible", db.value("PubliclyAccessible", false))
       .Add("StorageType", db["StorageType"])
       .Add("DbInstancePort", 0)
@@ -559,6 +597,7 @@ Json DbSnapshotXml(const RegionContext& ctx, const Json& snap) {
       .Add("Status", snap["Status"])
       .Add("Port", snap["Port"])
       .Add("AvailabilityZone", snap["AvailabilityZone"])
+      .Add("VpcId", ec2::DefaultVpcId(*ctx.catalog))  // every DB instance is in the region's one VPC
       .Add("InstanceCreateTime", IsoTimeMillis(snap.value("InstanceCreateTime", int64_t{0})))
       .Add("MasterUsername", snap["MasterUsername"])
       .Add("EngineVersion", snap["EngineVersion"])
@@ -606,7 +645,7 @@ Json EngineVersionXml(const EngineVersion& v) {
       .Add("ValidUpgradeTarget", Json::array())
       .Add("ExportableLogTypes", Json::array({"audit", "error", "general", "slowquery"}))
       .Add("SupportsLogExportsToCloudwatchLogs", false)
-      .Add("SupportsReadReplica", false)
+      .Add("SupportsReadReplica", true)
       .Add("SupportedEngineModes", Json::array({"provisioned"}))
       .Add("SupportedFeatureNames", Json::array())
       .Add("Status", "available")
@@ -619,6 +658,37 @@ Json EngineVersionXml(const EngineVersion& v) {
       .Add("SupportsLocalWriteForwarding", false)
       .Add("SupportsIntegrations", false);
   return out.Take();
+}
+
+// ---- placement (rds/db_subnet_groups.h) -----------------------------------------------------------------------
+
+// Where a new DB instance goes: its DB subnet group (DBSubnetGroupName, "default" when not given) and its zone (the
+// one asked for, which must be among the group's zones, else `preferred` when the group has it, else the group's
+// first). A standby's zone is the controller's choice, among the group's zones (ZonesForInstance).
+struct Placement {
+  std::string group;
+  std::string az;
+};
+
+Result<Placement> PlaceInstance(const RegionContext& ctx, const Params& p, const std::optional<std::string>& az,
+                                const std::string& preferred) {
+  Placement out;
+  auto name = p.Str("DBSubnetGroupName");
+  AP_ASSIGN_OR_RETURN(auto group, rds::LoadDbSubnetGroup(ctx, name && !name->empty() ? *name : "default"));
+  out.group = group["DBSubnetGroupName"];
+  const auto zones = rds::SubnetGroupZones(ctx, group);
+  if (zones.empty()) return Status::Internal("DB subnet group " + out.group + " has no subnet");
+  auto has = [&](const std::string& z) { return std::find(zones.begin(), zones.end(), z) != zones.end(); };
+  if (az && !az->empty()) {
+    if (!has(*az)) {
+      return InvalidParameterCombination("No subnet of DB subnet group " + out.group +
+                                         " is in the requested availability zone " + *az + ".");
+    }
+    out.az = *az;
+  } else {
+    out.az = has(preferred) ? preferred : zones.front();
+  }
+  return out;
 }
 
 // ---- the service ----------------------------------------------------------------------------------------------
@@ -652,6 +722,14 @@ class RdsService {
     return Json{{"DBSnapshot", DbSnapshotXml(*ctx_, snap)}};
   }
   Result<Json> DescribeDBInstanceAutomatedBackups(const Params& p);
+  // Read replicas (rds/db_replicas.h). CreateDBInstanceReadReplica takes RegionContext::mu itself (it is a kRead
+  // operation for the router): a cross-region source is asked over its region's API with no lock held.
+  Result<Json> CreateDBInstanceReadReplica(const Params& p);
+  Result<Json> PromoteReadReplica(const Params& p);
+  // Internal (ours, not AWS's): another region of the partition registers a replica of one of our instances, or
+  // forgets one. Signed with the partition's key like any call.
+  Result<Json> AutopipeRegisterReadReplica(const Params& p);
+  Result<Json> AutopipeDeregisterReadReplica(const Params& p);
   Result<Json> RestoreDBInstanceToPointInTime(const Params& p);
   Result<Json> RestoreDBInstanceFromDBSnapshot(const Params& p);
   Result<Json> DescribeDBEngineVersions(const Params& p);
@@ -659,6 +737,14 @@ class RdsService {
   Result<Json> AddTagsToResource(const Params& p);
   Result<Json> ListTagsForResource(const Params& p);
   Result<Json> RemoveTagsFromResource(const Params& p);
+  // DB subnet groups: rds/db_subnet_groups.h validates, records and renders.
+  Result<Json> CreateDBSubnetGroup(const Params& p) {
+    AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+    return rds::CreateDbSubnetGroup(*ctx_, p, tags);
+  }
+  Result<Json> DescribeDBSubnetGroups(const Params& p) { return rds::DescribeDbSubnetGroups(*ctx_, p); }
+  Result<Json> ModifyDBSubnetGroup(const Params& p) { return rds::ModifyDbSubnetGroup(*ctx_, p); }
+  Result<Json> DeleteDBSubnetGroup(const Params& p) { return rds::DeleteDbSubnetGroup(*ctx_, p); }
 
  private:
   Result<Json> Load(const std::string& id) const {
@@ -676,7 +762,7 @@ class RdsService {
   Status Save(std::vector<StoreWrite> writes) { return ctx_->store->Commit(writes); }
   Result<Json> SaveAndRender(Json db, std::vector<StoreWrite> writes = {}) {
     std::string id = db["DBInstanceIdentifier"];
-    Json rendered = DbInstanceXml(db);
+    Json rendered = DbInstanceXml(*ctx_, db);
     writes.insert(writes.begin(), StoreWrite{kind::kDbInstance, id, std::move(db), std::nullopt});
     AP_RETURN_IF_ERROR(Save(std::move(writes)));
     return Json{{"DBInstance", std::move(rendered)}};
@@ -791,6 +877,7 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
     return InvalidParameterCombination("Storage encryption is not offered by this region (StorageEncrypted=true).");
   }
 
+  AP_ASSIGN_OR_RETURN(auto placement, PlaceInstance(*ctx_, p, az, ctx_->catalog->availability_zones().front()));
   if (ctx_->store->Get(kind::kDbInstance, id)) {
     return Status(400, "DBInstanceAlreadyExists", "DB instance already exists");
   }
@@ -820,11 +907,12 @@ Result<Json> RdsService::CreateDBInstance(const Params& p) {
       {"StorageType", storage_type},
       {"Port", the_port},
       {"MultiAZ", multi_az},
-      {"AvailabilityZone", az && !az->empty() ? *az : ctx_->catalog->availability_zones().front()},
+      {"AvailabilityZone", placement.az},
+      {"DBSubnetGroupName", placement.group},
       {"PreferredBackupWindow", backup_window},
       {"PreferredMaintenanceWindow", maintenance_window},
       {"BackupRetentionPeriod", retention.value_or(1)},
-      {"VpcSecurityGroupIds", groups.value_or(Json::array())},
+      {"VpcSecurityGroupIds", groups.value_or(Json::array({ec2::DefaultSecurityGroupId(*ctx_->catalog)}))},
       {"Tags", Json::array()},
       {"DbiResourceId", dbi},
       {"DBInstanceArn", DbInstanceArn(*ctx_, id)},
@@ -882,7 +970,7 @@ Result<Json> RdsService::DescribeDBInstances(const Params& p) {
   };
   Json items = Json::array();
   for (const auto& doc : found) {
-    if (matches(*doc)) items.push_back(DbInstanceXml(*doc));
+    if (matches(*doc)) items.push_back(DbInstanceXml(*ctx_, *doc));
   }
   return PageOf("DBInstances", "DBInstances", std::move(items), page);
 }
@@ -926,7 +1014,23 @@ Result<Json> RdsService::ModifyDBInstance(const Params& p) {
   }
 
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
+  if (auto name = p.Str("DBSubnetGroupName"); name && !name->empty()) {
+    // Every subnet group of this region is in its one VPC, and RDS moves an instance only to another VPC's.
+    AP_ASSIGN_OR_RETURN(auto group, rds::LoadDbSubnetGroup(*ctx_, *name));
+    if (group["DBSubnetGroupName"] != db.value("DBSubnetGroupName", std::string(rds::kDefaultSubnetGroup))) {
+      return Status(400, "InvalidVPCNetworkStateFault",
+                    "The DB subnet group " + group["DBSubnetGroupName"].get<std::string>() +
+                        " is in the DB instance's VPC; a DB instance can only move to a DB subnet group of another "
+                        "VPC.");
+    }
+  }
   if (!AcceptsChanges(db)) return InvalidState("Database instance is not in available state.");
+  if (retention && *retention == 0 && !db.value("ReadReplicas", Json::array()).empty()) {
+    return InvalidParameterCombination("Automated backups cannot be disabled on a DB instance that has read replicas.");
+  }
+  if (db.contains("ReadReplica") && multi_az.value_or(false)) {
+    return InvalidParameterCombination("Multi-AZ read replicas are not offered by this region (MultiAZ=true).");
+  }
   const std::string engine = db["Engine"];
   if (cls && !rds::FindDbInstanceClass(*cls)) return UnknownClass(*cls, engine, db["EngineVersion"]);
   if (storage) {
@@ -1046,7 +1150,14 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   if (skip && final_id) {
     return InvalidParameterCombination("Cannot specify a FinalDBSnapshotIdentifier when SkipFinalSnapshot is true.");
   }
-  if (!skip && !final_id) {
+  // A read replica takes no final snapshot, and needs no SkipFinalSnapshot.
+  const auto peek = ctx_->store->Get(kind::kDbInstance, id);
+  const bool is_replica = peek && peek->contains("ReadReplica");
+  if (is_replica && final_id) {
+    return InvalidParameterCombination("FinalDBSnapshotIdentifier can not be specified when deleting a replica "
+                                       "instance");
+  }
+  if (!skip && !final_id && !is_replica) {
     return InvalidParameterCombination("FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.");
   }
   if (final_id && !ValidIdentifier(*final_id, 255)) return InvalidIdentifier("FinalDBSnapshotIdentifier");
@@ -1068,6 +1179,25 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   spec["DeleteAutomatedBackups"] = delete_backups.value_or(true);
   if (final_id) spec["FinalDBSnapshotIdentifier"] = Lower(*final_id);
   db["DBInstanceStatus"] = rds::db_status::kDeleting;
+  // Read replicas: a replica leaves its source's list (this region's; another region's is told by the controller);
+  // this region's replicas of a deleted source are promoted, as RDS does.
+  if (db.contains("ReadReplica") && db["ReadReplica"].value("SourceRegion", "") == ctx_->catalog->region())
+    rds::DeregisterReplica(*ctx_, db["ReadReplica"].value("Source", ""), id, &writes);
+  for (const auto& r : db.value("ReadReplicas", Json::array())) {
+    if (r.value("Region", "") != ctx_->catalog->region()) continue;
+    auto replica = ctx_->store->Get(kind::kDbInstance, r.value("Id", ""));
+    if (!replica || !replica->contains("ReadReplica")) continue;
+    Json promoted = *replica;
+    if (promoted["ReadReplica"].value("State", "") == rds::replica_state::kReplicating) {
+      promoted["ReadReplica"]["State"] = rds::replica_state::kPromoting;
+      promoted["Spec"]["PromoteBackupRetentionPeriod"] = 1;
+      promoted["DBInstanceStatus"] = rds::db_status::kModifying;
+      rds::AddEvent(*ctx_, "db-instance", r.value("Id", ""), "0057",
+                    "Promoting Read Replica to a stand-alone database instance: its source " + id + " is being deleted",
+                    {"read replica"}, &writes);
+      writes.push_back({kind::kDbInstance, r.value("Id", ""), promoted, std::nullopt});
+    }
+  }
   // Automated backups kept (DeleteAutomatedBackups=false) are marked so; the backup controller deletes the
   // others, and the instance's backup store, once the instance is gone (rds/db_backups.h).
   if (!delete_backups.value_or(true)) {
@@ -1083,12 +1213,237 @@ Result<Json> RdsService::DeleteDBInstance(const Params& p) {
   return SaveAndRender(std::move(db), std::move(writes));
 }
 
+// ---- read replicas (rds/db_replicas.h) ------------------------------------------------------------------------
+
+Result<Json> RdsService::CreateDBInstanceReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p));
+  if (!ValidIdentifier(id, 63)) return InvalidIdentifier("DBInstanceIdentifier");
+  auto source_in = p.Str("SourceDBInstanceIdentifier");
+  AP_ASSIGN_OR_RETURN(auto source, rds::ParseReplicaSource(source_in.value_or(""), ctx_->catalog->region(), kAccountId));
+  if (auto sr = p.Str("SourceRegion"); sr && !sr->empty() && *sr != source.region) {
+    return InvalidParameterCombination("SourceRegion " + *sr + " does not match the region of the source DB instance " +
+                                       *source_in + ".");
+  }
+  if (source.cross_region && source_in->rfind("arn:", 0) != 0) {
+    return Status::InvalidParameterValue("A cross-region source must be given as a DB instance ARN.");
+  }
+  auto cls = p.Str("DBInstanceClass");
+  if (cls && cls->empty()) cls.reset();
+  if (cls && !rds::FindDbInstanceClass(*cls)) return UnknownClass(*cls, "mysql", "(the source's)");
+  AP_ASSIGN_OR_RETURN(auto multi_az, OptionalBool(p, "MultiAZ"));
+  if (multi_az.value_or(false)) {
+    return InvalidParameterCombination("Multi-AZ read replicas are not offered by this region (MultiAZ=true).");
+  }
+  auto az = p.Str("AvailabilityZone");
+  if (az && az->empty()) az.reset();
+  if (az && !ctx_->catalog->IsAvailabilityZone(*az)) {
+    return Status::InvalidParameterValue("Invalid availability zone: " + *az + ". The Availability Zones of " +
+                                         ctx_->catalog->region() + " are " +
+                                         ctx_->catalog->availability_zones().front() + " to " +
+                                         ctx_->catalog->availability_zones().back() + ".");
+  }
+  AP_ASSIGN_OR_RETURN(auto groups, ReadSecurityGroups(p));
+  AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
+  AP_ASSIGN_OR_RETURN(auto auto_minor, OptionalBool(p, "AutoMinorVersionUpgrade"));
+  AP_ASSIGN_OR_RETURN(auto publicly_accessible, OptionalBool(p, "PubliclyAccessible"));
+  AP_ASSIGN_OR_RETURN(auto deletion_protection, OptionalBool(p, "DeletionProtection"));
+  AP_ASSIGN_OR_RETURN(auto copy_tags, OptionalBool(p, "CopyTagsToSnapshot"));
+  const std::string replica_arn = DbInstanceArn(*ctx_, id);
+  // Cross-region: the source's canonical ARN (its identifier lower-cased), which its region compares with its own.
+  const std::string display = source.cross_region ? "arn:aws:rds:" + source.region + ":" + kAccountId + ":db:" +
+                                                        source.identifier
+                                                  : source.identifier;
+
+  auto free_here = [&]() -> Status {
+    if (ctx_->store->Get(kind::kDbInstance, id)) return Status(400, "DBInstanceAlreadyExists", "DB instance already exists");
+    if (ctx_->store->Count(kind::kDbInstance) >= kMaxDbInstances) {
+      return Status(400, "InstanceQuotaExceeded", "DB instance quota exceeded: this region allows at most " +
+                                                      std::to_string(kMaxDbInstances) + " DB instances.");
+    }
+    return Status::Ok();
+  };
+
+  // The source's grant: in this region from its document; from another region of the partition over its API.
+  rds::ReplicaGrant grant;
+  std::optional<partition::RegionEntry> source_region;
+  std::unique_lock lock(*ctx_->mu, std::defer_lock);
+  std::vector<StoreWrite> writes;
+  Placement placement;  // its DB subnet group and zone, as CreateDBInstance places one
+  if (!source.cross_region) {
+    lock.lock();
+    AP_RETURN_IF_ERROR(free_here());
+    AP_ASSIGN_OR_RETURN(placement, PlaceInstance(*ctx_, p, az, ctx_->catalog->availability_zones().front()));
+    AP_ASSIGN_OR_RETURN(grant, rds::RegisterReplica(*ctx_, source.identifier, id, ctx_->catalog->region(), &writes));
+  } else {
+    if (!ctx_->partition_dir.empty()) source_region = partition::FindRegion(ctx_->partition_dir, source.region);
+    // A region this partition does not have (or one that is down) has no such instance as far as we can tell.
+    if (!source_region || !source_region->alive)
+      return Status(404, "DBInstanceNotFound", "DBInstance " + *source_in + " not found.");
+    {
+      std::lock_guard check(*ctx_->mu);
+      AP_RETURN_IF_ERROR(free_here());
+      AP_RETURN_IF_ERROR(PlaceInstance(*ctx_, p, az, ctx_->catalog->availability_zones().front()).status());
+    }
+    const partition::KeyPair key{ctx_->partition_access_key_id, ctx_->partition_secret_access_key};
+    AP_ASSIGN_OR_RETURN(auto reply,
+                        partition::CallRegion(*source_region, key, "rds",
+                                              "Action=AutopipeRegisterReadReplica&Version=2014-10-31"
+                                              "&SourceDBInstanceIdentifier=" + UriEncode(source.identifier) +
+                                                  "&ReplicaArn=" + UriEncode(replica_arn) +
+                                                  "&ReplicaRegion=" + UriEncode(ctx_->catalog->region()),
+                                              10'000));
+    grant.address = partition::FindText(reply, "SourceAddress");
+    grant.port = std::atoi(partition::FindText(reply, "SourcePort").c_str());
+    grant.user = partition::FindText(reply, "ReplicationUser");
+    grant.password = partition::FindText(reply, "ReplicationPassword");
+    grant.about = Json::object();
+    for (const char* key_name : {"Engine", "EngineVersion", "DBInstanceClass", "StorageType", "MasterUsername", "DBName"}) {
+      const std::string v = partition::FindText(reply, key_name);
+      if (!v.empty()) grant.about[key_name] = v;
+    }
+    grant.about["AllocatedStorage"] = std::atoll(partition::FindText(reply, "AllocatedStorage").c_str());
+    grant.about["Port"] = grant.port;
+    if (grant.address.empty() || grant.user.empty() || grant.password.empty())
+      return Status::Internal("region " + source.region + " answered without the source's endpoint");
+    lock.lock();
+    Status st = free_here();
+    if (st.ok()) {
+      auto placed = PlaceInstance(*ctx_, p, az, ctx_->catalog->availability_zones().front());
+      if (placed.ok()) placement = *placed;
+      else st = placed.status();
+    }
+    if (!st.ok()) {
+      lock.unlock();
+      (void)partition::CallRegion(*source_region, key, "rds",  // best effort: the source forgets it again
+                                  "Action=AutopipeDeregisterReadReplica&Version=2014-10-31&SourceDBInstanceIdentifier=" +
+                                      UriEncode(source.identifier) + "&ReplicaArn=" + UriEncode(replica_arn));
+      return st;
+    }
+  }
+  const Json& about = grant.about;
+  const std::string engine = about.value("Engine", "mysql");
+  const std::string the_class = cls.value_or(about.value("DBInstanceClass", "db.t3.micro"));
+  if (!rds::FindDbInstanceClass(the_class)) return UnknownClass(the_class, engine, about.value("EngineVersion", ""));
+  AP_ASSIGN_OR_RETURN(auto index, AllocateEndpointIndex(&writes));
+  const int64_t the_port = about.value("Port", int64_t{kDefaultPort});
+  std::string dbi = RandomHex(26);
+  std::transform(dbi.begin(), dbi.end(), dbi.begin(), [](unsigned char c) { return std::toupper(c); });
+  auto [default_backup, default_maintenance] = DefaultWindows(id);
+  Json db = {
+      {"DBInstanceIdentifier", id},
+      {"DBInstanceClass", the_class},
+      {"Engine", engine},
+      {"EngineVersion", about.value("EngineVersion", "")},
+      {"DBInstanceStatus", rds::db_status::kCreating},
+      {"MasterUsername", about.value("MasterUsername", "")},
+  };
+  if (about.contains("DBName")) db["DBName"] = about["DBName"];
+  db.update(Json{
+      {"AllocatedStorage", about.value("AllocatedStorage", int64_t{20})},
+      {"StorageType", about.value("StorageType", "gp2")},
+      {"Port", the_port},
+      {"MultiAZ", false},
+      {"AvailabilityZone", placement.az},
+      {"DBSubnetGroupName", placement.group},
+      {"PreferredBackupWindow", default_backup},
+      {"PreferredMaintenanceWindow", default_maintenance},
+      // A MySQL read replica has no automated backups of its own until told (or promoted).
+      {"BackupRetentionPeriod", 0},
+      {"VpcSecurityGroupIds", groups.value_or(Json::array())},
+      {"Tags", Json::array()},
+      {"DbiResourceId", "db-" + dbi},
+      {"DBInstanceArn", replica_arn},
+      {"InstanceCreateTime", ctx_->clock->NowMillis()},
+      {"AutoMinorVersionUpgrade", auto_minor.value_or(true)},
+      {"PubliclyAccessible", publicly_accessible.value_or(false)},
+      {"CopyTagsToSnapshot", copy_tags.value_or(false)},
+      {"DeletionProtection", deletion_protection.value_or(false)},
+      {"PendingModifiedValues", Json::object()},
+      {"Endpoint", {{"Address", ctx_->catalog->address_block() + ".210." + std::to_string(index)}, {"Port", the_port}}},
+      {"EndpointIndex", index},
+      {"Spec",
+       {{"MultiAZ", false},
+        {"DBInstanceClass", the_class},
+        {"Running", true},
+        {"Deleting", false},
+        {"RebootSeq", 0},
+        {"RebootForceFailover", false}}},
+      {"ReadReplica",
+       {{"State", rds::replica_state::kSeeding},
+        {"Source", source.identifier},
+        {"SourceRegion", source.region},
+        {"SourceArn", "arn:aws:rds:" + source.region + ":" + kAccountId + ":db:" + source.identifier},
+        {"Display", display},
+        {"SourceAddress", grant.address},
+        {"SourcePort", grant.port},
+        {"User", grant.user}}},
+  });
+  AP_RETURN_IF_ERROR(MergeTags(db, tags));
+  // No master password of its own: the master user and its password come from the source, with every later change.
+  writes.push_back({kind::kDbInstanceSecret, id,
+                    Json{{"MasterUserPassword", ""}, {"PasswordSeq", 0}, {"ReplicaSourcePassword", grant.password},
+                         {"AdminPassword", rds::RandomPassword()}, {"ReplPassword", rds::RandomPassword()}},
+                    std::nullopt});
+  return SaveAndRender(std::move(db), std::move(writes));
+}
+
+Result<Json> RdsService::PromoteReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p));
+  AP_ASSIGN_OR_RETURN(auto retention, OptionalInt(p, "BackupRetentionPeriod"));
+  if (retention) AP_RETURN_IF_ERROR(CheckBackupRetention(*retention));
+  auto backup_window = p.Str("PreferredBackupWindow");
+  if (backup_window) AP_RETURN_IF_ERROR(ParseBackupWindow(*backup_window).status());
+  AP_ASSIGN_OR_RETURN(auto db, Load(id));
+  if (!db.contains("ReadReplica")) return InvalidState("DB Instance " + id + " is not a read replica.");
+  const std::string state = db["ReadReplica"].value("State", "");
+  if (state == rds::replica_state::kPromoting) return InvalidState("DB Instance " + id + " is already being promoted.");
+  if (state != rds::replica_state::kReplicating || !AcceptsChanges(db) || db["Spec"].value("Deleting", false))
+    return NotAvailable(id);
+  std::vector<StoreWrite> writes;
+  db["ReadReplica"]["State"] = rds::replica_state::kPromoting;
+  db["Spec"]["PromoteBackupRetentionPeriod"] = retention.value_or(1);
+  if (backup_window) db["PreferredBackupWindow"] = *backup_window;
+  db["DBInstanceStatus"] = rds::db_status::kModifying;
+  // The source (in this region) stops listing it now; another region's source is told once it stands alone.
+  if (db["ReadReplica"].value("SourceRegion", "") == ctx_->catalog->region())
+    rds::DeregisterReplica(*ctx_, db["ReadReplica"].value("Source", ""), id, &writes);
+  rds::AddEvent(*ctx_, "db-instance", id, "0057", "Promoting Read Replica to a stand-alone database instance",
+                {"read replica"}, &writes);
+  return SaveAndRender(std::move(db), std::move(writes));
+}
+
+Result<Json> RdsService::AutopipeRegisterReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto source, p.RequiredStr("SourceDBInstanceIdentifier"));
+  AP_ASSIGN_OR_RETURN(auto replica, p.RequiredStr("ReplicaArn"));
+  const std::string region = p.Str("ReplicaRegion").value_or("");
+  std::vector<StoreWrite> writes;
+  AP_ASSIGN_OR_RETURN(auto grant, rds::RegisterReplica(*ctx_, Lower(source), replica, region, &writes));
+  AP_RETURN_IF_ERROR(Save(std::move(writes)));
+  Json out = {{"SourceAddress", grant.address}, {"SourcePort", grant.port}, {"ReplicationUser", grant.user},
+              {"ReplicationPassword", grant.password}};
+  for (const auto& [k, v] : grant.about.items()) out[k] = v;
+  return out;
+}
+
+Result<Json> RdsService::AutopipeDeregisterReadReplica(const Params& p) {
+  AP_ASSIGN_OR_RETURN(auto source, p.RequiredStr("SourceDBInstanceIdentifier"));
+  AP_ASSIGN_OR_RETURN(auto replica, p.RequiredStr("ReplicaArn"));
+  std::vector<StoreWrite> writes;
+  rds::DeregisterReplica(*ctx_, Lower(source), replica, &writes);
+  if (!writes.empty()) AP_RETURN_IF_ERROR(Save(std::move(writes)));
+  return Json::object();
+}
+
 Result<Json> RdsService::StopDBInstance(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto id, RequiredIdentifier(p));
   auto snapshot = p.Str("DBSnapshotIdentifier");
   if (snapshot && !ValidIdentifier(Lower(*snapshot), 255)) return InvalidIdentifier("DBSnapshotIdentifier");
   AP_ASSIGN_OR_RETURN(auto db, Load(id));
   if (db["DBInstanceStatus"] != rds::db_status::kAvailable) return NotAvailable(id);
+  // As RDS: neither a read replica nor the source of one can be stopped.
+  if (db.contains("ReadReplica")) return InvalidState("Cannot stop DB instance " + id + ": it is a read replica.");
+  if (!db.value("ReadReplicas", Json::array()).empty())
+    return InvalidState("Cannot stop DB instance " + id + ": it has read replicas.");
   db["Spec"]["Running"] = false;
   db["DBInstanceStatus"] = rds::db_status::kStopping;
   return SaveAndRender(std::move(db));
@@ -1131,8 +1486,9 @@ Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, 
   }
   const std::string the_class = cls && !cls->empty() ? *cls : about.value("DBInstanceClass", "db.t3.micro");
   const int64_t the_port = port.value_or(about.value("Port", kDefaultPort));
-  std::string the_az = az ? *az : about.value("AvailabilityZone", ctx_->catalog->availability_zones().front());
-  if (!ctx_->catalog->IsAvailabilityZone(the_az)) the_az = ctx_->catalog->availability_zones().front();
+  AP_ASSIGN_OR_RETURN(auto placement,
+                      PlaceInstance(*ctx_, p, az, about.value("AvailabilityZone", std::string())));
+  const std::string the_az = placement.az;
   std::vector<StoreWrite> writes;
   AP_ASSIGN_OR_RETURN(auto index, AllocateEndpointIndex(&writes));
   std::string dbi = RandomHex(26);
@@ -1154,10 +1510,11 @@ Result<Json> RdsService::CreateRestored(const Params& p, const std::string& id, 
       {"Port", the_port},
       {"MultiAZ", false},
       {"AvailabilityZone", the_az},
+      {"DBSubnetGroupName", placement.group},
       {"PreferredBackupWindow", about.value("PreferredBackupWindow", backup_window)},
       {"PreferredMaintenanceWindow", about.value("PreferredMaintenanceWindow", maintenance_window)},
       {"BackupRetentionPeriod", retention.value_or(std::max<int64_t>(1, about.value("BackupRetentionPeriod", int64_t{1})))},
-      {"VpcSecurityGroupIds", groups.value_or(Json::array())},
+      {"VpcSecurityGroupIds", groups.value_or(Json::array({ec2::DefaultSecurityGroupId(*ctx_->catalog)}))},
       {"Tags", Json::array()},
       {"DbiResourceId", dbi},
       {"DBInstanceArn", DbInstanceArn(*ctx_, id)},
@@ -1417,6 +1774,7 @@ Result<Json> RdsService::DescribeDBInstanceAutomatedBackups(const Params& p) {
         .Add("Status", status)
         .Add("Port", about["Port"])
         .Add("AvailabilityZone", about["AvailabilityZone"])
+        .Add("VpcId", ec2::DefaultVpcId(*ctx_->catalog))
         .Add("InstanceCreateTime", IsoTimeMillis(about.value("InstanceCreateTime", int64_t{0})))
         .Add("MasterUsername", about["MasterUsername"])
         .Add("Engine", about["Engine"])
@@ -1505,7 +1863,7 @@ Result<Json> RdsService::DescribeDBEngineVersions(const Params& p) {
 }
 
 Result<Json> RdsService::DescribeOrderableDBInstanceOptions(const Params& p) {
-  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "OrderableDBInstanceOptions"));
+  AP_ASSIGN_OR_RETURN(auto page, ReadPage(p, "OrderableDBInstanceOptions", 1000));
   auto engine_in = p.Str("Engine");
   if (!engine_in || engine_in->empty()) {
     return Status::InvalidParameterValue("The parameter Engine must be provided and must not be blank.");
@@ -1566,6 +1924,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   AP_ASSIGN_OR_RETURN(auto tags, ReadTags(p));
   if (auto snapshot = rds::AddSnapshotTags(*ctx_, arn, tags)) return std::move(*snapshot);
+  if (auto group = rds::AddSubnetGroupTags(*ctx_, arn, tags)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   AP_RETURN_IF_ERROR(MergeTags(db, tags));
   std::string id = db["DBInstanceIdentifier"];
@@ -1576,6 +1935,7 @@ Result<Json> RdsService::AddTagsToResource(const Params& p) {
 Result<Json> RdsService::ListTagsForResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   if (auto snapshot = rds::ListSnapshotTags(*ctx_, arn)) return std::move(*snapshot);
+  if (auto group = rds::ListSubnetGroupTags(*ctx_, arn)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   return Json{{"TagList", db.value("Tags", Json::array())}};
 }
@@ -1584,6 +1944,7 @@ Result<Json> RdsService::RemoveTagsFromResource(const Params& p) {
   AP_ASSIGN_OR_RETURN(auto arn, p.RequiredStr("ResourceName"));
   auto keys = p.List("TagKeys");
   if (auto snapshot = rds::RemoveSnapshotTags(*ctx_, arn, keys)) return std::move(*snapshot);
+  if (auto group = rds::RemoveSubnetGroupTags(*ctx_, arn, keys)) return std::move(*group);
   AP_ASSIGN_OR_RETURN(auto db, LoadByArn(arn));
   Json kept = Json::array();
   for (const auto& t : db["Tags"]) {
@@ -1640,6 +2001,9 @@ ApiService RdsApi(RegionContext* ctx) {
       {"AvailabilityZones", "AvailabilityZone"},
       {"Filters", "Filter"},
       {"Values", "Value"},
+      {"DBSubnetGroups", "DBSubnetGroup"},
+      {"Subnets", "Subnet"},
+      {"SubnetIds", "SubnetIdentifier"},
   };
   api.operations = {
       op("CreateDBInstance", Access::kWrite, &RdsService::CreateDBInstance, {kTags, kGroups}),
@@ -1663,9 +2027,18 @@ ApiService RdsApi(RegionContext* ctx) {
       op("DescribeDBEngineVersions", Access::kRead, &RdsService::DescribeDBEngineVersions, {kFilters}),
       op("DescribeOrderableDBInstanceOptions", Access::kRead, &RdsService::DescribeOrderableDBInstanceOptions,
          {kFilters}),
+      op("CreateDBInstanceReadReplica", Access::kRead, &RdsService::CreateDBInstanceReadReplica, {kTags, kGroups}),
+      op("PromoteReadReplica", Access::kWrite, &RdsService::PromoteReadReplica),
+      op("AutopipeRegisterReadReplica", Access::kWrite, &RdsService::AutopipeRegisterReadReplica),
+      op("AutopipeDeregisterReadReplica", Access::kWrite, &RdsService::AutopipeDeregisterReadReplica),
       op("AddTagsToResource", Access::kWrite, &RdsService::AddTagsToResource, {kTags}),
       op("ListTagsForResource", Access::kRead, &RdsService::ListTagsForResource, {kFilters}),
       op("RemoveTagsFromResource", Access::kWrite, &RdsService::RemoveTagsFromResource, {{"TagKeys", 50}}),
+      op("CreateDBSubnetGroup", Access::kWrite, &RdsService::CreateDBSubnetGroup,
+         {kTags, {"SubnetIds", 20, "SubnetIdentifier"}}),
+      op("DescribeDBSubnetGroups", Access::kRead, &RdsService::DescribeDBSubnetGroups, {kFilters}),
+      op("ModifyDBSubnetGroup", Access::kWrite, &RdsService::ModifyDBSubnetGroup, {{"SubnetIds", 20, "SubnetIdentifier"}}),
+      op("DeleteDBSubnetGroup", Access::kWrite, &RdsService::DeleteDBSubnetGroup),
   };
   api.write_lock = ctx->mu;
   api.after_write = [ctx] {

@@ -11,8 +11,10 @@
 
 #include "api/api_server.h"
 #include "common/time_util.h"
+#include "ec2/vpc.h"
 #include "rds/db_backups.h"
 #include "rds/db_instances.h"
+#include "rds/db_subnet_groups.h"
 #include "region/region_fixture.h"
 #include "store/store.h"
 
@@ -911,5 +913,127 @@ TEST_F(RdsSnapshotsTest, PointInTimeRestoreRefusesBadInputAndRecordsTheChosenBac
                 "DBSnapshotNotFound", 404);
 }
 
+// ---- read replicas (rds/db_replicas.h) ------------------------------------------------------------------------
+
+TEST_F(RdsServiceTest, ReadReplicaInRegionRegistersOnTheSourceAndRendersBothSides) {
+  Create();
+  SetStatus("available");
+  Json r = MustCall("CreateDBInstanceReadReplica",
+                    {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", kId}})["DBInstance"];
+  EXPECT_EQ(r["ReadReplicaSourceDBInstanceIdentifier"], kId);
+  EXPECT_EQ(r["DBInstanceClass"], "db.t3.medium");
+  EXPECT_EQ(r["BackupRetentionPeriod"], 0);
+  EXPECT_EQ(r["MultiAZ"], false);
+  EXPECT_EQ(Describe()["ReadReplicaDBInstanceIdentifiers"], Json::array({"rr1"}));
+  const Json source_secret = Secret();
+  const std::string user = Stored("rr1")["ReadReplica"]["User"];
+  EXPECT_FALSE(source_secret["ReplicaUserPasswords"][user].get<std::string>().empty());
+  EXPECT_EQ(Secret("rr1")["ReplicaSourcePassword"], source_secret["ReplicaUserPasswords"][user]);
+  // No password anywhere in what the API shows.
+  EXPECT_EQ(Xml("DescribeDBInstances", MustCall("DescribeDBInstances", {})).find(
+                source_secret["ReplicaUserPasswords"][user].get<std::string>()),
+            std::string::npos);
+
+  // Retention 0 on a source with replicas, and a promotion of what is not a replica, are refused.
+  ExpectRefused("ModifyDBInstance", {{"DBInstanceIdentifier", kId}, {"BackupRetentionPeriod", "0"},
+                                     {"ApplyImmediately", "true"}},
+                "InvalidParameterCombination");
+  ExpectRefused("PromoteReadReplica", {{"DBInstanceIdentifier", kId}}, "InvalidDBInstanceState");
+  // Still seeding: not yet promotable.
+  ExpectRefused("PromoteReadReplica", {{"DBInstanceIdentifier", "rr1"}}, "InvalidDBInstanceState");
+
+  // Replicating and available: promoted; the source stops listing it at once.
+  Json doc = Stored("rr1");
+  doc["ReadReplica"]["State"] = "replicating";
+  doc["DBInstanceStatus"] = "available";
+  ASSERT_TRUE(store_->Put(kind::kDbInstance, "rr1", doc).ok());
+  Json p = MustCall("PromoteReadReplica", {{"DBInstanceIdentifier", "rr1"}, {"BackupRetentionPeriod", "5"}})["DBInstance"];
+  EXPECT_EQ(p["DBInstanceStatus"], "modifying");
+  EXPECT_EQ(Stored("rr1")["ReadReplica"]["State"], "promoting");
+  EXPECT_EQ(Stored("rr1")["Spec"]["PromoteBackupRetentionPeriod"], 5);
+  EXPECT_EQ(Describe()["ReadReplicaDBInstanceIdentifiers"], Json::array());
+}
+
+TEST_F(RdsServiceTest, ReadReplicaErrorsChangeNothing) {
+  Create();
+  SetStatus("available");
+  Create("nobackups", {{"MultiAZ", ""}, {"BackupRetentionPeriod", "0"}});
+  SetStatus("available", "nobackups");
+  Create("busy", {{"MultiAZ", ""}});  // still creating
+  ExpectRefused("CreateDBInstanceReadReplica", {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "nope"}},
+                "DBInstanceNotFound", 404);
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "nobackups"}}, "InvalidDBInstanceState");
+  ExpectRefused("CreateDBInstanceReadReplica", {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "busy"}},
+                "InvalidDBInstanceState");
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "nobackups"}, {"SourceDBInstanceIdentifier", kId}}, "DBInstanceAlreadyExists");
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", kId}, {"DBInstanceClass", "db.x9.huge"}},
+                "InvalidParameterCombination");
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", kId}, {"MultiAZ", "true"}},
+                "InvalidParameterCombination");
+  // A region this region's partition does not have (here: no partition at all).
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"},
+                 {"SourceDBInstanceIdentifier", "arn:aws:rds:eu-west-3:123456789012:db:" + std::string(kId)}},
+                "DBInstanceNotFound", 404);
+  ExpectRefused("CreateDBInstanceReadReplica",
+                {{"DBInstanceIdentifier", "rr1"}, {"SourceDBInstanceIdentifier", "arn:aws:rds:x"}},
+                "InvalidParameterValue");
+}
+
 }  // namespace
+// ---- DB subnet groups -----------------------------------------------------------------------------------------
+
+TEST_F(RdsServiceTest, SubnetGroupsPlaceInstancesAndAreKeptWhileInUse) {
+  const std::string a = ec2::DefaultSubnetId(*ctx_.catalog, "us-west-2a");
+  const std::string b = ec2::DefaultSubnetId(*ctx_.catalog, "us-west-2b");
+  const std::string c = ec2::DefaultSubnetId(*ctx_.catalog, "us-west-2c");
+  auto group = [](const std::string& name, const std::vector<std::string>& subnets) {
+    FormParams p = {{"DBSubnetGroupName", name}, {"DBSubnetGroupDescription", "d"}};
+    for (size_t i = 0; i < subnets.size(); ++i) p["SubnetIds.SubnetIdentifier." + std::to_string(i + 1)] = subnets[i];
+    return p;
+  };
+  ExpectRefused("CreateDBSubnetGroup", group("g", {a}), "DBSubnetGroupDoesNotCoverEnoughAZs");
+  ExpectRefused("CreateDBSubnetGroup", group("g", {a, "subnet-0123456789abcdef0"}), "InvalidSubnet");
+  ExpectRefused("CreateDBSubnetGroup", group("default", {a, b}), "InvalidParameterValue");
+  ExpectRefused("CreateDBSubnetGroup", {{"DBSubnetGroupName", "g"}, {"SubnetIds.SubnetIdentifier.1", a},
+                                        {"SubnetIds.SubnetIdentifier.2", b}}, "InvalidParameterValue");
+  Json g = MustCall("CreateDBSubnetGroup", group("G", {c, b}))["DBSubnetGroup"];
+  EXPECT_EQ(g["DBSubnetGroupName"], "g");
+  EXPECT_EQ(g["VpcId"], ec2::DefaultVpcId(*ctx_.catalog));
+  EXPECT_EQ(g["Subnets"][0]["SubnetIdentifier"], b);  // in zone order
+  EXPECT_EQ(g["Subnets"][1]["SubnetAvailabilityZone"]["Name"], "us-west-2c");
+  ExpectRefused("CreateDBSubnetGroup", group("g", {a, b}), "DBSubnetGroupAlreadyExists");
+
+  ExpectRefused("CreateDBInstance", CreateParams(kId, {{"DBSubnetGroupName", "nope"}}), "DBSubnetGroupNotFoundFault",
+                404);
+  ExpectCreateRefused({{"DBSubnetGroupName", "g"}, {"MultiAZ", "false"}, {"AvailabilityZone", "us-west-2a"}},
+                      "InvalidParameterCombination");
+  Json db = Create(kId, {{"DBSubnetGroupName", "g"}});
+  EXPECT_EQ(db["AvailabilityZone"], "us-west-2b");
+  EXPECT_EQ(db["DBSubnetGroup"]["DBSubnetGroupName"], "g");
+  EXPECT_EQ(db["DBSubnetGroup"]["SubnetGroupStatus"], "Complete");
+  EXPECT_EQ(db["DBSubnetGroup"]["Subnets"].size(), 2u);
+  EXPECT_FALSE(db["DBSubnetGroup"].contains("DBSubnetGroupArn"));
+  EXPECT_EQ(rds::ZonesForInstance(ctx_, Stored()), (std::vector<std::string>{"us-west-2b", "us-west-2c"}));
+  EXPECT_EQ(Create("other-db", {{"MultiAZ", "false"}})["DBSubnetGroup"]["DBSubnetGroupName"], "default");
+
+  ExpectRefused("DeleteDBSubnetGroup", {{"DBSubnetGroupName", "g"}}, "InvalidDBSubnetGroupStateFault");
+  ExpectRefused("ModifyDBSubnetGroup", group("g", {a, c}), "SubnetAlreadyInUse");
+  ExpectRefused("DeleteDBSubnetGroup", {{"DBSubnetGroupName", "default"}}, "InvalidDBSubnetGroupStateFault");
+  ExpectRefused("DescribeDBSubnetGroups", {{"DBSubnetGroupName", "nope"}}, "DBSubnetGroupNotFoundFault", 404);
+  ExpectRefused("DescribeDBSubnetGroups", {{"MaxRecords", "0"}}, "InvalidParameterValue");
+  Json all = MustCall("DescribeDBSubnetGroups", {})["DBSubnetGroups"];
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0]["DBSubnetGroupName"], "default");
+  EXPECT_EQ(all[0]["Subnets"].size(), ctx_.catalog->availability_zones().size());
+
+  ASSERT_TRUE(store_->Delete(kind::kDbInstance, kId).ok());
+  MustCall("DeleteDBSubnetGroup", {{"DBSubnetGroupName", "g"}});
+  EXPECT_EQ(store_->Count(kind::kDbSubnetGroup), 0u);
+}
+
 }  // namespace autopipe

@@ -32,6 +32,11 @@ struct RegionContext {
   std::string endpoint;
   // HOST:PORT of the SMTP relay that email notifications go through (`server --smtp-relay`); empty: none.
   std::string smtp_relay;
+  // The partition this region joined (`server --partition DIR`; partition/partition.h): its folder (absolute) and
+  // key pair, with which the region calls another region's API (RDS cross-region read replicas). Empty: none.
+  std::string partition_dir;
+  std::string partition_access_key_id;
+  std::string partition_secret_access_key;
   std::mutex* mu = nullptr;
   // Called after a successful API write. The region's controllers hear of every commit through the store's
   // change notifications, so in a region this does nothing; tests may hook it.

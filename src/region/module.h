@@ -101,6 +101,10 @@ struct ServiceModule {
   // Adds the private addresses this module's processes hold (or may still hold), so that no other module hands
   // them out (ec2/instances.h AllocatePrivateAddress). Called with RegionContext::mu held. nullptr: none.
   std::function<void(const RegionContext&, std::set<std::string>* in_use)> addresses_in_use;
+  // Adds the EC2 security group ids this module's resources are members of (DB instances, cache clusters), so
+  // that DeleteSecurityGroup refuses one in use (DependencyViolation), as EC2 does. Called with
+  // RegionContext::mu held. nullptr: none.
+  std::function<void(const RegionContext&, std::set<std::string>* in_use)> security_groups_in_use;
 };
 
 // Every module of a region, in the order one change flows through them (region/modules.cc).

@@ -153,6 +153,11 @@ class RegionImpl : public Region {
     if (!ctx_.instance_identities) spdlog::warn("{}", kSharedIdentityWarning);
     ctx_.smtp_relay = opts.smtp_relay;
     ctx_.mu = &mu_;
+    if (shared_key) {
+      ctx_.partition_dir = partition_;
+      ctx_.partition_access_key_id = shared_key->access_key_id;
+      ctx_.partition_secret_access_key = shared_key->secret_access_key;
+    }
     runtime_ = std::make_unique<ControllerRuntime>(kControllerPeriod);
     // A write's commit already reaches the controllers that watch what it changed (the store subscription
     // below); queueing every key of every controller after each API write as well would be work done twice.

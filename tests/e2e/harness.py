@@ -477,8 +477,9 @@ _live_regions = []
 class Region:
     """One autopipe region server under test."""
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, region_name=None):
         self.module = name or "e2e"
+        self.region_name = region_name or REGION_NAME  # a second region of a partition has another name
         self.lease = lease_block()
         self.block = self.lease.n
         self.block_prefix = self.lease.prefix
@@ -535,7 +536,7 @@ class Region:
         # Port 0: the server binds a port the kernel picks and writes the endpoint it listens on to DIR/endpoint
         # (after it listens), so no other process can take the port between choosing and binding it.
         argv = [binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
-                "--region", REGION_NAME, "--address-block", "127.%d" % self.block] + list(self.server_args)
+                "--region", self.region_name, "--address-block", "127.%d" % self.block] + list(self.server_args)
         log("starting %s" % " ".join(argv))
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._stdout,
                                      stderr=subprocess.STDOUT, start_new_session=True,
@@ -705,7 +706,7 @@ class Region:
         env.update({
             "AWS_SHARED_CREDENTIALS_FILE": credentials_file or self.credentials_file,
             "AWS_CONFIG_FILE": self.config_file,
-            "AWS_DEFAULT_REGION": REGION_NAME,
+            "AWS_DEFAULT_REGION": self.region_name,
             "AWS_PAGER": "",
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1,localhost",
@@ -788,7 +789,7 @@ class Region:
             service, config = key[0], dict(key[1])
             ak, sk = self.credentials()
             session = boto3.session.Session(aws_access_key_id=ak, aws_secret_access_key=sk,
-                                            region_name=REGION_NAME)
+                                            region_name=self.region_name)
             cfg = Config(proxies={}, connect_timeout=5, read_timeout=30, **config)
             self._boto_clients[key] = session.client(service, endpoint_url=self.endpoint, config=cfg)
         return self._boto_clients[key]
@@ -815,7 +816,7 @@ class Region:
                 json.dump(model, f)
             session = botocore.session.get_session()  # a fresh loader: its cache has not seen the real model
             session.get_component("data_loader").search_paths.insert(0, models)
-            return session.create_client(service, region_name=REGION_NAME, endpoint_url=self.endpoint,
+            return session.create_client(service, region_name=self.region_name, endpoint_url=self.endpoint,
                                          aws_access_key_id=ak, aws_secret_access_key=sk,
                                          config=Config(proxies={}, connect_timeout=5, read_timeout=30,
                                                        retries={"max_attempts": 1}))
@@ -846,7 +847,7 @@ class Region:
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
         headers.update(extra_headers or {})
         req = AWSRequest(method=method, url=self.endpoint + "/", data=sign_body, headers=headers)
-        signer = SigV4Auth(creds, service, REGION_NAME)
+        signer = SigV4Auth(creds, service, self.region_name)
         if when is not None:
             with mock.patch("botocore.auth.get_current_datetime", lambda: when):
                 signer.add_auth(req)

@@ -77,6 +77,10 @@ class TerraformTest(unittest.TestCase):
                        r.boto3("elasticache").describe_replication_groups()["ReplicationGroups"]],
             "topics": r.boto3("sns").list_topics()["Topics"],
             "alarms": [a["AlarmName"] for a in r.boto3("cloudwatch").describe_alarms()["MetricAlarms"]],
+            "db_subnet_groups": [g["DBSubnetGroupName"] for g in
+                                 r.boto3("rds").describe_db_subnet_groups()["DBSubnetGroups"]],
+            "cache_subnet_groups": [g["CacheSubnetGroupName"] for g in
+                                    r.boto3("elasticache").describe_cache_subnet_groups()["CacheSubnetGroups"]],
         }
 
     def test_apply_plan_destroy_the_seed_stack(self):
@@ -89,8 +93,13 @@ class TerraformTest(unittest.TestCase):
         self.assertEqual(live["caches"], ["auto-pipeline-redis"])
         self.assertEqual(len(live["topics"]), 1)
         self.assertEqual(live["alarms"], ["HighCPUUsage"])
+        self.assertEqual(live["db_subnet_groups"], ["default", "auto-pipeline-db-subnets"])
+        self.assertEqual(live["cache_subnet_groups"], ["default", "auto-pipeline-cache-subnets"])
         db = self.region.boto3("rds").describe_db_instances()["DBInstances"][0]
         self.assertEqual((db["MultiAZ"], db["BackupRetentionPeriod"]), (True, 7))
+        self.assertEqual(db["DBSubnetGroup"]["DBSubnetGroupName"], "auto-pipeline-db-subnets")
+        clusters = self.region.boto3("elasticache").describe_cache_clusters()["CacheClusters"]
+        self.assertEqual({c["CacheSubnetGroupName"] for c in clusters}, {"auto-pipeline-cache-subnets"})
         group = self.region.boto3("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"][0]
         self.assertEqual((group["MinSize"], group["MaxSize"], group["DesiredCapacity"]), (2, 10, 5))
         # What Terraform read back matches what it wrote: no drift.
@@ -98,7 +107,8 @@ class TerraformTest(unittest.TestCase):
         self.assertEqual(plan.returncode, 0, "terraform plan shows changes after apply:\n" + plan.stdout[-6000:])
         self.tf("destroy", "-auto-approve")
         self.assertEqual(self.live(), {"groups": [], "load_balancers": [], "db_instances": [], "caches": [],
-                                       "topics": [], "alarms": []})
+                                       "topics": [], "alarms": [], "db_subnet_groups": ["default"],
+                                       "cache_subnet_groups": ["default"]})
         # Nothing of the stack runs any more: DB servers, cache nodes, endpoints, instances.
         wait_until(lambda: data_dir_processes(self.region.data_dir) == [], 60, 0.5,
                    "every process of the stack to stop after terraform destroy")
