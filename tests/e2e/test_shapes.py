@@ -243,6 +243,10 @@ class ShapesTest(unittest.TestCase):
         cls.topic = keep("sns", "CreateTopic", sns.create_topic(Name="shape-topic"))["TopicArn"]
         keep("sns", "Subscribe", sns.subscribe(TopicArn=cls.topic, Protocol="email", Endpoint="ops@example.com"))
         cw = r.boto3("cloudwatch")
+        # One metric that exists at once: the region's own metrics appear only after its first collection, which a
+        # loaded machine may not have reached when ListMetrics is walked.
+        cw.put_metric_data(Namespace="Shapes/Test", MetricData=[
+            {"MetricName": "Walked", "Value": 1.0, "Dimensions": [{"Name": "Suite", "Value": "shapes"}]}])
         cw.put_metric_alarm(AlarmName="shape-alarm", MetricName="CPUUtilization", Namespace="AWS/EC2",
                             Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=80,
                             ComparisonOperator="GreaterThanThreshold",
