@@ -199,14 +199,31 @@ class CacheTlsTest(unittest.TestCase):
             events = self.keep(self.ec.describe_events(SourceIdentifier=RG, SourceType="replication-group",
                                                       Duration=60))["Events"]
             return any(e["Message"].startswith("Failover from") for e in events)
-        wait_until(failed_over, 30, 0.1, "the failover")
-        wait_until(lambda: self.group()["Status"] == "available", 60, 0.2, "recovery")
+        try:
+            wait_until(failed_over, 30, 0.1, "the failover")
+            wait_until(lambda: self.group()["Status"] == "available", 60, 0.2, "recovery")
+        except harness.WaitTimeout as e:
+            self.fail("%s\n%s" % (e, self.failover_state()))
         k = key_in(0, 8191, "cli")
         self.assertEqual(self.cli("GET", k, token=TOKEN2), "v-" + k)
         # The rebuilt node started from the current settings: only the current token.
         for address, port in self.nodes():
             self.assertTrue(self.accepts(address, port, TOKEN2), (address, port))
             self.assertFalse(self.accepts(address, port, TOKEN), (address, port))
+
+    def failover_state(self):
+        """What the group, its nodes and the server saw: printed when a failover does not finish."""
+        parts = [json.dumps(self.group(), default=str, indent=1)]
+        for address, port in self.nodes():
+            try:
+                r = self.node_client(address, port, TOKEN2)
+                parts.append("%s:%s role=%s\n%s" % (address, port, r.info("replication").get("role"),
+                                                    r.execute_command("CLUSTER", "NODES")))
+                r.close()
+            except Exception as e:  # noqa: BLE001 - a diagnostic: any failure to ask is itself the answer
+                parts.append("%s:%s unreachable: %s" % (address, port, e))
+        parts.append(self.region.diagnostics(150))
+        return "\n".join(str(p) for p in parts)
 
     def test_07_no_token_anywhere(self):
         events = self.keep(self.ec.describe_events(Duration=60))
