@@ -690,6 +690,37 @@ void CacheClusterController::MarkAvailable(Pass& pass) {
 
 // ---- keeping an available group in shape ---------------------------------------------------------------------------
 
+// A promoted primary's claim to its slots wins only with a config epoch above every other claim. CLUSTER FAILOVER
+// TAKEOVER raises the node's epoch only when it is not already the largest it knows, so a replica that shares the
+// largest epoch with its failed primary (two nodes can end up with the same one while the cluster forms) takes
+// over without a higher one, and the other nodes keep the slots on the failed node forever. Seen from the new
+// primary: while another node's epoch is not below its own, it is bumped (CLUSTER BUMPEPOCH); when it already
+// holds the largest epoch (shared), another answering master is bumped first so that the next bump of the new
+// primary goes above every other.
+void CacheClusterController::RaiseConfigEpoch(const Pass& pass, const std::string& primary_id) {
+  const Probe& pp = pass.probes.at(primary_id);
+  const ClusterNode* me = Myself(pp);
+  if (!me) return;
+  const bool contested = std::any_of(pp.nodes.begin(), pp.nodes.end(), [&](const ClusterNode& n) {
+    return n.id != me->id && n.config_epoch >= me->config_epoch;
+  });
+  if (!contested) return;
+  auto reply = Run(pass, pass.nodes.at(primary_id), {"CLUSTER", "BUMPEPOCH"});
+  if (!reply.ok() || reply->rfind("STILL", 0) != 0) return;
+  for (const auto& [oid, other] : pass.nodes) {
+    if (oid == primary_id || !pass.Up(oid) || other["Status"] != node_status::kAvailable) continue;
+    if (Role(pass.probes.at(oid)) != "master") continue;
+    // Best effort: the next pass looks again (the new primary learns the raised epoch by gossip first, so a few
+    // passes may find it still contested; a bump of a node that already holds the largest epoch is a no-op).
+    auto bumped = Run(pass, other, {"CLUSTER", "BUMPEPOCH"});
+    if (bumped.ok() && bumped->rfind("BUMPED", 0) == 0) {
+      spdlog::info("elasticache group={}: {} shares the largest config epoch; raised {}'s first", pass.rg_id,
+                   primary_id, oid);
+    }
+    return;
+  }
+}
+
 void CacheClusterController::EnforceTopology(Pass& pass) {
   const bool cluster = pass.cluster();
   std::set<std::string> forget;  // node ids of rebuilt nodes' previous lives
@@ -717,6 +748,7 @@ void CacheClusterController::EnforceTopology(Pass& pass) {
             if (!seen || !seen->Has("master") || seen->slots.empty()) everyone_agrees = false;
           }
         }
+        if (!everyone_agrees && cluster) RaiseConfigEpoch(pass, pid);
         if (everyone_agrees) {
           const std::string from = ng["FailoverFrom"];
           const std::string msg = "Failover from primary node " + from + " to replica node " + pid + " completed";

@@ -102,6 +102,8 @@ class CacheClusterController : public Controller {
   bool EndpointsReady(Pass& pass);
   void MarkAvailable(Pass& pass);
   void EnforceTopology(Pass& pass);
+  // After a takeover the other nodes do not accept: gives the new primary a config epoch above every other.
+  void RaiseConfigEpoch(const Pass& pass, const std::string& primary_id);
   void SyncEndpoints(Pass& pass);
   // ModifyReplicationGroupShardConfiguration: once every node is in place, moves slots toward the document's
   // Resharding.Target one at a time (SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys

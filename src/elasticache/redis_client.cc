@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
 #include <sstream>
 
 #include "elasticache/tls.h"
@@ -295,6 +296,7 @@ std::vector<ClusterNode> ParseClusterNodes(const std::string& text) {
     std::string flag;
     while (std::getline(flags, flag, ',')) n.flags.push_back(flag);
     n.master_id = f[3];
+    n.config_epoch = std::strtoull(f[6].c_str(), nullptr, 10);
     n.link_state = f[7];
     for (size_t i = 8; i < f.size(); ++i) {
       if (!f[i].empty() && f[i][0] != '[') n.slots.push_back(f[i]);

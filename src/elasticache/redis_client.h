@@ -72,6 +72,7 @@ struct ClusterNode {
   int port = 0;
   std::vector<std::string> flags;  // myself, master, slave, fail, fail?, handshake, noaddr, nofailover
   std::string master_id;           // "-" for a master
+  uint64_t config_epoch = 0;       // the epoch its slot claims carry (a higher one wins a conflict)
   std::string link_state;          // connected / disconnected
   std::vector<std::string> slots;  // "0-8191", "8192", migrating entries "[...]" left out
   bool Has(const std::string& flag) const;

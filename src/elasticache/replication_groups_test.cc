@@ -104,7 +104,7 @@ TEST(RedisRepliesTest, ParsesInfoAndClusterNodes) {
   EXPECT_EQ(info["master_host"], "127.1.2.3");
   EXPECT_EQ(info["slave_repl_offset"], "42");
   auto nodes = ParseClusterNodes(
-      "aaa 127.0.0.5:6379@16379 myself,master - 0 0 1 connected 0-8191 [93->-bbb]\n"
+      "aaa 127.0.0.5:6379@16379 myself,master - 0 0 7 connected 0-8191 [93->-bbb]\n"
       "bbb 127.0.0.6:6379@16379,host slave aaa 0 1700000000000 1 connected\n");
   ASSERT_EQ(nodes.size(), 2u);
   EXPECT_EQ(nodes[0].id, "aaa");
@@ -115,6 +115,8 @@ TEST(RedisRepliesTest, ParsesInfoAndClusterNodes) {
   EXPECT_EQ(nodes[1].master_id, "aaa");
   EXPECT_EQ(nodes[1].ip, "127.0.0.6");
   EXPECT_TRUE(nodes[1].slots.empty());
+  EXPECT_EQ(nodes[0].config_epoch, 7u);  // what a takeover's claim is compared by
+  EXPECT_EQ(nodes[1].config_epoch, 1u);
 }
 
 
