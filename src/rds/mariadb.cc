@@ -45,6 +45,7 @@ std::string Trim(std::string s) {
 }  // namespace
 
 std::string DataDir(const ServerConfig& c) { return c.dir + "/data"; }
+std::string TmpDir(const ServerConfig& c) { return c.dir + "/tmp"; }
 std::string SocketPath(const ServerConfig& c) {
   // A Unix socket's path is at most 107 bytes (sun_path); mariadbd refuses to start past that. A server whose
   // folder is deep (a long --data-dir) gets its socket in a private folder under /tmp instead, named by a hash of
@@ -82,6 +83,13 @@ Status WriteServerConfig(const ServerConfig& c) {
   fs::create_directories(c.dir, ec);
   if (ec) return Status::Internal("cannot create " + c.dir + ": " + ec.message());
   AP_RETURN_IF_ERROR(PrepareSocketDir(c));
+  // Its own temporary folder: a starting mariadbd deletes every `#sql*` file in its tmpdir (leftovers of its own
+  // last life, it assumes), so servers sharing /tmp delete each other's temporary tables mid-query.
+  const std::string tmp = TmpDir(c);
+  if (::mkdir(tmp.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::Internal("cannot create " + tmp + ": " + std::strerror(errno));
+  if (c.uid && ::chown(tmp.c_str(), *c.uid, *c.uid) != 0)
+    return Status::Internal("cannot chown " + tmp + ": " + std::strerror(errno));
   std::ostringstream f;
   f << "# Written by autopipe (rds/mariadb.h); rewritten when the server's role or size changes.\n"
     << "[mariadbd]\n"
@@ -89,6 +97,7 @@ Status WriteServerConfig(const ServerConfig& c) {
     << "log-basename=db\n"
     << "datadir=" << DataDir(c) << "\n"
     << "socket=" << SocketPath(c) << "\n"
+    << "tmpdir=" << tmp << "\n"
     << "pid-file=" << c.dir << "/mysqld.pid\n"
     << "log-error=" << c.dir << "/error.log\n"
     << "bind-address=" << c.address << "\n"

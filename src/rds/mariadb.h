@@ -38,6 +38,8 @@ struct ServerConfig {
 };
 
 std::string DataDir(const ServerConfig& c);
+// The server's own tmpdir (never a shared /tmp: a starting mariadbd deletes every #sql* file in its tmpdir).
+std::string TmpDir(const ServerConfig& c);
 // The server's Unix socket: <dir>/mysqld.sock, or, when that is longer than a socket path may be, a file named by
 // a hash of <dir> in ShortSocketDir() (a 0700 folder of this user under /tmp, made by WriteServerConfig).
 inline constexpr size_t kMaxSocketPath = 100;

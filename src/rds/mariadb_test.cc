@@ -48,5 +48,31 @@ TEST(SocketPathTest, WritingTheConfigOfADeepServerMakesAPrivateSocketFolder) {
   std::filesystem::remove_all(tmpl);
 }
 
+// Every server has its own private tmpdir: a starting mariadbd deletes every #sql* file in its tmpdir, so two
+// servers sharing /tmp delete each other's temporary tables mid-query (seen in the full suite).
+TEST(ServerConfigTest, EachServerHasItsOwnPrivateTmpdir) {
+  char tmpl[] = "/tmp/mariadb-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  ServerConfig a, b;
+  a.dir = std::string(tmpl) + "/s1";
+  b.dir = std::string(tmpl) + "/s2";
+  a.address = b.address = "127.0.0.1";
+  ASSERT_TRUE(WriteServerConfig(a).ok());
+  ASSERT_TRUE(WriteServerConfig(b).ok());
+  ASSERT_TRUE(WriteServerConfig(a).ok());  // rewritten (a role change): the folder is kept
+  EXPECT_NE(TmpDir(a), TmpDir(b));
+  for (const auto* c : {&a, &b}) {
+    struct stat st {};
+    ASSERT_EQ(lstat(TmpDir(*c).c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    std::ifstream f(c->dir + "/my.cnf");
+    std::stringstream text;
+    text << f.rdbuf();
+    EXPECT_NE(text.str().find("\ntmpdir=" + TmpDir(*c) + "\n"), std::string::npos) << text.str();
+  }
+  std::filesystem::remove_all(tmpl);
+}
+
 }  // namespace
 }  // namespace autopipe::rds
